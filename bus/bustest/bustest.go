@@ -1,0 +1,66 @@
+// Package bustest starts a real embedded bus for tests, as nats-server's
+// own RunServer helper does: in-process only unless asked, quiet unless
+// HIVE_TEST_LOG=debug, and closed by t.Cleanup.
+package bustest
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Start runs a bus without a TCP listener and closes it when t ends.
+func Start(t testing.TB) *bus.Bus {
+	t.Helper()
+	return StartConfig(t, bus.Config{Name: "test"})
+}
+
+// StartConfig runs a bus with cfg and closes it when t ends.
+func StartConfig(t testing.TB, cfg bus.Config) *bus.Bus {
+	t.Helper()
+	b, err := bus.Start(cfg, Logger(t))
+	if err != nil {
+		t.Fatalf("bustest: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// Logger discards logs unless HIVE_TEST_LOG is set (debug, info, ...), in
+// which case it logs through t.
+func Logger(t testing.TB) *slog.Logger {
+	lv := os.Getenv("HIVE_TEST_LOG")
+	if lv == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lv))
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// WaitFor polls cond every 10 ms until it returns nil or timeout passes,
+// then fails with cond's last error.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

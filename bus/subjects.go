@@ -1,0 +1,43 @@
+package bus
+
+// Subjects are the contracts between modules. The body of each is named
+// beside it; every body is JSON.
+const (
+	// SubjectTelemetry carries one TelemetryEvent per collector tick, the
+	// very bytes the gateway sends as SSE data. Header HeaderHiveID names
+	// the publishing hive.
+	SubjectTelemetry = "hive.telemetry"
+
+	// SubjectWorkersStarted and SubjectWorkersStopped carry a WorkerEvent:
+	// a process another module started or stopped, for the collector.
+	SubjectWorkersStarted = "hive.workers.started"
+	SubjectWorkersStopped = "hive.workers.stopped"
+
+	// SubjectCapabilitiesGet is request/reply: an empty or
+	// CapabilitiesRequest body, answered with a Capabilities body.
+	SubjectCapabilitiesGet = "hive.capabilities.get"
+
+	// SubjectDiscoveryQueen carries a QueenURL learnt from
+	// /capabilities?queen_url=, for the discovery module.
+	SubjectDiscoveryQueen = "hive.discovery.queen"
+
+	// SubjectJobsCreate is request/reply: a JobCreate body answered with a
+	// JobCreated or an ErrorReply body.
+	SubjectJobsCreate = "hive.jobs.create"
+	// SubjectJobsCancel is request/reply: a JobRef answered with a
+	// JobCancelled or an ErrorReply body.
+	SubjectJobsCancel = "hive.jobs.cancel"
+	// SubjectJobsReplay is request/reply: a JobRef answered with JobReplay,
+	// the narration so far, so a late stream starts from the beginning.
+	SubjectJobsReplay = "hive.jobs.replay"
+	// SubjectJobsShutdown is request/reply: an empty body asks the hive to
+	// shut down gracefully.
+	SubjectHiveShutdown = "hive.shutdown"
+)
+
+// HeaderHiveID is the NATS header that names the hive on telemetry.
+const HeaderHiveID = "Hive-Id"
+
+// JobEventsSubject is where a job's narration is published, one JobEvent
+// per message, in order.
+func JobEventsSubject(jobID string) string { return "hive.jobs." + jobID + ".events" }

@@ -1,0 +1,108 @@
+package bus
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// Status values of HiveInfo.OperationalStatus (a plain lowercase string on
+// the wire).
+const (
+	StatusStarting = "starting"
+	StatusReady    = "ready"
+	StatusStopping = "stopping"
+)
+
+// TelemetryEvent is the SSE data and hive.telemetry body. Field order is
+// the wire order of the original daemon.
+type TelemetryEvent struct {
+	Type      string         `json:"type"` // always "telemetry"
+	HiveID    string         `json:"hive_id"`
+	HiveInfo  HiveInfo       `json:"hive_info"`
+	Timestamp string         `json:"timestamp"` // RFC 3339, "+00:00"
+	Workers   []ProcessStats `json:"workers"`   // never null
+}
+
+// HiveInfo describes the hive itself.
+type HiveInfo struct {
+	ID                string       `json:"id"`
+	Hostname          string       `json:"hostname"`
+	Port              uint16       `json:"port"`
+	OperationalStatus string       `json:"operational_status"`
+	HealthStatus      HealthStatus `json:"health_status"`
+	Version           string       `json:"version"`
+}
+
+// HealthStatus is the internally tagged health enum: {"status":"healthy"}
+// or {"status":"degraded","reason":"..."}.
+type HealthStatus struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Healthy is the health every hive reports while it runs.
+var Healthy = HealthStatus{Status: "healthy"}
+
+// ProcessStats is one worker's sample. Every field is always present; the
+// Queen drops a worker with a missing or mistyped field.
+type ProcessStats struct {
+	PID         uint32  `json:"pid"`
+	Group       string  `json:"group"`
+	Instance    string  `json:"instance"`
+	CPUPct      Float   `json:"cpu_pct"`   // 100 = one full core
+	RSSMB       uint64  `json:"rss_mb"`    // MiB
+	IOReadMBs   Float   `json:"io_r_mb_s"` // 10^6 bytes per second
+	IOWriteMBs  Float   `json:"io_w_mb_s"`
+	UptimeS     uint64  `json:"uptime_s"`
+	GPUUtilPct  Float   `json:"gpu_util_pct"`
+	VRAMMB      uint64  `json:"vram_mb"`       // MiB held by the worker
+	TotalVRAMMB uint64  `json:"total_vram_mb"` // MiB of the GPUs it uses
+	Model       *string `json:"model"`         // null when unknown
+}
+
+// Float is a float64 that always encodes as a JSON number with a fraction
+// ("0.0", not "0"), as the original's serde did, and never as NaN or Inf,
+// which JSON cannot carry.
+type Float float64
+
+// MarshalJSON implements json.Marshaler.
+func (f Float) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		v = 0
+	}
+	b := strconv.AppendFloat(make([]byte, 0, 24), v, 'f', -1, 64)
+	for _, c := range b {
+		if c == '.' {
+			return b, nil
+		}
+	}
+	return append(b, '.', '0'), nil
+}
+
+// Round returns v rounded to the given number of decimals.
+func Round(v float64, decimals int) Float {
+	p := math.Pow10(decimals)
+	return Float(math.Round(v*p) / p)
+}
+
+// SSETimestamp formats t as the SSE telemetry does: RFC 3339 in UTC with
+// "+00:00" rather than "Z".
+func SSETimestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.999999999-07:00")
+}
+
+// PushTimestamp formats t as the legacy POST body does: RFC 3339 with "Z".
+func PushTimestamp(t time.Time) string {
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// WorkerEvent announces a worker process started or stopped by a module
+// other than the collector (jobs).
+type WorkerEvent struct {
+	PID      int    `json:"pid"`
+	Group    string `json:"group"`
+	Instance string `json:"instance"`
+	Model    string `json:"model,omitempty"`
+}

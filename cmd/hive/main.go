@@ -1,0 +1,106 @@
+// Command hive is the per-machine daemon of an LLM-inference cluster: it
+// samples the worker processes, streams their telemetry over SSE and NATS,
+// answers the Queen's discovery handshake and runs worker jobs.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/modules/collector"
+	"github.com/rbee/hive/modules/gateway"
+)
+
+// version is reported in hive_info.version; set with -ldflags -X.
+var version = "0.1.0"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, os.LookupEnv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "hive:", err)
+		return 2
+	}
+	if cfg.PrintConfig {
+		cfg.print(stdout)
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("hive stopped with error", "err", err)
+		return 1
+	}
+	log.Info("hive stopped")
+	return 0
+}
+
+// serve starts the bus, then the modules; on ctx's end it stops the
+// modules in order and the bus last.
+func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
+	b, err := bus.Start(bus.Config{Name: cfg.HiveID, Listen: cfg.NATSListen}, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	host := advertiseHost(cfg)
+	info := bus.HiveInfo{
+		ID:       cfg.HiveID,
+		Hostname: host,
+		Port:     uint16(cfg.Port),
+		Version:  version,
+	}
+	gpu, err := collector.NewGPUSource(cfg.GPUSource)
+	if err != nil {
+		return err
+	}
+	coll, err := collector.New(collector.Config{
+		Hive:        info,
+		Interval:    cfg.TelemetryInterval,
+		WorkerMatch: cfg.WorkerMatch,
+		CgroupRoot:  cfg.CgroupRoot,
+		GPU:         gpu,
+	}, b, log)
+	if err != nil {
+		return err
+	}
+	gwCfg := gateway.DefaultConfig()
+	gwCfg.Listen = ":" + strconv.Itoa(cfg.Port)
+	gwCfg.HiveID = cfg.HiveID
+	gw, err := gateway.New(gwCfg, b, log)
+	if err != nil {
+		return err
+	}
+	log.Info("hive starting", "hive_id", cfg.HiveID, "port", cfg.Port, "advertise_host", host, "version", version)
+	// The collector stops first so that its last event, marked "stopping",
+	// still reaches the gateway's streams.
+	return runStages(ctx, log, 2*time.Second,
+		[]named{{"collector", coll}},
+		[]named{{"gateway", gw}},
+	)
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,263 @@
+// Package collector samples the hive's worker processes once per tick and
+// publishes one telemetry event on hive.telemetry.
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Config configures the collector.
+type Config struct {
+	// Hive is the static part of hive_info; OperationalStatus is managed
+	// by the collector.
+	Hive     bus.HiveInfo
+	Interval time.Duration
+	// WorkerMatch is the command-line pattern of worker processes; "" turns
+	// the pattern source off.
+	WorkerMatch string
+	// CgroupRoot is the rbee.slice tree; "" turns the cgroup source off.
+	CgroupRoot string
+	// GPU reads GPU state; nil means no GPU.
+	GPU GPUSource
+}
+
+// Collector is the sampling module.
+type Collector struct {
+	cfg       Config
+	bus       *bus.Bus
+	log       *slog.Logger
+	announced *AnnouncedSource
+	sources   []Source
+	sampler   *sampler
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	gpuErr    string // last GPU error logged, to log changes only
+}
+
+// New validates cfg and builds the sources. It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
+	if b == nil {
+		return nil, errors.New("collector: nil bus")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("collector: interval %v must be positive", cfg.Interval)
+	}
+	if cfg.Hive.ID == "" {
+		return nil, errors.New("collector: empty hive id")
+	}
+	if cfg.GPU == nil {
+		cfg.GPU = NoGPU{}
+	}
+	c := &Collector{
+		cfg:       cfg,
+		bus:       b,
+		log:       log.With("module", "collector"),
+		announced: NewAnnouncedSource(),
+		sampler:   newSampler(),
+		closed:    make(chan struct{}),
+	}
+	// Precedence on a shared pid: what a module announced, then the cgroup
+	// layout, then the command-line pattern.
+	c.sources = append(c.sources, c.announced)
+	if cfg.CgroupRoot != "" {
+		c.sources = append(c.sources, &CgroupSource{Root: cfg.CgroupRoot})
+	}
+	if cfg.WorkerMatch != "" {
+		m, err := NewMatchSource(cfg.WorkerMatch)
+		if err != nil {
+			return nil, err
+		}
+		c.sources = append(c.sources, m)
+	}
+	return c, nil
+}
+
+// Run samples and publishes every Interval until ctx ends or Close is
+// called, then publishes a last event with operational_status "stopping".
+// The first event is published at once.
+func (c *Collector) Run(ctx context.Context) error {
+	nc, err := c.bus.Connect("collector")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	subs := make([]*nats.Subscription, 0, 2)
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	for subj, fn := range map[string]func(bus.WorkerEvent){
+		bus.SubjectWorkersStarted: func(ev bus.WorkerEvent) {
+			if !c.announced.Started(ev) {
+				c.log.Warn("worker announcement dropped", "pid", ev.PID, "dropped_total", c.announced.Dropped())
+			}
+		},
+		bus.SubjectWorkersStopped: c.announced.Stopped,
+	} {
+		s, err := nc.Subscribe(subj, func(m *nats.Msg) {
+			var ev bus.WorkerEvent
+			if err := json.Unmarshal(m.Data, &ev); err != nil {
+				c.log.Warn("bad worker event", "subject", m.Subject, "err", err)
+				return
+			}
+			fn(ev)
+		})
+		if err != nil {
+			return fmt.Errorf("collector: subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, s)
+	}
+	// Announcements published before the first tick must be seen by it.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("collector: flush: %w", err)
+	}
+
+	c.log.Info("collector started", "interval", c.cfg.Interval, "gpu", c.cfg.GPU.Name(), "sources", len(c.sources))
+	// time.Ticker keeps its schedule (start + n*interval) however long a
+	// tick takes, and drops ticks rather than bunching them up.
+	t := time.NewTicker(c.cfg.Interval)
+	defer t.Stop()
+	workers := c.tick(ctx, nc, bus.StatusReady)
+	for {
+		select {
+		case <-ctx.Done():
+			c.publishStopping(nc, workers)
+			return nil
+		case <-c.closed:
+			c.publishStopping(nc, workers)
+			return nil
+		case <-t.C:
+			workers = c.tick(ctx, nc, bus.StatusReady)
+		}
+	}
+}
+
+// Close stops Run. It is safe to call more than once, and before Run.
+func (c *Collector) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return nil
+}
+
+func (c *Collector) publishStopping(nc *nats.Conn, workers []bus.ProcessStats) {
+	c.publish(nc, bus.StatusStopping, workers)
+	_ = nc.FlushTimeout(time.Second)
+}
+
+// tick collects one sample of every worker and publishes it.
+func (c *Collector) tick(ctx context.Context, nc *nats.Conn, status string) []bus.ProcessStats {
+	workers := c.Collect(ctx)
+	c.publish(nc, status, workers)
+	return workers
+}
+
+// Collect runs one collection: sources, process samples, one GPU query.
+func (c *Collector) Collect(ctx context.Context) []bus.ProcessStats {
+	gpuCtx, cancel := context.WithTimeout(ctx, c.cfg.Interval*8/10)
+	defer cancel()
+	gpuDone := make(chan GPUSnapshot, 1)
+	go func() {
+		snap, err := c.cfg.GPU.Sample(gpuCtx)
+		c.noteGPUErr(err)
+		gpuDone <- snap
+	}()
+
+	claimed := make(map[int32]bool)
+	var list []Worker
+	for _, s := range c.sources {
+		ws, err := s.Scan(ctx)
+		if err != nil {
+			c.log.Warn("worker source failed", "source", s.Name(), "err", err)
+			continue
+		}
+		for _, w := range ws {
+			if len(w.PIDs) == 0 || claimed[w.PIDs[0]] {
+				continue
+			}
+			pids := w.PIDs[:0:0]
+			for _, pid := range w.PIDs {
+				if !claimed[pid] {
+					claimed[pid] = true
+					pids = append(pids, pid)
+				}
+			}
+			w.PIDs = pids
+			list = append(list, w)
+		}
+	}
+	out := make([]bus.ProcessStats, 0, len(list))
+	kept := make([]Worker, 0, len(list))
+	for _, w := range list {
+		if st, ok := c.sampler.sample(ctx, w); ok {
+			out = append(out, st)
+			kept = append(kept, w)
+		}
+	}
+	c.sampler.endTick()
+
+	ix := newGPUIndex(<-gpuDone)
+	for i := range out {
+		ix.apply(kept[i], &out[i])
+	}
+	return out
+}
+
+func (c *Collector) noteGPUErr(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == c.gpuErr {
+		return
+	}
+	c.gpuErr = msg
+	switch {
+	case errors.Is(err, ErrNoGPU):
+		c.log.Info("no GPU readable: GPU fields are 0", "gpu", c.cfg.GPU.Name(), "reason", msg)
+	case err != nil:
+		c.log.Warn("GPU query failed: GPU fields are 0 until it recovers", "gpu", c.cfg.GPU.Name(), "err", err)
+	default:
+		c.log.Info("GPU query ok", "gpu", c.cfg.GPU.Name())
+	}
+}
+
+func (c *Collector) publish(nc *nats.Conn, status string, workers []bus.ProcessStats) {
+	info := c.cfg.Hive
+	info.OperationalStatus = status
+	info.HealthStatus = bus.Healthy
+	if workers == nil {
+		workers = []bus.ProcessStats{}
+	}
+	ev := bus.TelemetryEvent{
+		Type:      "telemetry",
+		HiveID:    info.ID,
+		HiveInfo:  info,
+		Timestamp: bus.SSETimestamp(time.Now()),
+		Workers:   workers,
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		c.log.Error("encode telemetry", "err", err)
+		return
+	}
+	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: data, Header: nats.Header{}}
+	msg.Header.Set(bus.HeaderHiveID, info.ID)
+	if err := nc.PublishMsg(msg); err != nil {
+		c.log.Warn("publish telemetry", "err", err)
+	}
+}

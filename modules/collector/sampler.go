@@ -1,0 +1,189 @@
+package collector
+
+import (
+	"context"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/process"
+
+	"github.com/rbee/hive/bus"
+)
+
+// procState is what the sampler remembers of one process between ticks.
+// Identity is (pid, createTime): a reused pid starts from fresh counters.
+type procState struct {
+	proc       *process.Process
+	createTime int64 // ms since epoch
+	cpuSec     float64
+	ioRead     uint64
+	ioWrite    uint64
+	ioOK       bool
+	at         time.Time // monotonic reading of the last sample
+	seen       uint64    // tick number of the last sample
+}
+
+// procSample is one process's contribution to its worker for one tick.
+type procSample struct {
+	cpuPct          float64
+	rssBytes        uint64
+	readBps, wrtBps float64
+	createTime      int64
+}
+
+// sampler turns workers into ProcessStats. It is used from the collector's
+// goroutine only.
+type sampler struct {
+	procs  map[int32]*procState
+	tick   uint64
+	maxCPU float64
+	now    func() time.Time
+}
+
+func newSampler() *sampler {
+	return &sampler{
+		procs:  make(map[int32]*procState),
+		maxCPU: float64(runtime.NumCPU()) * 100,
+		now:    time.Now,
+	}
+}
+
+// sample measures one worker. ok is false when its main process is gone,
+// so the worker is left out of this tick rather than reported with zeros.
+func (s *sampler) sample(ctx context.Context, w Worker) (bus.ProcessStats, bool) {
+	var sum procSample
+	var main procSample
+	for i, pid := range w.PIDs {
+		ps, ok := s.sampleProc(ctx, pid)
+		if !ok {
+			if i == 0 {
+				return bus.ProcessStats{}, false
+			}
+			continue // a child that exited mid-sample
+		}
+		if i == 0 {
+			main = ps
+		}
+		sum.cpuPct += ps.cpuPct
+		sum.rssBytes += ps.rssBytes
+		sum.readBps += ps.readBps
+		sum.wrtBps += ps.wrtBps
+	}
+	uptime := s.now().UnixMilli() - main.createTime
+	if uptime < 0 {
+		uptime = 0
+	}
+	st := bus.ProcessStats{
+		PID:        uint32(w.PIDs[0]),
+		Group:      w.Group,
+		Instance:   w.Instance,
+		CPUPct:     bus.Round(min(sum.cpuPct, s.maxCPU), 1),
+		RSSMB:      sum.rssBytes / (1 << 20),
+		IOReadMBs:  bus.Round(sum.readBps/1e6, 3),
+		IOWriteMBs: bus.Round(sum.wrtBps/1e6, 3),
+		UptimeS:    uint64(uptime / 1000),
+	}
+	if w.Model != "" {
+		m := w.Model
+		st.Model = &m
+	}
+	return st, true
+}
+
+// sampleProc reads one process. On the first sample of a process there is
+// no previous reading, so rates are averages since the process started:
+// real figures, and the only ones available without waiting a tick.
+func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) {
+	now := s.now()
+	st := s.procs[pid]
+	if st != nil && st.seen == s.tick {
+		return procSample{}, false // listed twice in one tick: count it once
+	}
+	if st == nil || !s.sameProcess(ctx, st) {
+		p := &process.Process{Pid: pid}
+		ct, err := p.CreateTimeWithContext(ctx)
+		if err != nil {
+			delete(s.procs, pid)
+			return procSample{}, false
+		}
+		st = &procState{proc: p, createTime: ct}
+		s.procs[pid] = st
+	}
+	times, err := st.proc.TimesWithContext(ctx)
+	if err != nil {
+		delete(s.procs, pid)
+		return procSample{}, false
+	}
+	mem, err := st.proc.MemoryInfoWithContext(ctx)
+	if err != nil {
+		delete(s.procs, pid)
+		return procSample{}, false
+	}
+	cpuSec := times.User + times.System
+	// I/O counters need ptrace-read rights on other users' processes; their
+	// absence must not drop the CPU and memory figures.
+	io, ioErr := st.proc.IOCountersWithContext(ctx)
+
+	out := procSample{rssBytes: mem.RSS, createTime: st.createTime}
+	first := st.at.IsZero()
+	var dt float64
+	if first {
+		dt = float64(now.UnixMilli()-st.createTime) / 1000
+	} else {
+		dt = now.Sub(st.at).Seconds()
+	}
+	if dt > 0.01 {
+		prevCPU := st.cpuSec
+		if first {
+			prevCPU = 0
+		}
+		if d := cpuSec - prevCPU; d > 0 {
+			out.cpuPct = d / dt * 100
+		}
+		if ioErr == nil {
+			switch {
+			case first:
+				out.readBps = float64(io.ReadBytes) / dt
+				out.wrtBps = float64(io.WriteBytes) / dt
+			case st.ioOK:
+				out.readBps = float64(sub(io.ReadBytes, st.ioRead)) / dt
+				out.wrtBps = float64(sub(io.WriteBytes, st.ioWrite)) / dt
+			}
+		}
+	}
+	st.cpuSec = cpuSec
+	if ioErr == nil {
+		st.ioRead, st.ioWrite, st.ioOK = io.ReadBytes, io.WriteBytes, true
+	} else {
+		st.ioOK = false
+	}
+	st.at = now
+	st.seen = s.tick
+	return out, true
+}
+
+// sameProcess reports whether st still describes the process at its pid.
+func (s *sampler) sameProcess(ctx context.Context, st *procState) bool {
+	ct, err := (&process.Process{Pid: st.proc.Pid}).CreateTimeWithContext(ctx)
+	return err == nil && ct == st.createTime
+}
+
+// endTick forgets processes not sampled in this tick and starts the next.
+func (s *sampler) endTick() {
+	for pid, st := range s.procs {
+		if st.seen != s.tick {
+			delete(s.procs, pid)
+		}
+	}
+	s.tick++
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0 // counters never go back for one process; guard anyway
+	}
+	return a - b
+}
+
+func itoa(pid int32) string { return strconv.Itoa(int(pid)) }

@@ -1,0 +1,35 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// apiError is every error body the gateway sends.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func abortJSON(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, apiError{Error: msg})
+}
+
+// recoverJSON turns a handler panic into a 500 JSON error; the process and
+// every other client carry on.
+func (g *Gateway) recoverJSON(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			g.log.Error("handler panic", "path", c.Request.URL.Path, "panic", v)
+			if !c.Writer.Written() {
+				abortJSON(c, http.StatusInternalServerError, "internal error")
+			} else {
+				c.Abort()
+			}
+		}
+	}()
+	c.Next()
+}

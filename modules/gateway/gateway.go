@@ -1,0 +1,198 @@
+// Package gateway is the hive's only HTTP edge: health, the telemetry SSE
+// stream and the request routes, all turned into bus traffic.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Config configures the gateway.
+type Config struct {
+	// Listen is the HTTP address, ":7835" by default.
+	Listen string
+	// HiveID filters hive.telemetry: events of other hives (arriving over
+	// a leafnode) are not this hive's stream.
+	HiveID string
+	// History is how many events Last-Event-ID can resume from.
+	History int
+	// QueueSize bounds each SSE client's backlog, in events.
+	QueueSize int
+	// KeepAlive is the longest a stream stays silent.
+	KeepAlive time.Duration
+	// WriteTimeout bounds each write to a client.
+	WriteTimeout time.Duration
+	// RetryHint is sent as the SSE retry: field.
+	RetryHint time.Duration
+	// ShutdownTimeout bounds the HTTP server's graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults of the original daemon's wire.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":7835",
+		History:         60,
+		QueueSize:       16,
+		KeepAlive:       15 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		RetryHint:       3 * time.Second,
+		ShutdownTimeout: time.Second,
+	}
+}
+
+// Gateway is the HTTP module.
+type Gateway struct {
+	cfg Config
+	bus *bus.Bus
+	log *slog.Logger
+	hub *hub
+
+	ready     chan struct{}
+	addr      net.Addr
+	stopping  chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+	foreign   uint64 // telemetry of other hives ignored
+}
+
+// New validates cfg. It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
+	if b == nil {
+		return nil, errors.New("gateway: nil bus")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	def := DefaultConfig()
+	if cfg.Listen == "" {
+		cfg.Listen = def.Listen
+	}
+	if cfg.History <= 0 {
+		cfg.History = def.History
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = def.QueueSize
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = def.KeepAlive
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = def.WriteTimeout
+	}
+	if cfg.RetryHint <= 0 {
+		cfg.RetryHint = def.RetryHint
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = def.ShutdownTimeout
+	}
+	return &Gateway{
+		cfg:      cfg,
+		bus:      b,
+		log:      log.With("module", "gateway"),
+		hub:      newHub(cfg.History, cfg.QueueSize),
+		ready:    make(chan struct{}),
+		stopping: make(chan struct{}),
+		closed:   make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once the gateway listens; Addr is valid from then on.
+func (g *Gateway) Ready() <-chan struct{} { return g.ready }
+
+// Addr is the bound address. Only valid after Ready.
+func (g *Gateway) Addr() net.Addr { return g.addr }
+
+// Close stops Run. Safe to call more than once, and before Run.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() { close(g.closed) })
+	return nil
+}
+
+// Run subscribes to telemetry, listens and serves until ctx ends or Close,
+// then ends every stream and shuts the server down.
+func (g *Gateway) Run(ctx context.Context) error {
+	nc, err := g.bus.Connect("gateway")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sub, err := nc.Subscribe(bus.SubjectTelemetry, g.onTelemetry)
+	if err != nil {
+		return fmt.Errorf("gateway: subscribe: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// The hub's fan-out never blocks, so the subscription can afford the
+	// client library's default pending limits.
+
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+	}
+	g.addr = ln.Addr()
+	srv := &http.Server{
+		Handler:           g.router(nc),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		// No WriteTimeout: it would cut every SSE stream. Streams set a
+		// deadline per write instead.
+	}
+	var stopOnce sync.Once
+	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
+	close(g.ready)
+	g.log.Info("gateway listening", "addr", g.addr.String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	case <-g.closed:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-errc
+	return nil
+}
+
+func (g *Gateway) onTelemetry(m *nats.Msg) {
+	if id := m.Header.Get(bus.HeaderHiveID); g.cfg.HiveID != "" && id != "" && id != g.cfg.HiveID {
+		g.foreign++ // only this subscription's goroutine touches it
+		return
+	}
+	g.hub.publish("heartbeat", m.Data)
+}
+
+func (g *Gateway) router(nc *nats.Conn) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(g.recoverJSON)
+	r.NoRoute(func(c *gin.Context) {
+		abortJSON(c, http.StatusNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path)
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abortJSON(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" not allowed on "+c.Request.URL.Path)
+	})
+	r.GET("/health", func(c *gin.Context) {
+		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok"))
+	})
+	r.GET("/v1/heartbeats/stream", g.streamHeartbeats)
+	_ = nc
+	return r
+}

@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"bytes"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// frame is one SSE event, serialised once and shared by every client.
+type frame struct {
+	seq  uint64
+	data []byte // the complete "id: ..\nevent: ..\ndata: ..\n\n" bytes
+}
+
+// hub fans telemetry out to SSE clients. Publish never blocks: each client
+// has a bounded queue, and a client whose queue is full loses the event and
+// is disconnected (it is at least cap(queue) events behind).
+type hub struct {
+	queueSize int
+
+	mu      sync.Mutex
+	seq     uint64
+	ring    []frame // the last len(ring) frames, oldest first once full
+	next    int     // ring write position
+	full    bool
+	clients map[*client]struct{}
+
+	published atomic.Uint64
+	dropped   atomic.Uint64 // events not delivered to a slow client
+	kicked    atomic.Uint64 // clients disconnected for being slow
+}
+
+// client is one SSE subscriber's queue.
+type client struct {
+	queue    chan []byte
+	kickOnce sync.Once
+	kicked   chan struct{} // closed when the hub gives up on this client
+}
+
+func newHub(history, queueSize int) *hub {
+	if history < 1 {
+		history = 1
+	}
+	if queueSize < 1 {
+		queueSize = 1
+	}
+	return &hub{queueSize: queueSize, ring: make([]frame, history), clients: make(map[*client]struct{})}
+}
+
+// publish assigns the next sequence number to payload, keeps it in the
+// history and queues it for every client.
+func (h *hub) publish(event string, payload []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq++
+	f := frame{seq: h.seq, data: encodeFrame(h.seq, event, payload)}
+	h.ring[h.next] = f
+	h.next = (h.next + 1) % len(h.ring)
+	if h.next == 0 {
+		h.full = true
+	}
+	h.published.Add(1)
+	for c := range h.clients {
+		select {
+		case c.queue <- f.data:
+		default:
+			h.dropped.Add(1)
+			h.kick(c)
+		}
+	}
+}
+
+// kick disconnects c; the caller holds h.mu.
+func (h *hub) kick(c *client) {
+	delete(h.clients, c)
+	c.kickOnce.Do(func() {
+		h.kicked.Add(1)
+		close(c.kicked)
+	})
+}
+
+// resume describes where a new subscription starts.
+type resume struct {
+	// lastID is the client's Last-Event-ID; valid only if hasLast.
+	lastID  uint64
+	hasLast bool
+}
+
+// subscribe registers a client and returns the frames it must be sent
+// first, atomically with registration so that no event falls in between.
+// note is a human explanation when the requested resume point could not be
+// honoured, "" otherwise.
+func (h *hub) subscribe(r resume) (c *client, backlog [][]byte, note string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c = &client{queue: make(chan []byte, h.queueSize), kicked: make(chan struct{})}
+	h.clients[c] = struct{}{}
+	hist := h.history()
+	if len(hist) == 0 {
+		return c, nil, ""
+	}
+	latest := hist[len(hist)-1]
+	if !r.hasLast {
+		return c, [][]byte{latest.data}, ""
+	}
+	switch oldest := hist[0].seq; {
+	case r.lastID > latest.seq:
+		return c, [][]byte{latest.data}, "Last-Event-ID " + strconv.FormatUint(r.lastID, 10) +
+			" is unknown (the hive restarted?); resuming from the latest event"
+	case r.lastID+1 < oldest:
+		return c, [][]byte{latest.data}, "Last-Event-ID " + strconv.FormatUint(r.lastID, 10) +
+			" is older than the history (oldest " + strconv.FormatUint(oldest, 10) + "); events were lost, resuming from the latest event"
+	}
+	for _, f := range hist {
+		if f.seq > r.lastID {
+			backlog = append(backlog, f.data)
+		}
+	}
+	return c, backlog, ""
+}
+
+// unsubscribe removes c; safe after a kick.
+func (h *hub) unsubscribe(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// history returns the kept frames oldest first; the caller holds h.mu.
+func (h *hub) history() []frame {
+	if !h.full {
+		return h.ring[:h.next]
+	}
+	out := make([]frame, 0, len(h.ring))
+	out = append(out, h.ring[h.next:]...)
+	return append(out, h.ring[:h.next]...)
+}
+
+func (h *hub) numClients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// encodeFrame renders one SSE event. A payload with line breaks becomes
+// several data: lines, as the SSE spec requires.
+func encodeFrame(seq uint64, event string, payload []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(payload) + 48)
+	b.WriteString("id: ")
+	b.WriteString(strconv.FormatUint(seq, 10))
+	b.WriteString("\nevent: ")
+	b.WriteString(event)
+	for _, line := range bytes.Split(bytes.ReplaceAll(payload, []byte("\r\n"), []byte("\n")), []byte("\n")) {
+		b.WriteString("\ndata: ")
+		b.Write(line)
+	}
+	b.WriteString("\n\n")
+	return b.Bytes()
+}

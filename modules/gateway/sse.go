@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// streamHeartbeats serves GET /v1/heartbeats/stream: the latest event at
+// once (or the events after Last-Event-ID), then one event per tick.
+func (g *Gateway) streamHeartbeats(c *gin.Context) {
+	r := resume{}
+	var notes []string
+	raw := c.GetHeader("Last-Event-ID")
+	if raw == "" {
+		raw = c.Query("lastEventId") // EventSource cannot set headers on its first connect
+	}
+	if raw != "" {
+		id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			notes = append(notes, "malformed Last-Event-ID "+strconv.Quote(truncate(raw, 64))+" ignored; starting from the latest event")
+		} else {
+			r = resume{lastID: id, hasLast: true}
+		}
+	}
+
+	w := c.Writer
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	cl, backlog, note := g.hub.subscribe(r)
+	defer g.hub.unsubscribe(cl)
+	if note != "" {
+		notes = append(notes, note)
+	}
+
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	var first strings.Builder
+	first.WriteString("retry: " + strconv.FormatInt(g.cfg.RetryHint.Milliseconds(), 10) + "\n\n")
+	for _, n := range notes {
+		first.WriteString(": " + n + "\n\n")
+	}
+	if !write([]byte(first.String())) {
+		return
+	}
+	for _, f := range backlog {
+		if !write(f) {
+			return
+		}
+	}
+
+	ka := time.NewTimer(g.cfg.KeepAlive)
+	defer ka.Stop()
+	ctx := c.Request.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cl.kicked:
+			g.log.Warn("SSE client too slow, disconnected", "remote", c.ClientIP(), "queue", g.hub.queueSize)
+			return
+		case <-g.stopping:
+			// Shutting down: hand over what is queued (the "stopping"
+			// event among it), then end the stream.
+			for {
+				select {
+				case f := <-cl.queue:
+					if !write(f) {
+						return
+					}
+				default:
+					return
+				}
+			}
+		case f := <-cl.queue:
+			if !write(f) {
+				return
+			}
+		case <-ka.C:
+			if !write([]byte(": keep-alive\n\n")) {
+				return
+			}
+		}
+		ka.Reset(g.cfg.KeepAlive)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+var _ io.Writer = gin.ResponseWriter(nil)
