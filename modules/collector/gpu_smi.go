@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 )
 
@@ -56,7 +57,7 @@ func runSMI(ctx context.Context, path string, args []string) ([]byte, error) {
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.Error
-		if errors.As(err, &ee) {
+		if errors.As(err, &ee) || errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %v", ErrNoGPU, err)
 		}
 		return nil, fmt.Errorf("nvidia-smi %s: %w: %s", args[0], err, bytes.TrimSpace(stderr.Bytes()))

@@ -133,6 +133,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	// Ready must mean subscribed: the server has to know the interest
+	// before an event published right after Ready can reach us.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("gateway: flush: %w", err)
+	}
 	// The hub's fan-out never blocks, so the subscription can afford the
 	// client library's default pending limits.
 

@@ -1,0 +1,335 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// spawn starts a real process and kills and reaps it when t ends.
+func spawn(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+// marker makes a command-line token unique to this test run, so workers of
+// tests running in parallel elsewhere never match.
+func marker(t *testing.T) string {
+	return fmt.Sprintf("llm-worker-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-"))
+}
+
+func TestMatchSourceFoldsMatchingChildren(t *testing.T) {
+	m := marker(t)
+	// The parent shell matches, and so does the shell it starts; the
+	// trailing "; true" keeps each shell from exec-ing into sleep.
+	parent := spawn(t, "sh", "-c", `sh -c "sleep 60; true" `+m+`-child; true`, m, "--port", "9555", "--model=tinyllama")
+	src, err := NewMatchSource(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Worker
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		got, err = src.Scan(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || len(got[0].PIDs) != 2 {
+			return fmt.Errorf("workers %+v", got)
+		}
+		return nil
+	})
+	w := got[0]
+	if w.PIDs[0] != int32(parent.Process.Pid) || w.Group != "llm" || w.Instance != "9555" || w.Model != "tinyllama" {
+		t.Fatalf("worker %+v (parent pid %d)", w, parent.Process.Pid)
+	}
+}
+
+func TestMatchSourceInstanceFallsBackToPID(t *testing.T) {
+	m := marker(t)
+	p := spawn(t, "sh", "-c", "sleep 60; true", m)
+	src, _ := NewMatchSource(m)
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		got, _ := src.Scan(context.Background())
+		if len(got) != 1 || got[0].Instance != strconv.Itoa(p.Process.Pid) || got[0].Model != "" {
+			return fmt.Errorf("workers %+v", got)
+		}
+		return nil
+	})
+	if _, err := NewMatchSource("("); err == nil {
+		t.Fatal("bad regexp accepted")
+	}
+}
+
+func TestCgroupSource(t *testing.T) {
+	root := t.TempDir()
+	p := spawn(t, "sh", "-c", "sleep 60; true", "--model", "qwen")
+	write := func(rel, content string) {
+		path := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("llm/9001/cgroup.procs", strconv.Itoa(p.Process.Pid)+"\n")
+	write("llm/9002/cgroup.procs", "") // stale: skipped
+	write("vllm/cgroup.procs", "1\n")  // a file where a group dir belongs
+	got, err := (&CgroupSource{Root: root}).Scan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Group != "llm" || got[0].Instance != "9001" || got[0].Model != "qwen" ||
+		got[0].PIDs[0] != int32(p.Process.Pid) {
+		t.Fatalf("workers %+v", got)
+	}
+	if got, err := (&CgroupSource{Root: filepath.Join(root, "missing")}).Scan(context.Background()); err != nil || got != nil {
+		t.Fatalf("missing root: %v %v", got, err)
+	}
+}
+
+func TestSamplerDropsExitedProcess(t *testing.T) {
+	p := spawn(t, "sh", "-c", "sleep 60; true")
+	s := newSampler()
+	w := Worker{PIDs: []int32{int32(p.Process.Pid)}, Group: "llm", Instance: "1"}
+	if _, ok := s.sample(context.Background(), w); !ok {
+		t.Fatal("live process not sampled")
+	}
+	s.endTick()
+	_ = p.Process.Kill()
+	_ = p.Wait()
+	if st, ok := s.sample(context.Background(), w); ok {
+		t.Fatalf("exited process sampled: %+v", st)
+	}
+}
+
+// collectorHarness runs a collector on a real bus and hands out its events.
+type collectorHarness struct {
+	c      *Collector
+	events chan bus.TelemetryEvent
+	pub    *nats.Conn
+	done   chan error
+}
+
+func startCollector(t *testing.T, cfg Config) *collectorHarness {
+	t.Helper()
+	b := bustest.Start(t)
+	if cfg.Hive.ID == "" {
+		cfg.Hive = bus.HiveInfo{ID: "h1", Hostname: "10.0.0.1", Port: 7835, Version: "test"}
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = 100 * time.Millisecond
+	}
+	c, err := New(cfg, b, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Connect("test-sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &collectorHarness{c: c, events: make(chan bus.TelemetryEvent, 256), pub: sub, done: make(chan error, 1)}
+	if _, err := sub.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
+		if m.Header.Get(bus.HeaderHiveID) != cfg.Hive.ID {
+			t.Errorf("Hive-Id header %q", m.Header.Get(bus.HeaderHiveID))
+		}
+		var ev bus.TelemetryEvent
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Errorf("bad event: %v", err)
+			return
+		}
+		select {
+		case h.events <- ev:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { h.done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-h.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	// The first event comes after Run subscribed to worker announcements.
+	h.waitEvent(t, 5*time.Second, func(bus.TelemetryEvent) bool { return true })
+	return h
+}
+
+// waitWorker returns the first event for which pred holds of the worker
+// with pid (or of its absence, when pid is missing and pred accepts nil).
+func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred func(bus.TelemetryEvent) bool) bus.TelemetryEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev := <-h.events:
+			if pred(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no matching telemetry within %v", timeout)
+		}
+	}
+}
+
+func findPID(ev bus.TelemetryEvent, pid int) *bus.ProcessStats {
+	for i := range ev.Workers {
+		if int(ev.Workers[i].PID) == pid {
+			return &ev.Workers[i]
+		}
+	}
+	return nil
+}
+
+func TestAnnouncedWorkerLifecycle(t *testing.T) {
+	h := startCollector(t, Config{})
+	p := spawn(t, "sh", "-c", "sleep 60; true")
+	pid := p.Process.Pid
+	announce := func(subject string) {
+		b, _ := json.Marshal(bus.WorkerEvent{PID: pid, Group: "llm", Instance: "9400", Model: "phi-3"})
+		if err := h.pub.Publish(subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	announce(bus.SubjectWorkersStarted)
+	ev := h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) != nil })
+	w := findPID(ev, pid)
+	if w.Group != "llm" || w.Instance != "9400" || w.Model == nil || *w.Model != "phi-3" {
+		t.Fatalf("worker %+v", w)
+	}
+	if ev.Type != "telemetry" || ev.HiveID != "h1" || ev.HiveInfo.OperationalStatus != bus.StatusReady {
+		t.Fatalf("event %+v", ev)
+	}
+	announce(bus.SubjectWorkersStopped)
+	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) == nil })
+
+	// A bad body is logged and ignored; the collector keeps publishing.
+	if err := h.pub.Publish(bus.SubjectWorkersStarted, []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent(t, 3*time.Second, func(bus.TelemetryEvent) bool { return true })
+}
+
+func TestAnnouncedWorkerGoneWhenProcessExits(t *testing.T) {
+	h := startCollector(t, Config{})
+	p := spawn(t, "sh", "-c", "sleep 60; true")
+	pid := p.Process.Pid
+	b, _ := json.Marshal(bus.WorkerEvent{PID: pid, Instance: "9401"})
+	_ = h.pub.Publish(bus.SubjectWorkersStarted, b)
+	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) != nil })
+	_ = p.Process.Kill()
+	_ = p.Wait()
+	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) == nil })
+	if n := len(h.c.announced.workers); n != 0 {
+		t.Fatalf("announced set still holds %d entries", n)
+	}
+}
+
+func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
+	m := marker(t)
+	gpuDir := t.TempDir()
+	h := startCollector(t, Config{WorkerMatch: m, Interval: 250 * time.Millisecond, GPU: &Replay{Dir: gpuDir}})
+	p := spawn(t, "sh", "-c", "while :; do :; done", m, "--port", "9600")
+	pid := p.Process.Pid
+	gpus, _ := os.ReadFile("testdata/gpu2/query-gpu.csv")
+	_ = os.WriteFile(filepath.Join(gpuDir, "query-gpu.csv"), gpus, 0o644)
+	apps := fmt.Sprintf("%d, GPU-aaaaaaaa-0000-0000-0000-000000000000, 20000\n%d, GPU-bbbbbbbb-1111-1111-1111-111111111111, 1000\n", pid, pid)
+	_ = os.WriteFile(filepath.Join(gpuDir, "query-compute-apps.csv"), []byte(apps), 0o644)
+
+	// Skip the first sample (an average since the process started); the
+	// next ones are deltas over one tick of a process spinning one core.
+	seen := 0
+	ev := h.waitEvent(t, 5*time.Second, func(ev bus.TelemetryEvent) bool {
+		if findPID(ev, pid) != nil {
+			seen++
+		}
+		return seen >= 3
+	})
+	w := findPID(ev, pid)
+	if w.CPUPct < 70 || w.CPUPct > 130 {
+		t.Errorf("cpu_pct %v for a spinning shell", w.CPUPct)
+	}
+	if w.RSSMB == 0 && w.IOReadMBs == 0 && w.UptimeS > 100 {
+		t.Errorf("implausible sample %+v", w)
+	}
+	// Two GPUs: memory summed over both; utilisation is the mean of the
+	// ones that report it (GPU 1 says [N/A]).
+	if w.VRAMMB != 21000 || w.TotalVRAMMB != 24576+81920 || w.GPUUtilPct != 87 {
+		t.Errorf("gpu fields %+v", w)
+	}
+	if w.Instance != "9600" {
+		t.Errorf("instance %q", w.Instance)
+	}
+
+	// GPU gone: zeros, not stale numbers.
+	_ = os.Remove(filepath.Join(gpuDir, "query-gpu.csv"))
+	ev = h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool {
+		w := findPID(ev, pid)
+		return w != nil && w.VRAMMB == 0
+	})
+	if w := findPID(ev, pid); w.TotalVRAMMB != 0 || w.GPUUtilPct != 0 {
+		t.Errorf("no GPU: %+v", w)
+	}
+}
+
+func TestStoppingEventOnClose(t *testing.T) {
+	h := startCollector(t, Config{})
+	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus == bus.StatusReady })
+	_ = h.c.Close()
+	ev := h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus != bus.StatusReady })
+	if ev.HiveInfo.OperationalStatus != bus.StatusStopping {
+		t.Fatalf("status %q", ev.HiveInfo.OperationalStatus)
+	}
+	if err := <-h.done; err != nil {
+		t.Fatal(err)
+	}
+	h.done <- nil // for the cleanup
+	_ = h.c.Close()
+}
+
+func TestNewValidates(t *testing.T) {
+	b := bustest.Start(t)
+	for name, cfg := range map[string]Config{
+		"no interval": {Hive: bus.HiveInfo{ID: "x"}},
+		"no hive id":  {Interval: time.Second},
+		"bad match":   {Hive: bus.HiveInfo{ID: "x"}, Interval: time.Second, WorkerMatch: "(["},
+	} {
+		if _, err := New(cfg, b, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := New(Config{Hive: bus.HiveInfo{ID: "x"}, Interval: time.Second}, nil, nil); err == nil {
+		t.Error("nil bus accepted")
+	}
+}

@@ -1,0 +1,521 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type testGateway struct {
+	*Gateway
+	pub  *nats.Conn
+	base string
+}
+
+// startGateway runs a gateway on a real in-process bus and returns it with
+// a connection to publish telemetry on.
+func startGateway(t *testing.T, cfg Config) *testGateway {
+	t.Helper()
+	b := bustest.Start(t)
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.HiveID == "" {
+		cfg.HiveID = "h1"
+	}
+	g, err := New(cfg, b, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway Run: %v", err)
+		}
+	})
+	select {
+	case <-g.Ready():
+	case err := <-done:
+		t.Fatalf("gateway failed: %v", err)
+	}
+	pub, err := b.Connect("test-pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testGateway{Gateway: g, pub: pub, base: "http://" + g.Addr().String()}
+}
+
+// publish sends a telemetry payload and waits until the hub has it.
+func (g *testGateway) publish(t *testing.T, payload string) {
+	t.Helper()
+	before := g.hub.published.Load()
+	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: []byte(payload), Header: nats.Header{}}
+	msg.Header.Set(bus.HeaderHiveID, g.cfg.HiveID)
+	if err := g.pub.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if g.hub.published.Load() <= before {
+			return fmt.Errorf("hub has not seen the event")
+		}
+		return nil
+	})
+}
+
+type sseEvent struct {
+	ID, Event, Data, Retry string
+	Comments           []string
+	At                 time.Time
+}
+
+// sseStream is an open SSE response parsed event by event.
+type sseStream struct {
+	resp   *http.Response
+	events chan sseEvent
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func openStream(t *testing.T, url string, header map[string]string) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	s := &sseStream{resp: resp, events: make(chan sseEvent, 1024), cancel: cancel, done: make(chan struct{})}
+	go s.read()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *sseStream) read() {
+	defer close(s.done)
+	defer close(s.events)
+	sc := bufio.NewScanner(s.resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	var ev sseEvent
+	dirty := false
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if dirty {
+				ev.At = time.Now()
+				s.events <- ev
+			}
+			ev, dirty = sseEvent{}, false
+			continue
+		case strings.HasPrefix(line, ":"):
+			ev.Comments = append(ev.Comments, strings.TrimSpace(line[1:]))
+		case strings.HasPrefix(line, "id: "):
+			ev.ID = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			ev.Event = line[7:]
+		case strings.HasPrefix(line, "retry: "):
+			ev.Retry = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			if ev.Data != "" {
+				ev.Data += "\n"
+			}
+			ev.Data += line[6:]
+		}
+		dirty = true
+	}
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	_ = s.resp.Body.Close()
+	<-s.done
+}
+
+// next returns the next event with data, skipping retry/comment frames.
+func (s *sseStream) next(t *testing.T) sseEvent {
+	t.Helper()
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if ev.Data != "" {
+				return ev
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event within 5s")
+		}
+	}
+}
+
+// preamble returns the frames sent before the first data event.
+func (s *sseStream) preamble(t *testing.T) (retry string, comments []string, first sseEvent) {
+	t.Helper()
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if ev.Retry != "" {
+				retry = ev.Retry
+			}
+			comments = append(comments, ev.Comments...)
+			if ev.Data != "" {
+				return retry, comments, ev
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event within 5s")
+		}
+	}
+}
+
+func payload(n int) string { return fmt.Sprintf(`{"type":"telemetry","n":%d}`, n) }
+
+func TestStreamHeadersAndLatestOnConnect(t *testing.T) {
+	g := startGateway(t, Config{})
+	for i := 1; i <= 3; i++ {
+		g.publish(t, payload(i))
+	}
+	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
+	h := s.resp.Header
+	if s.resp.StatusCode != 200 || h.Get("Content-Type") != "text/event-stream" ||
+		h.Get("Cache-Control") != "no-cache" || h.Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("status %d headers %v", s.resp.StatusCode, h)
+	}
+	retry, comments, ev := s.preamble(t)
+	if retry != "3000" || len(comments) != 0 {
+		t.Fatalf("retry %q comments %q", retry, comments)
+	}
+	if ev.ID != "3" || ev.Event != "heartbeat" || ev.Data != payload(3) {
+		t.Fatalf("first event %+v, want id 3 with the latest payload", ev)
+	}
+	g.publish(t, payload(4))
+	if ev := s.next(t); ev.ID != "4" || ev.Data != payload(4) {
+		t.Fatalf("live event %+v", ev)
+	}
+}
+
+func TestManySubscribersGetIdenticalEvents(t *testing.T) {
+	g := startGateway(t, Config{})
+	g.publish(t, payload(0))
+	streams := make([]*sseStream, 4)
+	for i := range streams {
+		streams[i] = openStream(t, g.base+"/v1/heartbeats/stream", nil)
+		if ev := streams[i].next(t); ev.ID != "1" {
+			t.Fatalf("stream %d first id %s", i, ev.ID)
+		}
+	}
+	bustest.WaitFor(t, 2*time.Second, func() error {
+		if n := g.hub.numClients(); n != 4 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+	for n := 1; n <= 5; n++ {
+		g.publish(t, payload(n))
+	}
+	var want []sseEvent
+	for i, s := range streams {
+		var got []sseEvent
+		for range 5 {
+			ev := s.next(t)
+			ev.At = time.Time{}
+			got = append(got, ev)
+		}
+		if i == 0 {
+			want = got
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("stream %d got %v, stream 0 got %v", i, got, want)
+		}
+	}
+
+	// One leaves; the others carry on and the hub forgets it.
+	streams[1].close()
+	bustest.WaitFor(t, 2*time.Second, func() error {
+		if n := g.hub.numClients(); n != 3 {
+			return fmt.Errorf("%d clients after a disconnect", n)
+		}
+		return nil
+	})
+	g.publish(t, payload(6))
+	for i, s := range streams {
+		if i == 1 {
+			continue
+		}
+		if ev := s.next(t); ev.Data != payload(6) {
+			t.Fatalf("stream %d after disconnect: %+v", i, ev)
+		}
+	}
+}
+
+// A subscriber that never reads must not delay the others and is dropped.
+func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
+	g := startGateway(t, Config{QueueSize: 4, WriteTimeout: 300 * time.Millisecond})
+	g.publish(t, payload(0))
+
+	// The stuck client: a tiny receive buffer, a request, then no reads.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		_ = c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return serr
+	}}
+	conn, err := d.Dial("tcp", g.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/heartbeats/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+
+	fast := []*sseStream{openStream(t, g.base+"/v1/heartbeats/stream", nil), openStream(t, g.base+"/v1/heartbeats/stream", nil)}
+	for _, s := range fast {
+		s.next(t)
+	}
+	bustest.WaitFor(t, 2*time.Second, func() error {
+		if n := g.hub.numClients(); n != 3 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+
+	// 64 KiB events, 200 of them: far more than the stuck client's socket
+	// buffers and queue can hold.
+	pad := strings.Repeat("x", 64<<10)
+	const n = 200
+	sent := make([]time.Time, n+1)
+	var wg sync.WaitGroup
+	maxLag := make([]time.Duration, len(fast))
+	for i, s := range fast {
+		wg.Go(func() {
+			for k := 1; k <= n; k++ {
+				ev := s.next(t)
+				var p struct{ N int }
+				if err := json.Unmarshal([]byte(ev.Data), &p); err != nil || p.N != k {
+					t.Errorf("fast client %d: event %d: got n=%d err=%v", i, k, p.N, err)
+					return
+				}
+				if lag := ev.At.Sub(sent[k]); lag > maxLag[i] {
+					maxLag[i] = lag
+				}
+			}
+		})
+	}
+	for k := 1; k <= n; k++ {
+		sent[k] = time.Now()
+		g.publish(t, fmt.Sprintf(`{"n":%d,"pad":%q}`, k, pad))
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	for i, lag := range maxLag {
+		if lag > 100*time.Millisecond {
+			t.Errorf("fast client %d lagged %v behind publish with a stuck peer", i, lag)
+		}
+	}
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if n := g.hub.numClients(); n != 2 {
+			return fmt.Errorf("stuck client still registered (%d clients)", n)
+		}
+		return nil
+	})
+	if g.hub.dropped.Load() == 0 && g.hub.kicked.Load() == 0 {
+		t.Log("stuck client ended by its write deadline before its queue filled")
+	}
+}
+
+func TestLastEventIDResume(t *testing.T) {
+	cases := []struct {
+		name        string
+		header      map[string]string
+		query       string
+		wantIDs     []string
+		wantComment string
+	}{
+		{name: "within history", header: map[string]string{"Last-Event-ID": "7"}, wantIDs: []string{"8", "9", "10"}},
+		{name: "query form", query: "?lastEventId=8", wantIDs: []string{"9", "10"}},
+		{name: "oldest kept minus one", header: map[string]string{"Last-Event-ID": "5"}, wantIDs: []string{"6", "7", "8", "9", "10"}},
+		{name: "older than history", header: map[string]string{"Last-Event-ID": "2"}, wantIDs: []string{"10"}, wantComment: "older than the history"},
+		{name: "from the future", header: map[string]string{"Last-Event-ID": "999"}, wantIDs: []string{"10"}, wantComment: "unknown"},
+		{name: "malformed", header: map[string]string{"Last-Event-ID": "abc"}, wantIDs: []string{"10"}, wantComment: "malformed Last-Event-ID"},
+		{name: "negative", header: map[string]string{"Last-Event-ID": "-3"}, wantIDs: []string{"10"}, wantComment: "malformed Last-Event-ID"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, Config{History: 5})
+			for i := 1; i <= 10; i++ {
+				g.publish(t, payload(i))
+			}
+			s := openStream(t, g.base+"/v1/heartbeats/stream"+tc.query, tc.header)
+			if s.resp.StatusCode != 200 {
+				t.Fatalf("status %d", s.resp.StatusCode)
+			}
+			_, comments, first := s.preamble(t)
+			got := []string{first.ID}
+			for len(got) < len(tc.wantIDs) {
+				got = append(got, s.next(t).ID)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.wantIDs, ",") {
+				t.Fatalf("ids %v, want %v", got, tc.wantIDs)
+			}
+			joined := strings.Join(comments, "|")
+			if tc.wantComment == "" && joined != "" || !strings.Contains(joined, tc.wantComment) {
+				t.Fatalf("comments %q, want one containing %q", joined, tc.wantComment)
+			}
+			// Then the live stream continues.
+			g.publish(t, payload(100))
+			if ev := s.next(t); ev.Data != payload(100) {
+				t.Fatalf("live event %+v", ev)
+			}
+			s.close()
+		})
+	}
+}
+
+func TestKeepAliveWhileQuiet(t *testing.T) {
+	g := startGateway(t, Config{KeepAlive: 50 * time.Millisecond})
+	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-s.events:
+			for _, c := range ev.Comments {
+				if c == "keep-alive" {
+					return
+				}
+			}
+		case <-deadline:
+			t.Fatal("no keep-alive comment")
+		}
+	}
+}
+
+func TestForeignHiveTelemetryIgnored(t *testing.T) {
+	g := startGateway(t, Config{HiveID: "mine"})
+	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: []byte(payload(1)), Header: nats.Header{}}
+	msg.Header.Set(bus.HeaderHiveID, "other")
+	if err := g.pub.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	g.publish(t, payload(2))
+	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
+	if ev := s.next(t); ev.Data != payload(2) || ev.ID != "1" {
+		t.Fatalf("got %+v; the other hive's event must not be in the stream", ev)
+	}
+}
+
+func TestShutdownEndsStreamsAfterQueuedEvents(t *testing.T) {
+	g := startGateway(t, Config{})
+	g.publish(t, payload(1))
+	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
+	s.next(t)
+	g.publish(t, payload(2))
+	_ = g.Close()
+	var last sseEvent
+	for ev := range s.events {
+		if ev.Data != "" {
+			last = ev
+		}
+	}
+	if last.Data != payload(2) {
+		t.Fatalf("last event before the end %+v", last)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every connection's resources go away with it: after many cycles no
+// client is registered and no goroutine is left behind.
+func TestConnectDisconnectCyclesLeakNothing(t *testing.T) {
+	g := startGateway(t, Config{})
+	g.publish(t, payload(1))
+	tr := &http.Transport{}
+	client := &http.Client{Transport: tr}
+	before := goleak.IgnoreCurrent()
+	for i := range 1000 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/v1/heartbeats/stream", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("cycle %d: %v", i, err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				break
+			}
+		}
+		cancel()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	tr.CloseIdleConnections()
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if n := g.hub.numClients(); n != 0 {
+			return fmt.Errorf("%d clients still registered", n)
+		}
+		return nil
+	})
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		return goleak.Find(before)
+	})
+}
+
+func TestHealthAndJSONErrors(t *testing.T) {
+	g := startGateway(t, Config{})
+	cases := []struct {
+		method, path string
+		status       int
+		body, ctype  string
+	}{
+		{"GET", "/health", 200, "ok", "text/plain; charset=utf-8"},
+		{"POST", "/health", 405, `{"error":"method POST not allowed on /health"}`, "application/json; charset=utf-8"},
+		{"GET", "/no/such/route", 404, `{"error":"no route GET /no/such/route"}`, "application/json; charset=utf-8"},
+		{"DELETE", "/v1/heartbeats/stream", 405, `{"error":"method DELETE not allowed on /v1/heartbeats/stream"}`, "application/json; charset=utf-8"},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, g.base+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || string(b) != tc.body || resp.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("%s %s = %d %q (%s), want %d %q (%s)", tc.method, tc.path, resp.StatusCode, b,
+				resp.Header.Get("Content-Type"), tc.status, tc.body, tc.ctype)
+		}
+	}
+	_ = strconv.Itoa
+}
