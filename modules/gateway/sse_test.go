@@ -85,8 +85,8 @@ func (g *testGateway) publish(t *testing.T, payload string) {
 
 type sseEvent struct {
 	ID, Event, Data, Retry string
-	Comments           []string
-	At                 time.Time
+	Comments               []string
+	At                     time.Time
 }
 
 // sseStream is an open SSE response parsed event by event.

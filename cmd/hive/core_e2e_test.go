@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// The demo worker burns one core and holds 256 MiB; the hive must report
+// it with real numbers on SSE, and the same bytes on NATS.
+func TestRealWorkerTelemetry(t *testing.T) {
+	h := startHive(t)
+	const memMiB = 256
+	w := startWorker(t, "--model", "tinyllama", "--port", "9123", "--mem-mib", strconv.Itoa(memMiB), "--cpu", "1", "--http=false")
+	pid := w.Process.Pid
+
+	nc, err := nats.Connect(h.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	natsMsgs, err := nc.SubscribeSync(bus.SubjectTelemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	connected := time.Now()
+	sse := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
+	first := sse.next(t, 5*time.Second)
+	// The latest event is sent on connect, not at the next tick (1 s away).
+	if lag := first.At.Sub(connected); lag > 500*time.Millisecond {
+		t.Errorf("first event %v after connect; want it at once", lag)
+	}
+	checkTelemetryWire(t, first.Data)
+
+	var samples []bus.ProcessStats
+	var sseData []string
+	for len(samples) < 4 {
+		ev := sse.next(t, 3*time.Second)
+		if ev.Event != "heartbeat" || ev.ID == "" {
+			t.Fatalf("frame %+v", ev)
+		}
+		checkTelemetryWire(t, ev.Data)
+		sseData = append(sseData, ev.Data)
+		te := decodeStrict(t, ev.Data)
+		for _, ws := range te.Workers {
+			if int(ws.PID) == pid {
+				samples = append(samples, ws)
+			}
+		}
+	}
+	// Sample 0 may be the average since the worker started; the rest are
+	// per-tick deltas.
+	for i, s := range samples[1:] {
+		if s.CPUPct < 80 || s.CPUPct > 120 {
+			t.Errorf("sample %d: cpu_pct %v, want 80..120 for one busy core", i+1, s.CPUPct)
+		}
+		if lo, hi := uint64(memMiB*9/10), uint64(memMiB*11/10); s.RSSMB < lo || s.RSSMB > hi {
+			t.Errorf("sample %d: rss_mb %d, want %d..%d", i+1, s.RSSMB, lo, hi)
+		}
+		if s.Model == nil || *s.Model != "tinyllama" || s.Instance != "9123" || s.Group != "llm" {
+			t.Errorf("sample %d: identity %+v", i+1, s)
+		}
+	}
+	if samples[len(samples)-1].UptimeS <= samples[0].UptimeS {
+		t.Errorf("uptime_s did not increase: %d -> %d", samples[0].UptimeS, samples[len(samples)-1].UptimeS)
+	}
+
+	// NATS subscribers get the very bytes SSE sent, with the Hive-Id header.
+	want := map[string]bool{}
+	for _, d := range sseData {
+		want[d] = true
+	}
+	matched := 0
+	deadline := time.Now().Add(5 * time.Second)
+	for matched == 0 && time.Now().Before(deadline) {
+		m, err := natsMsgs.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("nats: %v", err)
+		}
+		if m.Header.Get(bus.HeaderHiveID) == "" {
+			t.Fatalf("no %s header", bus.HeaderHiveID)
+		}
+		if want[string(m.Data)] {
+			matched++
+		}
+	}
+	if matched == 0 {
+		t.Fatal("no NATS message carried the same bytes as an SSE event")
+	}
+
+	// Gone within two ticks of its exit.
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	_ = w.Wait()
+	for tick := 1; ; tick++ {
+		te := decodeStrict(t, sse.next(t, 3*time.Second).Data)
+		present := false
+		for _, ws := range te.Workers {
+			present = present || int(ws.PID) == pid
+		}
+		if !present {
+			break
+		}
+		if tick >= 2 {
+			t.Fatalf("worker still reported %d ticks after it exited", tick)
+		}
+	}
+}
+
+// The real NATS CLI subscribes at the hive's TCP listener.
+func TestNATSCLISubscribes(t *testing.T) {
+	natsCLI, err := exec.LookPath("nats")
+	if err != nil {
+		t.Skip("nats CLI not on PATH (make tools installs it into bin/)")
+	}
+	h := startHive(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, natsCLI, "--server", h.natsURL, "sub", bus.SubjectTelemetry, "--count", "2", "--raw").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats sub: %v\n%s", err, out)
+	}
+	lines := 0
+	for _, l := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+		if bytes.HasPrefix(l, []byte("{")) {
+			checkTelemetryWire(t, string(l))
+			lines++
+		}
+	}
+	if lines != 2 {
+		t.Fatalf("want 2 telemetry lines from nats sub, got:\n%s", out)
+	}
+}
+
+// SIGTERM ends the hive in order within 2 s, exit 0, and the streams see
+// a last event marked "stopping".
+func TestSignalShutdown(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			h := startHive(t)
+			sse := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
+			sse.next(t, 5*time.Second)
+			took, err := h.stop(t, sig)
+			if err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+			if took > 2*time.Second {
+				t.Errorf("shutdown took %v", took)
+			}
+			var last string
+			for ev := range sse.frames {
+				if ev.Data != "" {
+					last = ev.Data
+				}
+			}
+			if !strings.Contains(last, `"operational_status":"stopping"`) {
+				t.Errorf("last event before the end: %s", last)
+			}
+			if !h.hasLog("hive stopped") {
+				t.Error("no clean-stop log line")
+			}
+		})
+	}
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"--port", "70000"},
+		{"--telemetry-interval", "0s"},
+		{"--log-format", "xml"},
+		{"--no-such-flag"},
+		{"--worker-match", "(["},
+	} {
+		cmd := exec.Command(hiveBin, append(args, "--port", "0", "--nats-listen", "")...)
+		if args[0] == "--port" {
+			cmd = exec.Command(hiveBin, args...)
+		}
+		out, err := cmd.CombinedOutput()
+		code := -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 2 && code != 1 || len(out) == 0 {
+			t.Errorf("%v: exit %d, output %q", args, code, out)
+		}
+	}
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Binaries built once for the package: the hive itself and the demo worker
+// under a name the default --worker-match catches.
+var (
+	hiveBin   string
+	workerBin string
+	binDir    string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hive-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	hiveBin = filepath.Join(dir, "hive")
+	workerBin = filepath.Join(dir, "llm-worker-rbee-cpu")
+	for out, pkg := range map[string]string{hiveBin: ".", workerBin: "../demo-worker"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// hiveProc is a running hive binary with its JSON log parsed.
+type hiveProc struct {
+	cmd      *exec.Cmd
+	httpBase string
+	natsURL  string
+	exited   chan struct{}
+	exitErr  error
+
+	mu   sync.Mutex
+	logs []map[string]any
+}
+
+// startHive runs the hive binary with args (plus test defaults that args
+// may override) and waits until it listens.
+func startHive(t *testing.T, args ...string) *hiveProc {
+	t.Helper()
+	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
+		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", ""}
+	cmd := exec.Command(hiveBin, append(base, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &hiveProc{cmd: cmd, exited: make(chan struct{})}
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) != nil {
+				rec = map[string]any{"msg": sc.Text()}
+			}
+			h.mu.Lock()
+			h.logs = append(h.logs, rec)
+			switch rec["msg"] {
+			case "gateway listening":
+				addr := rec["addr"].(string)
+				h.httpBase = "http://127.0.0.1:" + addr[strings.LastIndex(addr, ":")+1:]
+			case "nats listening":
+				h.natsURL, _ = rec["url"].(string)
+			}
+			if h.httpBase != "" && (h.natsURL != "" || !hasArg(args, "--nats-listen")) {
+				readyOnce.Do(func() { close(ready) })
+			}
+			h.mu.Unlock()
+		}
+		h.exitErr = cmd.Wait()
+		close(h.exited)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-h.exited
+		if t.Failed() {
+			t.Logf("hive log:\n%s", h.logText())
+		}
+	})
+	select {
+	case <-ready:
+	case <-h.exited:
+		t.Fatalf("hive exited early: %v\n%s", h.exitErr, h.logText())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("hive not listening after 10s\n%s", h.logText())
+	}
+	return h
+}
+
+func hasArg(args []string, name string) bool {
+	for _, a := range args {
+		if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *hiveProc) logText() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, r := range h.logs {
+		j, _ := json.Marshal(r)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// hasLog reports whether a log record has msg (and every given attr).
+func (h *hiveProc) hasLog(msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.logs {
+		if r["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// signal sends sig and waits for the exit, returning how long it took.
+func (h *hiveProc) stop(t *testing.T, sig syscall.Signal) (time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	_ = h.cmd.Process.Signal(sig)
+	select {
+	case <-h.exited:
+		return time.Since(start), h.exitErr
+	case <-time.After(10 * time.Second):
+		t.Fatal("hive did not exit within 10s")
+	}
+	return 0, nil
+}
+
+// startWorker runs the demo worker and kills and reaps it when t ends.
+func startWorker(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(workerBin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+// sseEvent is one parsed SSE frame.
+type sseEvent struct {
+	ID, Event, Data string
+	Comments        []string
+	At              time.Time
+}
+
+// sseReader reads an SSE stream frame by frame.
+type sseReader struct {
+	resp   *http.Response
+	cancel context.CancelFunc
+	frames chan sseEvent
+}
+
+func openSSE(t *testing.T, url string) *sseReader {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	r := &sseReader{resp: resp, cancel: cancel, frames: make(chan sseEvent, 256)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(r.frames)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 4<<20)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Data != "" || len(ev.Comments) > 0 {
+					ev.At = time.Now()
+					r.frames <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, ":"):
+				ev.Comments = append(ev.Comments, strings.TrimSpace(line[1:]))
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.Event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.Data += line[6:]
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); _ = resp.Body.Close(); <-done })
+	return r
+}
+
+// next returns the next data event, or fails after timeout.
+func (r *sseReader) next(t *testing.T, timeout time.Duration) sseEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-r.frames:
+			if !ok {
+				t.Fatal("SSE stream ended")
+			}
+			if ev.Data != "" {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no SSE event within %v", timeout)
+		}
+	}
+}
+
+// decodeStrict decodes a telemetry event and fails on any unknown field.
+func decodeStrict(t *testing.T, data string) bus.TelemetryEvent {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader([]byte(data)))
+	dec.DisallowUnknownFields()
+	var ev bus.TelemetryEvent
+	if err := dec.Decode(&ev); err != nil {
+		t.Fatalf("telemetry %s: %v", data, err)
+	}
+	return ev
+}
+
+func httpGet(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}

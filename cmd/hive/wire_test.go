@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The wire contract of protocol part 1 (sections 3.2, 3.3, 3.5): field
+// names in order, and the JSON kind of every value. A rename, a reorder, a
+// float sent as an integer or a null number fails here.
+var (
+	telemetryKeys = []string{"type", "hive_id", "hive_info", "timestamp", "workers"}
+	hiveInfoKeys  = []string{"id", "hostname", "port", "operational_status", "health_status", "version"}
+	workerKeys    = []string{"pid", "group", "instance", "cpu_pct", "rss_mb", "io_r_mb_s", "io_w_mb_s",
+		"uptime_s", "gpu_util_pct", "vram_mb", "total_vram_mb", "model"}
+	workerKinds = map[string]string{
+		"pid": "uint", "group": "string", "instance": "string", "cpu_pct": "float", "rss_mb": "uint",
+		"io_r_mb_s": "float", "io_w_mb_s": "float", "uptime_s": "uint", "gpu_util_pct": "float",
+		"vram_mb": "uint", "total_vram_mb": "uint", "model": "string|null",
+	}
+	sseTimestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?\+00:00$`)
+)
+
+// orderedObject decodes one JSON object keeping key order and raw values.
+func orderedObject(raw []byte) ([]string, map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, nil, fmt.Errorf("not an object: %s", raw)
+	}
+	var keys []string
+	vals := map[string]json.RawMessage{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, k.(string))
+		vals[k.(string)] = v
+	}
+	return keys, vals, nil
+}
+
+func kindOf(v json.RawMessage) string {
+	s := string(v)
+	switch {
+	case s == "null":
+		return "null"
+	case strings.HasPrefix(s, `"`):
+		return "string"
+	case strings.ContainsAny(s, ".eE"):
+		return "float"
+	case strings.HasPrefix(s, "-"):
+		return "int"
+	case s != "" && s[0] >= '0' && s[0] <= '9':
+		return "uint"
+	}
+	return "other"
+}
+
+// checkKeys compares an object's keys, in order, with want.
+func checkKeys(what string, raw []byte, want []string) (map[string]json.RawMessage, error) {
+	keys, vals, err := orderedObject(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if fmt.Sprint(keys) != fmt.Sprint(want) {
+		return nil, fmt.Errorf("%s keys %v, want %v", what, keys, want)
+	}
+	return vals, nil
+}
+
+// checkWorkersWire checks a JSON array of ProcessStats.
+func checkWorkersWire(raw json.RawMessage) error {
+	var workers []json.RawMessage
+	if err := json.Unmarshal(raw, &workers); err != nil || string(raw) == "null" {
+		return fmt.Errorf("workers %s: %v", raw, err)
+	}
+	for _, w := range workers {
+		wv, err := checkKeys("worker", w, workerKeys)
+		if err != nil {
+			return err
+		}
+		for k, want := range workerKinds {
+			if got := kindOf(wv[k]); !strings.Contains("|"+want+"|", "|"+got+"|") {
+				return fmt.Errorf("worker field %s = %s (%s), want %s", k, wv[k], got, want)
+			}
+		}
+	}
+	return nil
+}
+
+// checkHiveInfoWire checks a HiveInfo object.
+func checkHiveInfoWire(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	hv, err := checkKeys("hive_info", raw, hiveInfoKeys)
+	if err != nil {
+		return nil, err
+	}
+	if kindOf(hv["port"]) != "uint" || string(hv["health_status"]) != `{"status":"healthy"}` {
+		return nil, fmt.Errorf("hive_info %s", raw)
+	}
+	return hv, nil
+}
+
+// telemetryWireErr reports how data differs from a telemetry event as the
+// Queen and the Hive UI decode it.
+func telemetryWireErr(data string) error {
+	v, err := checkKeys("telemetry", []byte(data), telemetryKeys)
+	if err != nil {
+		return err
+	}
+	if string(v["type"]) != `"telemetry"` {
+		return fmt.Errorf("type %s", v["type"])
+	}
+	var ts string
+	_ = json.Unmarshal(v["timestamp"], &ts)
+	if !sseTimestamp.MatchString(ts) {
+		return fmt.Errorf("timestamp %q is not RFC 3339 with +00:00", ts)
+	}
+	hv, err := checkHiveInfoWire(v["hive_info"])
+	if err != nil {
+		return err
+	}
+	if string(v["hive_id"]) != string(hv["id"]) {
+		return fmt.Errorf("hive_id %s != hive_info.id %s", v["hive_id"], hv["id"])
+	}
+	return checkWorkersWire(v["workers"])
+}
+
+func checkTelemetryWire(t *testing.T, data string) {
+	t.Helper()
+	if err := telemetryWireErr(data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWireCheckerRejectsDrift(t *testing.T) {
+	good := `{"type":"telemetry","hive_id":"h","hive_info":{"id":"h","hostname":"x","port":7835,"operational_status":"ready","health_status":{"status":"healthy"},"version":"0.1.0"},"timestamp":"2025-10-31T12:44:41.123+00:00","workers":[{"pid":1,"group":"llm","instance":"9","cpu_pct":0.0,"rss_mb":1,"io_r_mb_s":0.0,"io_w_mb_s":0.0,"uptime_s":3,"gpu_util_pct":0.0,"vram_mb":0,"total_vram_mb":0,"model":null}]}`
+	if err := telemetryWireErr(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string]string{
+		"int cpu":     strings.Replace(good, `"cpu_pct":0.0`, `"cpu_pct":0`, 1),
+		"float rss":   strings.Replace(good, `"rss_mb":1`, `"rss_mb":1.5`, 1),
+		"null vram":   strings.Replace(good, `"vram_mb":0`, `"vram_mb":null`, 1),
+		"Z timestamp": strings.Replace(good, `+00:00`, `Z`, 1),
+		"renamed":     strings.Replace(good, `"uptime_s"`, `"uptime"`, 1),
+		"null list":   strings.Replace(good, `"workers":[{`, `"workers":null,"x":[{`, 1),
+		"hive id":     strings.Replace(good, `"hive_id":"h"`, `"hive_id":"g"`, 1),
+	} {
+		if telemetryWireErr(bad) == nil {
+			t.Errorf("%s: drift not detected", name)
+		}
+	}
+}
