@@ -186,10 +186,13 @@ func readConfigFile(path string) (map[string]string, error) {
 
 // print writes the effective configuration as YAML, secrets masked.
 func (c *config) print(w io.Writer) {
-	fs := newFlagSet(new(config))
+	// Binding flags to c writes their defaults into it; restore the values
+	// so the flag set reads c's current settings.
+	saved := *c
 	cur := newFlagSet(c)
+	*c = saved
 	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	cur.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
 	for _, n := range names {
 		if n == "print-config" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,3 +334,5 @@ func TestNewValidates(t *testing.T) {
 		t.Error("nil bus accepted")
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,67 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"github.com/rbee/hive/bus"
+)
+
+// BenchmarkCollect measures one full collection (pattern scan of every pid
+// on the host, gopsutil samples of n workers, no GPU) per op.
+func BenchmarkCollect(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
+			m := fmt.Sprintf("llm-worker-bench-%d", n)
+			var cmds []*exec.Cmd
+			for range n {
+				cmd := exec.Command("sh", "-c", "sleep 600; true", m)
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				cmds = append(cmds, cmd)
+			}
+			defer func() {
+				for _, c := range cmds {
+					_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+					_ = c.Wait()
+				}
+			}()
+			src, _ := NewMatchSource(m)
+			c := &Collector{cfg: Config{Interval: 1e9, GPU: NoGPU{}}, sources: []Source{src}, sampler: newSampler(), log: discard()}
+			ctx := context.Background()
+			if got := len(c.Collect(ctx)); got != n {
+				b.Fatalf("collected %d workers, want %d", got, n)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Collect(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkEncodeEvent measures the JSON encoding of one event of n
+// workers, done once per tick whatever the number of subscribers.
+func BenchmarkEncodeEvent(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
+			model := "llama-3.2-1b"
+			ev := bus.TelemetryEvent{Type: "telemetry", HiveID: "h", Workers: make([]bus.ProcessStats, n)}
+			for i := range ev.Workers {
+				ev.Workers[i] = bus.ProcessStats{PID: uint32(i), Group: "llm", Instance: "9000", CPUPct: 99.5, RSSMB: 812, Model: &model}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := json.Marshal(ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
