@@ -1,5 +1,11 @@
 package bus
 
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
 // Device is one entry of the capabilities answer.
 type Device struct {
 	ID                string  `json:"id"`
@@ -47,4 +53,29 @@ type ErrorReply struct {
 	Error      string `json:"error"`
 	Status     int    `json:"status"`
 	RetryAfter int    `json:"retry_after,omitempty"` // seconds
+}
+
+// ValidateQueenURL accepts an absolute http(s) URL with a host, the only
+// form a Queen address may take on any input (flag, HTTP query, bus).
+func ValidateQueenURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid queen_url %q: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("invalid queen_url %q: scheme must be http or https", s)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("invalid queen_url %q: no host", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("invalid queen_url %q: no query, fragment or user info allowed", s)
+	}
+	return nil
+}
+
+// JoinURL appends path to a base URL without doubling the slash:
+// JoinURL("http://q:7833/", "/v1/hive/ready") is "http://q:7833/v1/hive/ready".
+func JoinURL(base, path string) string {
+	return strings.TrimRight(base, "/") + "/" + strings.TrimLeft(path, "/")
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rbee/hive/bus"
 )
 
 // config is every setting of the hive. Each field is a flag; the same name
@@ -140,6 +142,11 @@ func (c *config) validate() error {
 	}
 	if c.TelemetryInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--telemetry-interval %v too short (min 10ms)", c.TelemetryInterval))
+	}
+	if c.QueenURL != "" {
+		if err := bus.ValidateQueenURL(c.QueenURL); err != nil {
+			errs = append(errs, fmt.Errorf("--queen-url: %w", err))
+		}
 	}
 	if c.QueenAPI != "heartbeat" && c.QueenAPI != "ready" {
 		errs = append(errs, fmt.Errorf("--queen-api %q: want heartbeat or ready", c.QueenAPI))

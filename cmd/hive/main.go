@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
+	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
 )
 
@@ -56,7 +58,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	defer b.Close()
 
-	host := advertiseHost(cfg)
+	host := discovery.AdvertiseHost(cfg.QueenURL, cfg.AdvertiseURL, cfg.AdvertiseHost)
 	info := bus.HiveInfo{
 		ID:       cfg.HiveID,
 		Hostname: host,
@@ -84,12 +86,32 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	det, err := capabilities.NewDetector(cfg.GPUSource)
+	if err != nil {
+		return err
+	}
+	caps, err := capabilities.New(capabilities.Config{Detector: det}, b, log)
+	if err != nil {
+		return err
+	}
+	disc, err := discovery.New(discovery.Config{
+		QueenURL:      cfg.QueenURL,
+		API:           cfg.QueenAPI,
+		Hive:          info,
+		AdvertiseURL:  cfg.AdvertiseURL,
+		AdvertiseHost: cfg.AdvertiseHost,
+		Jitter:        0.1,
+		Retry:         cfg.DiscoveryRetry,
+	}, b, log)
+	if err != nil {
+		return err
+	}
 	log.Info("hive starting", "hive_id", cfg.HiveID, "port", cfg.Port, "advertise_host", host, "version", version)
 	// The collector stops first so that its last event, marked "stopping",
 	// still reaches the gateway's streams.
 	return runStages(ctx, log, 2*time.Second,
 		[]named{{"collector", coll}},
-		[]named{{"gateway", gw}},
+		[]named{{"gateway", gw}, {"discovery", disc}, {"capabilities", caps}},
 	)
 }
 

@@ -161,3 +161,5 @@ func TestWireCheckerRejectsDrift(t *testing.T) {
 		}
 	}
 }
+
+func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }

@@ -198,6 +198,8 @@ func (g *Gateway) router(nc *nats.Conn) http.Handler {
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok"))
 	})
 	r.GET("/v1/heartbeats/stream", g.streamHeartbeats)
-	_ = nc
+	caps := g.getCapabilities(nc)
+	r.GET("/capabilities", caps) // the Queen's path (original A)
+	r.GET("/v1/capabilities", caps)
 	return r
 }

@@ -1,0 +1,165 @@
+// Package capabilities detects the machine's devices (NVIDIA GPUs, then
+// CPU-0 with its cores and RAM) and answers hive.capabilities.get.
+package capabilities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/shirou/gopsutil/v3/cpu"
+	"github.com/shirou/gopsutil/v3/mem"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Config configures the module.
+type Config struct {
+	// Detector finds GPUs; nil means SMI{}.
+	Detector Detector
+	// MinRefresh is the shortest time between two detections (10 s).
+	MinRefresh time.Duration
+	// Timeout bounds one detection.
+	Timeout time.Duration
+	// Now is the clock; nil means time.Now. Tests replace it.
+	Now func() time.Time
+}
+
+// Capabilities is the module.
+type Capabilities struct {
+	cfg Config
+	bus *bus.Bus
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cached  *bus.Capabilities
+	at      time.Time
+	detects int
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// New validates cfg. It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
+	if b == nil {
+		return nil, errors.New("capabilities: nil bus")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Detector == nil {
+		cfg.Detector = SMI{}
+	}
+	if cfg.MinRefresh <= 0 {
+		cfg.MinRefresh = 10 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), closed: make(chan struct{})}, nil
+}
+
+// Run detects once, then answers requests until ctx ends or Close.
+func (c *Capabilities) Run(ctx context.Context) error {
+	nc, err := c.bus.Connect("capabilities")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	caps := c.Get(ctx)
+	c.log.Info("devices detected", "devices", len(caps.Devices))
+	sub, err := nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
+		var req bus.CapabilitiesRequest
+		if len(m.Data) > 0 {
+			if err := json.Unmarshal(m.Data, &req); err != nil {
+				c.reply(m, bus.ErrorReply{Error: "bad capabilities request: " + err.Error(), Status: 400})
+				return
+			}
+		}
+		c.reply(m, c.Get(ctx))
+	})
+	if err != nil {
+		return fmt.Errorf("capabilities: subscribe: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("capabilities: flush: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-c.closed:
+	}
+	return nil
+}
+
+// Close stops Run; safe to call twice and before Run.
+func (c *Capabilities) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return nil
+}
+
+func (c *Capabilities) reply(m *nats.Msg, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.log.Error("encode reply", "err", err)
+		return
+	}
+	if err := m.Respond(b); err != nil {
+		c.log.Warn("reply", "err", err)
+	}
+}
+
+// Get returns the devices, detecting again only when the cached answer is
+// at least MinRefresh old: nvidia-smi is slow and the answer rarely changes.
+func (c *Capabilities) Get(ctx context.Context) bus.Capabilities {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cached != nil && c.cfg.Now().Sub(c.at) < c.cfg.MinRefresh {
+		return *c.cached
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	caps := c.detect(dctx)
+	c.cached, c.at = &caps, c.cfg.Now()
+	c.detects++
+	return caps
+}
+
+func (c *Capabilities) detect(ctx context.Context) bus.Capabilities {
+	devices := []bus.Device{}
+	gpus, err := c.cfg.Detector.DetectGPUs(ctx)
+	if err != nil {
+		c.log.Warn("GPU detection failed; reporting CPU only", "err", err)
+	}
+	for _, g := range gpus {
+		vram := uint32(g.MemTotalMiB / 1024)
+		cc := g.ComputeCapability
+		devices = append(devices, bus.Device{
+			ID: "GPU-" + strconv.Itoa(g.Index), Name: g.Name, DeviceType: "gpu", VRAMGB: &vram, ComputeCapability: &cc,
+		})
+	}
+	cores, err := cpu.CountsWithContext(ctx, true)
+	if err != nil || cores < 1 {
+		cores = 1
+	}
+	var ramGB uint32
+	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil {
+		ramGB = uint32(vm.Total >> 30)
+	} else {
+		c.log.Warn("memory size unreadable", "err", err)
+	}
+	devices = append(devices, bus.Device{
+		ID: "CPU-0", Name: fmt.Sprintf("CPU (%d cores)", cores), DeviceType: "cpu", VRAMGB: &ramGB,
+	})
+	return bus.Capabilities{Devices: devices}
+}

@@ -1,0 +1,156 @@
+package capabilities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseGPUs(t *testing.T) {
+	in := strings.Join([]string{
+		"0, NVIDIA GeForce RTX 3090, 24576, 8.6",
+		"1, NVIDIA H100 80GB HBM3, 81559, 9.0",
+		"2, Broken, lots, 8.6",     // bad memory
+		"3, Odd, 1024, eight",      // bad compute capability
+		"x, Bad index, 1024, 8.0",  // bad index
+		"4, Too big, 2000000, 8.0", // VRAM over 1 000 000 MiB
+		"5, " + strings.Repeat("n", 300) + ", 1024, 8.0",
+		"6, Short line",
+		"7, NVIDIA A10, 23028, 8.6",
+	}, "\n")
+	got, err := ParseGPUs(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []GPU{
+		{0, "NVIDIA GeForce RTX 3090", 24576, "8.6"},
+		{1, "NVIDIA H100 80GB HBM3", 81559, "9.0"},
+		{7, "NVIDIA A10", 23028, "8.6"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+type fakeDetector struct {
+	gpus  []GPU
+	err   error
+	calls int
+}
+
+func (f *fakeDetector) DetectGPUs(context.Context) ([]GPU, error) { f.calls++; return f.gpus, f.err }
+
+func TestDevicesGPUsFirstCPULast(t *testing.T) {
+	b := bustest.Start(t)
+	c, _ := New(Config{Detector: &fakeDetector{gpus: []GPU{{0, "NVIDIA GeForce RTX 3090", 24576, "8.6"}, {1, "NVIDIA A10", 23028, "8.6"}}}}, b, nil)
+	got := c.Get(context.Background())
+	raw, _ := json.Marshal(got)
+	cores := runtime.NumCPU()
+	wantPrefix := `{"devices":[{"id":"GPU-0","name":"NVIDIA GeForce RTX 3090","device_type":"gpu","vram_gb":24,"compute_capability":"8.6"},` +
+		`{"id":"GPU-1","name":"NVIDIA A10","device_type":"gpu","vram_gb":22,"compute_capability":"8.6"},` +
+		fmt.Sprintf(`{"id":"CPU-0","name":"CPU (%d cores)","device_type":"cpu","vram_gb":`, cores)
+	if !strings.HasPrefix(string(raw), wantPrefix) || !strings.HasSuffix(string(raw), `,"compute_capability":null}]}`) {
+		t.Fatalf("got %s", raw)
+	}
+	if ram := *got.Devices[2].VRAMGB; ram < 1 || ram > 4096 {
+		t.Fatalf("RAM %d GiB", ram)
+	}
+}
+
+func TestDetectionErrorStillReportsCPU(t *testing.T) {
+	c, _ := New(Config{Detector: &fakeDetector{err: fmt.Errorf("nvidia-smi: exit status 9")}}, bustest.Start(t), nil)
+	got := c.Get(context.Background())
+	if len(got.Devices) != 1 || got.Devices[0].ID != "CPU-0" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestRefreshAtMostEveryMinRefresh(t *testing.T) {
+	now := time.Unix(1000, 0)
+	det := &fakeDetector{}
+	c, _ := New(Config{Detector: det, Now: func() time.Time { return now }}, bustest.Start(t), nil)
+	c.Get(context.Background())
+	now = now.Add(9 * time.Second)
+	c.Get(context.Background())
+	if det.calls != 1 {
+		t.Fatalf("%d detections within 10 s", det.calls)
+	}
+	now = now.Add(2 * time.Second)
+	c.Get(context.Background())
+	if det.calls != 2 {
+		t.Fatalf("%d detections after 11 s", det.calls)
+	}
+}
+
+func TestAnswersOverTheBus(t *testing.T) {
+	b := bustest.Start(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "query-gpu-caps.csv"), []byte("0, NVIDIA L4, 23034, 8.9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	det, err := NewDetector("replay:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := New(Config{Detector: det}, b, bustest.Logger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	nc, _ := b.Connect("test")
+	var caps bus.Capabilities
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		m, err := nc.Request(bus.SubjectCapabilitiesGet, nil, time.Second)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(m.Data, &caps)
+	})
+	if len(caps.Devices) != 2 || caps.Devices[0].Name != "NVIDIA L4" || *caps.Devices[0].VRAMGB != 22 {
+		t.Fatalf("got %+v", caps)
+	}
+	m, err := nc.Request(bus.SubjectCapabilitiesGet, []byte("{bad"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e bus.ErrorReply
+	if json.Unmarshal(m.Data, &e); e.Status != 400 || e.Error == "" {
+		t.Fatalf("bad request answered %s", m.Data)
+	}
+	_ = c.Close()
+	_ = c.Close()
+}
+
+func TestSMIDetectorWithFakeBinary(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "nvidia-smi")
+	script := "#!/bin/sh\n[ \"$1\" = \"--query-gpu=index,name,memory.total,compute_cap\" ] || exit 4\necho '0, NVIDIA A100-SXM4-40GB, 40960, 8.0'\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gpus, err := SMI{Path: p}.DetectGPUs(context.Background())
+	if err != nil || len(gpus) != 1 || gpus[0].ComputeCapability != "8.0" {
+		t.Fatalf("%+v %v", gpus, err)
+	}
+	if gpus, err := (SMI{Path: filepath.Join(dir, "missing")}).DetectGPUs(context.Background()); err != nil || gpus != nil {
+		t.Fatalf("missing binary: %v %v", gpus, err)
+	}
+	if _, err := NewDetector("nvml"); err == nil {
+		t.Fatal("unknown spec accepted")
+	}
+}

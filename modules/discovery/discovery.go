@@ -1,0 +1,275 @@
+// Package discovery performs the handshake with the Queen: exponential
+// backoff, then either the legacy 1 s push of HiveHeartbeat (fed from
+// hive.telemetry, never from a second collection) with Queen-restart
+// detection, or the one-time ready callback of newer Queens.
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Protocols selectable with Config.API.
+const (
+	APIHeartbeat = "heartbeat" // POST /v1/hive-heartbeat, then push every tick
+	APIReady     = "ready"     // POST /v1/hive/ready once; the Queen subscribes to SSE
+)
+
+// DefaultDelays are the waits before the five discovery attempts.
+var DefaultDelays = []time.Duration{0, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+
+// Config configures discovery.
+type Config struct {
+	// QueenURL is the Queen at start; "" is standalone until a URL arrives
+	// on hive.discovery.queen.
+	QueenURL string
+	API      string
+	// Hive is the static hive_info used before the first telemetry event.
+	Hive          bus.HiveInfo
+	AdvertiseURL  string
+	AdvertiseHost string
+	// Delays are the waits before each discovery attempt.
+	Delays []time.Duration
+	// Jitter is the +- fraction applied to every wait.
+	Jitter float64
+	// Retry is the wait between attempts after Delays run out; 0 stops
+	// trying, as the original did.
+	Retry time.Duration
+	// RequestTimeout bounds every POST to the Queen.
+	RequestTimeout time.Duration
+}
+
+// Discovery is the module.
+type Discovery struct {
+	cfg    Config
+	bus    *bus.Bus
+	log    *slog.Logger
+	client *http.Client
+	nc     *nats.Conn
+
+	mu     sync.Mutex
+	last   *bus.TelemetryEvent // latest telemetry, for discovery bodies
+	latest chan bus.TelemetryEvent
+	urls   chan string
+
+	replaced  atomic.Uint64 // telemetry events superseded before being pushed
+	droppedQ  atomic.Uint64 // queen URLs dropped because the queue was full
+	loops     atomic.Uint64 // loops started, for tests and logs
+	ready     chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Ready is closed once Run listens for telemetry and Queen URLs.
+func (d *Discovery) Ready() <-chan struct{} { return d.ready }
+
+// New validates cfg. It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
+	if b == nil {
+		return nil, errors.New("discovery: nil bus")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.API == "" {
+		cfg.API = APIHeartbeat
+	}
+	if cfg.API != APIHeartbeat && cfg.API != APIReady {
+		return nil, fmt.Errorf("discovery: unknown API %q", cfg.API)
+	}
+	if cfg.QueenURL != "" {
+		if err := bus.ValidateQueenURL(cfg.QueenURL); err != nil {
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+	}
+	if cfg.Hive.ID == "" {
+		return nil, errors.New("discovery: empty hive id")
+	}
+	if len(cfg.Delays) == 0 {
+		cfg.Delays = DefaultDelays
+	}
+	if cfg.Jitter < 0 || cfg.Jitter >= 1 {
+		return nil, fmt.Errorf("discovery: jitter %v out of [0,1)", cfg.Jitter)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.Retry < 0 {
+		return nil, errors.New("discovery: negative retry interval")
+	}
+	return &Discovery{
+		cfg:    cfg,
+		bus:    b,
+		log:    log.With("module", "discovery"),
+		client: &http.Client{Timeout: cfg.RequestTimeout},
+		latest: make(chan bus.TelemetryEvent, 1),
+		urls:   make(chan string, 8),
+		ready:  make(chan struct{}),
+		closed: make(chan struct{}),
+	}, nil
+}
+
+// Close stops Run; safe to call twice and before Run.
+func (d *Discovery) Close() error {
+	d.closeOnce.Do(func() { close(d.closed) })
+	return nil
+}
+
+// loop is one discovery loop toward one Queen.
+type loop struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (l *loop) running() bool {
+	if l == nil {
+		return false
+	}
+	select {
+	case <-l.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Run follows telemetry and Queen URLs until ctx ends or Close. At most one
+// loop runs: a new Queen URL replaces it, the same URL while it runs is
+// ignored.
+func (d *Discovery) Run(ctx context.Context) error {
+	nc, err := d.bus.Connect("discovery")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	d.nc = nc
+	tsub, err := nc.Subscribe(bus.SubjectTelemetry, d.onTelemetry)
+	if err != nil {
+		return fmt.Errorf("discovery: subscribe: %w", err)
+	}
+	defer func() { _ = tsub.Unsubscribe() }()
+	qsub, err := nc.Subscribe(bus.SubjectDiscoveryQueen, d.onQueenURL)
+	if err != nil {
+		return fmt.Errorf("discovery: subscribe: %w", err)
+	}
+	defer func() { _ = qsub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("discovery: flush: %w", err)
+	}
+	close(d.ready)
+
+	var cur *loop
+	stop := func() {
+		if cur != nil {
+			cur.cancel()
+			<-cur.done
+		}
+	}
+	defer stop()
+	start := func(url string) {
+		stop()
+		lctx, cancel := context.WithCancel(ctx)
+		cur = &loop{url: url, cancel: cancel, done: make(chan struct{})}
+		d.loops.Add(1)
+		go func(l *loop) {
+			defer close(l.done)
+			d.run(lctx, l.url)
+		}(cur)
+	}
+	if d.cfg.QueenURL == "" {
+		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=")
+	} else {
+		start(d.cfg.QueenURL)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.closed:
+			return nil
+		case u := <-d.urls:
+			if cur.running() && cur.url == u {
+				d.log.Debug("discovery already running for this Queen", "queen", u)
+				continue
+			}
+			if cur.running() {
+				d.log.Info("Queen URL changed; replacing the discovery loop", "old", cur.url, "new", u)
+			} else {
+				d.log.Info("discovering Queen", "queen", u)
+			}
+			start(u)
+		}
+	}
+}
+
+func (d *Discovery) onTelemetry(m *nats.Msg) {
+	if id := m.Header.Get(bus.HeaderHiveID); id != "" && id != d.cfg.Hive.ID {
+		return
+	}
+	var ev bus.TelemetryEvent
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		d.log.Warn("undecodable telemetry", "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.last = &ev
+	d.mu.Unlock()
+	// Keep only the newest event for the push: a slow Queen gets the
+	// current state, not a backlog.
+	select {
+	case d.latest <- ev:
+	default:
+		select {
+		case <-d.latest:
+			d.replaced.Add(1)
+		default:
+		}
+		select {
+		case d.latest <- ev:
+		default:
+		}
+	}
+}
+
+func (d *Discovery) onQueenURL(m *nats.Msg) {
+	var q bus.QueenURL
+	if err := json.Unmarshal(m.Data, &q); err != nil {
+		d.log.Warn("bad queen URL message", "err", err)
+		return
+	}
+	if err := bus.ValidateQueenURL(q.URL); err != nil {
+		d.log.Warn("ignoring queen URL", "err", err)
+		return
+	}
+	select {
+	case d.urls <- q.URL:
+	default:
+		d.droppedQ.Add(1)
+		d.log.Warn("queen URL dropped: too many pending", "dropped_total", d.droppedQ.Load())
+	}
+}
+
+// snapshot returns the hive_info and workers to send in a discovery body.
+func (d *Discovery) snapshot() (bus.HiveInfo, []bus.ProcessStats) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.last != nil {
+		return d.last.HiveInfo, d.last.Workers
+	}
+	info := d.cfg.Hive
+	info.OperationalStatus = bus.StatusStarting
+	info.HealthStatus = bus.Healthy
+	return info, []bus.ProcessStats{}
+}

@@ -1,0 +1,454 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// queenReq is one request the fake Queen received.
+type queenReq struct {
+	Path string
+	Body map[string]json.RawMessage
+	Raw  []byte
+	At   time.Time
+}
+
+// fakeQueen records every request; status decides each answer.
+type fakeQueen struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	reqs   []queenReq
+	status func(n int, path string) int
+}
+
+func newFakeQueen(t *testing.T, status func(n int, path string) int) *fakeQueen {
+	q := &fakeQueen{status: status}
+	q.srv = httptest.NewServer(http.HandlerFunc(q.serve))
+	t.Cleanup(q.srv.Close)
+	return q
+}
+
+func (q *fakeQueen) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var body map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &body)
+	q.mu.Lock()
+	q.reqs = append(q.reqs, queenReq{Path: r.URL.Path, Body: body, Raw: raw, At: time.Now()})
+	n := len(q.reqs)
+	q.mu.Unlock()
+	code := 200
+	if q.status != nil {
+		code = q.status(n, r.URL.Path)
+	}
+	w.WriteHeader(code)
+	fmt.Fprint(w, `{"status":"ok"}`)
+}
+
+func (q *fakeQueen) requests() []queenReq {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]queenReq(nil), q.reqs...)
+}
+
+func (q *fakeQueen) waitN(t *testing.T, n int) []queenReq {
+	t.Helper()
+	var got []queenReq
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if got = q.requests(); len(got) < n {
+			return fmt.Errorf("%d of %d requests", len(got), n)
+		}
+		return nil
+	})
+	return got
+}
+
+type harness struct {
+	d   *Discovery
+	pub *nats.Conn
+}
+
+var testCaps = bus.Capabilities{Devices: []bus.Device{{ID: "CPU-0", Name: "CPU (2 cores)", DeviceType: "cpu"}}}
+
+// start runs discovery on a real bus with a capabilities responder.
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	b := bustest.Start(t)
+	if cfg.Hive.ID == "" {
+		cfg.Hive = bus.HiveInfo{ID: "h1", Hostname: "10.1.1.1", Port: 7835, Version: "test"}
+	}
+	if cfg.Delays == nil {
+		cfg.Delays = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = time.Second
+	}
+	nc, err := b.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
+		b, _ := json.Marshal(testCaps)
+		_ = m.Respond(b)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	d, err := New(cfg, b, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	h := &harness{d: d, pub: nc}
+	// Wait until Run has subscribed: a Queen URL published before that
+	// would be lost.
+	select {
+	case <-d.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("discovery not ready")
+	}
+	return h
+}
+
+func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) bus.TelemetryEvent {
+	t.Helper()
+	ev := bus.TelemetryEvent{Type: "telemetry", HiveID: hiveID, Timestamp: "2026-01-02T03:04:05.5+00:00",
+		HiveInfo: bus.HiveInfo{ID: hiveID, Hostname: "10.1.1.1", Port: 7835, OperationalStatus: bus.StatusReady, HealthStatus: bus.Healthy, Version: "test"},
+		Workers:  []bus.ProcessStats{}}
+	for _, p := range pids {
+		ev.Workers = append(ev.Workers, bus.ProcessStats{PID: p, Group: "llm", Instance: "9000", CPUPct: 12.5, RSSMB: 100})
+	}
+	data, _ := json.Marshal(ev)
+	m := &nats.Msg{Subject: bus.SubjectTelemetry, Data: data, Header: nats.Header{}}
+	m.Header.Set(bus.HeaderHiveID, hiveID)
+	if err := h.pub.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func (h *harness) queenURL(t *testing.T, u string) {
+	t.Helper()
+	b, _ := json.Marshal(bus.QueenURL{URL: u})
+	if err := h.pub.Publish(bus.SubjectDiscoveryQueen, b); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.pub.Flush()
+}
+
+// Attempts wait 0, 2, 4, 8, 16 units (+-10%), then Retry; each carries
+// capabilities.
+func TestBackoffSchedule(t *testing.T) {
+	q := newFakeQueen(t, func(int, string) int { return 500 })
+	unit := 25 * time.Millisecond
+	delays := []time.Duration{0, 2 * unit, 4 * unit, 8 * unit, 16 * unit}
+	start(t, Config{QueenURL: q.srv.URL, Delays: delays, Jitter: 0.1, Retry: 6 * unit})
+	reqs := q.waitN(t, 7)
+	want := append(delays[1:], 6*unit, 6*unit)
+	for i := 1; i < 7; i++ {
+		gap := reqs[i].At.Sub(reqs[i-1].At)
+		lo := time.Duration(float64(want[i-1]) * 0.9)
+		hi := time.Duration(float64(want[i-1])*1.1) + 100*time.Millisecond
+		if gap < lo || gap > hi {
+			t.Errorf("gap before attempt %d = %v, want %v..%v", i+1, gap, lo, hi)
+		}
+	}
+	for i, r := range reqs {
+		if r.Path != "/v1/hive-heartbeat" || r.Body["capabilities"] == nil {
+			t.Errorf("attempt %d: %s %s", i+1, r.Path, r.Raw)
+		}
+	}
+}
+
+func TestGivesUpWhenRetryIsZero(t *testing.T) {
+	q := newFakeQueen(t, func(int, string) int { return 503 })
+	h := start(t, Config{QueenURL: q.srv.URL})
+	q.waitN(t, 5)
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if h.d.loops.Load() != 1 {
+			return fmt.Errorf("loops %d", h.d.loops.Load())
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // give a wrongful sixth attempt time to show
+	if n := len(q.requests()); n != 5 {
+		t.Fatalf("%d attempts with Retry 0, want 5", n)
+	}
+}
+
+func TestPushEveryEventAfterDiscovery(t *testing.T) {
+	q := newFakeQueen(t, nil)
+	h := start(t, Config{QueenURL: q.srv.URL})
+	first := q.waitN(t, 1)[0]
+	if first.Body["capabilities"] == nil {
+		t.Fatalf("discovery without capabilities: %s", first.Raw)
+	}
+	var hive bus.HiveInfo
+	_ = json.Unmarshal(first.Body["hive"], &hive)
+	if hive.OperationalStatus != bus.StatusStarting {
+		t.Fatalf("before the first tick status %q, want starting", hive.OperationalStatus)
+	}
+	// Events are sent one at a time so none is superseded.
+	for i, pid := range []uint32{11, 12, 13} {
+		h.telemetry(t, "h1", pid)
+		reqs := q.waitN(t, i+2)
+		r := reqs[i+1]
+		if r.Body["capabilities"] != nil {
+			t.Fatalf("push %d carries capabilities", i)
+		}
+		var body bus.HiveHeartbeat
+		dec := json.NewDecoder(bytes.NewReader(r.Raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Workers) != 1 || body.Workers[0].PID != pid || body.Hive.OperationalStatus != bus.StatusReady {
+			t.Fatalf("push %d: %s", i, r.Raw)
+		}
+		if body.Timestamp != "2026-01-02T03:04:05.5Z" {
+			t.Fatalf("timestamp %q, want the sample's instant with Z", body.Timestamp)
+		}
+	}
+	// Telemetry of another hive (over a leafnode) is not ours to push.
+	h.telemetry(t, "other", 99)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(q.requests()); n != 4 {
+		t.Fatalf("%d requests after a foreign event", n)
+	}
+}
+
+func TestQueenRestartRediscovers(t *testing.T) {
+	for _, code := range []int{404, 400} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			// 1: discovery ok; 2: push ok; 3: push gets code; then all ok.
+			q := newFakeQueen(t, func(n int, _ string) int {
+				if n == 3 {
+					return code
+				}
+				return 200
+			})
+			h := start(t, Config{QueenURL: q.srv.URL})
+			q.waitN(t, 1)
+			h.telemetry(t, "h1", 1)
+			q.waitN(t, 2)
+			h.telemetry(t, "h1", 2)
+			reqs := q.waitN(t, 4)
+			if reqs[3].Body["capabilities"] == nil {
+				t.Fatalf("after %d the next POST must rediscover with capabilities: %s", code, reqs[3].Raw)
+			}
+			h.telemetry(t, "h1", 3)
+			if r := q.waitN(t, 5)[4]; r.Body["capabilities"] != nil {
+				t.Fatalf("push after rediscovery carries capabilities")
+			}
+		})
+	}
+}
+
+func TestOtherPushFailuresKeepPushing(t *testing.T) {
+	q := newFakeQueen(t, func(n int, _ string) int {
+		if n == 2 || n == 3 {
+			return 500
+		}
+		return 200
+	})
+	h := start(t, Config{QueenURL: q.srv.URL})
+	q.waitN(t, 1)
+	for i := range 3 {
+		h.telemetry(t, "h1", uint32(i))
+		q.waitN(t, i+2)
+	}
+	for i, r := range q.requests()[1:] {
+		if r.Body["capabilities"] != nil {
+			t.Fatalf("request %d rediscovered after a 500", i+2)
+		}
+	}
+}
+
+func TestQueenDownThenUp(t *testing.T) {
+	// Reserve an address, then leave it closed: connections are refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	h := start(t, Config{QueenURL: "http://" + addr, Retry: 50 * time.Millisecond})
+	time.Sleep(150 * time.Millisecond)
+
+	q := &fakeQueen{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(q.serve))
+	srv.Listener, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("address reused meanwhile: %v", err)
+	}
+	srv.Start()
+	q.srv = srv
+	t.Cleanup(srv.Close)
+	first := q.waitN(t, 1)[0]
+	if first.Body["capabilities"] == nil {
+		t.Fatalf("first request to the Queen that came up: %s", first.Raw)
+	}
+	h.telemetry(t, "h1", 7)
+	q.waitN(t, 2)
+
+	// Down again (refused): the next event triggers rediscovery.
+	// Ticks go on meanwhile: the push on a dropped keep-alive connection
+	// fails with EOF, the next one is refused and triggers rediscovery.
+	srv.CloseClientConnections()
+	srv.Listener.Close()
+	stopTicks := make(chan struct{})
+	ticksDone := make(chan struct{})
+	go func() {
+		defer close(ticksDone)
+		for {
+			select {
+			case <-stopTicks:
+				return
+			case <-time.After(20 * time.Millisecond):
+				h.telemetry(t, "h1", 8)
+			}
+		}
+	}()
+	defer func() { close(stopTicks); <-ticksDone }()
+	time.Sleep(100 * time.Millisecond)
+	q2 := &fakeQueen{}
+	srv2 := httptest.NewUnstartedServer(http.HandlerFunc(q2.serve))
+	if srv2.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Skipf("address reused meanwhile: %v", err)
+	}
+	srv2.Start()
+	q2.srv = srv2
+	t.Cleanup(srv2.Close)
+	if r := q2.waitN(t, 1)[0]; r.Body["capabilities"] == nil {
+		t.Fatalf("after the Queen came back: %s", r.Raw)
+	}
+}
+
+func TestStandaloneSendsNothing(t *testing.T) {
+	q := newFakeQueen(t, nil)
+	h := start(t, Config{})
+	h.telemetry(t, "h1", 1)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(q.requests()); n != 0 || h.d.loops.Load() != 0 {
+		t.Fatalf("standalone: %d requests, %d loops", n, h.d.loops.Load())
+	}
+}
+
+func TestQueenURLStartsReplacesNeverDuplicates(t *testing.T) {
+	a := newFakeQueen(t, nil)
+	b := newFakeQueen(t, nil)
+	h := start(t, Config{})
+	h.queenURL(t, "not a url")
+	h.queenURL(t, "ftp://x/")
+	h.queenURL(t, a.srv.URL+"/") // trailing slash: joined without "//"
+	if r := a.waitN(t, 1)[0]; r.Path != "/v1/hive-heartbeat" {
+		t.Fatalf("path %q", r.Path)
+	}
+	h.queenURL(t, a.srv.URL+"/")
+	h.telemetry(t, "h1", 1)
+	a.waitN(t, 2)
+	if n := h.d.loops.Load(); n != 1 {
+		t.Fatalf("%d loops after the same URL twice", n)
+	}
+	h.queenURL(t, b.srv.URL)
+	if r := b.waitN(t, 1)[0]; r.Body["capabilities"] == nil {
+		t.Fatalf("new Queen's first request %s", r.Raw)
+	}
+	if n := h.d.loops.Load(); n != 2 {
+		t.Fatalf("%d loops after a new URL", n)
+	}
+	before := len(a.requests())
+	h.telemetry(t, "h1", 2)
+	b.waitN(t, 2)
+	if after := len(a.requests()); after != before {
+		t.Fatalf("the replaced loop still pushes to the old Queen (%d -> %d)", before, after)
+	}
+}
+
+func TestReadyModeBody(t *testing.T) {
+	q := newFakeQueen(t, func(n int, _ string) int {
+		if n == 1 {
+			return 502
+		}
+		return 200
+	})
+	h := start(t, Config{QueenURL: q.srv.URL, API: APIReady, AdvertiseURL: "http://hive-7.example:7835"})
+	reqs := q.waitN(t, 2)
+	for _, r := range reqs {
+		if r.Path != "/v1/hive/ready" || string(r.Raw) != `{"hive_id":"h1","hive_url":"http://hive-7.example:7835"}` {
+			t.Fatalf("ready request %s %s", r.Path, r.Raw)
+		}
+	}
+	h.telemetry(t, "h1", 1)
+	time.Sleep(150 * time.Millisecond)
+	if n := len(q.requests()); n != 2 {
+		t.Fatalf("%d requests; ready mode must not push", n)
+	}
+	// The Queen asks again (it restarted): a finished loop may run again.
+	h.queenURL(t, q.srv.URL)
+	q.waitN(t, 3)
+}
+
+func TestHiveURLAdvertised(t *testing.T) {
+	if got := HiveURL("http://127.0.0.1:7833", "", "", 7835); got != "http://127.0.0.1:7835" {
+		t.Errorf("loopback Queen: %s", got)
+	}
+	if got := HiveURL("http://q:7833", "", "10.9.8.7", 7835); got != "http://10.9.8.7:7835" {
+		t.Errorf("advertise host: %s", got)
+	}
+	if got := HiveURL("http://q:7833", "https://hive.example", "x", 7835); got != "https://hive.example" {
+		t.Errorf("advertise url: %s", got)
+	}
+	// A Queen off the loopback (here: this host's own interface address,
+	// so no test traffic leaves the machine) gets a non-loopback address.
+	own := firstInterfaceAddr()
+	if own == "127.0.0.1" {
+		t.Skip("no non-loopback interface")
+	}
+	if got := AdvertiseHost("http://"+own+":7833", "", ""); strings.HasPrefix(got, "127.") || got == "" {
+		t.Errorf("non-local Queen advertised %s", got)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	b := bustest.Start(t)
+	good := Config{Hive: bus.HiveInfo{ID: "h"}}
+	for name, mut := range map[string]func(*Config){
+		"api":    func(c *Config) { c.API = "pull" },
+		"url":    func(c *Config) { c.QueenURL = "localhost:7833" },
+		"id":     func(c *Config) { c.Hive.ID = "" },
+		"jitter": func(c *Config) { c.Jitter = 1.5 },
+		"retry":  func(c *Config) { c.Retry = -1 },
+	} {
+		c := good
+		mut(&c)
+		if _, err := New(c, b, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
