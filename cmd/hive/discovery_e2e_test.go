@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/rbee/hive/bus"
 )
 
 // Protocol 3.7: the legacy push body, and 3.4: a capabilities device.
@@ -123,38 +121,54 @@ func TestDiscoveryThenPushMatchesSSE(t *testing.T) {
 	if err := heartbeatWireErr(reqs[0].body, true); err != nil {
 		t.Fatalf("discovery body: %v\n%s", err, reqs[0].body)
 	}
-	// Pushes carry the very workers of the SSE events of the same instant.
-	sseWorkers := map[string]string{}
-	for len(sseWorkers) < 8 {
-		ev := sse.next(t, 3*time.Second)
-		var v struct {
-			Timestamp string          `json:"timestamp"`
-			Workers   json.RawMessage `json:"workers"`
-		}
-		_ = json.Unmarshal([]byte(ev.Data), &v)
-		ts, _ := time.Parse(time.RFC3339Nano, v.Timestamp)
-		sseWorkers[bus.PushTimestamp(ts)] = string(v.Workers)
+	// Every push whose instant lies inside the window the SSE client saw
+	// carries the very workers of the SSE event of that instant.
+	type event struct {
+		Timestamp string          `json:"timestamp"`
+		Workers   json.RawMessage `json:"workers"`
 	}
+	sseWorkers := map[int64]string{} // by UnixNano: +00:00 and Z parse to different zones
+	var first, last time.Time
+	for len(sseWorkers) < 10 {
+		var v event
+		_ = json.Unmarshal([]byte(sse.next(t, 3*time.Second).Data), &v)
+		ts, err := time.Parse(time.RFC3339Nano, v.Timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.IsZero() {
+			first = ts
+		}
+		last = ts
+		sseWorkers[ts.UnixNano()] = string(v.Workers)
+	}
+	time.Sleep(500 * time.Millisecond) // let the last pushes land
 	matched, sawWorker := 0, false
 	for _, r := range q.wait(t, 8)[1:] {
 		if err := heartbeatWireErr(r.body, false); err != nil {
 			t.Fatalf("push body: %v\n%s", err, r.body)
 		}
-		var v struct {
-			Timestamp string          `json:"timestamp"`
-			Workers   json.RawMessage `json:"workers"`
-		}
+		var v event
 		_ = json.Unmarshal(r.body, &v)
-		if sw, ok := sseWorkers[v.Timestamp]; ok {
-			matched++
-			if sw != string(v.Workers) {
-				t.Fatalf("push workers %s differ from SSE %s", v.Workers, sw)
-			}
-			sawWorker = sawWorker || strings.Contains(sw, fmt.Sprintf(`"pid":%d,`, w.Process.Pid))
+		ts, err := time.Parse(time.RFC3339Nano, v.Timestamp)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if ts.Before(first) || ts.After(last) {
+			continue
+		}
+		sw, ok := sseWorkers[ts.UnixNano()]
+		if !ok {
+			t.Fatalf("push of %s is no SSE event", v.Timestamp)
+		}
+		if sw != string(v.Workers) {
+			t.Fatalf("push workers %s differ from SSE %s", v.Workers, sw)
+		}
+		matched++
+		sawWorker = sawWorker || strings.Contains(sw, fmt.Sprintf(`"pid":%d,`, w.Process.Pid))
 	}
 	if matched < 3 || !sawWorker {
-		t.Fatalf("only %d pushes matched SSE events (worker seen: %v)", matched, sawWorker)
+		t.Fatalf("only %d pushes fell in the SSE window (worker seen: %v)", matched, sawWorker)
 	}
 }
 

@@ -15,6 +15,12 @@ type module interface {
 	Close() error
 }
 
+// readier is a module that can say when it is serving: subscribed to its
+// subjects, listening on its port.
+type readier interface {
+	Ready() <-chan struct{}
+}
+
 type named struct {
 	name string
 	mod  module
@@ -22,7 +28,11 @@ type named struct {
 
 // runStages runs every module until ctx ends or one fails, then stops the
 // stages in order: each stage's modules are stopped and awaited before the
-// next stage's. It returns the first module failure, if any.
+// next stage's. Stages start in the reverse order, each waiting until the
+// later stage's modules are ready, so a consumer is subscribed before its
+// producer publishes (the first tick reaches the SSE history) and is still
+// there when the producer publishes its last event. It returns the first
+// module failure, if any.
 func runStages(ctx context.Context, log *slog.Logger, stopTimeout time.Duration, stages ...[]named) error {
 	type result struct {
 		name string
@@ -31,11 +41,20 @@ func runStages(ctx context.Context, log *slog.Logger, stopTimeout time.Duration,
 	results := make(chan result, 16)
 	cancels := make([]context.CancelFunc, len(stages))
 	waits := make([]*sync.WaitGroup, len(stages))
-	for i, stage := range stages {
+	var firstErr error
+	fail := func(r result) {
+		firstErr = fmt.Errorf("%s: %w", r.name, r.err)
+		log.Error("module failed, shutting down", "module", r.name, "err", r.err)
+	}
+	for i := range stages {
+		cancels[i] = func() {}
+		waits[i] = new(sync.WaitGroup)
+	}
+start:
+	for i := len(stages) - 1; i >= 0; i-- {
 		sctx, cancel := context.WithCancel(context.Background())
 		cancels[i] = cancel
-		waits[i] = new(sync.WaitGroup)
-		for _, m := range stage {
+		for _, m := range stages[i] {
 			waits[i].Go(func() {
 				err := m.mod.Run(sctx)
 				if err != nil && sctx.Err() == nil {
@@ -43,13 +62,27 @@ func runStages(ctx context.Context, log *slog.Logger, stopTimeout time.Duration,
 				}
 			})
 		}
+		for _, m := range stages[i] {
+			r, ok := m.mod.(readier)
+			if !ok {
+				continue
+			}
+			select {
+			case <-r.Ready():
+			case res := <-results:
+				fail(res)
+				break start
+			case <-ctx.Done():
+				break start
+			}
+		}
 	}
-	var firstErr error
-	select {
-	case <-ctx.Done():
-	case r := <-results:
-		firstErr = fmt.Errorf("%s: %w", r.name, r.err)
-		log.Error("module failed, shutting down", "module", r.name, "err", r.err)
+	if firstErr == nil {
+		select {
+		case <-ctx.Done():
+		case r := <-results:
+			fail(r)
+		}
 	}
 	deadline := time.After(stopTimeout)
 	for i, stage := range stages {

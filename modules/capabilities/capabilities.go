@@ -42,9 +42,13 @@ type Capabilities struct {
 	at      time.Time
 	detects int
 
+	ready     chan struct{}
 	closeOnce sync.Once
 	closed    chan struct{}
 }
+
+// Ready is closed once Run answers requests.
+func (c *Capabilities) Ready() <-chan struct{} { return c.ready }
 
 // New validates cfg. It starts nothing.
 func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
@@ -66,7 +70,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), closed: make(chan struct{})}, nil
+	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), ready: make(chan struct{}), closed: make(chan struct{})}, nil
 }
 
 // Run detects once, then answers requests until ctx ends or Close.
@@ -95,6 +99,7 @@ func (c *Capabilities) Run(ctx context.Context) error {
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("capabilities: flush: %w", err)
 	}
+	close(c.ready)
 	select {
 	case <-ctx.Done():
 	case <-c.closed:
