@@ -30,8 +30,8 @@ const (
 	// SubjectJobsReplay is request/reply: a JobRef answered with JobReplay,
 	// the narration so far, so a late stream starts from the beginning.
 	SubjectJobsReplay = "hive.jobs.replay"
-	// SubjectJobsShutdown is request/reply: an empty body asks the hive to
-	// shut down gracefully.
+	// SubjectHiveShutdown is request/reply: an empty body asks the hive to
+	// shut down gracefully; the reply comes before the shutdown starts.
 	SubjectHiveShutdown = "hive.shutdown"
 )
 
@@ -39,5 +39,5 @@ const (
 const HeaderHiveID = "Hive-Id"
 
 // JobEventsSubject is where a job's narration is published, one JobEvent
-// per message, in order.
+// per message, in order. jobID must satisfy ValidJobID.
 func JobEventsSubject(jobID string) string { return "hive.jobs." + jobID + ".events" }

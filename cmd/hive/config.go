@@ -36,6 +36,7 @@ type config struct {
 	LogFormat         string
 	LogLevel          string
 	WorkerDir         string
+	WorkerLogDir      string
 	ModelDir          string
 	MaxJobs           int
 	JobRetention      time.Duration
@@ -65,6 +66,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.WorkerDir, "worker-dir", "~/.cache/rbee/workers", "directory of worker binaries (llm-worker-rbee-<type>)")
+	fs.StringVar(&c.WorkerLogDir, "worker-log-dir", "~/.cache/rbee/logs", "directory of the spawned workers' log files")
 	fs.StringVar(&c.ModelDir, "model-dir", "~/.cache/rbee/models", "model directory")
 	fs.IntVar(&c.MaxJobs, "max-jobs", 64, "jobs running at once; more get 503")
 	fs.DurationVar(&c.JobRetention, "job-retention", 10*time.Minute, "how long finished jobs stay streamable")
@@ -161,6 +163,19 @@ func (c *config) validate() error {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// expandHome replaces a leading "~/" with the user's home directory.
+func expandHome(p string) string {
+	rest, ok := strings.CutPrefix(p, "~/")
+	if !ok {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return home + "/" + rest
 }
 
 // envName maps a flag name to its environment variable.

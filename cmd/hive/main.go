@@ -19,6 +19,7 @@ import (
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
+	"github.com/rbee/hive/modules/jobs"
 )
 
 // version is reported in hive_info.version; set with -ldflags -X.
@@ -106,12 +107,32 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	jobsMod, err := jobs.New(jobs.Config{
+		HiveID:            cfg.HiveID,
+		QueenURL:          cfg.QueenURL,
+		WorkerDir:         expandHome(cfg.WorkerDir),
+		LogDir:            expandHome(cfg.WorkerLogDir),
+		ModelDir:          expandHome(cfg.ModelDir),
+		CgroupRoot:        cfg.CgroupRoot,
+		WorkerMatch:       cfg.WorkerMatch,
+		MaxJobs:           cfg.MaxJobs,
+		Retention:         cfg.JobRetention,
+		StopWorkersOnExit: cfg.StopWorkersOnExit,
+		CheckPause:        50 * time.Millisecond,
+	}, b, log)
+	if err != nil {
+		return err
+	}
+	ctx, err = onShutdownRequest(ctx, b, log)
+	if err != nil {
+		return err
+	}
 	log.Info("hive starting", "hive_id", cfg.HiveID, "port", cfg.Port, "advertise_host", host, "version", version)
 	// The collector stops first so that its last event, marked "stopping",
 	// still reaches the gateway's streams.
 	return runStages(ctx, log, 2*time.Second,
 		[]named{{"collector", coll}},
-		[]named{{"gateway", gw}, {"discovery", disc}, {"capabilities", caps}},
+		[]named{{"gateway", gw}, {"discovery", disc}, {"capabilities", caps}, {"jobs", jobsMod}},
 	)
 }
 

@@ -201,5 +201,9 @@ func (g *Gateway) router(nc *nats.Conn) http.Handler {
 	caps := g.getCapabilities(nc)
 	r.GET("/capabilities", caps) // the Queen's path (original A)
 	r.GET("/v1/capabilities", caps)
+	r.POST("/v1/jobs", g.createJob(nc))
+	r.GET("/v1/jobs/:id/stream", g.streamJob(nc))
+	r.DELETE("/v1/jobs/:id", g.cancelJob(nc))
+	r.POST("/v1/shutdown", g.shutdown(nc))
 	return r
 }

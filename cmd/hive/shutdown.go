@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// onShutdownRequest returns a context that also ends when someone asks on
+// hive.shutdown (POST /v1/shutdown). The request is answered first, so the
+// caller gets its 200 before the graceful shutdown begins.
+func onShutdownRequest(ctx context.Context, b *bus.Bus, log *slog.Logger) (context.Context, error) {
+	nc, err := b.Connect("shutdown")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	_, err = nc.Subscribe(bus.SubjectHiveShutdown, func(m *nats.Msg) {
+		log.Info("shutdown requested over the API")
+		_ = m.Respond([]byte(`{"status":"shutting down"}`))
+		_ = nc.Flush()
+		cancel()
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := nc.Flush(); err != nil {
+		cancel()
+		return nil, err
+	}
+	// The bus drains this connection on Close; ctx's resources go with
+	// its parent's.
+	return ctx, nil
+}

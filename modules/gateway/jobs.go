@@ -1,0 +1,220 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// maxJobBody bounds POST /v1/jobs bodies.
+const maxJobBody = 1 << 20
+
+// busTimeout bounds a request to the jobs module.
+const busTimeout = 5 * time.Second
+
+// request sends v (or raw bytes) on subject and decodes the reply into out.
+// An ErrorReply becomes an HTTP error answered here; ok is false then.
+func (g *Gateway) request(c *gin.Context, nc *nats.Conn, subject string, body []byte, out any) bool {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), busTimeout)
+	defer cancel()
+	m, err := nc.RequestWithContext(ctx, subject, body)
+	if err != nil {
+		abortJSON(c, http.StatusServiceUnavailable, "jobs unavailable: "+err.Error())
+		return false
+	}
+	var e bus.ErrorReply
+	if json.Unmarshal(m.Data, &e) == nil && e.Error != "" {
+		if e.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(e.RetryAfter))
+		}
+		status := e.Status
+		if status < 400 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+		abortJSON(c, status, e.Error)
+		return false
+	}
+	if err := json.Unmarshal(m.Data, out); err != nil {
+		abortJSON(c, http.StatusBadGateway, "bad reply from jobs: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// createJob serves POST /v1/jobs. The body is checked to be a JSON object
+// with an "operation" string here; the jobs module validates the rest.
+func (g *Gateway) createJob(nc *nats.Conn) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if err != nil || mt != "application/json" {
+			abortJSON(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJobBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				abortJSON(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxJobBody))
+				return
+			}
+			abortJSON(c, http.StatusBadRequest, "read body: "+err.Error())
+			return
+		}
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(body, &probe); err != nil {
+			abortJSON(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return
+		}
+		var name string
+		if err := json.Unmarshal(probe["operation"], &name); err != nil || name == "" {
+			abortJSON(c, http.StatusBadRequest, `body needs an "operation" string`)
+			return
+		}
+		var out bus.JobCreated
+		if g.request(c, nc, bus.SubjectJobsCreate, body, &out) {
+			c.JSON(http.StatusOK, out)
+		}
+	}
+}
+
+// cancelJob serves DELETE /v1/jobs/{id}.
+func (g *Gateway) cancelJob(nc *nats.Conn) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("id")
+		if !bus.ValidJobID(id) {
+			abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
+			return
+		}
+		ref, _ := json.Marshal(bus.JobRef{JobID: id})
+		var out bus.JobCancelled
+		if g.request(c, nc, bus.SubjectJobsCancel, ref, &out) {
+			c.JSON(http.StatusOK, out)
+		}
+	}
+}
+
+// streamJob serves GET /v1/jobs/{id}/stream: the narration so far, then
+// live narration, then one end marker, as data: lines.
+func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("id")
+		if !bus.ValidJobID(id) {
+			abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
+			return
+		}
+		// Subscribe before asking for the replay, so nothing falls between;
+		// events in both are told apart by Seq.
+		live := make(chan *nats.Msg, 1024)
+		sub, err := nc.ChanSubscribe(bus.JobEventsSubject(id), live)
+		if err != nil {
+			abortJSON(c, http.StatusServiceUnavailable, "bus: "+err.Error())
+			return
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+		ref, _ := json.Marshal(bus.JobRef{JobID: id})
+		var replay bus.JobReplay
+		if !g.request(c, nc, bus.SubjectJobsReplay, ref, &replay) {
+			return
+		}
+
+		w := c.Writer
+		rc := http.NewResponseController(w)
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		write := func(b []byte) bool {
+			_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
+			if _, err := w.Write(b); err != nil {
+				return false
+			}
+			return rc.Flush() == nil
+		}
+		last := 0
+		// send writes ev; it reports whether the stream goes on.
+		send := func(ev bus.JobEvent) (more, ok bool) {
+			if ev.Seq <= last {
+				return true, true
+			}
+			last = ev.Seq
+			if ev.End != "" {
+				return false, write(jobFrame(ev.End))
+			}
+			return true, write(jobFrame(ev.Text))
+		}
+		if !write(nil) {
+			return
+		}
+		for _, ev := range replay.Events {
+			more, ok := send(ev)
+			if !ok || !more {
+				return
+			}
+		}
+		ka := time.NewTimer(g.cfg.KeepAlive)
+		defer ka.Stop()
+		for {
+			select {
+			case <-c.Request.Context().Done():
+				return
+			case <-g.stopping:
+				return
+			case m := <-live:
+				var ev bus.JobEvent
+				if err := json.Unmarshal(m.Data, &ev); err != nil {
+					continue
+				}
+				more, ok := send(ev)
+				if !ok || !more {
+					return
+				}
+			case <-ka.C:
+				if !write([]byte(": keep-alive\n\n")) {
+					return
+				}
+			}
+			ka.Reset(g.cfg.KeepAlive)
+		}
+	}
+}
+
+// jobFrame renders one unnamed SSE event: every line of text a data: line
+// (a trailing newline yields a last empty data: line, as the original's
+// narration did).
+func jobFrame(text string) []byte {
+	var b strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		b.WriteString("data: ")
+		b.WriteString(line)
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	return []byte(b.String())
+}
+
+// shutdown serves POST /v1/shutdown: answered first, then the hive stops
+// gracefully.
+func (g *Gateway) shutdown(nc *nats.Conn) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), busTimeout)
+		defer cancel()
+		if _, err := nc.RequestWithContext(ctx, bus.SubjectHiveShutdown, nil); err != nil {
+			abortJSON(c, http.StatusServiceUnavailable, "shutdown unavailable: "+err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "shutting down"})
+	}
+}

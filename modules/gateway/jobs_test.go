@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+const jobID = "job-0b5e9d2c-1f0a-4c3e-9a7b-2d4f6e8a0c1e"
+
+func post(t *testing.T, u, ctype string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, body)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// respond answers subject with fn's bytes.
+func respond(t *testing.T, nc *nats.Conn, subject string, fn func(*nats.Msg) string) {
+	t.Helper()
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte(fn(m))) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+}
+
+func TestCreateJobInputs(t *testing.T) {
+	g := startGateway(t, Config{})
+	var forwarded []string
+	respond(t, g.pub, bus.SubjectJobsCreate, func(m *nats.Msg) string {
+		forwarded = append(forwarded, string(m.Data))
+		if strings.Contains(string(m.Data), `"busy"`) {
+			return `{"error":"too many jobs","status":503,"retry_after":1}`
+		}
+		if strings.Contains(string(m.Data), `"infer"`) {
+			return `{"error":"invalid operation: operation \"infer\" belongs to the Queen","status":400}`
+		}
+		return `{"job_id":"` + jobID + `","sse_url":"/v1/jobs/` + jobID + `/stream"}`
+	})
+	cases := []struct {
+		name, ctype, body string
+		status            int
+		want              string
+	}{
+		{"ok", "application/json", `{"operation":"model_list","hive_id":"h"}`, 200, `{"job_id":"` + jobID + `","sse_url":"/v1/jobs/` + jobID + `/stream"}`},
+		{"charset ok", "application/json; charset=utf-8", `{"operation":"model_list","hive_id":"h"}`, 200, jobID},
+		{"no content type", "", `{"operation":"x"}`, 415, "application/json"},
+		{"text", "text/plain", `{"operation":"x"}`, 415, "application/json"},
+		{"malformed", "application/json", `{"operation":`, 400, "malformed JSON"},
+		{"not an object", "application/json", `[1]`, 400, "malformed JSON"},
+		{"no operation", "application/json", `{"hive_id":"h"}`, 400, "needs an"},
+		{"operation type", "application/json", `{"operation":1}`, 400, "needs an"},
+		{"queen op", "application/json", `{"operation":"infer"}`, 400, "belongs to the Queen"},
+		{"busy", "application/json", `{"operation":"busy"}`, 503, "too many jobs"},
+		{"huge", "application/json", `{"operation":"x","pad":"` + strings.Repeat("a", 1<<20) + `"}`, 413, "larger than"},
+	}
+	for _, tc := range cases {
+		resp, body := post(t, g.base+"/v1/jobs", tc.ctype, strings.NewReader(tc.body))
+		var e apiError
+		isErr := json.Unmarshal([]byte(body), &e) == nil && e.Error != ""
+		if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) || (tc.status != 200) != isErr {
+			t.Errorf("%s: %d %.200s", tc.name, resp.StatusCode, body)
+		}
+		if tc.name == "busy" && resp.Header.Get("Retry-After") != "1" {
+			t.Errorf("busy: Retry-After %q", resp.Header.Get("Retry-After"))
+		}
+	}
+	if len(forwarded) != 4 {
+		t.Errorf("%d bodies reached the jobs module, want 4 (ok, charset, queen op, busy)", len(forwarded))
+	}
+}
+
+func TestJobStreamReplayThenLive(t *testing.T) {
+	g := startGateway(t, Config{KeepAlive: 50 * time.Millisecond})
+	ev := func(seq int, text, end string) bus.JobEvent { return bus.JobEvent{Seq: seq, Text: text, End: end} }
+	replayed := make(chan struct{})
+	respond(t, g.pub, bus.SubjectJobsReplay, func(m *nats.Msg) string {
+		var ref bus.JobRef
+		_ = json.Unmarshal(m.Data, &ref)
+		if ref.JobID != jobID {
+			return `{"error":"job not found","status":404}`
+		}
+		defer close(replayed)
+		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: []bus.JobEvent{ev(1, "one\n", ""), ev(2, "two", "")}})
+		return string(b)
+	})
+	resp, err := http.Get(g.base + "/v1/jobs/" + jobID + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	<-replayed
+	// Live events: 2 again (already replayed), then 3, a quiet spell, the end.
+	pub := func(e bus.JobEvent) {
+		b, _ := json.Marshal(e)
+		_ = g.pub.Publish(bus.JobEventsSubject(jobID), b)
+	}
+	pub(ev(2, "two", ""))
+	pub(ev(3, "three", ""))
+	time.Sleep(150 * time.Millisecond)
+	pub(ev(4, "", "[DONE]"))
+	b, _ := io.ReadAll(resp.Body)
+	got := string(b)
+	want := "data: one\ndata: \n\ndata: two\n\ndata: three\n\n"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "data: [DONE]\n\n") || !strings.Contains(got, ": keep-alive\n\n") {
+		t.Fatalf("stream:\n%q", got)
+	}
+	if strings.Count(got, "data: two") != 1 {
+		t.Fatalf("a replayed event was sent twice:\n%q", got)
+	}
+}
+
+func TestJobRoutesUnknownIDs(t *testing.T) {
+	g := startGateway(t, Config{})
+	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string { return `{"error":"job not found","status":404}` })
+	respond(t, g.pub, bus.SubjectJobsCancel, func(m *nats.Msg) string { return `{"error":"job not found or already finished","status":404}` })
+	for _, path := range []string{"/v1/jobs/" + jobID + "/stream", "/v1/jobs/nope/stream", "/v1/jobs/job-x.%3E/stream"} {
+		code, body, ctype := get(t, g.base+path)
+		if code != 404 || !strings.HasPrefix(ctype, "application/json") || !strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s: %d %s", path, code, body)
+		}
+	}
+	for _, id := range []string{jobID, "nope", "job-*"} {
+		req, _ := http.NewRequest(http.MethodDelete, g.base+"/v1/jobs/"+id, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || !strings.Contains(string(b), `"error"`) {
+			t.Errorf("DELETE %s: %d %s", id, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestJobsModuleAbsentIs503(t *testing.T) {
+	g := startGateway(t, Config{})
+	resp, body := post(t, g.base+"/v1/jobs", "application/json", strings.NewReader(`{"operation":"model_list"}`))
+	if resp.StatusCode != 503 || !strings.Contains(body, "jobs unavailable") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	resp, body = post(t, g.base+"/v1/shutdown", "", nil)
+	if resp.StatusCode != 503 {
+		t.Fatalf("shutdown without a handler: %d %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,142 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// hiveCheck is a self-test that narrates every step: the bus, the age of
+// the collector's last tick, capabilities, and disk space.
+func (m *Jobs) hiveCheck(ctx context.Context, n *narrator) error {
+	n.fn = "rbee_hive::hive_check::handle_hive_check"
+	n.say("hive_check_start", "🔍 Hive self-check of "+m.cfg.HiveID)
+	failed := 0
+	step := func(action string, f func(context.Context) (string, error)) bool {
+		if !pause(ctx, m.cfg.CheckPause) {
+			return false
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		msg, err := f(sctx)
+		if ctx.Err() != nil {
+			return false
+		}
+		if err != nil {
+			failed++
+			n.sayf(action, "❌ %v", err)
+		} else {
+			n.sayf(action, "✅ %s", msg)
+		}
+		return true
+	}
+	steps := []struct {
+		action string
+		f      func(context.Context) (string, error)
+	}{
+		{"hive_check_bus", m.checkBus},
+		{"hive_check_tick", m.checkTick},
+		{"hive_check_caps", m.checkCapabilities},
+		{"hive_check_disk", func(context.Context) (string, error) { return diskFree("worker dir", m.cfg.WorkerDir) }},
+		{"hive_check_disk", func(context.Context) (string, error) { return diskFree("model dir", m.cfg.ModelDir) }},
+	}
+	for _, s := range steps {
+		if !step(s.action, s.f) {
+			return ctx.Err()
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("hive check: %d of %d checks failed", failed, len(steps))
+	}
+	n.say("hive_check_complete", "✅ All checks passed")
+	return nil
+}
+
+func (m *Jobs) checkBus(ctx context.Context) (string, error) {
+	start := time.Now()
+	if err := m.nc.FlushWithContext(ctx); err != nil {
+		return "", fmt.Errorf("bus round trip: %w", err)
+	}
+	return fmt.Sprintf("bus round trip %v", time.Since(start).Round(time.Microsecond)), nil
+}
+
+// checkTick waits for the next telemetry event and reports its age.
+func (m *Jobs) checkTick(ctx context.Context) (string, error) {
+	ch := make(chan *nats.Msg, 1)
+	sub, err := m.nc.ChanSubscribe(bus.SubjectTelemetry, ch)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no collector tick: %w", ctx.Err())
+		case msg := <-ch:
+			if id := msg.Header.Get(bus.HeaderHiveID); id != "" && id != m.cfg.HiveID {
+				continue
+			}
+			var ev bus.TelemetryEvent
+			if err := json.Unmarshal(msg.Data, &ev); err != nil {
+				return "", fmt.Errorf("undecodable telemetry: %w", err)
+			}
+			ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+			if err != nil {
+				return "", fmt.Errorf("telemetry timestamp %q: %w", ev.Timestamp, err)
+			}
+			return fmt.Sprintf("collector tick %v old, %d worker(s)", time.Since(ts).Round(time.Millisecond), len(ev.Workers)), nil
+		}
+	}
+}
+
+func (m *Jobs) checkCapabilities(ctx context.Context) (string, error) {
+	msg, err := m.nc.RequestWithContext(ctx, bus.SubjectCapabilitiesGet, nil)
+	if err != nil {
+		return "", fmt.Errorf("capabilities: %w", err)
+	}
+	var caps bus.Capabilities
+	if err := json.Unmarshal(msg.Data, &caps); err != nil || len(caps.Devices) == 0 {
+		return "", fmt.Errorf("capabilities: bad reply %.100s", msg.Data)
+	}
+	return fmt.Sprintf("%d device(s): %s", len(caps.Devices), caps.Devices[len(caps.Devices)-1].Name), nil
+}
+
+// diskFree reports the free space of dir, or of its closest existing
+// parent (the directory may not exist until the first spawn).
+func diskFree(what, dir string) (string, error) {
+	p := dir
+	var st syscall.Statfs_t
+	for {
+		if err := syscall.Statfs(p, &st); err == nil {
+			break
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", fmt.Errorf("%s %s: no such file system", what, dir)
+		}
+		p = parent
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	return fmt.Sprintf("%s %s: %.1f GiB free", what, dir, float64(free)/(1<<30)), nil
+}
+
+func pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

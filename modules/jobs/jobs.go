@@ -1,0 +1,270 @@
+// Package jobs runs the operations the Queen and the keeper send a hive:
+// spawn, list, inspect and stop workers, list and delete models, and a
+// self-check. Each job runs from creation with its own context; its
+// narration is published on hive.jobs.<id>.events and kept (bounded) so a
+// stream opened at any time sees it from the start.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+// Config configures the jobs module.
+type Config struct {
+	HiveID    string
+	QueenURL  string // passed to spawned workers
+	WorkerDir string // llm-worker-rbee-<type> binaries
+	LogDir    string // per-worker log files
+	ModelDir  string
+	// CgroupRoot is the rbee.slice tree spawned workers are placed in when
+	// it is on a writable cgroup v2 file system; "" turns placement off.
+	CgroupRoot string
+	// WorkerMatch recognises worker processes (list, get, delete).
+	WorkerMatch string
+	MaxJobs     int
+	Retention   time.Duration
+	// MaxEvents bounds the narration kept per job for replay.
+	MaxEvents int
+	// HealthTimeout bounds a spawn's wait for the worker's /health.
+	HealthTimeout time.Duration
+	// StopGrace is the wait between SIGTERM and SIGKILL.
+	StopGrace time.Duration
+	// StopWorkersOnExit stops spawned workers when Run returns.
+	StopWorkersOnExit bool
+	// CheckPause is the pause between hive_check steps.
+	CheckPause time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Jobs is the module.
+type Jobs struct {
+	cfg   Config
+	bus   *bus.Bus
+	log   *slog.Logger
+	match *regexp.Regexp
+	procs *procManager
+	http  *http.Client
+
+	nc            *nats.Conn
+	mu            sync.Mutex
+	jobs          map[string]*job
+	running       int
+	droppedEvents uint64
+	wg            sync.WaitGroup
+
+	ready     chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// New validates cfg. It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
+	if b == nil {
+		return nil, errors.New("jobs: nil bus")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = 64
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 10 * time.Minute
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 1000
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = 60 * time.Second
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
+	if cfg.CheckPause < 0 {
+		return nil, errors.New("jobs: negative check pause")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.WorkerDir == "" || cfg.ModelDir == "" || cfg.LogDir == "" {
+		return nil, errors.New("jobs: worker, log and model directories are required")
+	}
+	if cfg.WorkerMatch == "" {
+		cfg.WorkerMatch = "llm-worker|worker-rbee"
+	}
+	re, err := regexp.Compile(cfg.WorkerMatch)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: worker match: %w", err)
+	}
+	m := &Jobs{
+		cfg:    cfg,
+		bus:    b,
+		log:    log.With("module", "jobs"),
+		match:  re,
+		http:   &http.Client{Timeout: 2 * time.Second},
+		jobs:   make(map[string]*job),
+		ready:  make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	m.procs = newProcManager(m.log)
+	return m, nil
+}
+
+// Ready is closed once Run answers requests.
+func (m *Jobs) Ready() <-chan struct{} { return m.ready }
+
+// Close stops Run; safe to call twice and before Run.
+func (m *Jobs) Close() error {
+	m.closeOnce.Do(func() { close(m.closed) })
+	return nil
+}
+
+// Run answers job requests until ctx ends or Close; then it cancels the
+// running jobs, waits for them, and stops the workers it spawned if
+// configured to.
+func (m *Jobs) Run(ctx context.Context) error {
+	nc, err := m.bus.Connect("jobs")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	m.nc = nc
+	jctx, cancelJobs := context.WithCancel(ctx)
+	defer cancelJobs()
+
+	handlers := map[string]func(*nats.Msg) (any, error){
+		bus.SubjectJobsCreate: func(msg *nats.Msg) (any, error) { return m.create(jctx, msg.Data) },
+		bus.SubjectJobsCancel: func(msg *nats.Msg) (any, error) {
+			ref, err := decodeRef(msg.Data)
+			if err != nil {
+				return nil, err
+			}
+			return m.cancelJob(ref.JobID)
+		},
+		bus.SubjectJobsReplay: func(msg *nats.Msg) (any, error) {
+			ref, err := decodeRef(msg.Data)
+			if err != nil {
+				return nil, err
+			}
+			return m.replay(ref.JobID)
+		},
+	}
+	for subj, h := range handlers {
+		sub, err := nc.Subscribe(subj, func(msg *nats.Msg) { m.respond(msg, h) })
+		if err != nil {
+			return fmt.Errorf("jobs: subscribe %s: %w", subj, err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("jobs: flush: %w", err)
+	}
+	close(m.ready)
+
+	reapDone := make(chan struct{})
+	go func() {
+		defer close(reapDone)
+		m.procs.reapLoop(jctx, func(w *spawned) { m.announce(bus.SubjectWorkersStopped, w) })
+	}()
+	every := min(max(m.cfg.Retention/4, 10*time.Millisecond), 30*time.Second)
+	prune := time.NewTicker(every)
+	defer prune.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-m.closed:
+			done = true
+		case <-prune.C:
+			if n := m.prune(); n > 0 {
+				m.log.Debug("pruned finished jobs", "n", n)
+			}
+		}
+	}
+	cancelJobs()
+	m.wg.Wait()
+	<-reapDone
+	if m.cfg.StopWorkersOnExit {
+		for _, w := range m.procs.stopAll(m.cfg.StopGrace) {
+			m.announce(bus.SubjectWorkersStopped, w)
+		}
+	} else if n := m.procs.count(); n > 0 {
+		m.log.Info("leaving spawned workers running", "workers", n)
+	}
+	return nil
+}
+
+func decodeRef(b []byte) (bus.JobRef, error) {
+	var ref bus.JobRef
+	if err := json.Unmarshal(b, &ref); err != nil || !bus.ValidJobID(ref.JobID) {
+		return ref, fmt.Errorf("%w: bad job reference", errNotFound)
+	}
+	return ref, nil
+}
+
+// respond answers a request with h's result or an ErrorReply.
+func (m *Jobs) respond(msg *nats.Msg, h func(*nats.Msg) (any, error)) {
+	v, err := h(msg)
+	if err != nil {
+		e := bus.ErrorReply{Error: err.Error(), Status: http.StatusInternalServerError}
+		switch {
+		case errors.Is(err, errInvalid):
+			e.Status = http.StatusBadRequest
+		case errors.Is(err, errNotFound):
+			e.Status = http.StatusNotFound
+		case errors.Is(err, errBusy):
+			e.Status, e.RetryAfter = http.StatusServiceUnavailable, 1
+		}
+		v = e
+	}
+	b, _ := json.Marshal(v)
+	if err := msg.Respond(b); err != nil {
+		m.log.Warn("job reply", "err", err)
+	}
+}
+
+// announce tells the collector about a worker.
+func (m *Jobs) announce(subject string, w *spawned) {
+	b, _ := json.Marshal(bus.WorkerEvent{PID: w.pid, Group: "llm", Instance: fmt.Sprint(w.port), Model: w.model})
+	if err := m.nc.Publish(subject, b); err != nil {
+		m.log.Warn("announce worker", "subject", subject, "err", err)
+	}
+}
+
+// run dispatches one operation.
+func (m *Jobs) run(ctx context.Context, n *narrator, op Operation) error {
+	switch op.Name {
+	case "worker_spawn":
+		return m.spawnWorker(ctx, n, op)
+	case "worker_process_list":
+		return m.listWorkers(ctx, n)
+	case "worker_process_get":
+		return m.getWorker(ctx, n, op.PID)
+	case "worker_process_delete":
+		return m.deleteWorker(ctx, n, op.PID)
+	case "model_list":
+		return m.listModels(n)
+	case "model_get":
+		return m.getModel(n, op.ModelID)
+	case "model_delete":
+		return m.deleteModel(n, op.ModelID)
+	case "model_download":
+		return fmt.Errorf("model_download is not supported by this hive: put model files into %s yourself", m.cfg.ModelDir)
+	case "hive_check":
+		return m.hiveCheck(ctx, n)
+	}
+	return fmt.Errorf("operation %q has no handler", op.Name)
+}

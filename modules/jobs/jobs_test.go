@@ -1,0 +1,551 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+)
+
+var workerDir string // holds llm-worker-rbee-cpu (the demo worker) and test scripts
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hive-jobs-")
+	if err != nil {
+		panic(err)
+	}
+	workerDir = dir
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "llm-worker-rbee-cpu"), "../../cmd/demo-worker")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build demo worker: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if z := zombies(); len(z) > 0 {
+		fmt.Fprintf(os.Stderr, "zombie children left: %v\n", z)
+		code = 1
+	}
+	_ = os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// zombies lists this process's children that exited and were never reaped.
+func zombies() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(os.Getpid()) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+type harness struct {
+	m  *Jobs
+	nc *nats.Conn
+	// gaps allows Seq gaps in replays (narration beyond MaxEvents).
+	gaps bool
+}
+
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	b := bustest.Start(t)
+	if cfg.WorkerDir == "" {
+		cfg.WorkerDir = workerDir
+	}
+	if cfg.ModelDir == "" {
+		cfg.ModelDir = t.TempDir()
+	}
+	cfg.LogDir = t.TempDir()
+	if cfg.HiveID == "" {
+		cfg.HiveID = "h1"
+	}
+	cfg.StopWorkersOnExit = true
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = time.Second
+	}
+	m, err := New(cfg, b, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := b.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	<-m.Ready()
+	return &harness{m: m, nc: nc}
+}
+
+// create submits an operation; it returns the job id or the error reply.
+func (h *harness) create(t *testing.T, body string) (string, bus.ErrorReply) {
+	t.Helper()
+	msg, err := h.nc.Request(bus.SubjectJobsCreate, []byte(body), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e bus.ErrorReply
+	if json.Unmarshal(msg.Data, &e); e.Error != "" {
+		return "", e
+	}
+	var c bus.JobCreated
+	if err := json.Unmarshal(msg.Data, &c); err != nil || !bus.ValidJobID(c.JobID) || c.SSEURL != "/v1/jobs/"+c.JobID+"/stream" {
+		t.Fatalf("create reply %s", msg.Data)
+	}
+	return c.JobID, e
+}
+
+// events follows a job as the gateway does (subscribe, replay, merge by
+// Seq) until its end marker, and returns every event.
+func (h *harness) events(t *testing.T, id string, timeout time.Duration) []bus.JobEvent {
+	t.Helper()
+	ch := make(chan *nats.Msg, 1024)
+	sub, err := h.nc.ChanSubscribe(bus.JobEventsSubject(id), ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	ref, _ := json.Marshal(bus.JobRef{JobID: id})
+	msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rp bus.JobReplay
+	if err := json.Unmarshal(msg.Data, &rp); err != nil || rp.JobID != id {
+		t.Fatalf("replay %s", msg.Data)
+	}
+	var out []bus.JobEvent
+	last := 0
+	add := func(ev bus.JobEvent) bool {
+		if ev.Seq <= last {
+			return false
+		}
+		if ev.Seq != last+1 && !h.gaps {
+			t.Fatalf("gap: seq %d after %d", ev.Seq, last)
+		}
+		last = ev.Seq
+		out = append(out, ev)
+		return ev.End != ""
+	}
+	for _, ev := range rp.Events {
+		if add(ev) {
+			return out
+		}
+	}
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m := <-ch:
+			var ev bus.JobEvent
+			_ = json.Unmarshal(m.Data, &ev)
+			if add(ev) {
+				return out
+			}
+		case <-deadline:
+			t.Fatalf("job %s did not end within %v; got %+v", id, timeout, out)
+		}
+	}
+}
+
+func text(evs []bus.JobEvent) string {
+	var b strings.Builder
+	for _, e := range evs {
+		b.WriteString(e.Text)
+		b.WriteString(e.End)
+	}
+	return b.String()
+}
+
+func endOf(evs []bus.JobEvent) string { return evs[len(evs)-1].End }
+
+func TestSpawnListGetDeleteWorker(t *testing.T) {
+	h := start(t, Config{})
+	started, _ := h.nc.SubscribeSync(bus.SubjectWorkersStarted)
+	stopped, _ := h.nc.SubscribeSync(bus.SubjectWorkersStopped)
+	_ = h.nc.Flush()
+
+	id, e := h.create(t, `{"operation":"worker_spawn","hive_id":"h1","model":"tinyllama","worker":"cpu","device":0,"extra":"ignored"}`)
+	if e.Error != "" {
+		t.Fatal(e.Error)
+	}
+	evs := h.events(t, id, 30*time.Second)
+	if endOf(evs) != bus.EndDone {
+		t.Fatalf("spawn ended %q:\n%s", endOf(evs), text(evs))
+	}
+	msg, err := started.NextMsg(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w bus.WorkerEvent
+	_ = json.Unmarshal(msg.Data, &w)
+	port, _ := strconv.Atoi(w.Instance)
+	if w.PID <= 0 || w.Group != "llm" || w.Model != "tinyllama" || port < 9000 || port > 9999 {
+		t.Fatalf("announcement %+v", w)
+	}
+	want := fmt.Sprintf("spawned (PID: %d, port: %d)", w.PID, port)
+	if !strings.Contains(text(evs), want) || !strings.Contains(evs[0].Text, "Executing operation: worker_spawn") {
+		t.Fatalf("narration lacks %q:\n%s", want, text(evs))
+	}
+
+	id, _ = h.create(t, `{"operation":"worker_process_list","hive_id":"h1"}`)
+	evs = h.events(t, id, 10*time.Second)
+	if endOf(evs) != bus.EndDone || !strings.Contains(text(evs), fmt.Sprintf(`"pid":%d,"port":"%d","model":"tinyllama","spawned_by_hive":true`, w.PID, port)) {
+		t.Fatalf("list:\n%s", text(evs))
+	}
+	id, _ = h.create(t, fmt.Sprintf(`{"operation":"worker_process_get","hive_id":"h1","pid":%d}`, w.PID))
+	if evs = h.events(t, id, 10*time.Second); endOf(evs) != bus.EndDone || !strings.Contains(text(evs), `"model":"tinyllama"`) {
+		t.Fatalf("get:\n%s", text(evs))
+	}
+
+	id, _ = h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h1","pid":%d}`, w.PID))
+	if evs = h.events(t, id, 10*time.Second); endOf(evs) != bus.EndDone {
+		t.Fatalf("delete:\n%s", text(evs))
+	}
+	if _, err := stopped.NextMsg(2 * time.Second); err != nil {
+		t.Fatal("no hive.workers.stopped")
+	}
+	if err := syscall.Kill(w.PID, 0); err == nil {
+		t.Fatalf("worker %d still exists after delete (zombie or alive)", w.PID)
+	}
+	if h.m.procs.count() != 0 {
+		t.Fatal("spawned worker still registered")
+	}
+}
+
+func TestSpawnFailures(t *testing.T) {
+	// A worker that never answers /health, and one that exits at once.
+	write := func(name, script string) {
+		if err := os.WriteFile(filepath.Join(workerDir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("llm-worker-rbee-metal", "#!/bin/sh\nexec sleep 60\n")
+	write("llm-worker-rbee-cuda", "#!/bin/sh\necho no CUDA here >&2\nexit 3\n")
+	t.Cleanup(func() {
+		os.Remove(filepath.Join(workerDir, "llm-worker-rbee-metal"))
+		os.Remove(filepath.Join(workerDir, "llm-worker-rbee-cuda"))
+	})
+
+	t.Run("missing binary", func(t *testing.T) {
+		h := start(t, Config{WorkerDir: t.TempDir()})
+		id, _ := h.create(t, `{"operation":"worker_spawn","hive_id":"h1","model":"m","worker":"cpu","device":0}`)
+		evs := h.events(t, id, 10*time.Second)
+		if e := endOf(evs); !strings.HasPrefix(e, "[ERROR] worker binary ") || !strings.Contains(e, "llm-worker-rbee-cpu not found") {
+			t.Fatalf("end %q", e)
+		}
+	})
+	t.Run("exits before healthy", func(t *testing.T) {
+		h := start(t, Config{})
+		id, _ := h.create(t, `{"operation":"worker_spawn","hive_id":"h1","model":"m","worker":"cuda","device":1}`)
+		evs := h.events(t, id, 10*time.Second)
+		if e := endOf(evs); !strings.HasPrefix(e, "[ERROR] ") || !strings.Contains(e, "did not become healthy: it exited") {
+			t.Fatalf("end %q", e)
+		}
+	})
+	t.Run("health timeout", func(t *testing.T) {
+		h := start(t, Config{HealthTimeout: 300 * time.Millisecond})
+		id, _ := h.create(t, `{"operation":"worker_spawn","hive_id":"h1","model":"m","worker":"metal","device":0}`)
+		evs := h.events(t, id, 10*time.Second)
+		if e := endOf(evs); !strings.Contains(e, "no healthy /health within 300ms") {
+			t.Fatalf("end %q", e)
+		}
+		if h.m.procs.count() != 0 {
+			t.Fatal("unhealthy worker left running")
+		}
+	})
+	t.Run("cancel while waiting for health", func(t *testing.T) {
+		h := start(t, Config{})
+		id, _ := h.create(t, `{"operation":"worker_spawn","hive_id":"h1","model":"m","worker":"metal","device":0}`)
+		bustest.WaitFor(t, 5*time.Second, func() error {
+			if h.m.procs.count() != 1 {
+				return fmt.Errorf("not spawned yet")
+			}
+			return nil
+		})
+		cancelJob(t, h, id, 200)
+		evs := h.events(t, id, 10*time.Second)
+		if endOf(evs) != bus.EndCancelled || !strings.Contains(text(evs), "Spawn cancelled; stopped") {
+			t.Fatalf("cancelled spawn:\n%s", text(evs))
+		}
+		if h.m.procs.count() != 0 {
+			t.Fatal("cancelled spawn left its worker running")
+		}
+	})
+}
+
+func cancelJob(t *testing.T, h *harness, id string, wantStatus int) {
+	t.Helper()
+	ref, _ := json.Marshal(bus.JobRef{JobID: id})
+	msg, err := h.nc.Request(bus.SubjectJobsCancel, ref, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantStatus == 200 {
+		if string(msg.Data) != `{"job_id":"`+id+`","status":"cancelled"}` {
+			t.Fatalf("cancel reply %s", msg.Data)
+		}
+		return
+	}
+	var e bus.ErrorReply
+	if json.Unmarshal(msg.Data, &e); e.Status != wantStatus {
+		t.Fatalf("cancel reply %s, want status %d", msg.Data, wantStatus)
+	}
+}
+
+// capsResponder and ticker stand in for the capabilities module and the
+// collector, which hive_check asks over the bus.
+func capsResponder(t *testing.T, h *harness) {
+	_, err := h.nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
+		_ = m.Respond([]byte(`{"devices":[{"id":"CPU-0","name":"CPU (2 cores)","device_type":"cpu","vram_gb":23,"compute_capability":null}]}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = h.nc.Flush()
+}
+
+func ticker(t *testing.T, h *harness) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				b, _ := json.Marshal(bus.TelemetryEvent{Type: "telemetry", HiveID: "h1", Timestamp: bus.SSETimestamp(time.Now()), Workers: []bus.ProcessStats{}})
+				m := &nats.Msg{Subject: bus.SubjectTelemetry, Data: b, Header: nats.Header{}}
+				m.Header.Set(bus.HeaderHiveID, "h1")
+				_ = h.nc.PublishMsg(m)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
+func TestHiveCheck(t *testing.T) {
+	h := start(t, Config{})
+	capsResponder(t, h)
+	ticker(t, h)
+	id, _ := h.create(t, `{"operation":"hive_check"}`)
+	evs := h.events(t, id, 20*time.Second)
+	out := text(evs)
+	for _, want := range []string{"bus round trip", "collector tick", "1 device(s): CPU (2 cores)", "worker dir", "model dir", "All checks passed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("hive_check narration lacks %q:\n%s", want, out)
+		}
+	}
+	if endOf(evs) != bus.EndDone {
+		t.Fatalf("end %q", endOf(evs))
+	}
+	// Two streams of one job see the same events.
+	if again := h.events(t, id, time.Second); fmt.Sprint(again) != fmt.Sprint(evs) {
+		t.Fatal("a second stream of the job differs")
+	}
+}
+
+func TestHiveCheckFailsWithoutCollector(t *testing.T) {
+	h := start(t, Config{})
+	capsResponder(t, h)
+	id, _ := h.create(t, `{"operation":"hive_check"}`)
+	evs := h.events(t, id, 20*time.Second)
+	if e := endOf(evs); e != "[ERROR] hive check: 1 of 5 checks failed" || !strings.Contains(text(evs), "❌ no collector tick") {
+		t.Fatalf("end %q:\n%s", e, text(evs))
+	}
+}
+
+func TestCancelLongHiveCheck(t *testing.T) {
+	h := start(t, Config{CheckPause: time.Hour})
+	id, _ := h.create(t, `{"operation":"hive_check"}`)
+	cancelJob(t, h, id, 200)
+	evs := h.events(t, id, 5*time.Second)
+	if endOf(evs) != bus.EndCancelled {
+		t.Fatalf("end %q", endOf(evs))
+	}
+	cancelJob(t, h, id, 404) // finished: cannot be cancelled again
+	cancelJob(t, h, "job-00000000-0000-4000-8000-000000000000", 404)
+}
+
+func TestRejectedAtSubmit(t *testing.T) {
+	h := start(t, Config{})
+	cases := map[string]string{
+		`{"operation":"infer","hive_id":"h","model":"m","prompt":"p","max_tokens":1,"temperature":0}`: `"infer" belongs to the Queen`,
+		`{"operation":"status"}`:                                       `"status" belongs to the Queen`,
+		`{"operation":"rhai_script_list"}`:                             `belongs to the Queen`,
+		`{"operation":"queen_check"}`:                                  `belongs to the Queen`,
+		`{"operation":"fly"}`:                                          `unknown operation "fly"`,
+		`{"operation":"worker_install","hive_id":"h","worker_id":"w"}`: `not supported by this hive`,
+		`{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"tpu","device":0}`:  `unsupported worker type "tpu"`,
+		`{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu"}`:             `missing field "device"`,
+		`{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu","device":-1}`: `field "device": want a non-negative integer`,
+		`{"operation":"worker_spawn","hive_id":"h","model":7,"worker":"cpu","device":0}`:    `field "model": want a string`,
+		`{"operation":"worker_process_get","hive_id":"h","pid":"12"}`:                       `field "pid"`,
+		`{"operation":"worker_process_delete","hive_id":"h","pid":0}`:                       `pid 0 out of range`,
+		`{"operation":"model_get","hive_id":"h"}`:                                           `missing field "id"`,
+		`{"operation":null}`: `missing field "operation"`,
+		`[1,2]`:              `must be a JSON object`,
+		`{"operation":5}`:    `field "operation"`,
+	}
+	for body, want := range cases {
+		id, e := h.create(t, body)
+		if id != "" || e.Status != 400 || !strings.Contains(e.Error, want) {
+			t.Errorf("%s: id %q reply %+v, want 400 containing %q", body, id, e, want)
+		}
+	}
+	// Bad references on cancel and replay are unknown jobs, never subjects.
+	for _, ref := range []string{`{"job_id":"job-x.>"}`, `{}`, `nope`} {
+		msg, _ := h.nc.Request(bus.SubjectJobsReplay, []byte(ref), time.Second)
+		var e bus.ErrorReply
+		if json.Unmarshal(msg.Data, &e); e.Status != 404 {
+			t.Errorf("replay %s: %s", ref, msg.Data)
+		}
+	}
+}
+
+func TestMaxJobsAndRetention(t *testing.T) {
+	h := start(t, Config{MaxJobs: 1, CheckPause: time.Hour, Retention: 100 * time.Millisecond})
+	first, _ := h.create(t, `{"operation":"hive_check"}`)
+	if _, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`); e.Status != 503 || e.RetryAfter != 1 {
+		t.Fatalf("second job with max-jobs 1: %+v", e)
+	}
+	cancelJob(t, h, first, 200)
+	h.events(t, first, 5*time.Second)
+	// Finished jobs stay streamable for the retention time, then go.
+	second, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`)
+	if e.Error != "" {
+		t.Fatalf("after the first ended: %+v", e)
+	}
+	h.events(t, second, 5*time.Second)
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		ref, _ := json.Marshal(bus.JobRef{JobID: second})
+		msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, time.Second)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(msg.Data), `"status":404`) {
+			return fmt.Errorf("still kept: %.80s", msg.Data)
+		}
+		return nil
+	})
+}
+
+func TestModels(t *testing.T) {
+	dir := t.TempDir()
+	_ = os.MkdirAll(filepath.Join(dir, "llama-3.2-1b"), 0o755)
+	_ = os.WriteFile(filepath.Join(dir, "llama-3.2-1b", "model.gguf"), make([]byte, 1234), 0o644)
+	_ = os.WriteFile(filepath.Join(dir, "tiny.gguf"), make([]byte, 10), 0o644)
+	h := start(t, Config{ModelDir: dir, MaxEvents: 1000})
+	id, _ := h.create(t, `{"operation":"model_list","hive_id":"h"}`)
+	evs := h.events(t, id, 5*time.Second)
+	last := evs[len(evs)-2].Text
+	var list []modelEntry
+	if err := json.Unmarshal([]byte(strings.SplitN(last, "\n", 2)[1]), &list); err != nil || len(list) != 2 ||
+		list[0].ID != "llama-3.2-1b" || list[0].Size != 1234 || list[1].Size != 10 || list[0].Status != "Available" {
+		t.Fatalf("model_list JSON line %q: %v", last, err)
+	}
+	id, _ = h.create(t, `{"operation":"model_get","hive_id":"h","id":"tiny.gguf"}`)
+	if evs = h.events(t, id, 5*time.Second); endOf(evs) != bus.EndDone || !strings.Contains(text(evs), `"size": 10`) {
+		t.Fatalf("model_get:\n%s", text(evs))
+	}
+	for _, bad := range []string{"../etc", "nope", "a/b"} {
+		id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"`+bad+`"}`)
+		if evs = h.events(t, id, 5*time.Second); !strings.HasPrefix(endOf(evs), "[ERROR] ") {
+			t.Fatalf("model_delete %q: %s", bad, endOf(evs))
+		}
+	}
+	id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"llama-3.2-1b"}`)
+	if evs = h.events(t, id, 5*time.Second); endOf(evs) != bus.EndDone {
+		t.Fatalf("model_delete: %s", text(evs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "llama-3.2-1b")); err == nil {
+		t.Fatal("model still on disk")
+	}
+	id, _ = h.create(t, `{"operation":"model_download","hive_id":"h","model":"m"}`)
+	if evs = h.events(t, id, 5*time.Second); !strings.HasPrefix(endOf(evs), "[ERROR] model_download is not supported by this hive") {
+		t.Fatalf("model_download: %s", endOf(evs))
+	}
+}
+
+// Narration beyond MaxEvents still goes out live but is not kept; the
+// replay says how much it lacks.
+func TestNarrationBoundedForReplay(t *testing.T) {
+	h := start(t, Config{MaxEvents: 2})
+	h.gaps = true
+	id, _ := h.create(t, `{"operation":"model_list","hive_id":"h"}`)
+	h.events(t, id, 5*time.Second)
+	ref, _ := json.Marshal(bus.JobRef{JobID: id})
+	msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rp bus.JobReplay
+	_ = json.Unmarshal(msg.Data, &rp)
+	var seqs []int
+	for _, ev := range rp.Events {
+		seqs = append(seqs, ev.Seq)
+	}
+	if fmt.Sprint(seqs) != "[1 2 4 5]" || !strings.Contains(rp.Events[2].Text, "(1 narration lines were not kept for replay)") ||
+		rp.Events[3].End != bus.EndDone {
+		t.Fatalf("replay %+v", rp.Events)
+	}
+}
+
+func TestRefusesToStopNonWorkers(t *testing.T) {
+	h := start(t, Config{})
+	p := exec.Command("sleep", "30")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Process.Kill(); _ = p.Wait() }()
+	id, _ := h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, p.Process.Pid))
+	if e := endOf(h.events(t, id, 5*time.Second)); !strings.Contains(e, "refusing to stop process") {
+		t.Fatalf("end %q", e)
+	}
+	if err := p.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatal("non-worker was signalled")
+	}
+	id, _ = h.create(t, `{"operation":"worker_process_get","hive_id":"h","pid":4194000}`)
+	if e := endOf(h.events(t, id, 5*time.Second)); !strings.Contains(e, "process 4194000 not found") {
+		t.Fatalf("end %q", e)
+	}
+}

@@ -1,0 +1,143 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/process"
+
+	"github.com/rbee/hive/bus"
+)
+
+// workerInfo is one worker process as the list and get operations report
+// it (the last narration line is this JSON, as the Hive UI expects).
+type workerInfo struct {
+	PID     int    `json:"pid"`
+	Port    string `json:"port,omitempty"`
+	Model   string `json:"model,omitempty"`
+	Spawned bool   `json:"spawned_by_hive"`
+	Cmdline string `json:"cmdline"`
+}
+
+// workerProcess describes pid if it is a worker: spawned by this hive, or
+// with a command line matching the worker pattern.
+func (m *Jobs) workerProcess(ctx context.Context, pid int) (workerInfo, bool, error) {
+	p := &process.Process{Pid: int32(pid)}
+	args, err := p.CmdlineSliceWithContext(ctx)
+	if err != nil || len(args) == 0 {
+		return workerInfo{}, false, fmt.Errorf("process %d not found", pid)
+	}
+	_, spawned := m.procs.get(pid)
+	line := strings.Join(args, " ")
+	if pid == os.Getpid() || (!spawned && !m.match.MatchString(line)) {
+		return workerInfo{}, false, nil
+	}
+	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: line}
+	info.Port, _ = argValue(args, "port")
+	info.Model, _ = argValue(args, "model")
+	return info, true, nil
+}
+
+func (m *Jobs) listWorkers(ctx context.Context, n *narrator) error {
+	n.fn = "rbee_hive::job_router::worker_process_list"
+	pids, err := process.PidsWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("list processes: %w", err)
+	}
+	list := []workerInfo{}
+	for _, pid := range pids {
+		if info, ok, _ := m.workerProcess(ctx, int(pid)); ok {
+			list = append(list, info)
+		}
+	}
+	n.sayf("worker_proc_list", "Found %d worker process(es)", len(list))
+	for _, w := range list {
+		n.sayf("worker_proc_list_entry", "  PID %d  port %s  model %s  %s", w.PID, w.Port, w.Model, w.Cmdline)
+	}
+	b, _ := json.Marshal(list)
+	n.say("worker_proc_list_json", string(b))
+	return nil
+}
+
+func (m *Jobs) getWorker(ctx context.Context, n *narrator, pid int) error {
+	n.fn = "rbee_hive::job_router::worker_process_get"
+	info, ok, err := m.workerProcess(ctx, pid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("process %d is not a worker", pid)
+	}
+	b, _ := json.Marshal(info)
+	n.say("worker_proc_get", string(b))
+	return nil
+}
+
+// deleteWorker stops a worker: SIGTERM, SIGKILL after StopGrace. A pid
+// that is not a worker is refused.
+func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
+	n.fn = "rbee_hive::job_router::worker_process_delete"
+	info, ok, err := m.workerProcess(ctx, pid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("refusing to stop process %d: it is not a worker", pid)
+	}
+	if w, spawned := m.procs.get(pid); spawned {
+		n.sayf("worker_proc_del", "Stopping %s (PID %d, port %d)", w.workerID, pid, w.port)
+		m.procs.stop(w, m.cfg.StopGrace)
+		// The reaper announces the stop; it may already have, and a second
+		// announcement is harmless.
+		m.announce(bus.SubjectWorkersStopped, w)
+		n.sayf("worker_proc_del_ok", "Worker PID %d stopped", pid)
+		return nil
+	}
+	// Not our child: signal it and watch /proc until it is gone.
+	n.sayf("worker_proc_del", "Stopping worker PID %d (port %s)", pid, info.Port)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("SIGTERM %d: %w", pid, err)
+	}
+	if !waitGone(ctx, pid, m.cfg.StopGrace) {
+		n.sayf("worker_proc_del_kill", "PID %d still running after %v; sending SIGKILL", pid, m.cfg.StopGrace)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		waitGone(ctx, pid, 5*time.Second)
+	}
+	b, _ := json.Marshal(bus.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model})
+	_ = m.nc.Publish(bus.SubjectWorkersStopped, b)
+	n.sayf("worker_proc_del_ok", "Worker PID %d stopped", pid)
+	return nil
+}
+
+// waitGone polls until pid no longer exists (or is a zombie) or d passes.
+func waitGone(ctx context.Context, pid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		p := &process.Process{Pid: int32(pid)}
+		st, err := p.StatusWithContext(ctx)
+		if err != nil || (len(st) > 0 && st[0] == process.Zombie) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// argValue returns the value of --name or --name=value.
+func argValue(args []string, name string) (string, bool) {
+	long := "--" + name
+	for i, a := range args {
+		if a == long && i+1 < len(args) {
+			return args[i+1], true
+		}
+		if v, ok := strings.CutPrefix(a, long+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
