@@ -9,7 +9,10 @@ export GORACE := atexit_sleep_ms=0
 export CGO_ENABLED ?= 0
 LDFLAGS   := -s -w
 
-.PHONY: all build run test test-race test-short bench lint fmt tools clean
+COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_FILE := deployments/docker-compose.yml
+
+.PHONY: dist all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -42,6 +45,27 @@ lint: ## go vet and a gofmt check
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Static binaries and build contexts for the FROM scratch images.
+dist: build
+	rm -rf dist && mkdir -p dist/data/models dist/data/logs
+	cp $(BIN)/hive $(BIN)/demo-worker deployments/hub.conf dist/
+	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '$(LDFLAGS)' github.com/nats-io/nats-server/v2@v2.15.2
+
+images: dist ## rbee-hive:dev and rbee-hive-hub:dev
+	docker build -q -t rbee-hive:dev -f deployments/Dockerfile dist
+	docker build -q -t rbee-hive-hub:dev -f deployments/Dockerfile.hub dist
+	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rbee-hive'
+
+compose-up: images ## the hub and three hives with their demo workers
+	$(COMPOSE) -f $(COMPOSE_FILE) up -d
+
+compose-down:
+	$(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
+
+compose-test: images ## clean start, checks from the host and at the hub, teardown
+	COMPOSE="$(COMPOSE)" COMPOSE_FILE=$(abspath $(COMPOSE_FILE)) PATH="$(GOBIN_ABS):$$PATH" \
+		$(GO) test -tags compose -count=1 -timeout 9m -v -run TestCompose ./deployments/
 
 clean:
 	rm -rf $(BIN) dist

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -26,7 +27,26 @@ type Config struct {
 	Listen string
 	// ReadyTimeout bounds how long Start waits for the server.
 	ReadyTimeout time.Duration
+	// Hub is the URL of a hub NATS leafnode port (nats-leaf://[user:pass@]
+	// host:7422); "" runs without a hub. The leaf connection is retried
+	// forever, every HubReconnect plus up to as much again of jitter.
+	Hub          string
+	HubReconnect time.Duration
+	// HubExports are the subjects that leave the hive toward the hub;
+	// nil means DefaultHubExports.
+	HubExports []string
 }
+
+// DefaultHubExports is what a hive sends its hub: telemetry and nothing
+// else. Nothing from the hub ever enters the hive.
+var DefaultHubExports = []string{SubjectTelemetry}
+
+// Account names. Modules and observers live in hiveAccount; the leafnode
+// to the hub is bound to hubAccount, which sees only the exports.
+const (
+	hiveAccount = "HIVE"
+	hubAccount  = "HUB"
+)
 
 // Authentication: modules use a per-process NKey valid for in-process
 // connections only; an external TCP client without credentials is the
@@ -73,6 +93,7 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: observer key: %w", err)
 	}
+	hiveAcc := server.NewAccount(hiveAccount)
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		NoSigs:     true, // signals belong to cmd/; nats would os.Exit on SIGTERM
@@ -80,9 +101,10 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 		// Loopback unless told otherwise: the default 0.0.0.0 would expose the bus.
 		Host: "127.0.0.1",
 		Port: -1,
+		Accounts: []*server.Account{hiveAcc},
 		Nkeys: []*server.NkeyUser{
-			{Nkey: pub, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
-			{Nkey: obsPub, Permissions: &server.Permissions{
+			{Nkey: pub, Account: hiveAcc, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
+			{Nkey: obsPub, Account: hiveAcc, Permissions: &server.Permissions{
 				Publish:   &server.SubjectPermission{Deny: []string{">"}},
 				Subscribe: &server.SubjectPermission{Allow: []string{SubjectTelemetry, SubjectTelemetry + ".>"}},
 			}},
@@ -97,6 +119,11 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 			return nil, fmt.Errorf("bus: listen address %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+	}
+	if cfg.Hub != "" {
+		if err := addHub(opts, hiveAcc, cfg); err != nil {
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -183,6 +210,46 @@ func (b *Bus) Close() error {
 	b.ns.WaitForShutdown()
 	return nil
 }
+
+// addHub binds a leafnode remote to an account that imports only the
+// exported subjects from the hive's account. Deny lists would be the
+// other way, but denying imports also hides the hub's interest, which stops
+// exports too; separate accounts make "only these subjects, one way" hold
+// by construction.
+func addHub(opts *server.Options, hiveAcc *server.Account, cfg Config) error {
+	u, err := url.Parse(cfg.Hub)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("bus: hub URL %q: want nats-leaf://[user:pass@]host:port", cfg.Hub)
+	}
+	switch u.Scheme {
+	case "nats-leaf", "nats", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("bus: hub URL %q: unsupported scheme %q", cfg.Hub, u.Scheme)
+	}
+	exports := cfg.HubExports
+	if exports == nil {
+		exports = DefaultHubExports
+	}
+	hubAcc := server.NewAccount(hubAccount)
+	for _, subj := range exports {
+		if err := hiveAcc.AddStreamExport(subj, []*server.Account{hubAcc}); err != nil {
+			return fmt.Errorf("bus: export %s: %w", subj, err)
+		}
+		if err := hubAcc.AddStreamImport(hiveAcc, subj, ""); err != nil {
+			return fmt.Errorf("bus: import %s: %w", subj, err)
+		}
+	}
+	opts.Accounts = append(opts.Accounts, hubAcc)
+	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, LocalAccount: hubAccount}}
+	opts.LeafNode.ReconnectInterval = cfg.HubReconnect
+	if opts.LeafNode.ReconnectInterval <= 0 {
+		opts.LeafNode.ReconnectInterval = time.Second
+	}
+	return nil
+}
+
+// HubConnected reports whether the leafnode to the hub is up.
+func (b *Bus) HubConnected() bool { return b.ns.NumLeafNodes() > 0 }
 
 // drainAndWait drains nc so in-flight messages are delivered, and falls back
 // to Close if draining takes longer than timeout.

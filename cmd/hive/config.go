@@ -43,7 +43,14 @@ type config struct {
 	StopWorkersOnExit bool
 	ConfigFile        string
 	PrintConfig       bool
+	HealthCheck       bool
+	HealthCheckURL    string
 }
+
+// commandFlags select what the binary does rather than configure the hive;
+// --print-config does not print them and the example file need not list
+// them.
+var commandFlags = map[string]bool{"print-config": true, "health-check": true, "health-check-url": true, "config": true}
 
 // secretFlags are masked by --print-config.
 var secretFlags = map[string]bool{"nats-hub": true}
@@ -58,7 +65,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.AdvertiseHost, "advertise-host", "", "host part of the advertised URL (default: the outbound address toward the Queen)")
 	fs.DurationVar(&c.DiscoveryRetry, "discovery-retry", 60*time.Second, "retry interval after the five discovery attempts (0 = give up like the original)")
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", `NATS client listener for external subscribers; "" = in-process only`)
-	fs.StringVar(&c.NATSHub, "nats-hub", "", "hub NATS leafnode URL (nats-leaf://[user:pass@]host:7422) to export telemetry to")
+	fs.StringVar(&c.NATSHub, "nats-hub", "", "hub NATS leafnode URL (nats-leaf://[user:pass@]host:7422) to export hive.telemetry to")
 	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", time.Second, "collector tick")
 	fs.StringVar(&c.WorkerMatch, "worker-match", "llm-worker|worker-rbee", `regexp on command lines that marks a worker process; "" = off`)
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", "/sys/fs/cgroup/rbee.slice", `cgroup v2 tree of workers (<group>/<instance>); "" = off`)
@@ -73,6 +80,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.StopWorkersOnExit, "stop-workers-on-exit", false, "stop the workers this hive spawned when it exits")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file of flag-name: value settings")
 	fs.BoolVar(&c.PrintConfig, "print-config", false, "print the effective configuration (secrets masked) and exit")
+	fs.BoolVar(&c.HealthCheck, "health-check", false, "probe a running hive's /health (for container healthchecks): exit 0 if it answers 200")
+	fs.StringVar(&c.HealthCheckURL, "health-check-url", "", "URL --health-check probes (default http://127.0.0.1:<port>/health)")
 	return fs
 }
 
@@ -217,7 +226,7 @@ func (c *config) print(w io.Writer) {
 	cur.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
 	for _, n := range names {
-		if n == "print-config" {
+		if commandFlags[n] && n != "config" {
 			continue
 		}
 		v := cur.Lookup(n).Value.String()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.print(stdout)
 		return 0
 	}
+	if cfg.HealthCheck {
+		return healthCheck(cfg, stderr)
+	}
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -53,11 +57,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 // serve starts the bus, then the modules; on ctx's end it stops the
 // modules in order and the bus last.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	b, err := bus.Start(bus.Config{Name: cfg.HiveID, Listen: cfg.NATSListen}, log)
+	b, err := bus.Start(bus.Config{Name: cfg.HiveID, Listen: cfg.NATSListen, Hub: cfg.NATSHub}, log)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	if cfg.NATSHub != "" {
+		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATSHub))
+	}
 
 	host := discovery.AdvertiseHost(cfg.QueenURL, cfg.AdvertiseURL, cfg.AdvertiseHost)
 	info := bus.HiveInfo{
@@ -134,6 +141,27 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		[]named{{"collector", coll}},
 		[]named{{"gateway", gw}, {"discovery", disc}, {"capabilities", caps}, {"jobs", jobsMod}},
 	)
+}
+
+// healthCheck probes a running hive, for container healthchecks in images
+// that have no curl.
+func healthCheck(cfg *config, stderr io.Writer) int {
+	u := cfg.HealthCheckURL
+	if u == "" {
+		u = "http://127.0.0.1:" + strconv.Itoa(cfg.Port) + "/health"
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		fmt.Fprintln(stderr, "unhealthy:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "unhealthy: status", resp.StatusCode)
+		return 1
+	}
+	return 0
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {

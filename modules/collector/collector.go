@@ -128,7 +128,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		return fmt.Errorf("collector: flush: %w", err)
 	}
 
-	c.log.Info("collector started", "interval", c.cfg.Interval, "gpu", c.cfg.GPU.Name(), "sources", len(c.sources))
+	c.log.Info("collector started", "interval", c.cfg.Interval.String(), "gpu", c.cfg.GPU.Name(), "sources", len(c.sources))
 	// time.Ticker keeps its schedule (start + n*interval) however long a
 	// tick takes, and drops ticks rather than bunching them up.
 	t := time.NewTicker(c.cfg.Interval)

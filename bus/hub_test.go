@@ -1,0 +1,169 @@
+package bus_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+)
+
+// startHub runs a plain nats-server with a client and a leafnode port, as
+// the compose hub does.
+func startHub(t *testing.T, leafPort int) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
+	opts.LeafNode.Host = "127.0.0.1"
+	opts.LeafNode.Port = leafPort
+	hub, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Start()
+	if !hub.ReadyForConnections(5 * time.Second) {
+		t.Fatal("hub not ready")
+	}
+	return hub
+}
+
+func TestHubGetsTelemetryOnlyAndSendsNothingIn(t *testing.T) {
+	hub := startHub(t, -1)
+	defer func() { hub.Shutdown(); hub.WaitForShutdown() }()
+	leaf := leafPort(t, hub)
+	b := bustest.StartConfig(t, bus.Config{Name: "h1", Hub: "nats-leaf://127.0.0.1:" + strconv.Itoa(leaf), HubReconnect: 100 * time.Millisecond})
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if !b.HubConnected() {
+			return fmt.Errorf("leafnode not up")
+		}
+		return nil
+	})
+
+	at, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Close()
+	all, _ := at.SubscribeSync(">")
+	_ = at.Flush()
+
+	in, _ := b.Connect("modules")
+	internal, _ := in.SubscribeSync("hive.>")
+	if _, err := in.Subscribe(bus.SubjectJobsCreate, func(m *nats.Msg) { _ = m.Respond([]byte("leaked")) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = in.Flush()
+
+	// The hub's interest reaches the hive asynchronously: publish until the
+	// first telemetry arrives.
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		_ = in.Publish(bus.SubjectJobsCreate+".x", []byte("private"))
+		_ = in.Publish(bus.SubjectTelemetry, []byte("t"))
+		m, err := all.NextMsg(100 * time.Millisecond)
+		if err != nil {
+			return err
+		}
+		if m.Subject != bus.SubjectTelemetry {
+			return fmt.Errorf("hub saw %s", m.Subject)
+		}
+		return nil
+	})
+	_ = in.Publish(bus.SubjectWorkersStarted, []byte("private"))
+	_ = in.Publish(bus.SubjectTelemetry, []byte("t2"))
+	_ = in.Flush()
+	for {
+		m, err := all.NextMsg(300 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if m.Subject != bus.SubjectTelemetry && !strings.HasPrefix(m.Subject, "$") {
+			t.Fatalf("hub saw non-exported subject %s", m.Subject)
+		}
+	}
+
+	// Nothing from the hub enters: neither another hive's telemetry nor a
+	// request aimed at this hive's modules.
+	drain(internal)
+	_ = at.Publish(bus.SubjectTelemetry, []byte("from another hive"))
+	if _, err := at.Request(bus.SubjectJobsCreate, []byte("{}"), 300*time.Millisecond); err == nil {
+		t.Fatal("a request from the hub reached the hive's jobs subject")
+	}
+	if m, err := internal.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("hub traffic entered the hive: %s %q", m.Subject, m.Data)
+	}
+}
+
+func leafPort(t *testing.T, s *server.Server) int {
+	t.Helper()
+	v, err := s.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.LeafNode.Port
+}
+
+func drain(s *nats.Subscription) {
+	for {
+		if _, err := s.NextMsg(50 * time.Millisecond); err != nil {
+			return
+		}
+	}
+}
+
+// The hive runs while the hub is away and resumes exporting when it is
+// back on the same address.
+func TestHubAwayAndBack(t *testing.T) {
+	hub := startHub(t, -1)
+	leaf := leafPort(t, hub)
+	b := bustest.StartConfig(t, bus.Config{Name: "h1", Hub: "nats://127.0.0.1:" + strconv.Itoa(leaf), HubReconnect: 100 * time.Millisecond})
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if !b.HubConnected() {
+			return fmt.Errorf("leafnode not up")
+		}
+		return nil
+	})
+	hub.Shutdown()
+	hub.WaitForShutdown()
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if b.HubConnected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	// Local traffic goes on without the hub.
+	in, _ := b.Connect("m")
+	sub, _ := in.SubscribeSync(bus.SubjectTelemetry)
+	_ = in.Flush()
+	_ = in.Publish(bus.SubjectTelemetry, []byte("local"))
+	if _, err := sub.NextMsg(time.Second); err != nil {
+		t.Fatalf("local delivery without a hub: %v", err)
+	}
+
+	hub2 := startHub(t, leaf)
+	defer func() { hub2.Shutdown(); hub2.WaitForShutdown() }()
+	at, err := nats.Connect(hub2.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Close()
+	got, _ := at.SubscribeSync(bus.SubjectTelemetry)
+	_ = at.Flush()
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		_ = in.Publish(bus.SubjectTelemetry, []byte("again"))
+		_, err := got.NextMsg(100 * time.Millisecond)
+		return err
+	})
+}
+
+func TestBadHubURL(t *testing.T) {
+	for _, u := range []string{"::nope", "http://hub:7422", "nats-leaf://"} {
+		if _, err := bus.Start(bus.Config{Hub: u}, nil); err == nil {
+			t.Errorf("hub %q accepted", u)
+		}
+	}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+)
+
+var (
+	natsServerOnce sync.Once
+	natsServerBin  string
+	natsServerErr  error
+)
+
+// buildNATSServer builds the official nats-server from the module this
+// project already depends on (the same code as the hub image).
+func buildNATSServer(t *testing.T) string {
+	t.Helper()
+	natsServerOnce.Do(func() {
+		natsServerBin = filepath.Join(binDir, "nats-server")
+		cmd := exec.Command("go", "build", "-o", natsServerBin, "github.com/nats-io/nats-server/v2")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			natsServerErr = fmt.Errorf("build nats-server: %v\n%s", err, out)
+		}
+	})
+	if natsServerErr != nil {
+		t.Fatal(natsServerErr)
+	}
+	return natsServerBin
+}
+
+// hubProc runs nats-server with deployments/hub.conf, its ports moved.
+type hubProc struct {
+	cmd                  *exec.Cmd
+	client, leaf, confAt string
+}
+
+func startHub(t *testing.T, client, leaf string) *hubProc {
+	t.Helper()
+	conf, err := os.ReadFile("../../deployments/hub.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := string(conf)
+	for old, repl := range map[string]string{"\nport: 4222": "\nport: " + client, "\nhttp_port: 8222": "\nhttp_port: " + freePort(t), "port: 7422": "port: " + leaf} {
+		if !strings.Contains(c, old) {
+			t.Fatalf("hub.conf lacks %q", old)
+		}
+		c = strings.Replace(c, old, repl, 1)
+	}
+	path := filepath.Join(t.TempDir(), "hub.conf")
+	if err := os.WriteFile(path, []byte(c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(buildNATSServer(t), "-c", path)
+	cmd.Env = append(os.Environ(), "HIVE_LEAF_PASSWORD=s3cret")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &hubProc{cmd: cmd, client: client, leaf: leaf}
+	t.Cleanup(h.kill)
+	return h
+}
+
+func (h *hubProc) kill() {
+	if h.cmd.ProcessState == nil {
+		_ = h.cmd.Process.Kill()
+		_ = h.cmd.Wait()
+	}
+}
+
+// Three hive processes export to one hub over leafnodes; the hub sees each
+// one every tick, a stopped hive drops out without disturbing the others,
+// and a restarted hub gets every hive back.
+func TestManyHivesOverAHub(t *testing.T) {
+	client, leaf := freePort(t), freePort(t)
+	hub := startHub(t, client, leaf)
+	hubURL := "nats-leaf://hive:s3cret@127.0.0.1:" + leaf
+	procs := map[string]*hiveProc{}
+	for _, id := range []string{"hub-a", "hub-b", "hub-c"} {
+		procs[id] = startHive(t, "--hive-id", id, "--nats-hub", hubURL, "--telemetry-interval", "250ms")
+	}
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	reset := func() { mu.Lock(); seen = map[string]int{}; mu.Unlock() }
+	count := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int{}
+		for k, v := range seen {
+			out[k] = v
+		}
+		return out
+	}
+	asyncErr := make(chan error, 4)
+	var nc *nats.Conn
+	waitFor(t, 10*time.Second, "hub accepts clients", func() error {
+		var err error
+		nc, err = nats.Connect("nats://127.0.0.1:"+client, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				select {
+				case asyncErr <- err:
+				default:
+				}
+			}))
+		return err
+	})
+	defer nc.Close()
+	if _, err := nc.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
+		var ev bus.TelemetryEvent
+		if json.Unmarshal(m.Data, &ev) != nil || m.Header.Get(bus.HeaderHiveID) != ev.HiveID {
+			t.Errorf("hub message %q", m.Data)
+			return
+		}
+		mu.Lock()
+		seen[ev.HiveID]++
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	allThree := func(ids ...string) func() error {
+		return func() error {
+			c := count()
+			for _, id := range ids {
+				if c[id] < 2 {
+					return fmt.Errorf("counts %v", c)
+				}
+			}
+			return nil
+		}
+	}
+	waitFor(t, 15*time.Second, "all hives at the hub", allThree("hub-a", "hub-b", "hub-c"))
+
+	// Hub clients only read.
+	_ = nc.Publish(bus.SubjectJobsCreate, []byte("{}"))
+	select {
+	case err := <-asyncErr:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("publish at the hub: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a hub client could publish")
+	}
+
+	// One hive goes; the others carry on.
+	if _, err := procs["hub-b"].stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	time.Sleep(1500 * time.Millisecond)
+	if c := count(); c["hub-b"] != 0 || c["hub-a"] < 3 || c["hub-c"] < 3 {
+		t.Fatalf("after stopping hub-b: %v", c)
+	}
+
+	// The hub goes away: hives keep serving SSE; it comes back on the same
+	// ports and every running hive resumes.
+	hub.kill()
+	sse := openSSE(t, procs["hub-a"].httpBase+"/v1/heartbeats/stream")
+	sse.next(t, 3*time.Second)
+	sse.next(t, 3*time.Second)
+	startHub(t, client, leaf)
+	reset()
+	start := time.Now()
+	waitFor(t, 10*time.Second, "hives back at the restarted hub", allThree("hub-a", "hub-c"))
+	t.Logf("hives resumed %v after the hub restarted", time.Since(start))
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

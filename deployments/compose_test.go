@@ -1,0 +1,211 @@
+//go:build compose
+
+// Package deployments_test drives deployments/docker-compose.yml: a hub and
+// three hives, checked from the host and at the hub. Run it with
+// `make compose-test` (it builds the images first).
+package deployments_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+var hives = map[string]string{"hive-1": "17835", "hive-2": "17836", "hive-3": "17837"}
+
+func compose(t *testing.T, args ...string) {
+	t.Helper()
+	cmdline := strings.Fields(envOr("COMPOSE", "docker-compose"))
+	cmdline = append(cmdline, "-f", envOr("COMPOSE_FILE", "docker-compose.yml"))
+	cmdline = append(cmdline, args...)
+	cmd := exec.Command(cmdline[0], cmdline[1:]...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmdline, " "), err, out)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type telemetry struct {
+	HiveID  string `json:"hive_id"`
+	Workers []struct {
+		PID      int     `json:"pid"`
+		Instance string  `json:"instance"`
+		Model    *string `json:"model"`
+		CPUPct   float64 `json:"cpu_pct"`
+		RSSMB    int     `json:"rss_mb"`
+	} `json:"workers"`
+}
+
+// hubWatch counts, per hive, the hub messages that carry the demo worker.
+type hubWatch struct {
+	mu   sync.Mutex
+	seen map[string]int
+	last map[string]time.Time
+}
+
+func (w *hubWatch) reset() {
+	w.mu.Lock()
+	w.seen, w.last = map[string]int{}, map[string]time.Time{}
+	w.mu.Unlock()
+}
+
+func (w *hubWatch) counts() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range w.seen {
+		out[k] = v
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := cond()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func firstSSEEvent(port string) (telemetry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/v1/heartbeats/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return telemetry{}, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var ev telemetry
+			return ev, json.Unmarshal([]byte(d), &ev)
+		}
+	}
+	return telemetry{}, fmt.Errorf("stream ended: %v", sc.Err())
+}
+
+func TestCompose(t *testing.T) {
+	compose(t, "down", "-v", "--remove-orphans")
+	start := time.Now()
+	compose(t, "up", "-d")
+	t.Cleanup(func() { compose(t, "down", "-v", "--remove-orphans") })
+
+	// Each hive's SSE stream from the host, with its demo worker.
+	for id, port := range hives {
+		took := waitUntil(t, 60*time.Second, id+" SSE with its worker", func() error {
+			ev, err := firstSSEEvent(port)
+			if err != nil {
+				return err
+			}
+			if ev.HiveID != id || len(ev.Workers) != 1 || ev.Workers[0].Model == nil || *ev.Workers[0].Model != "tinyllama" {
+				return fmt.Errorf("event %+v", ev)
+			}
+			return nil
+		})
+		t.Logf("%s: first SSE event with its worker %v after `up -d` returned (%v after the start of `up`)", id, took, time.Since(start))
+	}
+
+	// At the hub: every hive, about once a second, with its worker.
+	w := &hubWatch{}
+	w.reset()
+	asyncErr := make(chan error, 8)
+	nc, err := nats.Connect("nats://127.0.0.1:14222", nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case asyncErr <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_, err = nc.Subscribe("hive.telemetry", func(m *nats.Msg) {
+		var ev telemetry
+		if json.Unmarshal(m.Data, &ev) != nil || m.Header.Get("Hive-Id") != ev.HiveID || len(ev.Workers) != 1 || ev.Workers[0].Instance != "9001" {
+			t.Errorf("hub message %s %s", m.Header, m.Data)
+			return
+		}
+		w.mu.Lock()
+		w.seen[ev.HiveID]++
+		w.last[ev.HiveID] = time.Now()
+		w.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Clients of the hub are read-only observers.
+	if err := nc.Publish("hive.jobs.create", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-asyncErr:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("publish at the hub: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("a hub client could publish")
+	}
+	w.reset()
+	time.Sleep(5 * time.Second)
+	for id := range hives {
+		if n := w.counts()[id]; n < 4 || n > 6 {
+			t.Errorf("%s: %d messages at the hub in 5 s, want about one a second", id, n)
+		}
+	}
+
+	// hive-2 stops; the others carry on.
+	compose(t, "stop", "hive-2")
+	time.Sleep(time.Second)
+	w.reset()
+	time.Sleep(4 * time.Second)
+	c := w.counts()
+	if c["hive-2"] != 0 || c["hive-1"] < 3 || c["hive-3"] < 3 {
+		t.Errorf("after stopping hive-2: %v", c)
+	}
+	compose(t, "start", "hive-2", "worker-2")
+
+	// The hub restarts; every hive resumes exporting within 10 s.
+	compose(t, "restart", "hub")
+	w.reset()
+	took := waitUntil(t, 10*time.Second, "all hives at the restarted hub", func() error {
+		c := w.counts()
+		for id := range hives {
+			if c[id] == 0 {
+				return fmt.Errorf("counts %v", c)
+			}
+		}
+		return nil
+	})
+	t.Logf("all three hives resumed at the hub %v after `restart hub` returned", took)
+	if !t.Failed() {
+		t.Log("compose: PASS")
+	}
+}
