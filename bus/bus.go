@@ -99,8 +99,8 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 		NoSigs:     true, // signals belong to cmd/; nats would os.Exit on SIGTERM
 		DontListen: cfg.Listen == "",
 		// Loopback unless told otherwise: the default 0.0.0.0 would expose the bus.
-		Host: "127.0.0.1",
-		Port: -1,
+		Host:     "127.0.0.1",
+		Port:     -1,
 		Accounts: []*server.Account{hiveAcc},
 		Nkeys: []*server.NkeyUser{
 			{Nkey: pub, Account: hiveAcc, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},

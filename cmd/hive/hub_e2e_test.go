@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
 )
 
 var (
@@ -108,7 +109,7 @@ func TestManyHivesOverAHub(t *testing.T) {
 	}
 	asyncErr := make(chan error, 4)
 	var nc *nats.Conn
-	waitFor(t, 10*time.Second, "hub accepts clients", func() error {
+	bustest.WaitFor(t, 10*time.Second, func() error {
 		var err error
 		nc, err = nats.Connect("nats://127.0.0.1:"+client, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -143,7 +144,7 @@ func TestManyHivesOverAHub(t *testing.T) {
 			return nil
 		}
 	}
-	waitFor(t, 15*time.Second, "all hives at the hub", allThree("hub-a", "hub-b", "hub-c"))
+	bustest.WaitFor(t, 15*time.Second, allThree("hub-a", "hub-b", "hub-c"))
 
 	// Hub clients only read.
 	_ = nc.Publish(bus.SubjectJobsCreate, []byte("{}"))
@@ -175,21 +176,6 @@ func TestManyHivesOverAHub(t *testing.T) {
 	startHub(t, client, leaf)
 	reset()
 	start := time.Now()
-	waitFor(t, 10*time.Second, "hives back at the restarted hub", allThree("hub-a", "hub-c"))
+	bustest.WaitFor(t, 10*time.Second, allThree("hub-a", "hub-c"))
 	t.Logf("hives resumed %v after the hub restarted", time.Since(start))
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -1,9 +1,6 @@
 package collector
 
-import (
-	"context"
-	"strings"
-)
+import "context"
 
 // Worker is one unit the Queen schedules on: a main process and the child
 // processes folded into it. Sources find workers; the sampler measures them.
@@ -23,18 +20,4 @@ type Worker struct {
 type Source interface {
 	Scan(ctx context.Context) ([]Worker, error)
 	Name() string
-}
-
-// flagValue returns the value of --name or --name=value in args.
-func flagValue(args []string, name string) (string, bool) {
-	long := "--" + name
-	for i, a := range args {
-		if a == long && i+1 < len(args) {
-			return args[i+1], true
-		}
-		if v, ok := strings.CutPrefix(a, long+"="); ok {
-			return v, true
-		}
-	}
-	return "", false
 }

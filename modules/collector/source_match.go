@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/shirou/gopsutil/v3/process"
+
+	"github.com/rbee/hive/bus"
 )
 
 // MatchSource finds workers by a regular expression on their command line,
@@ -91,10 +93,10 @@ func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
 		if !ok {
 			m := byPID[r]
 			w = &Worker{PIDs: []int32{r}, Group: "llm", Instance: strconv.Itoa(int(r))}
-			if port, ok := flagValue(m.args, "port"); ok && port != "" {
+			if port, ok := bus.WorkerArg(m.args, "port"); ok && port != "" {
 				w.Instance = port
 			}
-			w.Model, _ = flagValue(m.args, "model")
+			w.Model, _ = bus.WorkerArg(m.args, "model")
 			workers[r] = w
 			out = append(out, r)
 		}

@@ -129,20 +129,7 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 			return
 		}
 
-		w := c.Writer
-		rc := http.NewResponseController(w)
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-		write := func(b []byte) bool {
-			_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
-			if _, err := w.Write(b); err != nil {
-				return false
-			}
-			return rc.Flush() == nil
-		}
+		write := g.startSSE(c.Writer)
 		last := 0
 		// send writes ev; it reports whether the stream goes on.
 		send := func(ev bus.JobEvent) (more, ok bool) {

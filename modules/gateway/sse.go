@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -28,13 +26,7 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 		}
 	}
 
-	w := c.Writer
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
+	write := g.startSSE(c.Writer)
 
 	cl, backlog, note := g.hub.subscribe(r)
 	defer g.hub.unsubscribe(cl)
@@ -42,13 +34,6 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 		notes = append(notes, note)
 	}
 
-	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
 	var first strings.Builder
 	first.WriteString("retry: " + strconv.FormatInt(g.cfg.RetryHint.Milliseconds(), 10) + "\n\n")
 	for _, n := range notes {
@@ -105,5 +90,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
-
-var _ io.Writer = gin.ResponseWriter(nil)

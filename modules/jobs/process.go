@@ -38,8 +38,8 @@ func (m *Jobs) workerProcess(ctx context.Context, pid int) (workerInfo, bool, er
 		return workerInfo{}, false, nil
 	}
 	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: line}
-	info.Port, _ = argValue(args, "port")
-	info.Model, _ = argValue(args, "model")
+	info.Port, _ = bus.WorkerArg(args, "port")
+	info.Model, _ = bus.WorkerArg(args, "model")
 	return info, true, nil
 }
 
@@ -126,18 +126,4 @@ func waitGone(ctx context.Context, pid int, d time.Duration) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
-}
-
-// argValue returns the value of --name or --name=value.
-func argValue(args []string, name string) (string, bool) {
-	long := "--" + name
-	for i, a := range args {
-		if a == long && i+1 < len(args) {
-			return args[i+1], true
-		}
-		if v, ok := strings.CutPrefix(a, long+"="); ok {
-			return v, true
-		}
-	}
-	return "", false
 }
