@@ -131,8 +131,9 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 
 		write := g.startSSE(c.Writer)
 		last := 0
-		// send writes ev; it reports whether the stream goes on.
-		send := func(ev bus.JobEvent) (more, ok bool) {
+		// emit writes ev unless already sent; more is false after the end
+		// marker, ok false when the client is gone.
+		emit := func(ev bus.JobEvent) (more, ok bool) {
 			if ev.Seq <= last {
 				return true, true
 			}
@@ -142,18 +143,37 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 			}
 			return true, write(jobFrame(ev.Text))
 		}
+		// catchUp sends what the replay has beyond last (and below upTo,
+		// if set). Live events can be lost when a job outruns a slow
+		// client (the subscription's channel is bounded); the replay keeps
+		// them, and always keeps the end marker.
+		catchUp := func(upTo int) (more, ok bool) {
+			var rp bus.JobReplay
+			if err := g.replay(c.Request.Context(), nc, ref, &rp); err != nil {
+				return true, true // the next keep-alive tries again
+			}
+			for _, ev := range rp.Events {
+				if upTo > 0 && ev.Seq >= upTo {
+					break
+				}
+				if more, ok := emit(ev); !more || !ok {
+					return more, ok
+				}
+			}
+			return true, true
+		}
 		if !write(nil) {
 			return
 		}
 		for _, ev := range replay.Events {
-			more, ok := send(ev)
-			if !ok || !more {
+			if more, ok := emit(ev); !more || !ok {
 				return
 			}
 		}
 		ka := time.NewTimer(g.cfg.KeepAlive)
 		defer ka.Stop()
 		for {
+			more, ok := true, true
 			select {
 			case <-c.Request.Context().Done():
 				return
@@ -164,18 +184,37 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 				if err := json.Unmarshal(m.Data, &ev); err != nil {
 					continue
 				}
-				more, ok := send(ev)
-				if !ok || !more {
-					return
+				if ev.Seq > last+1 {
+					more, ok = catchUp(ev.Seq)
+				}
+				if more && ok {
+					more, ok = emit(ev)
 				}
 			case <-ka.C:
-				if !write([]byte(": keep-alive\n\n")) {
-					return
+				if ok = write([]byte(": keep-alive\n\n")); ok {
+					more, ok = catchUp(0)
 				}
+			}
+			if !more || !ok {
+				return
 			}
 			ka.Reset(g.cfg.KeepAlive)
 		}
 	}
+}
+
+// replay asks the jobs module for a job's kept events.
+func (g *Gateway) replay(ctx context.Context, nc *nats.Conn, ref []byte, out *bus.JobReplay) error {
+	ctx, cancel := context.WithTimeout(ctx, busTimeout)
+	defer cancel()
+	m, err := nc.RequestWithContext(ctx, bus.SubjectJobsReplay, ref)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(m.Data, out); err != nil || out.JobID == "" {
+		return fmt.Errorf("replay: %.100s", m.Data)
+	}
+	return nil
 }
 
 // jobFrame renders one unnamed SSE event: every line of text a data: line

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,13 +90,14 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 	g := startGateway(t, Config{KeepAlive: 50 * time.Millisecond})
 	ev := func(seq int, text, end string) bus.JobEvent { return bus.JobEvent{Seq: seq, Text: text, End: end} }
 	replayed := make(chan struct{})
+	var once sync.Once
 	respond(t, g.pub, bus.SubjectJobsReplay, func(m *nats.Msg) string {
 		var ref bus.JobRef
 		_ = json.Unmarshal(m.Data, &ref)
 		if ref.JobID != jobID {
 			return `{"error":"job not found","status":404}`
 		}
-		defer close(replayed)
+		defer once.Do(func() { close(replayed) })
 		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: []bus.JobEvent{ev(1, "one\n", ""), ev(2, "two", "")}})
 		return string(b)
 	})
@@ -161,5 +163,41 @@ func TestJobsModuleAbsentIs503(t *testing.T) {
 	resp, body = post(t, g.base+"/v1/shutdown", "", nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("shutdown without a handler: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Live events lost on the way (a job outran a slow client) are taken from
+// the replay: a gap is filled at once, a lost end marker at the next
+// keep-alive.
+func TestJobStreamRecoversLostLiveEvents(t *testing.T) {
+	g := startGateway(t, Config{KeepAlive: 50 * time.Millisecond})
+	kept := []bus.JobEvent{{Seq: 1, Text: "one"}}
+	var mu sync.Mutex
+	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string {
+		mu.Lock()
+		defer mu.Unlock()
+		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: kept})
+		return string(b)
+	})
+	resp, err := http.Get(g.base + "/v1/jobs/" + jobID + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	mu.Lock()
+	kept = append(kept, bus.JobEvent{Seq: 2, Text: "two"}, bus.JobEvent{Seq: 3, Text: "three"})
+	mu.Unlock()
+	// Only 3 arrives live; 2 was lost.
+	b, _ := json.Marshal(bus.JobEvent{Seq: 3, Text: "three"})
+	time.Sleep(20 * time.Millisecond)
+	_ = g.pub.Publish(bus.JobEventsSubject(jobID), b)
+	// The end marker never arrives live at all.
+	mu.Lock()
+	kept = append(kept, bus.JobEvent{Seq: 4, End: "[DONE]"})
+	mu.Unlock()
+	body, _ := io.ReadAll(resp.Body)
+	got := strings.ReplaceAll(string(body), ": keep-alive\n\n", "")
+	if got != "data: one\n\ndata: two\n\ndata: three\n\ndata: [DONE]\n\n" {
+		t.Fatalf("stream %q", got)
 	}
 }
