@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -195,5 +196,17 @@ func TestBadFlagsExit2(t *testing.T) {
 		if code != 2 && code != 1 || len(out) == 0 {
 			t.Errorf("%v: exit %d, output %q", args, code, out)
 		}
+	}
+}
+
+// A port in use ends the hive with exit 1 and says why; nothing hangs.
+func TestPortInUse(t *testing.T) {
+	h := startHive(t)
+	port := h.httpBase[strings.LastIndex(h.httpBase, ":")+1:]
+	cmd := exec.Command(hiveBin, "--port", port, "--nats-listen", "", "--queen-url", "", "--cgroup-root", "")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("second hive on port %s: %v\n%s", port, err, out)
 	}
 }

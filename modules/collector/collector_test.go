@@ -336,3 +336,36 @@ func TestNewValidates(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// A pid whose start time changed is another process: its counters start
+// afresh (first-sample semantics), never as a delta against the old one.
+func TestSamplerResetsOnPIDReuse(t *testing.T) {
+	p := spawn(t, "sh", "-c", "while :; do :; done")
+	pid := int32(p.Process.Pid)
+	time.Sleep(500 * time.Millisecond)
+	s := newSampler()
+	w := Worker{PIDs: []int32{pid}, Group: "llm", Instance: "1"}
+	if _, ok := s.sample(context.Background(), w); !ok {
+		t.Fatal("not sampled")
+	}
+	s.endTick()
+	// Pretend the state belongs to an older process with that pid, last
+	// read 10 s ago with the same CPU time as now: a delta would say ~0%.
+	st := s.procs[pid]
+	st.createTime -= 60_000
+	st.at = st.at.Add(-10 * time.Second)
+	got, ok := s.sample(context.Background(), w)
+	if !ok {
+		t.Fatal("not sampled")
+	}
+	// Measured against the fake old reading, the ~10 ms of CPU since the
+	// first sample over 10 s would be ~0.1%; from the process's own start it
+	// is its share of a core since then (about 100% when the machine is
+	// idle, less under parallel test load, never near 0).
+	if got.CPUPct < 5 {
+		t.Fatalf("cpu_pct %v: a reused pid was measured against the old process's counters", got.CPUPct)
+	}
+	if s.procs[pid].createTime == st.createTime {
+		t.Fatal("state not replaced")
+	}
+}
