@@ -104,12 +104,17 @@ func (d *Discovery) capabilities(ctx context.Context) ([]bus.Device, error) {
 func (d *Discovery) push(ctx context.Context, queen string) bool {
 	url := bus.JoinURL(queen, "/v1/hive-heartbeat")
 	fl := failureLog{log: d.log.With("queen", queen)}
+	replaced := d.replaced.Load()
 	for {
 		var ev bus.TelemetryEvent
 		select {
 		case <-ctx.Done():
 			return false
 		case ev = <-d.latest:
+		}
+		if n := d.replaced.Load(); n != replaced {
+			d.log.Debug("Queen slower than the tick: pushing the newest event only", "skipped", n-replaced)
+			replaced = n
 		}
 		ts := bus.PushTimestamp(time.Now())
 		if t, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
