@@ -12,7 +12,7 @@ LDFLAGS   := -s -w
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: dist all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -37,6 +37,12 @@ test-short: ## the tests without the race detector
 
 bench: ## benchmarks; results go in docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+
+FUZZTIME ?= 15s
+fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOperation$$' -fuzztime $(FUZZTIME) ./modules/jobs
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateQueenURL$$' -fuzztime $(FUZZTIME) ./bus
+	$(GO) test -run '^$$' -fuzz '^FuzzParseGPUs$$' -fuzztime $(FUZZTIME) ./modules/collector
 
 lint: ## go vet and a gofmt check
 	$(GO) vet ./...
