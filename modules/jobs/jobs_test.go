@@ -370,3 +370,49 @@ func TestRefusesToStopNonWorkers(t *testing.T) {
 		t.Fatalf("end %q", e)
 	}
 }
+
+// A worker that ignores SIGTERM is killed after the grace period.
+func TestDeleteEscalatesToSIGKILL(t *testing.T) {
+	h := start(t, Config{StopGrace: 200 * time.Millisecond})
+	// A worker by its command line (not spawned here) that traps TERM.
+	p := exec.Command("sh", "-c", "trap '' TERM; while :; do sleep 0.05; done", "llm-worker-stubborn")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = p.Wait(); close(exited) }()
+	defer func() { _ = p.Process.Kill(); <-exited }()
+	stopped, _ := h.nc.SubscribeSync(bus.SubjectWorkersStopped)
+	_ = h.nc.Flush()
+	time.Sleep(50 * time.Millisecond) // let the shell install its trap
+
+	id, _ := h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, p.Process.Pid))
+	evs := h.events(t, id, 10*time.Second)
+	if endOf(evs) != bus.EndDone || !strings.Contains(text(evs), "still running after 200ms; sending SIGKILL") {
+		t.Fatalf("delete:\n%s", text(evs))
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("stubborn worker survived")
+	}
+	if p.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("ended by %v, want SIGKILL", p.ProcessState)
+	}
+	if _, err := stopped.NextMsg(2 * time.Second); err != nil {
+		t.Fatal("no hive.workers.stopped")
+	}
+}
+
+// Placement happens only on a real cgroup v2 file system; a look-alike
+// directory tree is left alone.
+func TestCgroupPlacementOnlyOnCgroup2(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "rbee.slice")
+	m := &Jobs{cfg: Config{CgroupRoot: root}}
+	if msg := m.placeInCgroup(&spawned{pid: os.Getpid(), port: 9555}); msg != "" {
+		t.Fatalf("placed into a non-cgroup tree: %s", msg)
+	}
+	if _, err := os.Stat(root); err == nil {
+		t.Fatal("created a directory in a non-cgroup tree")
+	}
+}
