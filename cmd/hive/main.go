@@ -135,11 +135,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("hive starting", "hive_id", cfg.HiveID, "port", cfg.Port, "advertise_host", host, "version", version)
-	// The collector stops first so that its last event, marked "stopping",
-	// still reaches the gateway's streams.
+	// Stages stop in this order and start in the reverse one: the modules
+	// the gateway fronts answer before it listens, and every consumer is
+	// subscribed before the collector's first tick. The collector stops
+	// first so that its last event, marked "stopping", still reaches the
+	// streams and the Queen.
 	return runStages(ctx, log, 2*time.Second,
 		[]named{{"collector", coll}},
-		[]named{{"gateway", gw}, {"discovery", disc}, {"capabilities", caps}, {"jobs", jobsMod}},
+		[]named{{"gateway", gw}},
+		[]named{{"discovery", disc}, {"capabilities", caps}, {"jobs", jobsMod}},
 	)
 }
 

@@ -80,8 +80,6 @@ func (c *Capabilities) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	caps := c.Get(ctx)
-	c.log.Info("devices detected", "devices", len(caps.Devices))
 	sub, err := nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
 		var req bus.CapabilitiesRequest
 		if len(m.Data) > 0 {
@@ -100,6 +98,10 @@ func (c *Capabilities) Run(ctx context.Context) error {
 		return fmt.Errorf("capabilities: flush: %w", err)
 	}
 	close(c.ready)
+	// Detect after subscribing: a request meanwhile waits for this first
+	// detection (Get serialises) instead of finding no responder.
+	caps := c.Get(ctx)
+	c.log.Info("devices detected", "devices", len(caps.Devices))
 	select {
 	case <-ctx.Done():
 	case <-c.closed:
