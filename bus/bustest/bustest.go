@@ -4,6 +4,7 @@
 package bustest
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"testing"
@@ -62,5 +63,32 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 			t.Fatalf("condition not met after %v: %v", timeout, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RunModule runs a module's Run until t ends, then cancels it and fails t
+// if Run returned an error. When ready is not nil it waits for it, and
+// fails t if Run returns first.
+func RunModule(t testing.TB, name string, run func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s Run: %v", name, err)
+		}
+	})
+	if ready == nil {
+		return
+	}
+	select {
+	case <-ready:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("%s stopped before it was ready: %v", name, err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s not ready after 10 s", name)
 	}
 }

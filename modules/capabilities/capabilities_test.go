@@ -107,10 +107,7 @@ func TestAnswersOverTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := New(Config{Detector: det}, b, bustest.Logger(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	bustest.RunModule(t, "capabilities", c.Run, c.Ready())
 
 	nc, _ := b.Connect("test")
 	var caps bus.Capabilities

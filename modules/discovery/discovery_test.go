@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -115,24 +114,8 @@ func start(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	h := &harness{d: d, pub: nc}
-	// Wait until Run has subscribed: a Queen URL published before that
-	// would be lost.
-	select {
-	case <-d.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("discovery not ready")
-	}
-	return h
+	bustest.RunModule(t, "discovery", d.Run, d.Ready())
+	return &harness{d: d, pub: nc}
 }
 
 func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) bus.TelemetryEvent {

@@ -39,20 +39,7 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway Run: %v", err)
-		}
-	})
-	select {
-	case <-g.Ready():
-	case err := <-done:
-		t.Fatalf("gateway failed: %v", err)
-	}
+	bustest.RunModule(t, "gateway", g.Run, g.Ready())
 	pub, err := b.Connect("test-pub")
 	if err != nil {
 		t.Fatal(err)

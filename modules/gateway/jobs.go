@@ -89,12 +89,23 @@ func (g *Gateway) createJob(nc *nats.Conn) gin.HandlerFunc {
 	}
 }
 
+// jobParam returns the {id} of a job route, answering 404 for anything
+// that is not a job id: an id ends up in a subject, so it must never carry
+// '.', '*' or '>'.
+func jobParam(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if !bus.ValidJobID(id) {
+		abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
+		return "", false
+	}
+	return id, true
+}
+
 // cancelJob serves DELETE /v1/jobs/{id}.
 func (g *Gateway) cancelJob(nc *nats.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.Param("id")
-		if !bus.ValidJobID(id) {
-			abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
+		id, ok := jobParam(c)
+		if !ok {
 			return
 		}
 		ref, _ := json.Marshal(bus.JobRef{JobID: id})
@@ -109,9 +120,8 @@ func (g *Gateway) cancelJob(nc *nats.Conn) gin.HandlerFunc {
 // live narration, then one end marker, as data: lines.
 func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.Param("id")
-		if !bus.ValidJobID(id) {
-			abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
+		id, ok := jobParam(c)
+		if !ok {
 			return
 		}
 		// Subscribe before asking for the replay, so nothing falls between;
