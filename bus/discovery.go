@@ -21,11 +21,10 @@ type Capabilities struct {
 	Devices []Device `json:"devices"`
 }
 
-// CapabilitiesRequest asks for a fresh detection when Refresh is set
-// (rate-limited by the capabilities module).
-type CapabilitiesRequest struct {
-	Refresh bool `json:"refresh,omitempty"`
-}
+// CapabilitiesRequest is the optional body of SubjectCapabilitiesGet: a
+// JSON object with no fields defined. Every request gets the cached answer,
+// detected again when it is at least 10 s old.
+type CapabilitiesRequest struct{}
 
 // QueenURL is a Queen address learnt at run time.
 type QueenURL struct {

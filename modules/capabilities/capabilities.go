@@ -37,10 +37,9 @@ type Capabilities struct {
 	bus *bus.Bus
 	log *slog.Logger
 
-	mu      sync.Mutex
-	cached  *bus.Capabilities
-	at      time.Time
-	detects int
+	mu     sync.Mutex
+	cached *bus.Capabilities
+	at     time.Time
 
 	ready     chan struct{}
 	closeOnce sync.Once
@@ -73,7 +72,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
 	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), ready: make(chan struct{}), closed: make(chan struct{})}, nil
 }
 
-// Run detects once, then answers requests until ctx ends or Close.
+// Run answers requests until ctx ends or Close, detecting the devices once
+// right after it subscribed.
 func (c *Capabilities) Run(ctx context.Context) error {
 	nc, err := c.bus.Connect("capabilities")
 	if err != nil {
@@ -138,7 +138,6 @@ func (c *Capabilities) Get(ctx context.Context) bus.Capabilities {
 	defer cancel()
 	caps := c.detect(dctx)
 	c.cached, c.at = &caps, c.cfg.Now()
-	c.detects++
 	return caps
 }
 

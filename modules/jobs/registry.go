@@ -66,6 +66,7 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if j.dropped > 0 {
+		m.log.Warn("job narration not kept for replay", "job", j.id, "lines", j.dropped, "total_all_jobs", m.droppedEvents)
 		m.emitLocked(j, bus.JobEvent{Text: fmt.Sprintf("(%d narration lines were not kept for replay)\n", j.dropped)}, true)
 	}
 	m.emitLocked(j, bus.JobEvent{End: end}, true)
