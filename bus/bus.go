@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -18,56 +17,68 @@ import (
 // ErrClosed is returned by Connect after Close.
 var ErrClosed = errors.New("bus: closed")
 
-// Config selects how the embedded server is exposed.
+// Config selects how the bus is exposed.
 type Config struct {
 	// Name is the server name (the hive id is a good choice).
 	Name string
-	// Listen is host:port for external NATS clients. Empty means no TCP
-	// listener: only in-process connections work.
+	// Listen is host:port for external NATS clients (observers). Empty
+	// means no TCP listener: only in-process connections work.
 	Listen string
-	// ReadyTimeout bounds how long Start waits for the server.
+	// ReadyTimeout bounds how long Start waits for each server.
 	ReadyTimeout time.Duration
 	// Hub is the URL of a hub NATS leafnode port (nats-leaf://[user:pass@]
 	// host:7422); "" runs without a hub. The leaf connection is retried
 	// forever, every HubReconnect plus up to as much again of jitter.
 	Hub          string
 	HubReconnect time.Duration
-	// HubExports are the subjects that leave the hive toward the hub;
-	// nil means DefaultHubExports.
+	// HubExports are the subjects that leave the hive toward observers and
+	// the hub; nil means DefaultHubExports.
 	HubExports []string
+	// Observers bounds what external clients may hold.
+	Observers ObserverLimits
+	// ObserverUser and ObserverPassword, when both are set, are the
+	// credentials external clients must present; otherwise a client
+	// without credentials is the (read-only) observer.
+	ObserverUser     string
+	ObserverPassword string
 }
 
-// DefaultHubExports is what a hive sends its hub: telemetry and nothing
-// else. Nothing from the hub ever enters the hive.
+// ObserverLimits bound external NATS clients so that none can slow the
+// hive: they are cut, never waited on. Zero fields take the defaults.
+type ObserverLimits struct {
+	MaxConns      int           // connections at once (default 64)
+	MaxSubs       int           // subscriptions per connection (default 128; the hub leaf counts too)
+	MaxPending    int64         // bytes queued for one client before it is cut (default 2 MiB)
+	WriteDeadline time.Duration // longest a write to one client may block (default 2 s)
+}
+
+// DefaultObserverLimits are the limits used for zero fields.
+var DefaultObserverLimits = ObserverLimits{MaxConns: 64, MaxSubs: 128, MaxPending: 2 << 20, WriteDeadline: 2 * time.Second}
+
+// DefaultHubExports is what a hive sends observers and its hub: telemetry
+// and nothing else. Nothing from outside ever enters the hive.
 var DefaultHubExports = []string{SubjectTelemetry}
 
-// Account names. Modules and observers live in hiveAccount; the leafnode
-// to the hub is bound to hubAccount, which sees only the exports.
-const (
-	hiveAccount = "HIVE"
-	hubAccount  = "HUB"
-)
-
-// Authentication: modules use a per-process NKey valid for in-process
-// connections only; an external TCP client without credentials is the
-// observer, which may subscribe to telemetry and publish nothing.
-
-// Bus is a running embedded NATS server plus the in-process connections it
-// handed out. Close drains those connections, then stops the server.
+// Bus is the hive's message bus: an embedded nats-server that only
+// in-process modules reach, plus, when anything external is configured, an
+// edge server for external clients and the hub that receives the exported
+// subjects through a bridge. A client of the edge server, however slow or
+// hostile, can delay only the edge: the modules' server never writes to a
+// socket.
 type Bus struct {
-	ns  *server.Server
-	log *slog.Logger
-	key nkeys.KeyPair
-	pub string
+	ns   *server.Server
+	edge *edge
+	log  *slog.Logger
+	key  nkeys.KeyPair
+	pub  string
 
 	mu     sync.Mutex
 	conns  []*nats.Conn
 	closed bool
 }
 
-// Start runs an embedded nats-server and returns once it accepts
-// connections. External TCP clients (cfg.Listen) are mapped to an observer
-// user that may subscribe to telemetry but publish nothing.
+// Start runs the embedded servers and returns once they accept
+// connections.
 func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -75,78 +86,73 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 5 * time.Second
 	}
-	kp, err := nkeys.CreateUser()
+	if cfg.HubExports == nil {
+		cfg.HubExports = DefaultHubExports
+	}
+	cfg.Observers = cfg.Observers.withDefaults()
+	kp, pub, err := newUserKey()
 	if err != nil {
 		return nil, fmt.Errorf("bus: internal key: %w", err)
 	}
-	pub, err := kp.PublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("bus: internal key: %w", err)
-	}
-	// The observer is whoever connects over TCP without credentials
-	// (NoAuthUser). Its key pair is thrown away: it is never used to sign.
-	obs, err := nkeys.CreateUser()
-	if err != nil {
-		return nil, fmt.Errorf("bus: observer key: %w", err)
-	}
-	obsPub, err := obs.PublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("bus: observer key: %w", err)
-	}
-	hiveAcc := server.NewAccount(hiveAccount)
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		NoSigs:     true, // signals belong to cmd/; nats would os.Exit on SIGTERM
-		DontListen: cfg.Listen == "",
-		// Loopback unless told otherwise: the default 0.0.0.0 would expose the bus.
-		Host:     "127.0.0.1",
-		Port:     -1,
-		Accounts: []*server.Account{hiveAcc},
+		DontListen: true,
+		Host:       "127.0.0.1",
 		Nkeys: []*server.NkeyUser{
-			{Nkey: pub, Account: hiveAcc, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
-			{Nkey: obsPub, Account: hiveAcc, Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Deny: []string{">"}},
-				Subscribe: &server.SubjectPermission{Allow: []string{SubjectTelemetry, SubjectTelemetry + ".>"}},
-			}},
+			{Nkey: pub, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
 		},
-		NoAuthUser:          obsPub,
-		LameDuckDuration:    2 * time.Second,
-		LameDuckGracePeriod: 500 * time.Millisecond,
 	}
-	if cfg.Listen != "" {
-		host, port, err := splitHostPort(cfg.Listen)
+	ns, err := startServer(opts, cfg.ReadyTimeout, log.With("component", "nats"))
+	if err != nil {
+		return nil, err
+	}
+	b := &Bus{ns: ns, log: log, key: kp, pub: pub}
+	if cfg.Listen != "" || cfg.Hub != "" {
+		e, err := startEdge(cfg, b, log.With("component", "nats-edge"))
 		if err != nil {
-			return nil, fmt.Errorf("bus: listen address %q: %w", cfg.Listen, err)
-		}
-		opts.Host, opts.Port = host, port
-	}
-	if cfg.Hub != "" {
-		if err := addHub(opts, hiveAcc, cfg); err != nil {
+			ns.Shutdown()
+			ns.WaitForShutdown()
 			return nil, err
 		}
+		b.edge = e
 	}
+	return b, nil
+}
+
+// startServer starts a configured server with a logger that reports fatal
+// startup errors instead of exiting.
+func startServer(opts *server.Options, timeout time.Duration, log *slog.Logger) (*server.Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: new server: %w", err)
 	}
-	fatal := make(chan string, 1)
-	ns.SetLoggerV2(&natsLogger{log: log.With("component", "nats"), fatal: fatal}, false, false, false)
+	nl := newNATSLogger(log)
+	ns.SetLoggerV2(nl, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
+	if !ns.ReadyForConnections(timeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		select {
-		case msg := <-fatal:
+		case msg := <-nl.fatal:
 			return nil, fmt.Errorf("bus: start: %s", msg)
 		default:
 			return nil, errors.New("bus: server not ready")
 		}
 	}
-	b := &Bus{ns: ns, log: log, key: kp, pub: pub}
-	if cfg.Listen != "" {
-		log.Info("nats listening", "url", ns.ClientURL())
+	return ns, nil
+}
+
+func newUserKey() (nkeys.KeyPair, string, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, "", err
 	}
-	return b, nil
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, "", err
+	}
+	return kp, pub, nil
 }
 
 // Connect returns a new in-process connection. The bus owns it: Close
@@ -157,9 +163,18 @@ func (b *Bus) Connect(name string) (*nats.Conn, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
+	nc, err := b.connect(b.ns, b.pub, b.key, name)
+	if err != nil {
+		return nil, err
+	}
+	b.conns = append(b.conns, nc)
+	return nc, nil
+}
+
+func (b *Bus) connect(ns *server.Server, pub string, key nkeys.KeyPair, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect("",
-		nats.InProcessServer(b.ns),
-		nats.Nkey(b.pub, b.key.Sign),
+		nats.InProcessServer(ns),
+		nats.Nkey(pub, key.Sign),
 		nats.Name(name),
 		// In-process connections cannot outlive the server; reconnecting
 		// would only leak goroutines during shutdown.
@@ -175,22 +190,38 @@ func (b *Bus) Connect(name string) (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect %s: %w", name, err)
 	}
-	b.conns = append(b.conns, nc)
 	return nc, nil
 }
 
 // ClientURL is the TCP URL external clients use, or "" without a listener.
 func (b *Bus) ClientURL() string {
-	if b.ns.Addr() == nil {
+	if b.edge == nil || b.edge.ns.Addr() == nil {
 		return ""
 	}
-	return b.ns.ClientURL()
+	return b.edge.ns.ClientURL()
 }
 
-// Server exposes the embedded server for monitoring and tests.
+// Server exposes the modules' server for monitoring and tests.
 func (b *Bus) Server() *server.Server { return b.ns }
 
-// Close drains every connection handed out, then shuts the server down.
+// EdgeServer is the server external clients and the hub use, or nil.
+func (b *Bus) EdgeServer() *server.Server {
+	if b.edge == nil {
+		return nil
+	}
+	return b.edge.ns
+}
+
+// BridgeDropped counts exported messages the edge could not take in time
+// (its clients were slow) and that were dropped for them.
+func (b *Bus) BridgeDropped() uint64 {
+	if b.edge == nil {
+		return 0
+	}
+	return b.edge.dropped()
+}
+
+// Close drains every connection handed out, then shuts the servers down.
 // It is safe to call more than once.
 func (b *Bus) Close() error {
 	b.mu.Lock()
@@ -206,50 +237,16 @@ func (b *Bus) Close() error {
 	for _, nc := range conns {
 		drainAndWait(nc, 2*time.Second)
 	}
+	if b.edge != nil {
+		b.edge.close()
+	}
 	b.ns.Shutdown()
 	b.ns.WaitForShutdown()
 	return nil
 }
 
-// addHub binds a leafnode remote to an account that imports only the
-// exported subjects from the hive's account. Deny lists would be the
-// other way, but denying imports also hides the hub's interest, which stops
-// exports too; separate accounts make "only these subjects, one way" hold
-// by construction.
-func addHub(opts *server.Options, hiveAcc *server.Account, cfg Config) error {
-	u, err := url.Parse(cfg.Hub)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("bus: hub URL %q: want nats-leaf://[user:pass@]host:port", cfg.Hub)
-	}
-	switch u.Scheme {
-	case "nats-leaf", "nats", "tls", "ws", "wss":
-	default:
-		return fmt.Errorf("bus: hub URL %q: unsupported scheme %q", cfg.Hub, u.Scheme)
-	}
-	exports := cfg.HubExports
-	if exports == nil {
-		exports = DefaultHubExports
-	}
-	hubAcc := server.NewAccount(hubAccount)
-	for _, subj := range exports {
-		if err := hiveAcc.AddStreamExport(subj, []*server.Account{hubAcc}); err != nil {
-			return fmt.Errorf("bus: export %s: %w", subj, err)
-		}
-		if err := hubAcc.AddStreamImport(hiveAcc, subj, ""); err != nil {
-			return fmt.Errorf("bus: import %s: %w", subj, err)
-		}
-	}
-	opts.Accounts = append(opts.Accounts, hubAcc)
-	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, LocalAccount: hubAccount}}
-	opts.LeafNode.ReconnectInterval = cfg.HubReconnect
-	if opts.LeafNode.ReconnectInterval <= 0 {
-		opts.LeafNode.ReconnectInterval = time.Second
-	}
-	return nil
-}
-
 // HubConnected reports whether the leafnode to the hub is up.
-func (b *Bus) HubConnected() bool { return b.ns.NumLeafNodes() > 0 }
+func (b *Bus) HubConnected() bool { return b.edge != nil && b.edge.ns.NumLeafNodes() > 0 }
 
 // drainAndWait drains nc so in-flight messages are delivered, and falls back
 // to Close if draining takes longer than timeout.
@@ -286,4 +283,21 @@ func splitHostPort(addr string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
+}
+
+func (l ObserverLimits) withDefaults() ObserverLimits {
+	d := DefaultObserverLimits
+	if l.MaxConns <= 0 {
+		l.MaxConns = d.MaxConns
+	}
+	if l.MaxSubs <= 0 {
+		l.MaxSubs = d.MaxSubs
+	}
+	if l.MaxPending <= 0 {
+		l.MaxPending = d.MaxPending
+	}
+	if l.WriteDeadline <= 0 {
+		l.WriteDeadline = d.WriteDeadline
+	}
+	return l
 }

@@ -26,9 +26,20 @@ type Capabilities struct {
 // detected again when it is at least 10 s old.
 type CapabilitiesRequest struct{}
 
-// QueenURL is a Queen address learnt at run time.
+// QueenURL is a Queen address learnt at run time, the request on
+// SubjectDiscoveryQueen. Authorized says the HTTP client may change the
+// hive's state (a valid token, or loopback without one); an unauthorized
+// request succeeds only if it names the Queen already in use.
 type QueenURL struct {
-	URL string `json:"url"`
+	URL        string `json:"url"`
+	Authorized bool   `json:"authorized,omitempty"`
+}
+
+// QueenAccepted answers SubjectDiscoveryQueen: "started" when a discovery
+// loop toward URL now runs, "unchanged" when it already did.
+type QueenAccepted struct {
+	URL    string `json:"url"`
+	Status string `json:"status"`
 }
 
 // HiveHeartbeat is the legacy push body POSTed to {queen}/v1/hive-heartbeat.
@@ -46,13 +57,24 @@ type HiveReady struct {
 	HiveURL string `json:"hive_url"`
 }
 
-// ErrorReply is the body of a failed request/reply exchange. Status is the
-// HTTP status the gateway should answer with.
+// ErrorReply is the body of a failed request/reply exchange. Code says
+// what kind of failure it is; the gateway picks the HTTP status from it.
 type ErrorReply struct {
 	Error      string `json:"error"`
-	Status     int    `json:"status"`
+	Code       string `json:"code"`
 	RetryAfter int    `json:"retry_after,omitempty"` // seconds
 }
+
+// Error codes of ErrorReply.
+const (
+	CodeInvalid     = "invalid"      // the request is malformed or breaks a rule
+	CodeNotFound    = "not_found"    // no such job, worker or model
+	CodeBusy        = "busy"         // too much in flight; retry after RetryAfter
+	CodeConflict    = "conflict"     // a limit of live state is reached (workers)
+	CodeForbidden   = "forbidden"    // the caller may not do this
+	CodeRateLimited = "rate_limited" // too many such requests; retry after RetryAfter
+	CodeInternal    = "internal"
+)
 
 // ValidateQueenURL accepts an absolute http(s) URL with a host, the only
 // form a Queen address may take on any input (flag, HTTP query, bus).

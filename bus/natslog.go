@@ -1,8 +1,20 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
+)
+
+// Log rate of the embedded servers: a client looping on a forbidden
+// publish makes nats-server log one error per attempt. Past the burst,
+// lines are counted, not written, and the count is logged with the next
+// line that passes.
+const (
+	natsLogBurst = 20
+	natsLogRate  = 5 // lines per second once the burst is spent
 )
 
 // natsLogger adapts nats-server's printf logger to slog. Fatalf must not
@@ -11,12 +23,22 @@ import (
 type natsLogger struct {
 	log   *slog.Logger
 	fatal chan string
+	now   func() time.Time
+
+	mu         sync.Mutex
+	tokens     float64
+	last       time.Time
+	suppressed uint64
 }
 
-func (l *natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func newNATSLogger(log *slog.Logger) *natsLogger {
+	return &natsLogger{log: log, fatal: make(chan string, 1), now: time.Now, tokens: natsLogBurst}
+}
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }
 func (l *natsLogger) Tracef(format string, v ...any)  {}
 func (l *natsLogger) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
@@ -25,4 +47,34 @@ func (l *natsLogger) Fatalf(format string, v ...any) {
 	case l.fatal <- msg:
 	default:
 	}
+}
+
+// emit writes one line if the token bucket allows it.
+func (l *natsLogger) emit(level slog.Level, format string, v []any) {
+	if level == slog.LevelDebug {
+		// Debug lines are off in production and cost nothing to drop.
+		l.log.Debug(fmt.Sprintf(format, v...))
+		return
+	}
+	l.mu.Lock()
+	now := l.now()
+	if !l.last.IsZero() {
+		l.tokens = min(natsLogBurst, l.tokens+now.Sub(l.last).Seconds()*natsLogRate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	l.tokens--
+	sup := l.suppressed
+	l.suppressed = 0
+	l.mu.Unlock()
+	msg := fmt.Sprintf(format, v...)
+	if sup > 0 {
+		l.log.Log(context.Background(), level, msg, "suppressed_before", sup)
+		return
+	}
+	l.log.Log(context.Background(), level, msg)
 }

@@ -17,8 +17,9 @@ const (
 	// CapabilitiesRequest body, answered with a Capabilities body.
 	SubjectCapabilitiesGet = "hive.capabilities.get"
 
-	// SubjectDiscoveryQueen carries a QueenURL learnt from
-	// /capabilities?queen_url=, for the discovery module.
+	// SubjectDiscoveryQueen is request/reply: a QueenURL learnt from
+	// /capabilities?queen_url=, answered with QueenAccepted or an
+	// ErrorReply (forbidden, rate_limited, invalid).
 	SubjectDiscoveryQueen = "hive.discovery.queen"
 
 	// SubjectJobsCreate is request/reply: a JobCreate body answered with a

@@ -174,7 +174,7 @@ func TestDiscoveryThenPushMatchesSSE(t *testing.T) {
 
 func TestCapabilitiesQueenURLStartsDiscovery(t *testing.T) {
 	q, srv := newQueen(t)
-	h := startHive(t) // standalone
+	h := startHive(t, "--queen-allow", "127.0.0.1") // standalone; the test Queen listens on loopback
 	for _, p := range []string{"/capabilities", "/v1/capabilities"} {
 		code, body, hdr := httpGet(t, h.httpBase+p)
 		if code != 200 || hdr.Get("Content-Type") != "application/json" || !strings.Contains(body, `"id":"CPU-0"`) {

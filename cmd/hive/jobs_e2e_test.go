@@ -198,7 +198,7 @@ func TestShutdownEndpoint(t *testing.T) {
 			pid, _ := strconv.Atoi(m[1])
 			t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
 
-			resp, err := http.Post(h.httpBase+"/v1/shutdown", "", nil)
+			resp, err := http.Post(h.httpBase+"/v1/shutdown", "application/json", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

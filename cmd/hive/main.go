@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -57,11 +57,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 // serve starts the bus, then the modules; on ctx's end it stops the
 // modules in order and the bus last.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	b, err := bus.Start(bus.Config{Name: cfg.HiveID, Listen: cfg.NATSListen, Hub: cfg.NATSHub}, log)
+	b, err := bus.Start(bus.Config{
+		Name: cfg.HiveID, Listen: cfg.NATSListen, Hub: cfg.NATSHub,
+		Observers:    bus.ObserverLimits{MaxConns: cfg.NATSMaxConns},
+		ObserverUser: cfg.NATSUser, ObserverPassword: cfg.natsPassword,
+	}, log)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	warnExposure(cfg, log)
 	if cfg.NATSHub != "" {
 		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATSHub))
 	}
@@ -78,18 +83,23 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	coll, err := collector.New(collector.Config{
-		Hive:        info,
-		Interval:    cfg.TelemetryInterval,
-		WorkerMatch: cfg.WorkerMatch,
-		CgroupRoot:  cfg.CgroupRoot,
-		GPU:         gpu,
+		Hive:          info,
+		Interval:      cfg.TelemetryInterval,
+		WorkerMatch:   cfg.WorkerMatch,
+		WorkerMatchOn: cfg.WorkerMatchOn,
+		CgroupRoot:    cfg.CgroupRoot,
+		GPU:           gpu,
 	}, b, log)
 	if err != nil {
 		return err
 	}
 	gwCfg := gateway.DefaultConfig()
-	gwCfg.Listen = ":" + strconv.Itoa(cfg.Port)
+	gwCfg.Listen = cfg.httpListen()
 	gwCfg.HiveID = cfg.HiveID
+	gwCfg.Token = cfg.apiToken
+	gwCfg.AuthRead = cfg.AuthRead
+	gwCfg.AllowUnauthenticated = cfg.AllowUnauthenticated
+	gwCfg.MaxConns, gwCfg.MaxConnsPerIP = connBudget(cfg, log)
 	gw, err := gateway.New(gwCfg, b, log)
 	if err != nil {
 		return err
@@ -110,6 +120,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		AdvertiseHost: cfg.AdvertiseHost,
 		Jitter:        0.1,
 		Retry:         cfg.DiscoveryRetry,
+		QueenAllow:    cfg.QueenAllow,
 	}, b, log)
 	if err != nil {
 		return err
@@ -122,10 +133,16 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		ModelDir:          expandHome(cfg.ModelDir),
 		CgroupRoot:        cfg.CgroupRoot,
 		WorkerMatch:       cfg.WorkerMatch,
+		WorkerMatchOn:     cfg.WorkerMatchOn,
 		MaxJobs:           cfg.MaxJobs,
+		MaxWorkers:        cfg.MaxWorkers,
 		Retention:         cfg.JobRetention,
+		MaxRetained:       cfg.MaxRetainedJobs,
 		StopWorkersOnExit: cfg.StopWorkersOnExit,
-		CheckPause:        50 * time.Millisecond,
+		// Workers that ignore SIGTERM are killed within the budget, with
+		// time left for the other stages.
+		ShutdownGrace: cfg.ShutdownTimeout / 4,
+		CheckPause:    50 * time.Millisecond,
 	}, b, log)
 	if err != nil {
 		return err
@@ -134,13 +151,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("hive starting", "hive_id", cfg.HiveID, "port", cfg.Port, "advertise_host", host, "version", version)
+	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", gwCfg.Listen, "advertise_host", host, "version", version)
 	// Stages stop in this order and start in the reverse one: the modules
 	// the gateway fronts answer before it listens, and every consumer is
 	// subscribed before the collector's first tick. The collector stops
 	// first so that its last event, marked "stopping", still reaches the
 	// streams and the Queen.
-	return runStages(ctx, log, 2*time.Second,
+	return runStages(ctx, log, cfg.ShutdownTimeout,
 		[]named{{"collector", coll}},
 		[]named{{"gateway", gw}},
 		[]named{{"discovery", disc}, {"capabilities", caps}, {"jobs", jobsMod}},
@@ -152,9 +169,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 func healthCheck(cfg *config, stderr io.Writer) int {
 	u := cfg.HealthCheckURL
 	if u == "" {
-		u = "http://127.0.0.1:" + strconv.Itoa(cfg.Port) + "/health"
+		_, port, _ := net.SplitHostPort(cfg.httpListen())
+		u = "http://127.0.0.1:" + port + "/health"
 	}
-	c := &http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{
+		Timeout:       3 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	resp, err := c.Get(u)
 	if err != nil {
 		fmt.Fprintln(stderr, "unhealthy:", err)

@@ -84,7 +84,7 @@ func (c *Capabilities) Run(ctx context.Context) error {
 		var req bus.CapabilitiesRequest
 		if len(m.Data) > 0 {
 			if err := json.Unmarshal(m.Data, &req); err != nil {
-				c.reply(m, bus.ErrorReply{Error: "bad capabilities request: " + err.Error(), Status: 400})
+				c.reply(m, bus.ErrorReply{Error: "bad capabilities request: " + err.Error(), Code: bus.CodeInvalid})
 				return
 			}
 		}

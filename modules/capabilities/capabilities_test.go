@@ -126,7 +126,7 @@ func TestAnswersOverTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var e bus.ErrorReply
-	if json.Unmarshal(m.Data, &e); e.Status != 400 || e.Error == "" {
+	if json.Unmarshal(m.Data, &e); e.Code != bus.CodeInvalid || e.Error == "" {
 		t.Fatalf("bad request answered %s", m.Data)
 	}
 	_ = c.Close()

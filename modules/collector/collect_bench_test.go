@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
 // BenchmarkCollect measures one full collection (pattern scan of every pid
@@ -32,7 +33,7 @@ func BenchmarkCollect(b *testing.B) {
 					_ = c.Wait()
 				}
 			}()
-			src, _ := NewMatchSource(m)
+			src, _ := NewMatchSource(m, workerproc.OnCmdline)
 			c := &Collector{cfg: Config{Interval: 1e9, GPU: NoGPU{}}, sources: []Source{src}, sampler: newSampler(), log: discard()}
 			ctx := context.Background()
 			if got := len(c.Collect(ctx)); got != n {

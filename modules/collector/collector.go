@@ -22,9 +22,11 @@ type Config struct {
 	// by the collector.
 	Hive     bus.HiveInfo
 	Interval time.Duration
-	// WorkerMatch is the command-line pattern of worker processes; "" turns
-	// the pattern source off.
-	WorkerMatch string
+	// WorkerMatch is the pattern of worker processes, matched on
+	// WorkerMatchOn (workerproc.OnExe by default); "" turns the pattern
+	// source off.
+	WorkerMatch   string
+	WorkerMatchOn string
 	// CgroupRoot is the rbee.slice tree; "" turns the cgroup source off.
 	CgroupRoot string
 	// GPU reads GPU state; nil means no GPU.
@@ -77,7 +79,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 		c.sources = append(c.sources, &CgroupSource{Root: cfg.CgroupRoot})
 	}
 	if cfg.WorkerMatch != "" {
-		m, err := NewMatchSource(cfg.WorkerMatch)
+		m, err := NewMatchSource(cfg.WorkerMatch, cfg.WorkerMatchOn)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -49,7 +51,7 @@ func TestMatchSourceFoldsMatchingChildren(t *testing.T) {
 	// The parent shell matches, and so does the shell it starts; the
 	// trailing "; true" keeps each shell from exec-ing into sleep.
 	parent := spawn(t, "sh", "-c", `sh -c "sleep 60; true" `+m+`-child; true`, m, "--port", "9555", "--model=tinyllama")
-	src, err := NewMatchSource(m)
+	src, err := NewMatchSource(m, workerproc.OnCmdline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func TestMatchSourceFoldsMatchingChildren(t *testing.T) {
 func TestMatchSourceInstanceFallsBackToPID(t *testing.T) {
 	m := marker(t)
 	p := spawn(t, "sh", "-c", "sleep 60; true", m)
-	src, _ := NewMatchSource(m)
+	src, _ := NewMatchSource(m, workerproc.OnCmdline)
 	bustest.WaitFor(t, 5*time.Second, func() error {
 		got, _ := src.Scan(context.Background())
 		if len(got) != 1 || got[0].Instance != strconv.Itoa(p.Process.Pid) || got[0].Model != "" {
@@ -81,7 +83,7 @@ func TestMatchSourceInstanceFallsBackToPID(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := NewMatchSource("("); err == nil {
+	if _, err := NewMatchSource("(", workerproc.OnExe); err == nil {
 		t.Fatal("bad regexp accepted")
 	}
 }
@@ -204,6 +206,19 @@ func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred f
 	}
 }
 
+// procCPUSeconds is utime+stime of pid from /proc/<pid>/stat.
+func procCPUSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
 func findPID(ev bus.TelemetryEvent, pid int) *bus.ProcessStats {
 	for i := range ev.Workers {
 		if int(ev.Workers[i].PID) == pid {
@@ -260,7 +275,7 @@ func TestAnnouncedWorkerGoneWhenProcessExits(t *testing.T) {
 func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 	m := marker(t)
 	gpuDir := t.TempDir()
-	h := startCollector(t, Config{WorkerMatch: m, Interval: 250 * time.Millisecond, GPU: &Replay{Dir: gpuDir}})
+	h := startCollector(t, Config{WorkerMatch: m, WorkerMatchOn: workerproc.OnCmdline, Interval: 250 * time.Millisecond, GPU: &Replay{Dir: gpuDir}})
 	p := spawn(t, "sh", "-c", "while :; do :; done", m, "--port", "9600")
 	pid := p.Process.Pid
 	gpus, _ := os.ReadFile("testdata/gpu2/query-gpu.csv")
@@ -268,21 +283,39 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 	apps := fmt.Sprintf("%d, GPU-aaaaaaaa-0000-0000-0000-000000000000, 20000\n%d, GPU-bbbbbbbb-1111-1111-1111-111111111111, 1000\n", pid, pid)
 	_ = os.WriteFile(filepath.Join(gpuDir, "query-compute-apps.csv"), []byte(apps), 0o644)
 
-	// Skip the first sample (an average since the process started); the
-	// next ones are deltas over one tick of a process spinning one core.
-	seen := 0
-	ev := h.waitEvent(t, 5*time.Second, func(ev bus.TelemetryEvent) bool {
-		if findPID(ev, pid) != nil {
-			seen++
+	// The first sample is an average since the process started; from the
+	// second on, cpu_pct is a delta over one tick. Whatever share of a
+	// core the spinning shell gets on a busy machine, the CPU time the
+	// events add up to must be what /proc says it used meanwhile (the
+	// control), read when the first and the last event arrive.
+	withPID := func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) != nil }
+	stamp := func(ev bus.TelemetryEvent) time.Time {
+		ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return seen >= 3
-	})
-	w := findPID(ev, pid)
-	if w.CPUPct < 70 || w.CPUPct > 130 {
-		t.Errorf("cpu_pct %v for a spinning shell", w.CPUPct)
+		return ts
 	}
-	if w.RSSMB == 0 && w.IOReadMBs == 0 && w.UptimeS > 100 {
-		t.Errorf("implausible sample %+v", w)
+	ev := h.waitEvent(t, 5*time.Second, withPID)
+	first, prev := procCPUSeconds(t, pid), stamp(ev)
+	reported := 0.0
+	for range 5 {
+		ev = h.waitEvent(t, 5*time.Second, withPID)
+		ts := stamp(ev)
+		reported += float64(findPID(ev, pid).CPUPct) / 100 * ts.Sub(prev).Seconds()
+		prev = ts
+	}
+	control := procCPUSeconds(t, pid) - first
+	t.Logf("CPU over 5 ticks: events %.3f s, /proc %.3f s", reported, control)
+	if control < 0.05 {
+		t.Fatalf("the spinning shell got %.3f s of CPU: no control", control)
+	}
+	if d := reported - control; d > 0.1+0.15*control || d < -(0.1+0.15*control) {
+		t.Errorf("events add up to %.3f s of CPU, /proc says %.3f s", reported, control)
+	}
+	w := findPID(ev, pid)
+	if w.RSSMB == 0 || w.UptimeS > 60 {
+		t.Errorf("implausible sample for a fresh shell %+v", w)
 	}
 	// Two GPUs: memory summed over both; utilisation is the mean of the
 	// ones that report it (GPU 1 says [N/A]).

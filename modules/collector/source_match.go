@@ -4,36 +4,39 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
-// MatchSource finds workers by a regular expression on their command line,
-// as the original's `ps aux | grep llm-worker` did. Group is "llm",
+// MatchSource finds workers with a workerproc.Matcher (by default a
+// regular expression on the executable name). Group is "llm",
 // instance the --port argument (else the pid), model the --model argument.
 //
 // A matching process whose parent also matches is folded into the parent's
 // worker (a launcher and its child, tensor-parallel ranks) rather than
 // reported twice.
 type MatchSource struct {
-	re   *regexp.Regexp
+	m    *workerproc.Matcher
 	self int32
 }
 
 var _ Source = (*MatchSource)(nil)
 
-// NewMatchSource compiles pattern.
-func NewMatchSource(pattern string) (*MatchSource, error) {
-	re, err := regexp.Compile(pattern)
+// NewMatchSource compiles pattern, matched on workerproc.OnExe or
+// OnCmdline.
+func NewMatchSource(pattern, on string) (*MatchSource, error) {
+	m, err := workerproc.NewMatcher(pattern, on)
 	if err != nil {
-		return nil, fmt.Errorf("collector: worker match %q: %w", pattern, err)
+		return nil, fmt.Errorf("collector: %w", err)
 	}
-	return &MatchSource{re: re, self: int32(os.Getpid())}, nil
+	if m == nil {
+		return nil, fmt.Errorf("collector: empty worker match pattern")
+	}
+	return &MatchSource{m: m, self: int32(os.Getpid())}, nil
 }
 
 // Name implements Source.
@@ -62,7 +65,7 @@ func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
 		if err != nil || len(args) == 0 {
 			continue // gone, a kernel thread or a zombie
 		}
-		if !s.re.MatchString(strings.Join(args, " ")) {
+		if !s.m.Match(args) {
 			continue
 		}
 		ppid, err := p.PpidWithContext(ctx)

@@ -48,6 +48,16 @@ type Config struct {
 	Retry time.Duration
 	// RequestTimeout bounds every POST to the Queen.
 	RequestTimeout time.Duration
+	// QueenAllow lists where discovery may ever send (hosts, IPs, CIDRs,
+	// comma-separated); "" means the host of QueenURL alone, and nothing
+	// in standalone mode.
+	QueenAllow string
+	// ChangeBurst and ChangeEvery rate-limit Queen changes over the bus:
+	// ChangeBurst at once, then one per ChangeEvery.
+	ChangeBurst int
+	ChangeEvery time.Duration
+	// Now is the clock of the rate limit; nil is time.Now.
+	Now func() time.Time
 }
 
 // Discovery is the module.
@@ -58,13 +68,19 @@ type Discovery struct {
 	client *http.Client
 	nc     *nats.Conn
 
-	mu     sync.Mutex
-	last   *bus.TelemetryEvent // latest telemetry, for discovery bodies
-	latest chan bus.TelemetryEvent
-	urls   chan string
+	allow allowList
+
+	mu      sync.Mutex
+	last    *bus.TelemetryEvent // latest telemetry, for discovery bodies
+	current string              // the Queen of the running loop, "" if none
+	tokens  float64             // Queen-change rate limit
+	tokenAt time.Time
+	latest  chan bus.TelemetryEvent
+	urls    chan string
 
 	replaced  atomic.Uint64 // telemetry events superseded before being pushed
 	droppedQ  atomic.Uint64 // queen URLs dropped because the queue was full
+	refused   atomic.Uint64 // Queen changes refused (not allowed, not authorized, rate)
 	loops     atomic.Uint64 // loops started, for tests and logs
 	ready     chan struct{}
 	closeOnce sync.Once
@@ -108,11 +124,38 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 	if cfg.Retry < 0 {
 		return nil, errors.New("discovery: negative retry interval")
 	}
+	if cfg.ChangeBurst <= 0 {
+		cfg.ChangeBurst = 3
+	}
+	if cfg.ChangeEvery <= 0 {
+		cfg.ChangeEvery = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	allowSpec := cfg.QueenAllow
+	if allowSpec == "" {
+		allowSpec = hostOf(cfg.QueenURL)
+	}
+	allow, err := parseAllow(allowSpec)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	if cfg.QueenURL != "" && !allow.allows(cfg.QueenURL) {
+		return nil, fmt.Errorf("discovery: queen URL %s is not in the allowed hosts %q", cfg.QueenURL, allow)
+	}
 	return &Discovery{
 		cfg:    cfg,
 		bus:    b,
 		log:    log.With("module", "discovery"),
-		client: &http.Client{Timeout: cfg.RequestTimeout},
+		allow:  allow,
+		tokens: float64(cfg.ChangeBurst),
+		client: &http.Client{
+			Timeout: cfg.RequestTimeout,
+			// Never follow a redirect: a "Queen" answering 307 to
+			// /v1/shutdown or to an internal URL must get nothing more.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		latest: make(chan bus.TelemetryEvent, 1),
 		urls:   make(chan string, 8),
 		ready:  make(chan struct{}),
@@ -160,7 +203,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
 	defer func() { _ = tsub.Unsubscribe() }()
-	qsub, err := nc.Subscribe(bus.SubjectDiscoveryQueen, d.onQueenURL)
+	qsub, err := nc.Subscribe(bus.SubjectDiscoveryQueen, d.onQueenChange)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
@@ -180,16 +223,26 @@ func (d *Discovery) Run(ctx context.Context) error {
 	defer stop()
 	start := func(url string) {
 		stop()
+		d.mu.Lock()
+		d.current = url
+		d.mu.Unlock()
 		lctx, cancel := context.WithCancel(ctx)
 		cur = &loop{url: url, cancel: cancel, done: make(chan struct{})}
 		d.loops.Add(1)
 		go func(l *loop) {
 			defer close(l.done)
 			d.run(lctx, l.url)
+			d.mu.Lock()
+			if d.current == l.url {
+				d.current = "" // ended (acknowledged, or gave up): the same URL may start it again
+			}
+			d.mu.Unlock()
 		}(cur)
 	}
-	if d.cfg.QueenURL == "" {
-		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=")
+	if d.cfg.QueenURL == "" && d.allow.empty() {
+		d.log.Info("standalone: no Queen URL, and no --queen-allow: /capabilities?queen_url= cannot start discovery")
+	} else if d.cfg.QueenURL == "" {
+		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=", "allowed", d.allow.String())
 	} else {
 		start(d.cfg.QueenURL)
 	}
@@ -243,22 +296,77 @@ func (d *Discovery) onTelemetry(m *nats.Msg) {
 	}
 }
 
-func (d *Discovery) onQueenURL(m *nats.Msg) {
+// onQueenChange answers a Queen URL learnt from /capabilities?queen_url=.
+// The URL of the running loop is always fine (the Queen repeats it); the
+// configured one may restart an ended loop; any other needs an authorized
+// caller. Every start needs an allowed host and a free slot of the rate
+// limit.
+func (d *Discovery) onQueenChange(m *nats.Msg) {
+	reply := func(v any) {
+		b, _ := json.Marshal(v)
+		if err := m.Respond(b); err != nil {
+			d.log.Warn("queen change reply", "err", err)
+		}
+	}
+	refuse := func(code, msg string, retry int) {
+		d.refused.Add(1)
+		reply(bus.ErrorReply{Error: msg, Code: code, RetryAfter: retry})
+	}
 	var q bus.QueenURL
 	if err := json.Unmarshal(m.Data, &q); err != nil {
-		d.log.Warn("bad queen URL message", "err", err)
+		refuse(bus.CodeInvalid, "bad queen URL message: "+err.Error(), 0)
 		return
 	}
 	if err := bus.ValidateQueenURL(q.URL); err != nil {
-		d.log.Warn("ignoring queen URL", "err", err)
+		refuse(bus.CodeInvalid, err.Error(), 0)
+		return
+	}
+	d.mu.Lock()
+	same := d.current == q.URL
+	d.mu.Unlock()
+	if same {
+		reply(bus.QueenAccepted{URL: q.URL, Status: "unchanged"})
+		return
+	}
+	// Restarting discovery toward the configured Queen changes nothing an
+	// operator has not chosen; any other Queen does.
+	if !q.Authorized && q.URL != d.cfg.QueenURL {
+		refuse(bus.CodeForbidden, "changing the Queen needs an authorized caller", 0)
+		return
+	}
+	if !d.allow.allows(q.URL) {
+		d.log.Warn("queen URL refused: host not allowed", "url", q.URL, "allowed", d.allow.String())
+		refuse(bus.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), d.allow.String()), 0)
+		return
+	}
+	if wait := d.take(); wait > 0 {
+		refuse(bus.CodeRateLimited, "too many Queen changes; retry later", int(wait.Seconds()+0.999))
 		return
 	}
 	select {
 	case d.urls <- q.URL:
+		reply(bus.QueenAccepted{URL: q.URL, Status: "started"})
 	default:
 		d.droppedQ.Add(1)
-		d.log.Warn("queen URL dropped: too many pending", "dropped_total", d.droppedQ.Load())
+		refuse(bus.CodeBusy, "too many Queen changes pending", 1)
 	}
+}
+
+// take spends one Queen change, returning 0, or how long until one is
+// free.
+func (d *Discovery) take() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.cfg.Now()
+	if !d.tokenAt.IsZero() {
+		d.tokens = min(float64(d.cfg.ChangeBurst), d.tokens+float64(now.Sub(d.tokenAt))/float64(d.cfg.ChangeEvery))
+	}
+	d.tokenAt = now
+	if d.tokens < 1 {
+		return time.Duration((1 - d.tokens) * float64(d.cfg.ChangeEvery))
+	}
+	d.tokens--
+	return 0
 }
 
 // snapshot returns the hive_info and workers to send in a discovery body.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,13 +136,29 @@ func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) bus.Tel
 	return ev
 }
 
-func (h *harness) queenURL(t *testing.T, u string) {
+// queenURL asks discovery for a Queen as an authorized gateway request
+// would, and returns the reply's status, or its error code.
+func (h *harness) queenURL(t *testing.T, u string) string {
 	t.Helper()
-	b, _ := json.Marshal(bus.QueenURL{URL: u})
-	if err := h.pub.Publish(bus.SubjectDiscoveryQueen, b); err != nil {
+	return h.askQueen(t, bus.QueenURL{URL: u, Authorized: true})
+}
+
+func (h *harness) askQueen(t *testing.T, q bus.QueenURL) string {
+	t.Helper()
+	b, _ := json.Marshal(q)
+	m, err := h.pub.Request(bus.SubjectDiscoveryQueen, b, 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = h.pub.Flush()
+	var e bus.ErrorReply
+	if json.Unmarshal(m.Data, &e) == nil && e.Code != "" {
+		return e.Code
+	}
+	var ok bus.QueenAccepted
+	if err := json.Unmarshal(m.Data, &ok); err != nil || ok.Status == "" {
+		t.Fatalf("reply %s", m.Data)
+	}
+	return ok.Status
 }
 
 // Attempts wait 0, 2, 4, 8, 16 units (+-10%), then Retry; each carries
@@ -345,14 +362,21 @@ func TestStandaloneSendsNothing(t *testing.T) {
 func TestQueenURLStartsReplacesNeverDuplicates(t *testing.T) {
 	a := newFakeQueen(t, nil)
 	b := newFakeQueen(t, nil)
-	h := start(t, Config{})
-	h.queenURL(t, "not a url")
-	h.queenURL(t, "ftp://x/")
-	h.queenURL(t, a.srv.URL+"/") // trailing slash: joined without "//"
+	h := start(t, Config{QueenAllow: "127.0.0.0/8"})
+	for _, bad := range []string{"not a url", "ftp://x/"} {
+		if got := h.queenURL(t, bad); got != bus.CodeInvalid {
+			t.Errorf("queen %q: %s", bad, got)
+		}
+	}
+	if got := h.queenURL(t, a.srv.URL+"/"); got != "started" { // trailing slash: joined without "//"
+		t.Fatalf("first Queen: %s", got)
+	}
 	if r := a.waitN(t, 1)[0]; r.Path != "/v1/hive-heartbeat" {
 		t.Fatalf("path %q", r.Path)
 	}
-	h.queenURL(t, a.srv.URL+"/")
+	if got := h.queenURL(t, a.srv.URL+"/"); got != "unchanged" {
+		t.Fatalf("same Queen again: %s", got)
+	}
 	h.telemetry(t, "h1", 1)
 	a.waitN(t, 2)
 	if n := h.d.loops.Load(); n != 1 {
@@ -434,4 +458,75 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// A Queen change needs an authorized caller (unless it names the running
+// or configured Queen), an allowed host and a free slot of the rate limit.
+func TestQueenChangeRefusals(t *testing.T) {
+	q := newFakeQueen(t, nil)
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := start(t, Config{QueenURL: q.srv.URL, QueenAllow: "127.0.0.1,queen.example", ChangeBurst: 2, ChangeEvery: 10 * time.Second, Now: clock})
+	q.waitN(t, 1)
+
+	// Unauthorized: the running Queen is fine, another is not.
+	if got := h.askQueen(t, bus.QueenURL{URL: q.srv.URL}); got != "unchanged" {
+		t.Errorf("running Queen, unauthorized: %s", got)
+	}
+	if got := h.askQueen(t, bus.QueenURL{URL: "http://queen.example:7833"}); got != bus.CodeForbidden {
+		t.Errorf("other Queen, unauthorized: %s", got)
+	}
+	// Authorized but not allowed: never sent to.
+	for _, u := range []string{"http://10.0.0.1:7833", "http://evil.example", "http://127.0.0.2:7833", "http://[::1]:7833"} {
+		if got := h.queenURL(t, u); got != bus.CodeForbidden {
+			t.Errorf("%s not allowed: %s", u, got)
+		}
+	}
+	// Rate: two changes at once, then one per ChangeEvery.
+	other := newFakeQueen(t, nil)
+	urls := []string{other.srv.URL + "/a", other.srv.URL + "/b", other.srv.URL + "/c"}
+	if got := h.queenURL(t, urls[0]); got != "started" {
+		t.Fatalf("first change: %s", got)
+	}
+	if got := h.queenURL(t, urls[1]); got != "started" {
+		t.Fatalf("second change: %s", got)
+	}
+	if got := h.queenURL(t, urls[2]); got != bus.CodeRateLimited {
+		t.Fatalf("third change at once: %s", got)
+	}
+	mu.Lock()
+	now = now.Add(10 * time.Second)
+	mu.Unlock()
+	if got := h.queenURL(t, urls[2]); got != "started" {
+		t.Fatalf("change after the interval: %s", got)
+	}
+	if n := h.d.refused.Load(); n != 6 {
+		t.Errorf("refused counter %d, want 6", n)
+	}
+}
+
+// A Queen that answers with a redirect gets nothing more: the hive
+// follows no redirect, so the target is never requested.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var hits atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer target.Close()
+	var asked atomic.Int64
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.Redirect(w, r, target.URL+"/v1/shutdown?x=1", http.StatusTemporaryRedirect)
+	}))
+	defer evil.Close()
+	h := start(t, Config{QueenURL: evil.URL})
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if asked.Load() < 3 {
+			return fmt.Errorf("%d attempts", asked.Load())
+		}
+		return nil
+	})
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the redirect target was requested %d times", n)
+	}
+	_ = h
 }

@@ -35,9 +35,24 @@ func TestCapabilitiesRoutes(t *testing.T) {
 	if _, err := g.pub.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) { _ = m.Respond([]byte(capsBody)) }); err != nil {
 		t.Fatal(err)
 	}
+	// A stand-in for discovery: it accepts every change it is asked for.
 	queens, err := g.pub.SubscribeSync(bus.SubjectDiscoveryQueen)
 	if err != nil {
 		t.Fatal(err)
+	}
+	accept := func() {
+		m, err := queens.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var q bus.QueenURL
+		_ = json.Unmarshal(m.Data, &q)
+		if q.URL != "http://queen.example:7833/" || !q.Authorized {
+			t.Errorf("asked discovery %s; want the URL, authorized (loopback, no token)", m.Data)
+		}
+		b, _ := json.Marshal(bus.QueenAccepted{URL: q.URL, Status: "started"})
+		_ = m.Respond(b)
 	}
 	_ = g.pub.Flush()
 	for _, path := range []string{"/capabilities", "/v1/capabilities", "/capabilities?other=1"} {
@@ -50,17 +65,12 @@ func TestCapabilitiesRoutes(t *testing.T) {
 		t.Fatalf("a queen URL was published without ?queen_url: %s", m.Data)
 	}
 
+	done := make(chan struct{})
+	go func() { defer close(done); accept() }()
 	code, body, _ := get(t, g.base+"/capabilities?queen_url="+url.QueryEscape("http://queen.example:7833/"))
+	<-done
 	if code != 200 || body != capsBody {
 		t.Fatalf("valid queen_url: %d %s", code, body)
-	}
-	m, err := queens.NextMsg(2 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var q bus.QueenURL
-	if json.Unmarshal(m.Data, &q); q.URL != "http://queen.example:7833/" {
-		t.Fatalf("published %s", m.Data)
 	}
 
 	for _, bad := range []string{"queen_url=", "queen_url=localhost%3A7833", "queen_url=ftp%3A%2F%2Fq%2F", "queen_url=http%3A%2F%2F",

@@ -4,11 +4,32 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/rbee/hive/bus"
 )
 
 // apiError is every error body the gateway sends.
 type apiError struct {
 	Error string `json:"error"`
+}
+
+// codeStatus maps a bus error code to the HTTP status it answers.
+func codeStatus(code string) int {
+	switch code {
+	case bus.CodeInvalid:
+		return http.StatusBadRequest
+	case bus.CodeNotFound:
+		return http.StatusNotFound
+	case bus.CodeBusy:
+		return http.StatusServiceUnavailable
+	case bus.CodeConflict:
+		return http.StatusConflict
+	case bus.CodeForbidden:
+		return http.StatusForbidden
+	case bus.CodeRateLimited:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
 }
 
 func abortJSON(c *gin.Context, status int, msg string) {

@@ -4,12 +4,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,8 +22,21 @@ import (
 
 // Config configures the gateway.
 type Config struct {
-	// Listen is the HTTP address, ":7835" by default.
+	// Listen is the HTTP address, "0.0.0.0:7835" by default (the Queen
+	// reaches hives over the network).
 	Listen string
+	// Token, when set, is the bearer token every request but GET /health
+	// needs (reads only if AuthRead). When empty, state-changing requests
+	// are accepted from loopback only, unless AllowUnauthenticated.
+	Token                string
+	AuthRead             bool
+	AllowUnauthenticated bool
+	// MaxConns and MaxConnsPerIP cap open HTTP connections; past them a
+	// connection is answered 503 and closed.
+	MaxConns      int
+	MaxConnsPerIP int
+	// BodyTimeout bounds the reading of a request body.
+	BodyTimeout time.Duration
 	// HiveID filters hive.telemetry: events of other hives (arriving over
 	// a leafnode) are not this hive's stream.
 	HiveID string
@@ -42,7 +57,11 @@ type Config struct {
 // DefaultConfig returns the defaults of the original daemon's wire.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          ":7835",
+		Listen:          "0.0.0.0:7835",
+		AuthRead:        true,
+		MaxConns:        1024,
+		MaxConnsPerIP:   128,
+		BodyTimeout:     10 * time.Second,
 		History:         60,
 		QueueSize:       16,
 		KeepAlive:       15 * time.Second,
@@ -58,6 +77,11 @@ type Gateway struct {
 	bus *bus.Bus
 	log *slog.Logger
 	hub *hub
+	// token is the SHA-256 of Config.Token, nil without one.
+	token []byte
+
+	denied atomic.Uint64 // requests refused by access checks
+	ln     *limitListener
 
 	ready     chan struct{}
 	addr      net.Addr
@@ -96,7 +120,22 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = def.ShutdownTimeout
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = def.MaxConns
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = def.MaxConnsPerIP
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = def.BodyTimeout
+	}
+	var token []byte
+	if cfg.Token != "" {
+		sum := sha256.Sum256([]byte(cfg.Token))
+		token = sum[:]
+	}
 	return &Gateway{
+		token:    token,
 		cfg:      cfg,
 		bus:      b,
 		log:      log.With("module", "gateway"),
@@ -140,22 +179,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// The hub's fan-out never blocks, so the subscription can afford the
 	// client library's default pending limits.
 
-	ln, err := net.Listen("tcp", g.cfg.Listen)
+	raw, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
 	}
+	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP)
+	g.ln = ln
 	g.addr = ln.Addr()
 	srv := &http.Server{
 		Handler:           g.router(nc),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		// No WriteTimeout: it would cut every SSE stream. Streams set a
-		// deadline per write instead.
+		// deadline per write instead. No ReadTimeout either, for the same
+		// reason: bodies are read under their own deadline (readBody).
 	}
 	var stopOnce sync.Once
 	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
 	close(g.ready)
-	g.log.Info("gateway listening", "addr", g.addr.String())
+	g.log.Info("gateway listening", "addr", g.addr.String(), "auth", g.authMode(),
+		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -187,23 +231,63 @@ func (g *Gateway) router(nc *nats.Conn) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// A redirect is not JSON, and /health/ is not a route.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
 	r.Use(g.recoverJSON)
 	r.NoRoute(func(c *gin.Context) {
-		abortJSON(c, http.StatusNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path)
+		abortJSON(c, http.StatusNotFound, "no route "+c.Request.Method+" "+truncate(c.Request.URL.Path, 200))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		abortJSON(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" not allowed on "+c.Request.URL.Path)
+		abortJSON(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
-	r.GET("/health", func(c *gin.Context) {
+	r.GET("/health", noBody, func(c *gin.Context) {
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok"))
 	})
-	r.GET("/v1/heartbeats/stream", g.streamHeartbeats)
+	r.GET("/v1/heartbeats/stream", noBody, g.guard(read), g.streamHeartbeats)
+	// Capabilities are a read, unless ?queen_url= asks for a change: the
+	// handler checks that itself.
 	caps := g.getCapabilities(nc)
-	r.GET("/capabilities", caps) // the Queen's path (original A)
-	r.GET("/v1/capabilities", caps)
-	r.POST("/v1/jobs", g.createJob(nc))
-	r.GET("/v1/jobs/:id/stream", g.streamJob(nc))
-	r.DELETE("/v1/jobs/:id", g.cancelJob(nc))
-	r.POST("/v1/shutdown", g.shutdown(nc))
+	r.GET("/capabilities", noBody, caps) // the Queen's path (original A)
+	r.GET("/v1/capabilities", noBody, caps)
+	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
+	r.GET("/v1/jobs/:id/stream", noBody, g.guard(read), g.streamJob(nc))
+	r.DELETE("/v1/jobs/:id", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.cancelJob(nc))
+	r.POST("/v1/shutdown", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.shutdown(nc))
 	return r
+}
+
+// authMode names the access policy for the startup log.
+func (g *Gateway) authMode() string {
+	switch {
+	case g.token != nil && g.cfg.AuthRead:
+		return "token"
+	case g.token != nil:
+		return "token (reads open)"
+	case g.cfg.AllowUnauthenticated:
+		return "none (--allow-unauthenticated)"
+	}
+	return "loopback-only control"
+}
+
+// Stats are the gateway's counters.
+type Stats struct {
+	Denied      uint64 // requests refused by the access checks
+	ConnsShed   uint64 // connections refused past a cap
+	ConnsOpen   int
+	Subscribers int
+	Published   uint64
+	Dropped     uint64
+	Kicked      uint64
+}
+
+// Stats returns the current counters; valid after Ready.
+func (g *Gateway) Stats() Stats {
+	s := Stats{Denied: g.denied.Load(), Subscribers: g.hub.numClients(),
+		Published: g.hub.published.Load(), Dropped: g.hub.dropped.Load(), Kicked: g.hub.kicked.Load()}
+	if g.ln != nil {
+		s.ConnsShed = g.ln.shed.Load()
+		s.ConnsOpen = g.ln.openConns()
+	}
+	return s
 }

@@ -144,7 +144,7 @@ func (h *hub) numClients() int {
 }
 
 // encodeFrame renders one SSE event. A payload with line breaks becomes
-// several data: lines, as the SSE spec requires.
+// several data: lines, as the SSE spec requires; event is a fixed name.
 func encodeFrame(seq uint64, event string, payload []byte) []byte {
 	var b bytes.Buffer
 	b.Grow(len(payload) + 48)
@@ -152,10 +152,8 @@ func encodeFrame(seq uint64, event string, payload []byte) []byte {
 	b.WriteString(strconv.FormatUint(seq, 10))
 	b.WriteString("\nevent: ")
 	b.WriteString(event)
-	for _, line := range bytes.Split(bytes.ReplaceAll(payload, []byte("\r\n"), []byte("\n")), []byte("\n")) {
-		b.WriteString("\ndata: ")
-		b.Write(line)
-	}
-	b.WriteString("\n\n")
+	b.WriteByte('\n')
+	writeData(&b, payload)
+	b.WriteByte('\n')
 	return b.Bytes()
 }

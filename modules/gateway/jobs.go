@@ -1,15 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,8 +16,12 @@ import (
 	"github.com/rbee/hive/bus"
 )
 
-// maxJobBody bounds POST /v1/jobs bodies.
-const maxJobBody = 1 << 20
+// maxJobBody bounds POST /v1/jobs bodies; maxSmallBody the bodies of
+// routes that read none (a client may still send "{}").
+const (
+	maxJobBody   = 64 << 10
+	maxSmallBody = 4 << 10
+)
 
 // busTimeout bounds a request to the jobs module.
 const busTimeout = 5 * time.Second
@@ -39,11 +41,7 @@ func (g *Gateway) request(c *gin.Context, nc *nats.Conn, subject string, body []
 		if e.RetryAfter > 0 {
 			c.Header("Retry-After", strconv.Itoa(e.RetryAfter))
 		}
-		status := e.Status
-		if status < 400 || status > 599 {
-			status = http.StatusInternalServerError
-		}
-		abortJSON(c, status, e.Error)
+		abortJSON(c, codeStatus(e.Code), e.Error)
 		return false
 	}
 	if err := json.Unmarshal(m.Data, out); err != nil {
@@ -57,18 +55,8 @@ func (g *Gateway) request(c *gin.Context, nc *nats.Conn, subject string, body []
 // with an "operation" string here; the jobs module validates the rest.
 func (g *Gateway) createJob(nc *nats.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		if err != nil || mt != "application/json" {
-			abortJSON(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJobBody))
+		body, err := io.ReadAll(c.Request.Body) // bounded and in memory: readBody
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				abortJSON(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxJobBody))
-				return
-			}
 			abortJSON(c, http.StatusBadRequest, "read body: "+err.Error())
 			return
 		}
@@ -188,6 +176,12 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 			case <-c.Request.Context().Done():
 				return
 			case <-g.stopping:
+				// The hive is going down and cancels every job after the
+				// gateway has stopped: send what the job said last, and
+				// unless it ended, its cancellation.
+				if more, ok = catchUp(0); more && ok {
+					_ = write(jobFrame(bus.EndCancelled))
+				}
 				return
 			case m := <-live:
 				var ev bus.JobEvent
@@ -229,16 +223,13 @@ func (g *Gateway) replay(ctx context.Context, nc *nats.Conn, ref []byte, out *bu
 
 // jobFrame renders one unnamed SSE event: every line of text a data: line
 // (a trailing newline yields a last empty data: line, as the original's
-// narration did).
+// narration did). Any CR or LF in text only ever starts another data:
+// line (writeData).
 func jobFrame(text string) []byte {
-	var b strings.Builder
-	for _, line := range strings.Split(text, "\n") {
-		b.WriteString("data: ")
-		b.WriteString(line)
-		b.WriteString("\n")
-	}
-	b.WriteString("\n")
-	return []byte(b.String())
+	var b bytes.Buffer
+	writeData(&b, []byte(text))
+	b.WriteByte('\n')
+	return b.Bytes()
 }
 
 // shutdown serves POST /v1/shutdown: answered first, then the hive stops

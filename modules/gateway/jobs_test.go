@@ -46,10 +46,10 @@ func TestCreateJobInputs(t *testing.T) {
 	respond(t, g.pub, bus.SubjectJobsCreate, func(m *nats.Msg) string {
 		forwarded = append(forwarded, string(m.Data))
 		if strings.Contains(string(m.Data), `"busy"`) {
-			return `{"error":"too many jobs","status":503,"retry_after":1}`
+			return `{"error":"too many jobs","code":"busy","retry_after":1}`
 		}
 		if strings.Contains(string(m.Data), `"infer"`) {
-			return `{"error":"invalid operation: operation \"infer\" belongs to the Queen","status":400}`
+			return `{"error":"invalid operation: operation \"infer\" belongs to the Queen","code":"invalid"}`
 		}
 		return `{"job_id":"` + jobID + `","sse_url":"/v1/jobs/` + jobID + `/stream"}`
 	})
@@ -62,6 +62,7 @@ func TestCreateJobInputs(t *testing.T) {
 		{"charset ok", "application/json; charset=utf-8", `{"operation":"model_list","hive_id":"h"}`, 200, jobID},
 		{"no content type", "", `{"operation":"x"}`, 415, "application/json"},
 		{"text", "text/plain", `{"operation":"x"}`, 415, "application/json"},
+		{"utf-16", "application/json; charset=utf-16", `{"operation":"x"}`, 415, "utf-8 only"},
 		{"malformed", "application/json", `{"operation":`, 400, "malformed JSON"},
 		{"not an object", "application/json", `[1]`, 400, "malformed JSON"},
 		{"no operation", "application/json", `{"hive_id":"h"}`, 400, "needs an"},
@@ -95,7 +96,7 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 		var ref bus.JobRef
 		_ = json.Unmarshal(m.Data, &ref)
 		if ref.JobID != jobID {
-			return `{"error":"job not found","status":404}`
+			return `{"error":"job not found","code":"not_found"}`
 		}
 		defer once.Do(func() { close(replayed) })
 		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: []bus.JobEvent{ev(1, "one\n", ""), ev(2, "two", "")}})
@@ -132,8 +133,8 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 
 func TestJobRoutesUnknownIDs(t *testing.T) {
 	g := startGateway(t, Config{})
-	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string { return `{"error":"job not found","status":404}` })
-	respond(t, g.pub, bus.SubjectJobsCancel, func(m *nats.Msg) string { return `{"error":"job not found or already finished","status":404}` })
+	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string { return `{"error":"job not found","code":"not_found"}` })
+	respond(t, g.pub, bus.SubjectJobsCancel, func(m *nats.Msg) string { return `{"error":"job not found or already finished","code":"not_found"}` })
 	for _, path := range []string{"/v1/jobs/" + jobID + "/stream", "/v1/jobs/nope/stream", "/v1/jobs/job-x.%3E/stream"} {
 		code, body, ctype := get(t, g.base+path)
 		if code != 404 || !strings.HasPrefix(ctype, "application/json") || !strings.Contains(body, `"error"`) {
@@ -160,7 +161,7 @@ func TestJobsModuleAbsentIs503(t *testing.T) {
 	if resp.StatusCode != 503 || !strings.Contains(body, "jobs unavailable") {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	resp, body = post(t, g.base+"/v1/shutdown", "", nil)
+	resp, body = post(t, g.base+"/v1/shutdown", "application/json", nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("shutdown without a handler: %d %s", resp.StatusCode, body)
 	}

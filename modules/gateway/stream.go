@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net/http"
 	"time"
 
@@ -25,5 +26,26 @@ func (g *Gateway) startSSE(w gin.ResponseWriter) func([]byte) bool {
 			return false
 		}
 		return rc.Flush() == nil
+	}
+}
+
+// writeData appends payload as SSE data: lines. SSE ends a line at CR, LF
+// or CRLF, so all three split here: a payload can never end its event
+// early or start a forged one, whatever bytes it carries.
+func writeData(b *bytes.Buffer, payload []byte) {
+	for {
+		i := bytes.IndexAny(payload, "\r\n")
+		b.WriteString("data: ")
+		if i < 0 {
+			b.Write(payload)
+			b.WriteByte('\n')
+			return
+		}
+		b.Write(payload[:i])
+		b.WriteByte('\n')
+		if payload[i] == '\r' && i+1 < len(payload) && payload[i+1] == '\n' {
+			i++
+		}
+		payload = payload[i+1:]
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
 var workerDir string // holds llm-worker-rbee-cpu (the demo worker) and test scripts
@@ -88,6 +89,9 @@ func start(t *testing.T, cfg Config) *harness {
 	cfg.LogDir = t.TempDir()
 	if cfg.HiveID == "" {
 		cfg.HiveID = "h1"
+	}
+	if cfg.WorkerMatch == "" {
+		cfg.WorkerMatch = workerproc.DefaultPattern
 	}
 	cfg.StopWorkersOnExit = true
 	if cfg.StopGrace == 0 {

@@ -12,13 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
 // Config configures the jobs module.
@@ -31,16 +32,32 @@ type Config struct {
 	// CgroupRoot is the rbee.slice tree spawned workers are placed in when
 	// it is on a writable cgroup v2 file system; "" turns placement off.
 	CgroupRoot string
-	// WorkerMatch recognises worker processes (list, get, delete).
-	WorkerMatch string
-	MaxJobs     int
-	Retention   time.Duration
-	// MaxEvents bounds the narration kept per job for replay.
-	MaxEvents int
+	// WorkerMatch recognises worker processes (list, get, delete) besides
+	// the ones this hive spawned, matched on WorkerMatchOn; "" means only
+	// spawned workers are workers.
+	WorkerMatch   string
+	WorkerMatchOn string
+	// MaxJobs bounds jobs running at once; MaxWorkers the live workers
+	// this hive spawned (spawns in progress included).
+	MaxJobs    int
+	MaxWorkers int
+	// Retention is how long a finished job stays streamable; MaxRetained
+	// and MaxRetainedBytes bound finished jobs kept, the oldest going
+	// first.
+	Retention        time.Duration
+	MaxRetained      int
+	MaxRetainedBytes int64
+	// MaxEvents and MaxJobBytes bound the narration kept per job for
+	// replay, so that a replay always fits one NATS message.
+	MaxEvents   int
+	MaxJobBytes int
 	// HealthTimeout bounds a spawn's wait for the worker's /health.
 	HealthTimeout time.Duration
-	// StopGrace is the wait between SIGTERM and SIGKILL.
-	StopGrace time.Duration
+	// StopGrace is the wait between SIGTERM and SIGKILL; ShutdownGrace
+	// replaces it while the hive shuts down, so that a worker ignoring
+	// SIGTERM is killed within the shutdown budget.
+	StopGrace     time.Duration
+	ShutdownGrace time.Duration
 	// StopWorkersOnExit stops spawned workers when Run returns.
 	StopWorkersOnExit bool
 	// CheckPause is the pause between hive_check steps.
@@ -54,15 +71,20 @@ type Jobs struct {
 	cfg   Config
 	bus   *bus.Bus
 	log   *slog.Logger
-	match *regexp.Regexp
+	match *workerproc.Matcher
 	procs *procManager
 	http  *http.Client
 
 	nc            *nats.Conn
 	mu            sync.Mutex
 	jobs          map[string]*job
+	finished      []*job // finished jobs still kept, oldest first
+	keptBytes     int64  // narration bytes of the jobs in finished
 	running       int
+	reserved      int // worker slots held by spawns in progress
 	droppedEvents uint64
+	evicted       uint64 // finished jobs forgotten early for the bounds
+	stopping      atomic.Bool
 	wg            sync.WaitGroup
 
 	ready     chan struct{}
@@ -87,6 +109,21 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = 1000
 	}
+	if cfg.MaxJobBytes <= 0 {
+		cfg.MaxJobBytes = DefaultMaxJobBytes
+	}
+	if cfg.MaxWorkers <= 0 {
+		cfg.MaxWorkers = 32
+	}
+	if cfg.MaxRetained <= 0 {
+		cfg.MaxRetained = 1000
+	}
+	if cfg.MaxRetainedBytes <= 0 {
+		cfg.MaxRetainedBytes = 64 << 20
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = time.Second
+	}
 	if cfg.HealthTimeout <= 0 {
 		cfg.HealthTimeout = 60 * time.Second
 	}
@@ -102,19 +139,21 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 	if cfg.WorkerDir == "" || cfg.ModelDir == "" || cfg.LogDir == "" {
 		return nil, errors.New("jobs: worker, log and model directories are required")
 	}
-	if cfg.WorkerMatch == "" {
-		cfg.WorkerMatch = "llm-worker|worker-rbee"
-	}
-	re, err := regexp.Compile(cfg.WorkerMatch)
+	re, err := workerproc.NewMatcher(cfg.WorkerMatch, cfg.WorkerMatchOn)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: worker match: %w", err)
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	m := &Jobs{
-		cfg:    cfg,
-		bus:    b,
-		log:    log.With("module", "jobs"),
-		match:  re,
-		http:   &http.Client{Timeout: 2 * time.Second},
+		cfg:   cfg,
+		bus:   b,
+		log:   log.With("module", "jobs"),
+		match: re,
+		http: &http.Client{
+			Timeout: 2 * time.Second,
+			// A worker's /health that redirects is not healthy; the hive
+			// never goes where a redirect points.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		jobs:   make(map[string]*job),
 		ready:  make(chan struct{}),
 		closed: make(chan struct{}),
@@ -194,11 +233,12 @@ func (m *Jobs) Run(ctx context.Context) error {
 			}
 		}
 	}
+	m.stopping.Store(true)
 	cancelJobs()
 	m.wg.Wait()
 	<-reapDone
 	if m.cfg.StopWorkersOnExit {
-		for _, w := range m.procs.stopAll(m.cfg.StopGrace) {
+		for _, w := range m.procs.stopAll(m.grace()) {
 			m.announce(bus.SubjectWorkersStopped, w)
 		}
 	} else if n := m.procs.count(); n > 0 {
@@ -219,14 +259,16 @@ func decodeRef(b []byte) (bus.JobRef, error) {
 func (m *Jobs) respond(msg *nats.Msg, h func(*nats.Msg) (any, error)) {
 	v, err := h(msg)
 	if err != nil {
-		e := bus.ErrorReply{Error: err.Error(), Status: http.StatusInternalServerError}
+		e := bus.ErrorReply{Error: err.Error(), Code: bus.CodeInternal}
 		switch {
 		case errors.Is(err, errInvalid):
-			e.Status = http.StatusBadRequest
+			e.Code = bus.CodeInvalid
 		case errors.Is(err, errNotFound):
-			e.Status = http.StatusNotFound
+			e.Code = bus.CodeNotFound
 		case errors.Is(err, errBusy):
-			e.Status, e.RetryAfter = http.StatusServiceUnavailable, 1
+			e.Code, e.RetryAfter = bus.CodeBusy, 1
+		case errors.Is(err, errTooManyWorkers):
+			e.Code = bus.CodeConflict
 		}
 		v = e
 	}
@@ -234,6 +276,14 @@ func (m *Jobs) respond(msg *nats.Msg, h func(*nats.Msg) (any, error)) {
 	if err := msg.Respond(b); err != nil {
 		m.log.Warn("job reply", "err", err)
 	}
+}
+
+// grace is the wait between SIGTERM and SIGKILL right now.
+func (m *Jobs) grace() time.Duration {
+	if m.stopping.Load() {
+		return min(m.cfg.StopGrace, m.cfg.ShutdownGrace)
+	}
+	return m.cfg.StopGrace
 }
 
 // announce tells the collector about a worker.

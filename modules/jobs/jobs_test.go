@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
 func TestSpawnListGetDeleteWorker(t *testing.T) {
@@ -122,7 +123,7 @@ func TestSpawnFailures(t *testing.T) {
 			}
 			return nil
 		})
-		cancelJob(t, h, id, 200)
+		cancelJob(t, h, id, "")
 		evs := h.events(t, id, 10*time.Second)
 		if endOf(evs) != bus.EndCancelled || !strings.Contains(text(evs), "Spawn cancelled; stopped") {
 			t.Fatalf("cancelled spawn:\n%s", text(evs))
@@ -133,22 +134,22 @@ func TestSpawnFailures(t *testing.T) {
 	})
 }
 
-func cancelJob(t *testing.T, h *harness, id string, wantStatus int) {
+func cancelJob(t *testing.T, h *harness, id string, wantCode string) {
 	t.Helper()
 	ref, _ := json.Marshal(bus.JobRef{JobID: id})
 	msg, err := h.nc.Request(bus.SubjectJobsCancel, ref, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wantStatus == 200 {
+	if wantCode == "" {
 		if string(msg.Data) != `{"job_id":"`+id+`","status":"cancelled"}` {
 			t.Fatalf("cancel reply %s", msg.Data)
 		}
 		return
 	}
 	var e bus.ErrorReply
-	if json.Unmarshal(msg.Data, &e); e.Status != wantStatus {
-		t.Fatalf("cancel reply %s, want status %d", msg.Data, wantStatus)
+	if json.Unmarshal(msg.Data, &e); e.Code != wantCode {
+		t.Fatalf("cancel reply %s, want code %s", msg.Data, wantCode)
 	}
 }
 
@@ -218,13 +219,13 @@ func TestHiveCheckFailsWithoutCollector(t *testing.T) {
 func TestCancelLongHiveCheck(t *testing.T) {
 	h := start(t, Config{CheckPause: time.Hour})
 	id, _ := h.create(t, `{"operation":"hive_check"}`)
-	cancelJob(t, h, id, 200)
+	cancelJob(t, h, id, "")
 	evs := h.events(t, id, 5*time.Second)
 	if endOf(evs) != bus.EndCancelled {
 		t.Fatalf("end %q", endOf(evs))
 	}
-	cancelJob(t, h, id, 404) // finished: cannot be cancelled again
-	cancelJob(t, h, "job-00000000-0000-4000-8000-000000000000", 404)
+	cancelJob(t, h, id, bus.CodeNotFound) // finished: cannot be cancelled again
+	cancelJob(t, h, "job-00000000-0000-4000-8000-000000000000", bus.CodeNotFound)
 }
 
 func TestRejectedAtSubmit(t *testing.T) {
@@ -249,7 +250,7 @@ func TestRejectedAtSubmit(t *testing.T) {
 	}
 	for body, want := range cases {
 		id, e := h.create(t, body)
-		if id != "" || e.Status != 400 || !strings.Contains(e.Error, want) {
+		if id != "" || e.Code != bus.CodeInvalid || !strings.Contains(e.Error, want) {
 			t.Errorf("%s: id %q reply %+v, want 400 containing %q", body, id, e, want)
 		}
 	}
@@ -257,7 +258,7 @@ func TestRejectedAtSubmit(t *testing.T) {
 	for _, ref := range []string{`{"job_id":"job-x.>"}`, `{}`, `nope`} {
 		msg, _ := h.nc.Request(bus.SubjectJobsReplay, []byte(ref), time.Second)
 		var e bus.ErrorReply
-		if json.Unmarshal(msg.Data, &e); e.Status != 404 {
+		if json.Unmarshal(msg.Data, &e); e.Code != bus.CodeNotFound {
 			t.Errorf("replay %s: %s", ref, msg.Data)
 		}
 	}
@@ -266,10 +267,10 @@ func TestRejectedAtSubmit(t *testing.T) {
 func TestMaxJobsAndRetention(t *testing.T) {
 	h := start(t, Config{MaxJobs: 1, CheckPause: time.Hour, Retention: 100 * time.Millisecond})
 	first, _ := h.create(t, `{"operation":"hive_check"}`)
-	if _, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`); e.Status != 503 || e.RetryAfter != 1 {
+	if _, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`); e.Code != bus.CodeBusy || e.RetryAfter != 1 {
 		t.Fatalf("second job with max-jobs 1: %+v", e)
 	}
-	cancelJob(t, h, first, 200)
+	cancelJob(t, h, first, "")
 	h.events(t, first, 5*time.Second)
 	// Finished jobs stay streamable for the retention time, then go.
 	second, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`)
@@ -283,7 +284,7 @@ func TestMaxJobsAndRetention(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(string(msg.Data), `"status":404`) {
+		if !strings.Contains(string(msg.Data), `"code":"not_found"`) {
 			return fmt.Errorf("still kept: %.80s", msg.Data)
 		}
 		return nil
@@ -308,11 +309,16 @@ func TestModels(t *testing.T) {
 	if evs = h.events(t, id, 5*time.Second); endOf(evs) != bus.EndDone || !strings.Contains(text(evs), `"size": 10`) {
 		t.Fatalf("model_get:\n%s", text(evs))
 	}
-	for _, bad := range []string{"../etc", "nope", "a/b"} {
-		id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"`+bad+`"}`)
-		if evs = h.events(t, id, 5*time.Second); !strings.HasPrefix(endOf(evs), "[ERROR] ") {
-			t.Fatalf("model_delete %q: %s", bad, endOf(evs))
+	// A path or a hidden name is refused at submit; a missing model fails
+	// the job.
+	for _, bad := range []string{"../etc", "a/b", ".hidden", "-rf"} {
+		if _, e := h.create(t, `{"operation":"model_delete","hive_id":"h","id":"`+bad+`"}`); e.Code != bus.CodeInvalid {
+			t.Fatalf("model_delete %q: %+v, want invalid", bad, e)
 		}
+	}
+	id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"nope"}`)
+	if evs = h.events(t, id, 5*time.Second); !strings.HasPrefix(endOf(evs), "[ERROR] ") {
+		t.Fatalf("model_delete nope: %s", endOf(evs))
 	}
 	id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"llama-3.2-1b"}`)
 	if evs = h.events(t, id, 5*time.Second); endOf(evs) != bus.EndDone {
@@ -373,7 +379,7 @@ func TestRefusesToStopNonWorkers(t *testing.T) {
 
 // A worker that ignores SIGTERM is killed after the grace period.
 func TestDeleteEscalatesToSIGKILL(t *testing.T) {
-	h := start(t, Config{StopGrace: 200 * time.Millisecond})
+	h := start(t, Config{StopGrace: 200 * time.Millisecond, WorkerMatch: "llm-worker-stubborn", WorkerMatchOn: workerproc.OnCmdline})
 	// A worker by its command line (not spawned here) that traps TERM.
 	p := exec.Command("sh", "-c", "trap '' TERM; while :; do sleep 0.05; done", "llm-worker-stubborn")
 	if err := p.Start(); err != nil {

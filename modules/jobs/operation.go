@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Operation is a parsed, validated job request.
@@ -102,7 +106,52 @@ func ParseOperation(body []byte) (Operation, error) {
 	default:
 		err = fmt.Errorf("%w: unknown operation %q", errInvalid, name)
 	}
+	if err == nil {
+		err = op.validate()
+	}
 	return op, err
+}
+
+// Field rules, checked at submit so that a bad value is a 400 and never
+// reaches a command line, a file name, a subject or an SSE frame.
+var (
+	// hive ids and aliases: host-name-like.
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	// model references: Hugging Face ids, tags and revisions
+	// (org/name, name:Q4_K_M, name@rev); never starting with '-', so never
+	// a flag on the worker's command line.
+	modelPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+=-]{0,255}$`)
+)
+
+// maxModelFile bounds a model file name (NAME_MAX).
+const maxModelFile = 255
+
+func (op Operation) validate() error {
+	check := func(field, v string, re *regexp.Regexp) error {
+		if v != "" && !re.MatchString(v) {
+			return fmt.Errorf("%w: field %q: %s does not match %s", errInvalid, field, strconv.Quote(truncate(v, 40)), re)
+		}
+		return nil
+	}
+	if err := check("hive_id", op.HiveID, namePattern); err != nil {
+		return err
+	}
+	if err := check("alias", op.Alias, namePattern); err != nil {
+		return err
+	}
+	if err := check("model", op.Model, modelPattern); err != nil {
+		return err
+	}
+	if op.ModelID != "" {
+		// A file directly in the model directory: no path, no hidden
+		// file, no control character.
+		if len(op.ModelID) > maxModelFile || strings.HasPrefix(op.ModelID, ".") || strings.HasPrefix(op.ModelID, "-") ||
+			strings.ContainsAny(op.ModelID, `/\`) || !utf8.ValidString(op.ModelID) || strings.IndexFunc(op.ModelID, unicode.IsControl) >= 0 {
+			return fmt.Errorf("%w: field \"id\": %s is not a model file name (at most %d bytes, no '/', no control characters, not hidden)",
+				errInvalid, strconv.Quote(truncate(op.ModelID, 40)), maxModelFile)
+		}
+	}
+	return nil
 }
 
 // field decodes raw[name] into dst. A missing required field, a null or a

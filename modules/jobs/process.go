@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/workerproc"
 )
 
 // workerInfo is one worker process as the list and get operations report
 // it (the last narration line is this JSON, as the Hive UI expects).
+// Cmdline shows the executable and the documented worker flags only: other
+// arguments may be secrets.
 type workerInfo struct {
 	PID     int    `json:"pid"`
 	Port    string `json:"port,omitempty"`
@@ -33,11 +35,10 @@ func (m *Jobs) workerProcess(ctx context.Context, pid int) (workerInfo, bool, er
 		return workerInfo{}, false, fmt.Errorf("process %d not found", pid)
 	}
 	_, spawned := m.procs.get(pid)
-	line := strings.Join(args, " ")
-	if pid == os.Getpid() || (!spawned && !m.match.MatchString(line)) {
+	if pid == os.Getpid() || (!spawned && !m.match.Match(args)) {
 		return workerInfo{}, false, nil
 	}
-	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: line}
+	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: workerproc.Describe(args)}
 	info.Port, _ = bus.WorkerArg(args, "port")
 	info.Model, _ = bus.WorkerArg(args, "model")
 	return info, true, nil
@@ -91,7 +92,7 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 	}
 	if w, spawned := m.procs.get(pid); spawned {
 		n.sayf("worker_proc_del", "Stopping %s (PID %d, port %d)", w.workerID, pid, w.port)
-		m.procs.stop(w, m.cfg.StopGrace)
+		m.procs.stop(w, m.grace())
 		// The reaper announces the stop; it may already have, and a second
 		// announcement is harmless.
 		m.announce(bus.SubjectWorkersStopped, w)
@@ -103,8 +104,8 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("SIGTERM %d: %w", pid, err)
 	}
-	if !waitGone(ctx, pid, m.cfg.StopGrace) {
-		n.sayf("worker_proc_del_kill", "PID %d still running after %v; sending SIGKILL", pid, m.cfg.StopGrace)
+	if grace := m.grace(); !waitGone(ctx, pid, grace) {
+		n.sayf("worker_proc_del_kill", "PID %d still running after %v; sending SIGKILL", pid, grace)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		waitGone(ctx, pid, 5*time.Second)
 	}

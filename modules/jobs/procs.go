@@ -144,8 +144,8 @@ func exitText(ws syscall.WaitStatus, err error) string {
 	case err != nil:
 		return err.Error()
 	case ws.Signaled():
-		return "killed by " + ws.Signal().String()
+		return "signal: " + ws.Signal().String()
 	default:
-		return "exit " + itoa(ws.ExitStatus())
+		return "exit status " + itoa(ws.ExitStatus())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,16 +20,27 @@ type job struct {
 	op       Operation
 	cancel   context.CancelFunc
 	events   []bus.JobEvent
+	bytes    int // encoded size of events
 	seq      int
 	dropped  int
 	done     bool
+	reserved bool // holds a worker slot (a spawn not yet started)
 	finished time.Time
 }
 
-// errNotFound and errBusy map to 404 and 503.
+// DefaultMaxJobBytes bounds one job's kept narration: with the replay's
+// envelope it stays under NATS's default 1 MiB message.
+const DefaultMaxJobBytes = 512 << 10
+
+// maxEventBytes bounds one narration entry; a longer one is cut.
+const maxEventBytes = 128 << 10
+
+// errNotFound, errBusy and errTooManyWorkers map to the not_found, busy
+// and conflict codes.
 var (
-	errNotFound = errors.New("job not found")
-	errBusy     = errors.New("too many jobs")
+	errNotFound       = errors.New("job not found")
+	errBusy           = errors.New("too many jobs")
+	errTooManyWorkers = errors.New("too many workers")
 )
 
 // create registers and starts a job for body.
@@ -42,8 +54,17 @@ func (m *Jobs) create(ctx context.Context, body []byte) (bus.JobCreated, error) 
 	if m.running >= m.cfg.MaxJobs {
 		return bus.JobCreated{}, fmt.Errorf("%w: %d jobs running (max %d); retry shortly", errBusy, m.running, m.cfg.MaxJobs)
 	}
+	j := &job{id: "job-" + uuid.NewString(), op: op}
+	if op.Name == "worker_spawn" {
+		if live := m.procs.count() + m.reserved; live >= m.cfg.MaxWorkers {
+			return bus.JobCreated{}, fmt.Errorf("%w: %d workers spawned by this hive are live or starting (max %d, --max-workers); stop one first",
+				errTooManyWorkers, live, m.cfg.MaxWorkers)
+		}
+		m.reserved++
+		j.reserved = true
+	}
 	jctx, cancel := context.WithCancel(ctx)
-	j := &job{id: "job-" + uuid.NewString(), op: op, cancel: cancel}
+	j.cancel = cancel
 	m.jobs[j.id] = j
 	m.running++
 	m.wg.Go(func() { m.execute(jctx, j) })
@@ -56,12 +77,13 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 	n := &narrator{m: m, j: j, fn: "rbee_hive::job_router::execute_operation"}
 	n.say("route_job", "Executing operation: "+j.op.Name)
 	err := m.run(ctx, n, j.op)
+	m.unreserve(j)
 	end := bus.EndDone
 	switch {
 	case ctx.Err() != nil:
 		end = bus.EndCancelled
 	case err != nil:
-		end = bus.EndErrorPfx + err.Error()
+		end = bus.EndErrorPfx + truncate(strings.ReplaceAll(err.Error(), "\n", " "), 1024)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -74,6 +96,36 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 	j.finished = m.cfg.Now()
 	j.cancel()
 	m.running--
+	m.finished = append(m.finished, j)
+	m.keptBytes += int64(j.bytes)
+	m.evictLocked()
+}
+
+// unreserve gives back j's worker slot, once.
+func (m *Jobs) unreserve(j *job) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if j.reserved {
+		j.reserved = false
+		m.reserved--
+	}
+}
+
+// evictLocked forgets the oldest finished jobs while more are kept than
+// MaxRetained or MaxRetainedBytes allow.
+func (m *Jobs) evictLocked() {
+	for len(m.finished) > 0 && (len(m.finished) > m.cfg.MaxRetained || m.keptBytes > m.cfg.MaxRetainedBytes) {
+		m.forgetOldestLocked()
+		m.evicted++
+	}
+}
+
+func (m *Jobs) forgetOldestLocked() {
+	j := m.finished[0]
+	m.finished[0] = nil
+	m.finished = m.finished[1:]
+	m.keptBytes -= int64(j.bytes)
+	delete(m.jobs, j.id)
 }
 
 // emitLocked numbers ev, keeps it for replay (bounded, unless keep) and
@@ -82,13 +134,17 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 func (m *Jobs) emitLocked(j *job, ev bus.JobEvent, keep bool) {
 	j.seq++
 	ev.Seq = j.seq
-	if keep || len(j.events) < m.cfg.MaxEvents {
+	if len(ev.Text) > maxEventBytes {
+		ev.Text = ev.Text[:maxEventBytes] + fmt.Sprintf("... (%d bytes cut)\n", len(ev.Text)-maxEventBytes)
+	}
+	b, _ := json.Marshal(ev)
+	if keep || (len(j.events) < m.cfg.MaxEvents && j.bytes+len(b) <= m.cfg.MaxJobBytes) {
 		j.events = append(j.events, ev)
+		j.bytes += len(b)
 	} else {
 		j.dropped++
 		m.droppedEvents++
 	}
-	b, _ := json.Marshal(ev)
 	if err := m.nc.Publish(bus.JobEventsSubject(j.id), b); err != nil {
 		m.log.Warn("publish job event", "job", j.id, "err", err)
 	}
@@ -134,17 +190,16 @@ func (m *Jobs) replay(id string) (bus.JobReplay, error) {
 	return bus.JobReplay{JobID: id, Events: append([]bus.JobEvent(nil), j.events...)}, nil
 }
 
-// prune forgets jobs finished more than Retention ago.
+// prune forgets jobs finished more than Retention ago. Jobs finish in
+// the order of m.finished, so the old ones are at its front.
 func (m *Jobs) prune() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cut := m.cfg.Now().Add(-m.cfg.Retention)
 	n := 0
-	for id, j := range m.jobs {
-		if j.done && j.finished.Before(cut) {
-			delete(m.jobs, id)
-			n++
-		}
+	for len(m.finished) > 0 && m.finished[0].finished.Before(cut) {
+		m.forgetOldestLocked()
+		n++
 	}
 	return n
 }

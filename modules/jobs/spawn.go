@@ -61,6 +61,7 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	w := &spawned{pid: cmd.Process.Pid, port: port, workerID: workerID, model: op.Model, exited: make(chan struct{})}
 	_ = cmd.Process.Release() // reaped by procManager, not by cmd.Wait
 	m.procs.add(w)
+	m.unreserve(n.j) // the worker now counts as live itself
 	m.announce(bus.SubjectWorkersStarted, w)
 	n.sayf("worker_spawn_pid", "Started %s (PID: %d, port: %d), log %s", workerID, w.pid, port, logPath)
 	if msg := m.placeInCgroup(w); msg != "" {
@@ -68,7 +69,7 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	}
 
 	if err := m.waitHealthy(ctx, w); err != nil {
-		m.procs.stop(w, m.cfg.StopGrace)
+		m.procs.stop(w, m.grace())
 		if ctx.Err() != nil {
 			n.sayf("worker_spawn_cancel", "Spawn cancelled; stopped %s (PID: %d)", workerID, w.pid)
 			return ctx.Err()

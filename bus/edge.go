@@ -1,0 +1,213 @@
+package bus
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Account names on the edge server. Observers and the bridge live in
+// edgeAccount; the leafnode to the hub is bound to hubAccount, which sees
+// only the exports.
+const (
+	edgeAccount = "EDGE"
+	hubAccount  = "HUB"
+)
+
+// bridgeQueue bounds the exported messages waiting for the edge, per
+// subject; past it the oldest are dropped (and counted), never the tick.
+const bridgeQueue = 64
+
+// edge is the server external clients reach: TCP observers and the hub
+// leafnode. A bridge copies the exported subjects into it from the
+// modules' server. Whatever an edge client does (never read, subscribe a
+// thousand times), the modules' server only ever writes to the bridge's
+// in-process connection, whose queue is bounded and drops.
+type edge struct {
+	ns      *server.Server
+	in      *nats.Conn // the bridge's connection to the modules' server
+	out     *nats.Conn // the bridge's connection to the edge
+	subs    []*nats.Subscription
+	pending chan struct{}
+}
+
+func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
+	bkp, bpub, err := newUserKey()
+	if err != nil {
+		return nil, fmt.Errorf("bus: bridge key: %w", err)
+	}
+	lim := cfg.Observers
+	acc := server.NewAccount(edgeAccount)
+	readOnly := &server.Permissions{
+		Publish:   &server.SubjectPermission{Deny: []string{">"}},
+		Subscribe: &server.SubjectPermission{Allow: subscribable(cfg.HubExports)},
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		NoSigs:     true,
+		DontListen: cfg.Listen == "",
+		// Loopback unless told otherwise: the default 0.0.0.0 would expose the bus.
+		Host:     "127.0.0.1",
+		Port:     -1,
+		Accounts: []*server.Account{acc},
+		Nkeys: []*server.NkeyUser{{
+			Nkey: bpub, Account: acc,
+			AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}},
+			Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: cfg.HubExports},
+				Subscribe: &server.SubjectPermission{Deny: []string{">"}},
+			},
+		}},
+		MaxConn:             lim.MaxConns + 1, // the bridge is a connection too
+		MaxSubs:             lim.MaxSubs,
+		MaxPending:          lim.MaxPending,
+		WriteDeadline:       lim.WriteDeadline,
+		LameDuckDuration:    2 * time.Second,
+		LameDuckGracePeriod: 500 * time.Millisecond,
+	}
+	if cfg.ObserverUser != "" && cfg.ObserverPassword != "" {
+		opts.Users = []*server.User{{Username: cfg.ObserverUser, Password: cfg.ObserverPassword, Account: acc, Permissions: readOnly}}
+	} else {
+		// Whoever connects without credentials is the observer. Its key
+		// pair is thrown away: it is never used to sign.
+		_, opub, err := newUserKey()
+		if err != nil {
+			return nil, fmt.Errorf("bus: observer key: %w", err)
+		}
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: opub, Account: acc, Permissions: readOnly})
+		opts.NoAuthUser = opub
+	}
+	if cfg.Listen != "" {
+		host, port, err := splitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("bus: listen address %q: %w", cfg.Listen, err)
+		}
+		// nats-server reports a busy port only after its full ready
+		// timeout; binding first fails at once with the real error.
+		if port > 0 {
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				return nil, fmt.Errorf("bus: listen %s: %w", cfg.Listen, err)
+			}
+			_ = ln.Close()
+		}
+		opts.Host, opts.Port = host, port
+	}
+	if cfg.Hub != "" {
+		if err := addHub(opts, acc, cfg); err != nil {
+			return nil, err
+		}
+	}
+	ns, err := startServer(opts, cfg.ReadyTimeout, log)
+	if err != nil {
+		return nil, err
+	}
+	e := &edge{ns: ns}
+	if e.out, err = b.connect(ns, bpub, bkp, "bridge-out"); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.in, err = b.connect(b.ns, b.pub, b.key, "bridge-in"); err != nil {
+		e.close()
+		return nil, err
+	}
+	for _, subj := range cfg.HubExports {
+		s, err := e.in.Subscribe(subj, func(m *nats.Msg) {
+			_ = e.out.PublishMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+		})
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("bus: bridge %s: %w", subj, err)
+		}
+		_ = s.SetPendingLimits(bridgeQueue, -1)
+		e.subs = append(e.subs, s)
+	}
+	if err := e.in.Flush(); err != nil {
+		e.close()
+		return nil, fmt.Errorf("bus: bridge: %w", err)
+	}
+	if cfg.Listen != "" {
+		log.Info("nats listening", "url", ns.ClientURL(), "max_conns", lim.MaxConns, "max_subs", lim.MaxSubs,
+			"max_pending", lim.MaxPending, "write_deadline", lim.WriteDeadline.String(), "auth", cfg.ObserverUser != "")
+	}
+	return e, nil
+}
+
+// subscribable is what an observer may subscribe to: the exported
+// subjects and anything below them.
+func subscribable(exports []string) []string {
+	out := make([]string, 0, 2*len(exports))
+	for _, s := range exports {
+		out = append(out, s, s+".>")
+	}
+	return out
+}
+
+func (e *edge) dropped() uint64 {
+	var n uint64
+	for _, s := range e.subs {
+		d, _ := s.Dropped()
+		n += uint64(max(d, 0))
+	}
+	return n
+}
+
+// close stops the bridge, then the edge server.
+func (e *edge) close() {
+	if e.in != nil {
+		e.in.Close()
+	}
+	if e.out != nil {
+		drainAndWait(e.out, time.Second)
+	}
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+}
+
+// addHub binds a leafnode remote to an account that imports only the
+// exported subjects from the edge account. Deny lists would be the other
+// way, but denying imports also hides the hub's interest, which stops
+// exports too; separate accounts make "only these subjects, one way" hold
+// by construction.
+func addHub(opts *server.Options, edgeAcc *server.Account, cfg Config) error {
+	u, err := url.Parse(cfg.Hub)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("bus: hub URL %q: want nats-leaf://[user:pass@]host:port", redactURL(cfg.Hub))
+	}
+	switch u.Scheme {
+	case "nats-leaf", "nats", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("bus: hub URL %q: unsupported scheme %q", redactURL(cfg.Hub), u.Scheme)
+	}
+	hubAcc := server.NewAccount(hubAccount)
+	for _, subj := range cfg.HubExports {
+		if err := edgeAcc.AddStreamExport(subj, []*server.Account{hubAcc}); err != nil {
+			return fmt.Errorf("bus: export %s: %w", subj, err)
+		}
+		if err := hubAcc.AddStreamImport(edgeAcc, subj, ""); err != nil {
+			return fmt.Errorf("bus: import %s: %w", subj, err)
+		}
+	}
+	opts.Accounts = append(opts.Accounts, hubAcc)
+	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, LocalAccount: hubAccount}}
+	opts.LeafNode.ReconnectInterval = cfg.HubReconnect
+	if opts.LeafNode.ReconnectInterval <= 0 {
+		opts.LeafNode.ReconnectInterval = time.Second
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL for error messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"syscall"
+)
+
+// warnExposure says once, at startup, what an unauthenticated client can
+// do on each listener, so that an operator never runs an open hive
+// without knowing it.
+func warnExposure(cfg *config, log *slog.Logger) {
+	switch {
+	case cfg.apiToken != "":
+		log.Info("API token set: every request but GET /health needs it", "reads_need_token", cfg.AuthRead)
+		if cfg.AllowUnauthenticated {
+			log.Warn("--allow-unauthenticated has no effect while an API token is set")
+		}
+	case cfg.AllowUnauthenticated:
+		log.Warn("!!! --allow-unauthenticated: ANYONE who reaches " + cfg.httpListen() +
+			" can spawn and stop processes and shut this hive down. Set HIVE_API_TOKEN or --api-token-file instead.")
+	default:
+		log.Warn("remote control is off until an API token is set (HIVE_API_TOKEN or --api-token-file): jobs, DELETE, shutdown and Queen changes are accepted from loopback only",
+			"listen", cfg.httpListen())
+	}
+	if cfg.NATSListen != "" && cfg.NATSUser == "" && !loopbackAddr(cfg.NATSListen) {
+		log.Warn("NATS listens beyond loopback without credentials: anyone who reaches it can read telemetry (set --nats-user and --nats-password-file)",
+			"nats_listen", cfg.NATSListen)
+	}
+}
+
+func loopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// fdReserve is how many file descriptors stay free for the collector
+// (one /proc file at a time per worker, nvidia-smi pipes), spawned
+// workers' logs, NATS and the hive's own files, whatever the HTTP
+// clients do.
+const fdReserve = 256
+
+// connBudget caps the HTTP connection limits below the process's file
+// descriptor limit, keeping fdReserve plus the NATS connections free.
+func connBudget(cfg *config, log *slog.Logger) (max, perIP int) {
+	max, perIP = cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return max, perIP
+	}
+	avail := int(min(rl.Cur, 1<<30)) - fdReserve - cfg.NATSMaxConns
+	if avail < 16 {
+		avail = 16
+	}
+	if max > avail {
+		log.Warn("--http-max-conns lowered to fit the open-file limit", "requested", max, "used", avail, "nofile", rl.Cur)
+		max = avail
+	}
+	return max, min(perIP, max)
+}

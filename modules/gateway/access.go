@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// access is what a route needs from its caller.
+type access int
+
+const (
+	// public routes answer anyone: GET /health.
+	public access = iota
+	// read routes (streams, capabilities) need the token when one is set,
+	// unless AuthRead is off.
+	read
+	// control routes change state (jobs, cancel, shutdown, a new Queen):
+	// the token when one is set; without one, loopback only, unless
+	// AllowUnauthenticated. Never from another site's page.
+	control
+)
+
+// denial is why a request may not proceed; zero means it may.
+type denial struct {
+	status int
+	msg    string
+}
+
+// check decides whether c may use a route of level a. It writes nothing.
+func (g *Gateway) check(c *gin.Context, a access) denial {
+	if a == public {
+		return denial{}
+	}
+	if a == control {
+		if d := crossSite(c.Request); d.status != 0 {
+			return d
+		}
+	}
+	if g.token != nil {
+		if a == read && !g.cfg.AuthRead {
+			return denial{}
+		}
+		if !g.bearerOK(c.Request) {
+			return denial{http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token>"}
+		}
+		return denial{}
+	}
+	if a == read || g.cfg.AllowUnauthenticated {
+		return denial{}
+	}
+	if !fromLoopback(c.Request) {
+		return denial{http.StatusForbidden, "remote control is off: this hive has no API token (set HIVE_API_TOKEN or --api-token-file); only loopback clients may change state"}
+	}
+	return denial{}
+}
+
+// guard is check as middleware: a denied request is answered with JSON
+// and goes no further.
+func (g *Gateway) guard(a access) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if d := g.check(c, a); d.status != 0 {
+			g.deny(c, d)
+		}
+	}
+}
+
+func (g *Gateway) deny(c *gin.Context, d denial) {
+	g.denied.Add(1)
+	if d.status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="hive"`)
+	}
+	abortJSON(c, d.status, d.msg)
+}
+
+// bearerOK compares the request's bearer token with the configured one in
+// constant time; hashing first makes the time independent of the length
+// too.
+func (g *Gateway) bearerOK(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(sum[:], g.token) == 1
+}
+
+// fromLoopback reports whether the TCP peer is a loopback address and the
+// Host header names the loopback too. The peer address is the socket's,
+// never a forwarded header; the Host check stops DNS rebinding, where a
+// page from evil.example resolves its own name to 127.0.0.1.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	return loopbackHost(r.Host)
+}
+
+func loopbackHost(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// crossSite refuses a request a browser sent on behalf of another site's
+// page: Sec-Fetch-Site says so, or Origin names another host than the one
+// addressed. Clients that are not browsers send neither header.
+func crossSite(r *http.Request) denial {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return denial{http.StatusForbidden, "cross-site request refused (Sec-Fetch-Site: " + r.Header.Get("Sec-Fetch-Site") + ")"}
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return denial{}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || origin == "null" || !strings.EqualFold(u.Host, r.Host) {
+		return denial{http.StatusForbidden, "cross-origin request refused (Origin: " + truncate(origin, 80) + ")"}
+	}
+	return denial{}
+}
