@@ -30,6 +30,7 @@ type config struct {
 	AllowUnauthenticated bool
 	HTTPMaxConns         int
 	HTTPMaxConnsPerIP    int
+	HTTPBodyTimeout      time.Duration
 	QueenAllow           string
 	NATSUser             string
 	NATSPasswordFile     string
@@ -86,6 +87,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.AllowUnauthenticated, "allow-unauthenticated", false, "without a token, accept state-changing requests from anywhere (the original's behaviour; unsafe)")
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", 1024, "open HTTP connections at most; more get 503")
 	fs.IntVar(&c.HTTPMaxConnsPerIP, "http-max-conns-per-ip", 128, "open HTTP connections per client address at most; more get 503")
+	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", 10*time.Second, "time a client has to send a request body; slower ones get 408")
 	fs.StringVar(&c.QueenAllow, "queen-allow", "", "hosts, IPs or CIDRs discovery may send to, comma-separated (default: the host of --queen-url)")
 	fs.StringVar(&c.HiveID, "hive-id", "localhost", "this hive's id (hive_id everywhere)")
 	fs.StringVar(&c.QueenURL, "queen-url", "http://localhost:7833", `Queen base URL; "" = standalone`)
@@ -295,6 +297,9 @@ func (c *config) validate() error {
 	}
 	if _, err := workerproc.NewMatcher(c.WorkerMatch, c.WorkerMatchOn); err != nil {
 		errs = append(errs, fmt.Errorf("--worker-match: %w", err))
+	}
+	if c.HTTPBodyTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--http-body-timeout %v too short (min 100ms)", c.HTTPBodyTimeout))
 	}
 	if c.ShutdownTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v too short (min 1s)", c.ShutdownTimeout))

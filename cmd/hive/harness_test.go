@@ -68,9 +68,16 @@ type hiveProc struct {
 // may override) and waits until it listens.
 func startHive(t *testing.T, args ...string) *hiveProc {
 	t.Helper()
+	return startHiveEnv(t, nil, args...)
+}
+
+// startHiveEnv is startHive with extra environment variables.
+func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
+	t.Helper()
 	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
 		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", ""}
 	cmd := exec.Command(hiveBin, append(base, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -156,6 +163,19 @@ func (h *hiveProc) hasLog(msg string) bool {
 	return false
 }
 
+// countLogs counts log records whose msg contains s.
+func (h *hiveProc) countLogs(s string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.logs {
+		if m, _ := r["msg"].(string); strings.Contains(m, s) {
+			n++
+		}
+	}
+	return n
+}
+
 // signal sends sig and waits for the exit, returning how long it took.
 func (h *hiveProc) stop(t *testing.T, sig syscall.Signal) (time.Duration, error) {
 	t.Helper()
@@ -173,7 +193,13 @@ func (h *hiveProc) stop(t *testing.T, sig syscall.Signal) (time.Duration, error)
 // startWorker runs the demo worker and kills and reaps it when t ends.
 func startWorker(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(workerBin, args...)
+	return startProc(t, workerBin, args...)
+}
+
+// startProc runs a program and kills and reaps it when t ends.
+func startProc(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,18 @@ import (
 
 func postJob(t *testing.T, base, body string) string {
 	t.Helper()
-	resp, err := http.Post(base+"/v1/jobs", "application/json", strings.NewReader(body))
+	return postJobHdr(t, base, nil, body)
+}
+
+// postJobHdr posts a job with extra headers (a token) and returns its id.
+func postJobHdr(t *testing.T, base string, hdr map[string]string, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/jobs", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +73,10 @@ func lastLine(lines []string) string {
 	return lines[len(lines)-1]
 }
 
-var spawnedRe = regexp.MustCompile(`spawned \(PID: (\d+), port: (\d+)\)`)
+var (
+	spawnedRe    = regexp.MustCompile(`spawned \(PID: (\d+), port: (\d+)\)`)
+	spawnedPIDRe = regexp.MustCompile(`\(PID: (\d+), port: \d+\)`)
+)
 
 func TestJobsSpawnAppearsInTelemetryAndStops(t *testing.T) {
 	modelDir, logDir := t.TempDir(), t.TempDir()

@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	gwCfg.AuthRead = cfg.AuthRead
 	gwCfg.AllowUnauthenticated = cfg.AllowUnauthenticated
 	gwCfg.MaxConns, gwCfg.MaxConnsPerIP = connBudget(cfg, log)
+	gwCfg.BodyTimeout = cfg.HTTPBodyTimeout
 	gw, err := gateway.New(gwCfg, b, log)
 	if err != nil {
 		return err

@@ -14,6 +14,18 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// bodyDeadline puts every request that has a body under the body
+// deadline before any check runs: a request refused before its body is
+// read still has that body drained by net/http after the handler, and a
+// client sending it one byte at a time must not hold the connection.
+// readBody lifts the deadline once the body is in.
+func (g *Gateway) bodyDeadline(c *gin.Context) {
+	r := c.Request
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout))
+	}
+}
+
 // readBody reads a request's whole body, at most limit bytes, before the
 // handler runs, under a deadline of its own: a client that sends one byte
 // every few seconds loses its connection (408) instead of holding it. The
@@ -30,10 +42,10 @@ func (g *Gateway) readBody(limit int64) gin.HandlerFunc {
 			return
 		}
 		rc := http.NewResponseController(c.Writer)
-		_ = rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout))
 		b, err := io.ReadAll(http.MaxBytesReader(c.Writer, r.Body, limit))
-		_ = rc.SetReadDeadline(time.Time{})
 		if err != nil {
+			// The deadline stays: net/http drains what is left of the
+			// body after the answer, and must not wait for it.
 			var tooBig *http.MaxBytesError
 			switch {
 			case errors.As(err, &tooBig):
@@ -46,6 +58,7 @@ func (g *Gateway) readBody(limit int64) gin.HandlerFunc {
 			}
 			return
 		}
+		_ = rc.SetReadDeadline(time.Time{})
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 }

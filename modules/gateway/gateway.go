@@ -234,7 +234,7 @@ func (g *Gateway) router(nc *nats.Conn) http.Handler {
 	// A redirect is not JSON, and /health/ is not a route.
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(g.recoverJSON)
+	r.Use(g.recoverJSON, g.bodyDeadline)
 	r.NoRoute(func(c *gin.Context) {
 		abortJSON(c, http.StatusNotFound, "no route "+c.Request.Method+" "+truncate(c.Request.URL.Path, 200))
 	})
