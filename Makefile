@@ -12,7 +12,7 @@ LDFLAGS   := -s -w
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: compose-env dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -63,13 +63,22 @@ images: dist ## rbee-hive:dev and rbee-hive-hub:dev
 	docker build -q -t rbee-hive-hub:dev -f deployments/Dockerfile.hub dist
 	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rbee-hive'
 
-compose-up: images ## the hub and three hives with their demo workers
+# A random leafnode password on first use, never a shipped default.
+deployments/.env:
+	@umask 077; printf 'HIVE_LEAF_PASSWORD=%s\n' "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > $@
+	@echo "generated $@ (leafnode password)"
+
+compose-env: deployments/.env
+	@if grep -Eq '^HIVE_LEAF_PASSWORD=(change-me)?$$' deployments/.env; then \
+		echo "deployments/.env: HIVE_LEAF_PASSWORD is empty or the old default; delete the file to generate one"; exit 1; fi
+
+compose-up: images compose-env ## the hub and three hives with their demo workers
 	$(COMPOSE) -f $(COMPOSE_FILE) up -d
 
-compose-down:
+compose-down: compose-env
 	$(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
 
-compose-test: images ## clean start, checks from the host and at the hub, teardown
+compose-test: images compose-env ## clean start, checks from the host and at the hub, teardown
 	COMPOSE="$(COMPOSE)" COMPOSE_FILE=$(abspath $(COMPOSE_FILE)) PATH="$(GOBIN_ABS):$$PATH" \
 		$(GO) test -tags compose -count=1 -timeout 9m -v -run TestCompose ./deployments/
 

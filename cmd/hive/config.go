@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -297,6 +298,11 @@ func (c *config) validate() error {
 	}
 	if _, err := workerproc.NewMatcher(c.WorkerMatch, c.WorkerMatchOn); err != nil {
 		errs = append(errs, fmt.Errorf("--worker-match: %w", err))
+	}
+	if u, err := url.Parse(c.NATSHub); c.NATSHub != "" && err == nil && u.User != nil {
+		if pw, _ := u.User.Password(); pw == "change-me" {
+			errs = append(errs, errors.New("--nats-hub: the leafnode password is the old shipped default; generate one (make compose-up writes deployments/.env)"))
+		}
 	}
 	if c.HTTPBodyTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--http-body-timeout %v too short (min 100ms)", c.HTTPBodyTimeout))
