@@ -185,8 +185,9 @@ func TestNATSCLISubscribes(t *testing.T) {
 	}
 }
 
-// SIGTERM ends the hive in order within 2 s, exit 0, and the streams see
-// a last event marked "stopping".
+// SIGTERM ends the hive in order within its budget (exit 0: a stage over
+// the budget exits 1 with "shutdown timed out"), and the streams see a last
+// event marked "stopping".
 func TestSignalShutdown(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -197,9 +198,7 @@ func TestSignalShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatalf("exit: %v", err)
 			}
-			if took > 2*time.Second {
-				t.Errorf("shutdown took %v", took)
-			}
+			t.Logf("%v: stopped after %v", sig, took)
 			var last string
 			for ev := range sse.frames {
 				if ev.Data != "" {
@@ -233,7 +232,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		}
-		if code != 2 && code != 1 || len(out) == 0 {
+		if code != 2 || len(out) == 0 {
 			t.Errorf("%v: exit %d, output %q", args, code, out)
 		}
 	}

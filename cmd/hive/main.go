@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/nvsmi"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
@@ -78,9 +79,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		Port:     uint16(cfg.Port),
 		Version:  version,
 	}
-	gpu, err := collector.NewGPUSource(cfg.GPUSource)
+	// One nvidia-smi (or replay) for both modules that read GPUs.
+	gpu, err := nvsmi.New(cfg.GPUSource)
 	if err != nil {
-		return err
+		return fmt.Errorf("--gpu-source: %w", err)
 	}
 	coll, err := collector.New(collector.Config{
 		Hive:          info,
@@ -88,7 +90,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		WorkerMatch:   cfg.WorkerMatch,
 		WorkerMatchOn: cfg.WorkerMatchOn,
 		CgroupRoot:    cfg.CgroupRoot,
-		GPU:           gpu,
+		GPU:           collector.NewGPUSource(gpu),
 	}, b, log)
 	if err != nil {
 		return err
@@ -105,11 +107,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	det, err := capabilities.NewDetector(cfg.GPUSource)
-	if err != nil {
-		return err
-	}
-	caps, err := capabilities.New(capabilities.Config{Detector: det}, b, log)
+	caps, err := capabilities.New(capabilities.Config{Detector: capabilities.SMI{Runner: gpu}}, b, log)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,35 +15,10 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/nvsmi"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func TestParseGPUs(t *testing.T) {
-	in := strings.Join([]string{
-		"0, NVIDIA GeForce RTX 3090, 24576, 8.6",
-		"1, NVIDIA H100 80GB HBM3, 81559, 9.0",
-		"2, Broken, lots, 8.6",     // bad memory
-		"3, Odd, 1024, eight",      // bad compute capability
-		"x, Bad index, 1024, 8.0",  // bad index
-		"4, Too big, 2000000, 8.0", // VRAM over 1 000 000 MiB
-		"5, " + strings.Repeat("n", 300) + ", 1024, 8.0",
-		"6, Short line",
-		"7, NVIDIA A10, 23028, 8.6",
-	}, "\n")
-	got, err := ParseGPUs(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []GPU{
-		{0, "NVIDIA GeForce RTX 3090", 24576, "8.6"},
-		{1, "NVIDIA H100 80GB HBM3", 81559, "9.0"},
-		{7, "NVIDIA A10", 23028, "8.6"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v", got)
-	}
-}
 
 type fakeDetector struct {
 	gpus  []GPU
@@ -56,7 +30,10 @@ func (f *fakeDetector) DetectGPUs(context.Context) ([]GPU, error) { f.calls++; r
 
 func TestDevicesGPUsFirstCPULast(t *testing.T) {
 	b := bustest.Start(t)
-	c, _ := New(Config{Detector: &fakeDetector{gpus: []GPU{{0, "NVIDIA GeForce RTX 3090", 24576, "8.6"}, {1, "NVIDIA A10", 23028, "8.6"}}}}, b, nil)
+	c, _ := New(Config{Detector: &fakeDetector{gpus: []GPU{
+		{Index: 0, Name: "NVIDIA GeForce RTX 3090", MemTotalMiB: 24576, ComputeCapability: "8.6"},
+		{Index: 1, Name: "NVIDIA A10", MemTotalMiB: 23028, ComputeCapability: "8.6"},
+	}}}, b, nil)
 	got := c.Get(context.Background())
 	raw, _ := json.Marshal(got)
 	cores := runtime.NumCPU()
@@ -102,11 +79,7 @@ func TestAnswersOverTheBus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "query-gpu-caps.csv"), []byte("0, NVIDIA L4, 23034, 8.9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	det, err := NewDetector("replay:" + dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := New(Config{Detector: det}, b, bustest.Logger(t))
+	c, _ := New(Config{Detector: SMI{Runner: nvsmi.Replay{Dir: dir}}}, b, bustest.Logger(t))
 	bustest.RunModule(t, "capabilities", c.Run, c.Ready())
 
 	nc, _ := b.Connect("test")
@@ -133,6 +106,8 @@ func TestAnswersOverTheBus(t *testing.T) {
 	_ = c.Close()
 }
 
+// The detector runs nvidia-smi's capabilities query; a host without it
+// has no GPU, which is not an error.
 func TestSMIDetectorWithFakeBinary(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "nvidia-smi")
@@ -140,14 +115,11 @@ func TestSMIDetectorWithFakeBinary(t *testing.T) {
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gpus, err := SMI{Path: p}.DetectGPUs(context.Background())
+	gpus, err := SMI{Runner: nvsmi.Exec{Path: p}}.DetectGPUs(context.Background())
 	if err != nil || len(gpus) != 1 || gpus[0].ComputeCapability != "8.0" {
 		t.Fatalf("%+v %v", gpus, err)
 	}
-	if gpus, err := (SMI{Path: filepath.Join(dir, "missing")}).DetectGPUs(context.Background()); err != nil || gpus != nil {
+	if gpus, err := (SMI{Runner: nvsmi.Exec{Path: filepath.Join(dir, "missing")}}).DetectGPUs(context.Background()); err != nil || gpus != nil {
 		t.Fatalf("missing binary: %v %v", gpus, err)
-	}
-	if _, err := NewDetector("nvml"); err == nil {
-		t.Fatal("unknown spec accepted")
 	}
 }

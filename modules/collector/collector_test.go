@@ -20,6 +20,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/nvsmi"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -275,10 +276,10 @@ func TestAnnouncedWorkerGoneWhenProcessExits(t *testing.T) {
 func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 	m := marker(t)
 	gpuDir := t.TempDir()
-	h := startCollector(t, Config{WorkerMatch: m, WorkerMatchOn: workerproc.OnCmdline, Interval: 250 * time.Millisecond, GPU: &Replay{Dir: gpuDir}})
+	h := startCollector(t, Config{WorkerMatch: m, WorkerMatchOn: workerproc.OnCmdline, Interval: 250 * time.Millisecond, GPU: NewGPUSource(nvsmi.Replay{Dir: gpuDir})})
 	p := spawn(t, "sh", "-c", "while :; do :; done", m, "--port", "9600")
 	pid := p.Process.Pid
-	gpus, _ := os.ReadFile("testdata/gpu2/query-gpu.csv")
+	gpus, _ := os.ReadFile("../../internal/nvsmi/testdata/gpu2/query-gpu.csv")
 	_ = os.WriteFile(filepath.Join(gpuDir, "query-gpu.csv"), gpus, 0o644)
 	apps := fmt.Sprintf("%d, GPU-aaaaaaaa-0000-0000-0000-000000000000, 20000\n%d, GPU-bbbbbbbb-1111-1111-1111-111111111111, 1000\n", pid, pid)
 	_ = os.WriteFile(filepath.Join(gpuDir, "query-compute-apps.csv"), []byte(apps), 0o644)

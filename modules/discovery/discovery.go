@@ -58,6 +58,9 @@ type Config struct {
 	ChangeEvery time.Duration
 	// Now is the clock of the rate limit; nil is time.Now.
 	Now func() time.Time
+	// Sleep waits d or until ctx ends, reporting whether d passed; nil
+	// is a timer. Tests record the waits instead of measuring them.
+	Sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // Discovery is the module.
@@ -132,6 +135,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
 	}
 	allowSpec := cfg.QueenAllow
 	if allowSpec == "" {

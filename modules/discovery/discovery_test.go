@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -162,20 +163,29 @@ func (h *harness) askQueen(t *testing.T, q bus.QueenURL) string {
 }
 
 // Attempts wait 0, 2, 4, 8, 16 units (+-10%), then Retry; each carries
-// capabilities.
+// capabilities. The waits the loop asks for are recorded, not measured.
 func TestBackoffSchedule(t *testing.T) {
 	q := newFakeQueen(t, func(int, string) int { return 500 })
-	unit := 25 * time.Millisecond
+	unit := time.Second
 	delays := []time.Duration{0, 2 * unit, 4 * unit, 8 * unit, 16 * unit}
-	start(t, Config{QueenURL: q.srv.URL, Delays: delays, Jitter: 0.1, Retry: 6 * unit})
+	var mu sync.Mutex
+	var waits []time.Duration
+	record := func(ctx context.Context, d time.Duration) bool {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		return ctx.Err() == nil
+	}
+	start(t, Config{QueenURL: q.srv.URL, Delays: delays, Jitter: 0.1, Retry: 60 * unit, Sleep: record})
 	reqs := q.waitN(t, 7)
-	want := append(delays[1:], 6*unit, 6*unit)
-	for i := 1; i < 7; i++ {
-		gap := reqs[i].At.Sub(reqs[i-1].At)
-		lo := time.Duration(float64(want[i-1]) * 0.9)
-		hi := time.Duration(float64(want[i-1])*1.1) + 100*time.Millisecond
-		if gap < lo || gap > hi {
-			t.Errorf("gap before attempt %d = %v, want %v..%v", i+1, gap, lo, hi)
+	mu.Lock()
+	got := append([]time.Duration(nil), waits[:7]...)
+	mu.Unlock()
+	want := append(append([]time.Duration(nil), delays...), 60*unit, 60*unit)
+	for i := range 7 {
+		lo, hi := time.Duration(float64(want[i])*0.9), time.Duration(float64(want[i])*1.1)
+		if got[i] < lo || got[i] > hi {
+			t.Errorf("wait before attempt %d = %v, want %v..%v", i+1, got[i], lo, hi)
 		}
 	}
 	for i, r := range reqs {
@@ -189,13 +199,15 @@ func TestGivesUpWhenRetryIsZero(t *testing.T) {
 	q := newFakeQueen(t, func(int, string) int { return 503 })
 	h := start(t, Config{QueenURL: q.srv.URL})
 	q.waitN(t, 5)
+	// The loop ends after its fifth attempt: once it has, no sixth can come.
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		if h.d.loops.Load() != 1 {
-			return fmt.Errorf("loops %d", h.d.loops.Load())
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		if h.d.current != "" || h.d.loops.Load() != 1 {
+			return fmt.Errorf("loop still running (loops %d)", h.d.loops.Load())
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond) // give a wrongful sixth attempt time to show
 	if n := len(q.requests()); n != 5 {
 		t.Fatalf("%d attempts with Retry 0, want 5", n)
 	}
@@ -235,10 +247,13 @@ func TestPushEveryEventAfterDiscovery(t *testing.T) {
 		}
 	}
 	// Telemetry of another hive (over a leafnode) is not ours to push.
+	// Our next event is handled after it (one publisher, in order): once
+	// its push is in, the foreign one would have been pushed before.
 	h.telemetry(t, "other", 99)
-	time.Sleep(100 * time.Millisecond)
-	if n := len(q.requests()); n != 4 {
-		t.Fatalf("%d requests after a foreign event", n)
+	h.telemetry(t, "h1", 14)
+	reqs := q.waitN(t, 5)
+	if n := len(reqs); n != 5 || !strings.Contains(string(reqs[4].Raw), `"pid":14`) {
+		t.Fatalf("after a foreign event: %d requests, last %s", n, reqs[len(reqs)-1].Raw)
 	}
 }
 
@@ -411,8 +426,17 @@ func TestReadyModeBody(t *testing.T) {
 			t.Fatalf("ready request %s %s", r.Path, r.Raw)
 		}
 	}
+	// Ready mode ends its loop after the acknowledgement; once it has, a
+	// telemetry event has nobody to push it.
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		if h.d.current != "" {
+			return fmt.Errorf("ready loop still running")
+		}
+		return nil
+	})
 	h.telemetry(t, "h1", 1)
-	time.Sleep(150 * time.Millisecond)
 	if n := len(q.requests()); n != 2 {
 		t.Fatalf("%d requests; ready mode must not push", n)
 	}

@@ -50,7 +50,7 @@ func (d *Discovery) discover(ctx context.Context, queen string) bool {
 		default:
 			wait = d.cfg.Retry
 		}
-		if !sleep(ctx, d.jitter(wait)) {
+		if !d.cfg.Sleep(ctx, d.jitter(wait)) {
 			return false
 		}
 		err := d.attempt(ctx, queen)

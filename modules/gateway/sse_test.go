@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,8 +101,12 @@ func TestManySubscribersGetIdenticalEvents(t *testing.T) {
 }
 
 // A subscriber that never reads must not delay the others and is dropped.
+// Its writes may block for the whole write timeout (10 s); had the others
+// waited on it, they would lag by that much, so a bound of half of it
+// tells waiting from a busy machine's scheduling. The lag is logged.
 func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
-	g := startGateway(t, Config{QueueSize: 4, WriteTimeout: 300 * time.Millisecond})
+	const writeTimeout = 10 * time.Second
+	g := startGateway(t, Config{QueueSize: 4, WriteTimeout: writeTimeout})
 	g.publish(t, payload(0))
 
 	// The stuck client: a tiny receive buffer, a request, then no reads.
@@ -160,18 +163,21 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	wg.Wait()
 	t.Logf("largest publish-to-read lag of the fast clients: %v", maxLag)
 	for i, lag := range maxLag {
-		if lag > 100*time.Millisecond {
+		if lag > writeTimeout/2 {
 			t.Errorf("fast client %d lagged %v behind publish with a stuck peer", i, lag)
 		}
 	}
+	// The stuck client is cut for its full queue, long before its write
+	// deadline: 200 events of 64 KiB cannot fit 4 queue slots and a 4 KiB
+	// socket buffer.
 	bustest.WaitFor(t, 5*time.Second, func() error {
 		if n := g.hub.numClients(); n != 2 {
 			return fmt.Errorf("stuck client still registered (%d clients)", n)
 		}
 		return nil
 	})
-	if g.hub.dropped.Load() == 0 && g.hub.kicked.Load() == 0 {
-		t.Log("stuck client ended by its write deadline before its queue filled")
+	if g.hub.kicked.Load() != 1 || g.hub.dropped.Load() == 0 {
+		t.Errorf("kicked %d clients, dropped %d events; want the stuck one kicked for its full queue", g.hub.kicked.Load(), g.hub.dropped.Load())
 	}
 }
 
@@ -271,9 +277,6 @@ func TestShutdownEndsStreamsAfterQueuedEvents(t *testing.T) {
 	if last.Data != payload(2) {
 		t.Fatalf("last event before the end %+v", last)
 	}
-	if err := g.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Every connection's resources go away with it: after many cycles no
@@ -342,5 +345,4 @@ func TestHealthAndJSONErrors(t *testing.T) {
 				resp.Header.Get("Content-Type"), tc.status, tc.body, tc.ctype)
 		}
 	}
-	_ = strconv.Itoa
 }
