@@ -77,6 +77,7 @@ type queenRecorder struct {
 type recorded struct {
 	path string
 	body []byte
+	at   time.Time
 }
 
 func newQueen(t *testing.T) (*queenRecorder, *httptest.Server) {
@@ -84,7 +85,7 @@ func newQueen(t *testing.T) (*queenRecorder, *httptest.Server) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		q.mu.Lock()
-		q.reqs = append(q.reqs, recorded{r.URL.Path, b})
+		q.reqs = append(q.reqs, recorded{r.URL.Path, b, time.Now()})
 		q.mu.Unlock()
 		fmt.Fprint(w, `{"status":"ok","message":"Telemetry received"}`)
 	}))
@@ -216,5 +217,25 @@ func TestReadyModeCallback(t *testing.T) {
 	want := `{"hive_id":"ready-hive","hive_url":"http://hive-3.lan:` + port + `"}`
 	if r.path != "/v1/hive/ready" || string(r.body) != want {
 		t.Fatalf("ready callback %s %s, want %s", r.path, r.body, want)
+	}
+}
+
+// The first discovery attempt finds capabilities answering (they start
+// before discovery), so a live Queen gets it at once: attempt 1, with
+// capabilities, and no failed attempt in the log. The time from the hive
+// answering /health to that POST is logged.
+func TestFirstDiscoveryAttemptSucceeds(t *testing.T) {
+	for i := range 3 {
+		q, srv := newQueen(t)
+		h := startHive(t, "--queen-url", srv.URL, "--hive-id", fmt.Sprintf("first-%d", i))
+		healthAt := time.Now()
+		first := q.wait(t, 1)[0]
+		if err := heartbeatWireErr(first.body, true); err != nil {
+			t.Fatalf("start %d: first request is not a discovery with capabilities: %v", i, err)
+		}
+		if h.hasLog("discovery attempt failed") {
+			t.Fatalf("start %d: a discovery attempt failed:\n%s", i, h.logText())
+		}
+		t.Logf("start %d: first POST %v after the hive listened", i, first.at.Sub(healthAt))
 	}
 }

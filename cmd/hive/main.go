@@ -151,15 +151,21 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", gwCfg.Listen, "advertise_host", host, "version", version)
-	// Stages stop in this order and start in the reverse one: the modules
-	// the gateway fronts answer before it listens, and every consumer is
-	// subscribed before the collector's first tick. The collector stops
-	// first so that its last event, marked "stopping", still reaches the
-	// streams and the Queen.
+	// Stages stop in this order and start in the reverse one, each
+	// waiting until the later stage's modules are ready:
+	//   - capabilities and jobs answer before anything asks them: the
+	//     first discovery attempt carries capabilities (no "no responders"
+	//     race), the gateway fronts both;
+	//   - discovery and the gateway are subscribed before the collector's
+	//     first tick, so it reaches the SSE history and the Queen.
+	// The collector stops first so that its last event, marked "stopping",
+	// still reaches the streams and, with the gateway's stop in between,
+	// discovery's push to a legacy Queen.
 	return runStages(ctx, log, cfg.ShutdownTimeout,
 		[]named{{"collector", coll}},
 		[]named{{"gateway", gw}},
-		[]named{{"discovery", disc}, {"capabilities", caps}, {"jobs", jobsMod}},
+		[]named{{"discovery", disc}},
+		[]named{{"capabilities", caps}, {"jobs", jobsMod}},
 	)
 }
 
