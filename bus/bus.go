@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -71,6 +72,8 @@ type Bus struct {
 	log  *slog.Logger
 	key  nkeys.KeyPair
 	pub  string
+
+	undecodable atomic.Uint64 // messages the typed helpers could not decode
 
 	mu     sync.Mutex
 	conns  []*nats.Conn
@@ -157,7 +160,7 @@ func newUserKey() (nkeys.KeyPair, string, error) {
 
 // Connect returns a new in-process connection. The bus owns it: Close
 // drains it, although a module may close it earlier.
-func (b *Bus) Connect(name string) (*nats.Conn, error) {
+func (b *Bus) Connect(name string) (*Conn, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -168,8 +171,12 @@ func (b *Bus) Connect(name string) (*nats.Conn, error) {
 		return nil, err
 	}
 	b.conns = append(b.conns, nc)
-	return nc, nil
+	return &Conn{Conn: nc, name: name, bad: &b.undecodable, log: b.log}, nil
 }
+
+// Undecodable counts the messages the typed helpers dropped because they
+// did not decode, over every connection of this bus.
+func (b *Bus) Undecodable() uint64 { return b.undecodable.Load() }
 
 func (b *Bus) connect(ns *server.Server, pub string, key nkeys.KeyPair, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect("",

@@ -4,10 +4,13 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/rbee/hive/bus"
 )
+
+// shutdownReply answers hive.shutdown.
+type shutdownReply struct {
+	Status string `json:"status"`
+}
 
 // onShutdownRequest returns a context that also ends when someone asks on
 // hive.shutdown (POST /v1/shutdown). The request is answered first, so the
@@ -18,11 +21,11 @@ func onShutdownRequest(ctx context.Context, b *bus.Bus, log *slog.Logger) (conte
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	_, err = nc.Subscribe(bus.SubjectHiveShutdown, func(m *nats.Msg) {
+	_, err = bus.Handle(nc, bus.SubjectHiveShutdown, func(struct{}) (shutdownReply, error) {
 		log.Info("shutdown requested over the API")
-		_ = m.Respond([]byte(`{"status":"shutting down"}`))
-		_ = nc.Flush()
-		cancel()
+		// The reply is sent when this returns; cancel after it is out.
+		go func() { _ = nc.Flush(); cancel() }()
+		return shutdownReply{Status: "shutting down"}, nil
 	})
 	if err != nil {
 		cancel()

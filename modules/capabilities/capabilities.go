@@ -4,7 +4,6 @@ package capabilities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/shirou/gopsutil/v3/cpu"
 	"github.com/shirou/gopsutil/v3/mem"
 
@@ -80,15 +78,8 @@ func (c *Capabilities) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	sub, err := nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
-		var req bus.CapabilitiesRequest
-		if len(m.Data) > 0 {
-			if err := json.Unmarshal(m.Data, &req); err != nil {
-				c.reply(m, bus.ErrorReply{Error: "bad capabilities request: " + err.Error(), Code: bus.CodeInvalid})
-				return
-			}
-		}
-		c.reply(m, c.Get(ctx))
+	sub, err := bus.Handle(nc, bus.SubjectCapabilitiesGet, func(bus.CapabilitiesRequest) (bus.Capabilities, error) {
+		return c.Get(ctx), nil
 	})
 	if err != nil {
 		return fmt.Errorf("capabilities: subscribe: %w", err)
@@ -113,17 +104,6 @@ func (c *Capabilities) Run(ctx context.Context) error {
 func (c *Capabilities) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	return nil
-}
-
-func (c *Capabilities) reply(m *nats.Msg, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		c.log.Error("encode reply", "err", err)
-		return
-	}
-	if err := m.Respond(b); err != nil {
-		c.log.Warn("reply", "err", err)
-	}
 }
 
 // Get returns the devices, detecting again only when the cached answer is

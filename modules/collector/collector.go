@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/rbee/hive/bus"
 )
 
@@ -98,7 +96,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 
-	subs := make([]*nats.Subscription, 0, 2)
+	subs := make([]*bus.Sub, 0, 2)
 	defer func() {
 		for _, s := range subs {
 			_ = s.Unsubscribe()
@@ -112,14 +110,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		},
 		bus.SubjectWorkersStopped: c.announced.Stopped,
 	} {
-		s, err := nc.Subscribe(subj, func(m *nats.Msg) {
-			var ev bus.WorkerEvent
-			if err := json.Unmarshal(m.Data, &ev); err != nil {
-				c.log.Warn("bad worker event", "subject", m.Subject, "err", err)
-				return
-			}
-			fn(ev)
-		})
+		s, err := bus.Subscribe(nc, subj, fn)
 		if err != nil {
 			return fmt.Errorf("collector: subscribe %s: %w", subj, err)
 		}
@@ -156,13 +147,13 @@ func (c *Collector) Close() error {
 	return nil
 }
 
-func (c *Collector) publishStopping(nc *nats.Conn, workers []bus.ProcessStats) {
+func (c *Collector) publishStopping(nc *bus.Conn, workers []bus.ProcessStats) {
 	c.publish(nc, bus.StatusStopping, workers)
 	_ = nc.FlushTimeout(time.Second)
 }
 
 // tick collects one sample of every worker and publishes it.
-func (c *Collector) tick(ctx context.Context, nc *nats.Conn, status string) []bus.ProcessStats {
+func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string) []bus.ProcessStats {
 	workers := c.Collect(ctx)
 	c.publish(nc, status, workers)
 	return workers
@@ -238,7 +229,7 @@ func (c *Collector) noteGPUErr(err error) {
 	}
 }
 
-func (c *Collector) publish(nc *nats.Conn, status string, workers []bus.ProcessStats) {
+func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessStats) {
 	info := c.cfg.Hive
 	info.OperationalStatus = status
 	info.HealthStatus = bus.Healthy
@@ -257,9 +248,7 @@ func (c *Collector) publish(nc *nats.Conn, status string, workers []bus.ProcessS
 		c.log.Error("encode telemetry", "err", err)
 		return
 	}
-	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: data, Header: nats.Header{}}
-	msg.Header.Set(bus.HeaderHiveID, info.ID)
-	if err := nc.PublishMsg(msg); err != nil {
+	if err := nc.PublishTelemetry(info.ID, data); err != nil {
 		c.log.Warn("publish telemetry", "err", err)
 	}
 }

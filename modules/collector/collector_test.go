@@ -136,7 +136,7 @@ func TestSamplerDropsExitedProcess(t *testing.T) {
 type collectorHarness struct {
 	c      *Collector
 	events chan bus.TelemetryEvent
-	pub    *nats.Conn
+	pub    *bus.Conn
 	done   chan error
 }
 

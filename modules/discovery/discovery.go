@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/rbee/hive/bus"
 )
 
@@ -69,7 +67,7 @@ type Discovery struct {
 	bus    *bus.Bus
 	log    *slog.Logger
 	client *http.Client
-	nc     *nats.Conn
+	nc     *bus.Conn
 
 	allow allowList
 
@@ -204,12 +202,12 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	d.nc = nc
-	tsub, err := nc.Subscribe(bus.SubjectTelemetry, d.onTelemetry)
+	tsub, err := bus.SubscribeTelemetry(nc, d.cfg.Hive.ID, d.onTelemetry)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
 	defer func() { _ = tsub.Unsubscribe() }()
-	qsub, err := nc.Subscribe(bus.SubjectDiscoveryQueen, d.onQueenChange)
+	qsub, err := bus.Handle(nc, bus.SubjectDiscoveryQueen, d.onQueenChange)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
@@ -273,12 +271,9 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Discovery) onTelemetry(m *nats.Msg) {
-	if id := m.Header.Get(bus.HeaderHiveID); id != "" && id != d.cfg.Hive.ID {
-		return
-	}
+func (d *Discovery) onTelemetry(data []byte) {
 	var ev bus.TelemetryEvent
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
+	if err := json.Unmarshal(data, &ev); err != nil {
 		d.log.Warn("undecodable telemetry", "err", err)
 		return
 	}
@@ -307,54 +302,38 @@ func (d *Discovery) onTelemetry(m *nats.Msg) {
 // configured one may restart an ended loop; any other needs an authorized
 // caller. Every start needs an allowed host and a free slot of the rate
 // limit.
-func (d *Discovery) onQueenChange(m *nats.Msg) {
-	reply := func(v any) {
-		b, _ := json.Marshal(v)
-		if err := m.Respond(b); err != nil {
-			d.log.Warn("queen change reply", "err", err)
-		}
-	}
-	refuse := func(code, msg string, retry int) {
+func (d *Discovery) onQueenChange(q bus.QueenURL) (bus.QueenAccepted, error) {
+	refuse := func(code, msg string, retry int) (bus.QueenAccepted, error) {
 		d.refused.Add(1)
-		reply(bus.ErrorReply{Error: msg, Code: code, RetryAfter: retry})
-	}
-	var q bus.QueenURL
-	if err := json.Unmarshal(m.Data, &q); err != nil {
-		refuse(bus.CodeInvalid, "bad queen URL message: "+err.Error(), 0)
-		return
+		return bus.QueenAccepted{}, &bus.ReplyError{Code: code, Msg: msg, RetryAfter: retry}
 	}
 	if err := bus.ValidateQueenURL(q.URL); err != nil {
-		refuse(bus.CodeInvalid, err.Error(), 0)
-		return
+		return refuse(bus.CodeInvalid, err.Error(), 0)
 	}
 	d.mu.Lock()
 	same := d.current == q.URL
 	d.mu.Unlock()
 	if same {
-		reply(bus.QueenAccepted{URL: q.URL, Status: "unchanged"})
-		return
+		return bus.QueenAccepted{URL: q.URL, Status: "unchanged"}, nil
 	}
 	// Restarting discovery toward the configured Queen changes nothing an
 	// operator has not chosen; any other Queen does.
 	if !q.Authorized && q.URL != d.cfg.QueenURL {
-		refuse(bus.CodeForbidden, "changing the Queen needs an authorized caller", 0)
-		return
+		return refuse(bus.CodeForbidden, "changing the Queen needs an authorized caller", 0)
 	}
 	if !d.allow.allows(q.URL) {
 		d.log.Warn("queen URL refused: host not allowed", "url", q.URL, "allowed", d.allow.String())
-		refuse(bus.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), d.allow.String()), 0)
-		return
+		return refuse(bus.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), d.allow.String()), 0)
 	}
 	if wait := d.take(); wait > 0 {
-		refuse(bus.CodeRateLimited, "too many Queen changes; retry later", int(wait.Seconds()+0.999))
-		return
+		return refuse(bus.CodeRateLimited, "too many Queen changes; retry later", int(wait.Seconds()+0.999))
 	}
 	select {
 	case d.urls <- q.URL:
-		reply(bus.QueenAccepted{URL: q.URL, Status: "started"})
+		return bus.QueenAccepted{URL: q.URL, Status: "started"}, nil
 	default:
 		d.droppedQ.Add(1)
-		refuse(bus.CodeBusy, "too many Queen changes pending", 1)
+		return refuse(bus.CodeBusy, "too many Queen changes pending", 1)
 	}
 }
 

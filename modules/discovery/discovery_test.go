@@ -83,7 +83,7 @@ func (q *fakeQueen) waitN(t *testing.T, n int) []queenReq {
 
 type harness struct {
 	d   *Discovery
-	pub *nats.Conn
+	pub *bus.Conn
 }
 
 var testCaps = bus.Capabilities{Devices: []bus.Device{{ID: "CPU-0", Name: "CPU (2 cores)", DeviceType: "cpu"}}}

@@ -87,13 +87,12 @@ func (d *Discovery) attempt(ctx context.Context, queen string) error {
 func (d *Discovery) capabilities(ctx context.Context) ([]bus.Device, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
-	m, err := d.nc.RequestWithContext(rctx, bus.SubjectCapabilitiesGet, nil)
+	caps, err := bus.Request[bus.CapabilitiesRequest, bus.Capabilities](rctx, d.nc, bus.SubjectCapabilitiesGet, bus.CapabilitiesRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
-	var caps bus.Capabilities
-	if err := json.Unmarshal(m.Data, &caps); err != nil || len(caps.Devices) == 0 {
-		return nil, fmt.Errorf("capabilities: bad reply %.200s", m.Data)
+	if len(caps.Devices) == 0 {
+		return nil, errors.New("capabilities: no devices in the reply")
 	}
 	return caps.Devices, nil
 }

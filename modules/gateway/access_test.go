@@ -48,13 +48,13 @@ func routerFor(t *testing.T, cfg Config) http.Handler {
 	return g.router(nc)
 }
 
-type call struct {
+type apiCall struct {
 	method, path, remote, host string
 	hdr                        map[string]string
 	body                       string
 }
 
-func (c call) do(h http.Handler) *httptest.ResponseRecorder {
+func (c apiCall) do(h http.Handler) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
 	req.RemoteAddr = c.remote
 	if c.host != "" {
@@ -83,30 +83,30 @@ func TestAccessWithoutToken(t *testing.T) {
 	h := routerFor(t, Config{})
 	for _, tc := range []struct {
 		name string
-		c    call
+		c    apiCall
 		want int
 	}{
-		{"health from anywhere", call{method: "GET", path: "/health", remote: remote}, 200},
-		{"capabilities from anywhere", call{method: "GET", path: "/capabilities", remote: remote}, 200},
-		{"job from loopback", call{method: "POST", path: "/v1/jobs", remote: loop, host: "127.0.0.1:7835", hdr: jsonCT, body: jobOp}, 200},
-		{"job from localhost name", call{method: "POST", path: "/v1/jobs", remote: loop, host: "localhost:7835", hdr: jsonCT, body: jobOp}, 200},
-		{"job from a remote peer", call{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1:7835", hdr: jsonCT, body: jobOp}, 403},
-		{"shutdown from a remote peer", call{method: "POST", path: "/v1/shutdown", remote: remote, hdr: jsonCT}, 403},
-		{"cancel from a remote peer", call{method: "DELETE", path: "/v1/jobs/" + jobID, remote: remote}, 403},
-		{"cancel from loopback", call{method: "DELETE", path: "/v1/jobs/" + jobID, remote: loop, host: "127.0.0.1"}, 200},
+		{"health from anywhere", apiCall{method: "GET", path: "/health", remote: remote}, 200},
+		{"capabilities from anywhere", apiCall{method: "GET", path: "/capabilities", remote: remote}, 200},
+		{"job from loopback", apiCall{method: "POST", path: "/v1/jobs", remote: loop, host: "127.0.0.1:7835", hdr: jsonCT, body: jobOp}, 200},
+		{"job from localhost name", apiCall{method: "POST", path: "/v1/jobs", remote: loop, host: "localhost:7835", hdr: jsonCT, body: jobOp}, 200},
+		{"job from a remote peer", apiCall{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1:7835", hdr: jsonCT, body: jobOp}, 403},
+		{"shutdown from a remote peer", apiCall{method: "POST", path: "/v1/shutdown", remote: remote, hdr: jsonCT}, 403},
+		{"cancel from a remote peer", apiCall{method: "DELETE", path: "/v1/jobs/" + jobID, remote: remote}, 403},
+		{"cancel from loopback", apiCall{method: "DELETE", path: "/v1/jobs/" + jobID, remote: loop, host: "127.0.0.1"}, 200},
 		// DNS rebinding: a page from evil.example whose name now resolves
 		// to 127.0.0.1 talks to the hive "same-origin".
-		{"rebinding host", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "evil.example:7835", hdr: jsonCT}, 403},
+		{"rebinding host", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "evil.example:7835", hdr: jsonCT}, 403},
 		// The CSRF: a cross-site page's text/plain POST.
-		{"cross-site origin", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1:7835",
+		{"cross-site origin", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1:7835",
 			hdr: map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}, body: "x"}, 403},
-		{"sec-fetch-site cross-site", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1:7835",
+		{"sec-fetch-site cross-site", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1:7835",
 			hdr: map[string]string{"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}}, 403},
-		{"same-origin page", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1:7835",
+		{"same-origin page", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1:7835",
 			hdr: map[string]string{"Origin": "http://127.0.0.1:7835", "Sec-Fetch-Site": "same-origin", "Content-Type": "application/json"}}, 200},
-		{"text/plain from loopback", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1", hdr: map[string]string{"Content-Type": "text/plain"}, body: "x"}, 415},
-		{"no content type", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1"}, 415},
-		{"utf-16", call{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1", hdr: map[string]string{"Content-Type": "application/json; charset=utf-16"}}, 415},
+		{"text/plain from loopback", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1", hdr: map[string]string{"Content-Type": "text/plain"}, body: "x"}, 415},
+		{"no content type", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1"}, 415},
+		{"utf-16", apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "127.0.0.1", hdr: map[string]string{"Content-Type": "application/json; charset=utf-16"}}, 415},
 	} {
 		rec := tc.c.do(h)
 		if rec.Code != tc.want {
@@ -122,19 +122,19 @@ func TestAccessWithToken(t *testing.T) {
 	h := routerFor(t, Config{Token: testToken, AuthRead: true})
 	for _, tc := range []struct {
 		name string
-		c    call
+		c    apiCall
 		want int
 	}{
-		{"health needs nothing", call{method: "GET", path: "/health", remote: remote}, 200},
-		{"stream needs the token", call{method: "GET", path: "/v1/heartbeats/stream", remote: loop}, 401},
-		{"capabilities need the token", call{method: "GET", path: "/capabilities", remote: remote}, 401},
-		{"capabilities with the token", call{method: "GET", path: "/capabilities", remote: remote, hdr: map[string]string{"Authorization": "Bearer " + testToken}}, 200},
-		{"wrong token", call{method: "POST", path: "/v1/jobs", remote: remote, hdr: map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + testToken + "x"}, body: jobOp}, 401},
-		{"basic scheme", call{method: "POST", path: "/v1/jobs", remote: remote, hdr: map[string]string{"Content-Type": "application/json", "Authorization": "Basic " + testToken}, body: jobOp}, 401},
-		{"loopback without the token", call{method: "POST", path: "/v1/jobs", remote: loop, host: "127.0.0.1", hdr: jsonCT, body: jobOp}, 401},
-		{"remote with the token", call{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1:7835", hdr: withAuth, body: jobOp}, 200},
-		{"remote shutdown with the token", call{method: "POST", path: "/v1/shutdown", remote: remote, hdr: withAuth}, 200},
-		{"token but cross-site", call{method: "POST", path: "/v1/shutdown", remote: remote, host: "10.1.1.1:7835",
+		{"health needs nothing", apiCall{method: "GET", path: "/health", remote: remote}, 200},
+		{"stream needs the token", apiCall{method: "GET", path: "/v1/heartbeats/stream", remote: loop}, 401},
+		{"capabilities need the token", apiCall{method: "GET", path: "/capabilities", remote: remote}, 401},
+		{"capabilities with the token", apiCall{method: "GET", path: "/capabilities", remote: remote, hdr: map[string]string{"Authorization": "Bearer " + testToken}}, 200},
+		{"wrong token", apiCall{method: "POST", path: "/v1/jobs", remote: remote, hdr: map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + testToken + "x"}, body: jobOp}, 401},
+		{"basic scheme", apiCall{method: "POST", path: "/v1/jobs", remote: remote, hdr: map[string]string{"Content-Type": "application/json", "Authorization": "Basic " + testToken}, body: jobOp}, 401},
+		{"loopback without the token", apiCall{method: "POST", path: "/v1/jobs", remote: loop, host: "127.0.0.1", hdr: jsonCT, body: jobOp}, 401},
+		{"remote with the token", apiCall{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1:7835", hdr: withAuth, body: jobOp}, 200},
+		{"remote shutdown with the token", apiCall{method: "POST", path: "/v1/shutdown", remote: remote, hdr: withAuth}, 200},
+		{"token but cross-site", apiCall{method: "POST", path: "/v1/shutdown", remote: remote, host: "10.1.1.1:7835",
 			hdr: map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + testToken, "Origin": "http://evil.example"}}, 403},
 	} {
 		rec := tc.c.do(h)
@@ -147,32 +147,32 @@ func TestAccessWithToken(t *testing.T) {
 	}
 	// --auth-read=false: reads open, control still needs the token.
 	open := routerFor(t, Config{Token: testToken, AuthRead: false})
-	if rec := (call{method: "GET", path: "/capabilities", remote: remote}).do(open); rec.Code != 200 {
+	if rec := (apiCall{method: "GET", path: "/capabilities", remote: remote}).do(open); rec.Code != 200 {
 		t.Errorf("reads open: capabilities %d", rec.Code)
 	}
-	if rec := (call{method: "POST", path: "/v1/shutdown", remote: remote, hdr: jsonCT}).do(open); rec.Code != 401 {
+	if rec := (apiCall{method: "POST", path: "/v1/shutdown", remote: remote, hdr: jsonCT}).do(open); rec.Code != 401 {
 		t.Errorf("reads open: shutdown %d, want 401", rec.Code)
 	}
 }
 
 func TestAllowUnauthenticated(t *testing.T) {
 	h := routerFor(t, Config{AllowUnauthenticated: true})
-	if rec := (call{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1", hdr: jsonCT, body: jobOp}).do(h); rec.Code != 200 {
+	if rec := (apiCall{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1", hdr: jsonCT, body: jobOp}).do(h); rec.Code != 200 {
 		t.Errorf("remote job with --allow-unauthenticated: %d %s", rec.Code, rec.Body)
 	}
 	// Still no CSRF.
-	if rec := (call{method: "POST", path: "/v1/shutdown", remote: remote, hdr: map[string]string{"Origin": "http://evil.example", "Content-Type": "application/json"}}).do(h); rec.Code != 403 {
+	if rec := (apiCall{method: "POST", path: "/v1/shutdown", remote: remote, hdr: map[string]string{"Origin": "http://evil.example", "Content-Type": "application/json"}}).do(h); rec.Code != 403 {
 		t.Errorf("cross-site with --allow-unauthenticated: %d", rec.Code)
 	}
 }
 
 func TestTrailingSlashIsJSON404(t *testing.T) {
 	h := routerFor(t, Config{})
-	rec := (call{method: "GET", path: "/health/", remote: loop}).do(h)
+	rec := (apiCall{method: "GET", path: "/health/", remote: loop}).do(h)
 	if rec.Code != 404 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
 		t.Fatalf("/health/: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 	}
-	if rec := (call{method: "GET", path: "/health", remote: loop, body: "x"}).do(h); rec.Code != 400 {
+	if rec := (apiCall{method: "GET", path: "/health", remote: loop, body: "x"}).do(h); rec.Code != 400 {
 		t.Fatalf("GET with a body: %d", rec.Code)
 	}
 }

@@ -1,15 +1,16 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
 )
@@ -21,7 +22,7 @@ const capabilitiesTimeout = 10 * time.Second
 // getCapabilities serves GET /capabilities and /v1/capabilities. A
 // ?queen_url= is validated and handed to discovery; the devices are
 // answered either way.
-func (g *Gateway) getCapabilities(nc *nats.Conn) gin.HandlerFunc {
+func (g *Gateway) getCapabilities(nc *bus.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		q, err := url.ParseQuery(c.Request.URL.RawQuery)
 		if err != nil {
@@ -45,41 +46,29 @@ func (g *Gateway) getCapabilities(nc *nats.Conn) gin.HandlerFunc {
 				return
 			}
 			ctrl := g.check(c, control)
-			b, _ := json.Marshal(bus.QueenURL{URL: vals[0], Authorized: ctrl.status == 0})
 			ctx, cancel := context.WithTimeout(c.Request.Context(), busTimeout)
-			m, err := nc.RequestWithContext(ctx, bus.SubjectDiscoveryQueen, b)
+			_, err := bus.Request[bus.QueenURL, bus.QueenAccepted](ctx, nc, bus.SubjectDiscoveryQueen, bus.QueenURL{URL: vals[0], Authorized: ctrl.status == 0})
 			cancel()
-			if err != nil {
-				abortJSON(c, http.StatusServiceUnavailable, "discovery unavailable: "+err.Error())
+			var re *bus.ReplyError
+			if errors.As(err, &re) && re.Code == bus.CodeForbidden && ctrl.status != 0 {
+				// Not the Queen in use, and this client may not change it:
+				// say why in the access policy's words.
+				g.deny(c, ctrl)
 				return
 			}
-			var e bus.ErrorReply
-			if json.Unmarshal(m.Data, &e) == nil && e.Error != "" {
-				if e.Code == bus.CodeForbidden && ctrl.status != 0 {
-					// Not the Queen in use, and this client may not change
-					// it: say why in the access policy's words.
-					g.deny(c, ctrl)
-					return
-				}
-				if e.RetryAfter > 0 {
-					c.Header("Retry-After", strconv.Itoa(e.RetryAfter))
-				}
-				abortJSON(c, codeStatus(e.Code), e.Error)
+			if err != nil {
+				replyError(c, "discovery", err)
 				return
 			}
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), capabilitiesTimeout)
 		defer cancel()
-		m, err := nc.RequestWithContext(ctx, bus.SubjectCapabilitiesGet, nil)
-		if err != nil {
-			abortJSON(c, http.StatusServiceUnavailable, "capabilities unavailable: "+err.Error())
+		caps, err := bus.Request[bus.CapabilitiesRequest, bus.Capabilities](ctx, nc, bus.SubjectCapabilitiesGet, bus.CapabilitiesRequest{})
+		if err != nil || caps.Devices == nil {
+			abortJSON(c, http.StatusServiceUnavailable, fmt.Sprintf("capabilities unavailable: %v", cmp.Or(err, errors.New("no devices in the reply"))))
 			return
 		}
-		var caps bus.Capabilities
-		if err := json.Unmarshal(m.Data, &caps); err != nil || caps.Devices == nil {
-			abortJSON(c, http.StatusServiceUnavailable, "capabilities unavailable: bad reply")
-			return
-		}
-		c.Data(http.StatusOK, "application/json", m.Data)
+		b, _ := json.Marshal(caps)
+		c.Data(http.StatusOK, "application/json", b)
 	}
 }

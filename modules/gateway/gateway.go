@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
 )
@@ -80,8 +79,9 @@ type Gateway struct {
 	// token is the SHA-256 of Config.Token, nil without one.
 	token []byte
 
-	denied atomic.Uint64 // requests refused by access checks
-	ln     *limitListener
+	denied      atomic.Uint64 // requests refused by access checks
+	liveDropped atomic.Uint64 // live job events a slow stream missed (recovered from the replay)
+	ln          *limitListener
 
 	ready     chan struct{}
 	addr      net.Addr
@@ -166,7 +166,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	sub, err := nc.Subscribe(bus.SubjectTelemetry, g.onTelemetry)
+	// Another hive's telemetry (over a leafnode) is not this hive's stream;
+	// the bus's accounts keep it out already, the filter is the second lock.
+	sub, err := bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.hub.publish("heartbeat", data) })
 	if err != nil {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
@@ -218,16 +220,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return nil
 }
 
-// onTelemetry feeds the hub. Another hive's telemetry is not this hive's
-// stream; the bus's accounts keep it out already, this is the second lock.
-func (g *Gateway) onTelemetry(m *nats.Msg) {
-	if id := m.Header.Get(bus.HeaderHiveID); g.cfg.HiveID != "" && id != "" && id != g.cfg.HiveID {
-		return
-	}
-	g.hub.publish("heartbeat", m.Data)
-}
-
-func (g *Gateway) router(nc *nats.Conn) http.Handler {
+func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true

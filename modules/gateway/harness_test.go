@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type testGateway struct {
 	*Gateway
-	pub  *nats.Conn
+	pub  *bus.Conn
 	base string
 }
 

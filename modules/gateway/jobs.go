@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
 )
@@ -26,34 +25,36 @@ const (
 // busTimeout bounds a request to the jobs module.
 const busTimeout = 5 * time.Second
 
-// request sends v (or raw bytes) on subject and decodes the reply into out.
-// An ErrorReply becomes an HTTP error answered here; ok is false then.
-func (g *Gateway) request(c *gin.Context, nc *nats.Conn, subject string, body []byte, out any) bool {
+// call sends req on subject to the module named what and returns its
+// reply. On failure it answers the HTTP error itself, from the reply's
+// code or 503 when the module does not answer, and ok is false.
+func call[Req, Resp any](c *gin.Context, nc *bus.Conn, what, subject string, req Req) (resp Resp, ok bool) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), busTimeout)
 	defer cancel()
-	m, err := nc.RequestWithContext(ctx, subject, body)
+	resp, err := bus.Request[Req, Resp](ctx, nc, subject, req)
 	if err != nil {
-		abortJSON(c, http.StatusServiceUnavailable, "jobs unavailable: "+err.Error())
-		return false
+		replyError(c, what, err)
+		return resp, false
 	}
-	var e bus.ErrorReply
-	if json.Unmarshal(m.Data, &e) == nil && e.Error != "" {
-		if e.RetryAfter > 0 {
-			c.Header("Retry-After", strconv.Itoa(e.RetryAfter))
+	return resp, true
+}
+
+// replyError answers a failed bus request.
+func replyError(c *gin.Context, what string, err error) {
+	var re *bus.ReplyError
+	if errors.As(err, &re) {
+		if re.RetryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(re.RetryAfter))
 		}
-		abortJSON(c, codeStatus(e.Code), e.Error)
-		return false
+		abortJSON(c, codeStatus(re.Code), re.Msg)
+		return
 	}
-	if err := json.Unmarshal(m.Data, out); err != nil {
-		abortJSON(c, http.StatusBadGateway, "bad reply from jobs: "+err.Error())
-		return false
-	}
-	return true
+	abortJSON(c, http.StatusServiceUnavailable, what+" unavailable: "+err.Error())
 }
 
 // createJob serves POST /v1/jobs. The body is checked to be a JSON object
 // with an "operation" string here; the jobs module validates the rest.
-func (g *Gateway) createJob(nc *nats.Conn) gin.HandlerFunc {
+func (g *Gateway) createJob(nc *bus.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		body, err := io.ReadAll(c.Request.Body) // bounded and in memory: readBody
 		if err != nil {
@@ -70,8 +71,7 @@ func (g *Gateway) createJob(nc *nats.Conn) gin.HandlerFunc {
 			abortJSON(c, http.StatusBadRequest, `body needs an "operation" string`)
 			return
 		}
-		var out bus.JobCreated
-		if g.request(c, nc, bus.SubjectJobsCreate, body, &out) {
+		if out, ok := call[json.RawMessage, bus.JobCreated](c, nc, "jobs", bus.SubjectJobsCreate, body); ok {
 			c.JSON(http.StatusOK, out)
 		}
 	}
@@ -90,15 +90,13 @@ func jobParam(c *gin.Context) (string, bool) {
 }
 
 // cancelJob serves DELETE /v1/jobs/{id}.
-func (g *Gateway) cancelJob(nc *nats.Conn) gin.HandlerFunc {
+func (g *Gateway) cancelJob(nc *bus.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := jobParam(c)
 		if !ok {
 			return
 		}
-		ref, _ := json.Marshal(bus.JobRef{JobID: id})
-		var out bus.JobCancelled
-		if g.request(c, nc, bus.SubjectJobsCancel, ref, &out) {
+		if out, ok := call[bus.JobRef, bus.JobCancelled](c, nc, "jobs", bus.SubjectJobsCancel, bus.JobRef{JobID: id}); ok {
 			c.JSON(http.StatusOK, out)
 		}
 	}
@@ -106,7 +104,7 @@ func (g *Gateway) cancelJob(nc *nats.Conn) gin.HandlerFunc {
 
 // streamJob serves GET /v1/jobs/{id}/stream: the narration so far, then
 // live narration, then one end marker, as data: lines.
-func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
+func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := jobParam(c)
 		if !ok {
@@ -114,16 +112,15 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 		}
 		// Subscribe before asking for the replay, so nothing falls between;
 		// events in both are told apart by Seq.
-		live := make(chan *nats.Msg, 1024)
-		sub, err := nc.ChanSubscribe(bus.JobEventsSubject(id), live)
+		live, sub, err := bus.SubscribeChan[bus.JobEvent](nc, bus.JobEventsSubject(id), 1024, &g.liveDropped)
 		if err != nil {
 			abortJSON(c, http.StatusServiceUnavailable, "bus: "+err.Error())
 			return
 		}
 		defer func() { _ = sub.Unsubscribe() }()
-		ref, _ := json.Marshal(bus.JobRef{JobID: id})
-		var replay bus.JobReplay
-		if !g.request(c, nc, bus.SubjectJobsReplay, ref, &replay) {
+		ref := bus.JobRef{JobID: id}
+		replay, ok := call[bus.JobRef, bus.JobReplay](c, nc, "jobs", bus.SubjectJobsReplay, ref)
+		if !ok {
 			return
 		}
 
@@ -146,8 +143,8 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 		// client (the subscription's channel is bounded); the replay keeps
 		// them, and always keeps the end marker.
 		catchUp := func(upTo int) (more, ok bool) {
-			var rp bus.JobReplay
-			if err := g.replay(c.Request.Context(), nc, ref, &rp); err != nil {
+			rp, err := g.replay(c.Request.Context(), nc, ref)
+			if err != nil {
 				return true, true // the next keep-alive tries again
 			}
 			for _, ev := range rp.Events {
@@ -183,11 +180,7 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 					_ = write(jobFrame(bus.EndCancelled))
 				}
 				return
-			case m := <-live:
-				var ev bus.JobEvent
-				if err := json.Unmarshal(m.Data, &ev); err != nil {
-					continue
-				}
+			case ev := <-live:
 				if ev.Seq > last+1 {
 					more, ok = catchUp(ev.Seq)
 				}
@@ -208,17 +201,10 @@ func (g *Gateway) streamJob(nc *nats.Conn) gin.HandlerFunc {
 }
 
 // replay asks the jobs module for a job's kept events.
-func (g *Gateway) replay(ctx context.Context, nc *nats.Conn, ref []byte, out *bus.JobReplay) error {
+func (g *Gateway) replay(ctx context.Context, nc *bus.Conn, ref bus.JobRef) (bus.JobReplay, error) {
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)
 	defer cancel()
-	m, err := nc.RequestWithContext(ctx, bus.SubjectJobsReplay, ref)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(m.Data, out); err != nil || out.JobID == "" {
-		return fmt.Errorf("replay: %.100s", m.Data)
-	}
-	return nil
+	return bus.Request[bus.JobRef, bus.JobReplay](ctx, nc, bus.SubjectJobsReplay, ref)
 }
 
 // jobFrame renders one unnamed SSE event: every line of text a data: line
@@ -234,14 +220,10 @@ func jobFrame(text string) []byte {
 
 // shutdown serves POST /v1/shutdown: answered first, then the hive stops
 // gracefully.
-func (g *Gateway) shutdown(nc *nats.Conn) gin.HandlerFunc {
+func (g *Gateway) shutdown(nc *bus.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), busTimeout)
-		defer cancel()
-		if _, err := nc.RequestWithContext(ctx, bus.SubjectHiveShutdown, nil); err != nil {
-			abortJSON(c, http.StatusServiceUnavailable, "shutdown unavailable: "+err.Error())
-			return
+		if _, ok := call[struct{}, json.RawMessage](c, nc, "shutdown", bus.SubjectHiveShutdown, struct{}{}); ok {
+			c.JSON(http.StatusOK, gin.H{"status": "shutting down"})
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "shutting down"})
 	}
 }

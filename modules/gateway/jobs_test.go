@@ -32,7 +32,7 @@ func post(t *testing.T, u, ctype string, body io.Reader) (*http.Response, string
 }
 
 // respond answers subject with fn's bytes.
-func respond(t *testing.T, nc *nats.Conn, subject string, fn func(*nats.Msg) string) {
+func respond(t *testing.T, nc *bus.Conn, subject string, fn func(*nats.Msg) string) {
 	t.Helper()
 	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte(fn(m))) }); err != nil {
 		t.Fatal(err)

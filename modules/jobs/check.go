@@ -3,12 +3,11 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
 )
@@ -69,41 +68,40 @@ func (m *Jobs) checkBus(ctx context.Context) (string, error) {
 
 // checkTick waits for the next telemetry event and reports its age.
 func (m *Jobs) checkTick(ctx context.Context) (string, error) {
-	ch := make(chan *nats.Msg, 1)
-	sub, err := m.nc.ChanSubscribe(bus.SubjectTelemetry, ch)
+	ch := make(chan []byte, 1)
+	sub, err := bus.SubscribeTelemetry(m.nc, m.cfg.HiveID, func(data []byte) {
+		select {
+		case ch <- data:
+		default:
+		}
+	})
 	if err != nil {
 		return "", err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("no collector tick: %w", ctx.Err())
-		case msg := <-ch:
-			if id := msg.Header.Get(bus.HeaderHiveID); id != "" && id != m.cfg.HiveID {
-				continue
-			}
-			var ev bus.TelemetryEvent
-			if err := json.Unmarshal(msg.Data, &ev); err != nil {
-				return "", fmt.Errorf("undecodable telemetry: %w", err)
-			}
-			ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
-			if err != nil {
-				return "", fmt.Errorf("telemetry timestamp %q: %w", ev.Timestamp, err)
-			}
-			return fmt.Sprintf("collector tick %v old, %d worker(s)", time.Since(ts).Round(time.Millisecond), len(ev.Workers)), nil
+	select {
+	case <-ctx.Done():
+		return "", fmt.Errorf("no collector tick: %w", ctx.Err())
+	case data := <-ch:
+		var ev bus.TelemetryEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return "", fmt.Errorf("undecodable telemetry: %w", err)
 		}
+		ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+		if err != nil {
+			return "", fmt.Errorf("telemetry timestamp %q: %w", ev.Timestamp, err)
+		}
+		return fmt.Sprintf("collector tick %v old, %d worker(s)", time.Since(ts).Round(time.Millisecond), len(ev.Workers)), nil
 	}
 }
 
 func (m *Jobs) checkCapabilities(ctx context.Context) (string, error) {
-	msg, err := m.nc.RequestWithContext(ctx, bus.SubjectCapabilitiesGet, nil)
+	caps, err := bus.Request[bus.CapabilitiesRequest, bus.Capabilities](ctx, m.nc, bus.SubjectCapabilitiesGet, bus.CapabilitiesRequest{})
 	if err != nil {
 		return "", fmt.Errorf("capabilities: %w", err)
 	}
-	var caps bus.Capabilities
-	if err := json.Unmarshal(msg.Data, &caps); err != nil || len(caps.Devices) == 0 {
-		return "", fmt.Errorf("capabilities: bad reply %.100s", msg.Data)
+	if len(caps.Devices) == 0 {
+		return "", errors.New("capabilities: no devices in the reply")
 	}
 	return fmt.Sprintf("%d device(s): %s", len(caps.Devices), caps.Devices[len(caps.Devices)-1].Name), nil
 }

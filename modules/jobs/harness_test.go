@@ -72,7 +72,7 @@ func zombies() []int {
 
 type harness struct {
 	m  *Jobs
-	nc *nats.Conn
+	nc *bus.Conn
 	// gaps allows Seq gaps in replays (narration beyond MaxEvents).
 	gaps bool
 }

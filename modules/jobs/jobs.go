@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/internal/workerproc"
 )
@@ -75,7 +73,7 @@ type Jobs struct {
 	procs *procManager
 	http  *http.Client
 
-	nc            *nats.Conn
+	nc            *bus.Conn
 	mu            sync.Mutex
 	jobs          map[string]*job
 	finished      []*job // finished jobs still kept, oldest first
@@ -184,30 +182,34 @@ func (m *Jobs) Run(ctx context.Context) error {
 	jctx, cancelJobs := context.WithCancel(ctx)
 	defer cancelJobs()
 
-	handlers := map[string]func(*nats.Msg) (any, error){
-		bus.SubjectJobsCreate: func(msg *nats.Msg) (any, error) { return m.create(jctx, msg.Data) },
-		bus.SubjectJobsCancel: func(msg *nats.Msg) (any, error) {
-			ref, err := decodeRef(msg.Data)
-			if err != nil {
-				return nil, err
-			}
-			return m.cancelJob(ref.JobID)
-		},
-		bus.SubjectJobsReplay: func(msg *nats.Msg) (any, error) {
-			ref, err := decodeRef(msg.Data)
-			if err != nil {
-				return nil, err
-			}
-			return m.replay(ref.JobID)
-		},
+	// The gateway forwards the POST body as it came: create parses it.
+	create, err := bus.Handle(nc, bus.SubjectJobsCreate, func(body json.RawMessage) (bus.JobCreated, error) {
+		return m.create(jctx, body)
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
-	for subj, h := range handlers {
-		sub, err := nc.Subscribe(subj, func(msg *nats.Msg) { m.respond(msg, h) })
-		if err != nil {
-			return fmt.Errorf("jobs: subscribe %s: %w", subj, err)
+	defer func() { _ = create.Unsubscribe() }()
+	cancel, err := bus.Handle(nc, bus.SubjectJobsCancel, func(ref bus.JobRef) (bus.JobCancelled, error) {
+		if !bus.ValidJobID(ref.JobID) {
+			return bus.JobCancelled{}, fmt.Errorf("%w: bad job reference", errNotFound)
 		}
-		defer func() { _ = sub.Unsubscribe() }()
+		return m.cancelJob(ref.JobID)
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
+	defer func() { _ = cancel.Unsubscribe() }()
+	replay, err := bus.Handle(nc, bus.SubjectJobsReplay, func(ref bus.JobRef) (bus.JobReplay, error) {
+		if !bus.ValidJobID(ref.JobID) {
+			return bus.JobReplay{}, fmt.Errorf("%w: bad job reference", errNotFound)
+		}
+		return m.replay(ref.JobID)
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: subscribe: %w", err)
+	}
+	defer func() { _ = replay.Unsubscribe() }()
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("jobs: flush: %w", err)
 	}
@@ -247,37 +249,6 @@ func (m *Jobs) Run(ctx context.Context) error {
 	return nil
 }
 
-func decodeRef(b []byte) (bus.JobRef, error) {
-	var ref bus.JobRef
-	if err := json.Unmarshal(b, &ref); err != nil || !bus.ValidJobID(ref.JobID) {
-		return ref, fmt.Errorf("%w: bad job reference", errNotFound)
-	}
-	return ref, nil
-}
-
-// respond answers a request with h's result or an ErrorReply.
-func (m *Jobs) respond(msg *nats.Msg, h func(*nats.Msg) (any, error)) {
-	v, err := h(msg)
-	if err != nil {
-		e := bus.ErrorReply{Error: err.Error(), Code: bus.CodeInternal}
-		switch {
-		case errors.Is(err, errInvalid):
-			e.Code = bus.CodeInvalid
-		case errors.Is(err, errNotFound):
-			e.Code = bus.CodeNotFound
-		case errors.Is(err, errBusy):
-			e.Code, e.RetryAfter = bus.CodeBusy, 1
-		case errors.Is(err, errTooManyWorkers):
-			e.Code = bus.CodeConflict
-		}
-		v = e
-	}
-	b, _ := json.Marshal(v)
-	if err := msg.Respond(b); err != nil {
-		m.log.Warn("job reply", "err", err)
-	}
-}
-
 // grace is the wait between SIGTERM and SIGKILL right now.
 func (m *Jobs) grace() time.Duration {
 	if m.stopping.Load() {
@@ -288,8 +259,7 @@ func (m *Jobs) grace() time.Duration {
 
 // announce tells the collector about a worker.
 func (m *Jobs) announce(subject string, w *spawned) {
-	b, _ := json.Marshal(bus.WorkerEvent{PID: w.pid, Group: "llm", Instance: fmt.Sprint(w.port), Model: w.model})
-	if err := m.nc.Publish(subject, b); err != nil {
+	if err := m.nc.PublishJSON(subject, bus.WorkerEvent{PID: w.pid, Group: "llm", Instance: fmt.Sprint(w.port), Model: w.model}); err != nil {
 		m.log.Warn("announce worker", "subject", subject, "err", err)
 	}
 }

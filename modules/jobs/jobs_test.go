@@ -254,12 +254,15 @@ func TestRejectedAtSubmit(t *testing.T) {
 			t.Errorf("%s: id %q reply %+v, want 400 containing %q", body, id, e, want)
 		}
 	}
-	// Bad references on cancel and replay are unknown jobs, never subjects.
-	for _, ref := range []string{`{"job_id":"job-x.>"}`, `{}`, `nope`} {
-		msg, _ := h.nc.Request(bus.SubjectJobsReplay, []byte(ref), time.Second)
-		var e bus.ErrorReply
-		if json.Unmarshal(msg.Data, &e); e.Code != bus.CodeNotFound {
-			t.Errorf("replay %s: %s", ref, msg.Data)
+	// Bad references on cancel and replay are unknown jobs, never
+	// subjects; a body that is not JSON is an invalid request.
+	for ref, code := range map[string]string{`{"job_id":"job-x.>"}`: bus.CodeNotFound, `{}`: bus.CodeNotFound, `nope`: bus.CodeInvalid} {
+		for _, subj := range []string{bus.SubjectJobsReplay, bus.SubjectJobsCancel} {
+			msg, _ := h.nc.Request(subj, []byte(ref), time.Second)
+			var e bus.ErrorReply
+			if json.Unmarshal(msg.Data, &e); e.Code != code {
+				t.Errorf("%s %s: %s, want code %s", subj, ref, msg.Data, code)
+			}
 		}
 	}
 }

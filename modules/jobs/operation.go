@@ -2,13 +2,14 @@ package jobs
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rbee/hive/bus"
 )
 
 // Operation is a parsed, validated job request.
@@ -35,7 +36,7 @@ var workerTypes = map[string]bool{"cpu": true, "cuda": true, "metal": true}
 
 // errInvalid marks a request that is well-formed JSON but not a valid
 // operation: the gateway answers 400.
-var errInvalid = errors.New("invalid operation")
+var errInvalid = &bus.ReplyError{Code: bus.CodeInvalid, Msg: "invalid operation"}
 
 // ParseOperation decodes and validates an operation body. Unknown fields
 // are ignored, as the original's serde did.

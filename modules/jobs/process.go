@@ -109,8 +109,9 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		waitGone(ctx, pid, 5*time.Second)
 	}
-	b, _ := json.Marshal(bus.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model})
-	_ = m.nc.Publish(bus.SubjectWorkersStopped, b)
+	if err := m.nc.PublishJSON(bus.SubjectWorkersStopped, bus.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model}); err != nil {
+		m.log.Warn("announce stopped worker", "pid", pid, "err", err)
+	}
 	n.sayf("worker_proc_del_ok", "Worker PID %d stopped", pid)
 	return nil
 }

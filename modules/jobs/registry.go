@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,13 +37,13 @@ const maxEventBytes = 128 << 10
 // errNotFound, errBusy and errTooManyWorkers map to the not_found, busy
 // and conflict codes.
 var (
-	errNotFound       = errors.New("job not found")
-	errBusy           = errors.New("too many jobs")
-	errTooManyWorkers = errors.New("too many workers")
+	errNotFound       = &bus.ReplyError{Code: bus.CodeNotFound, Msg: "job not found"}
+	errBusy           = &bus.ReplyError{Code: bus.CodeBusy, Msg: "too many jobs", RetryAfter: 1}
+	errTooManyWorkers = &bus.ReplyError{Code: bus.CodeConflict, Msg: "too many workers"}
 )
 
 // create registers and starts a job for body.
-func (m *Jobs) create(ctx context.Context, body []byte) (bus.JobCreated, error) {
+func (m *Jobs) create(ctx context.Context, body json.RawMessage) (bus.JobCreated, error) {
 	op, err := ParseOperation(body)
 	if err != nil {
 		return bus.JobCreated{}, err
