@@ -68,8 +68,9 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 
 // RunModule runs a module's Run until t ends, then cancels it and fails t
 // if Run returned an error. When ready is not nil it waits for it, and
-// fails t if Run returns first.
-func RunModule(t testing.TB, name string, run func(context.Context) error, ready <-chan struct{}) {
+// fails t if Run returns first. The returned stop cancels Run early (ctx
+// is a module's only stop signal); it is safe to call more than once.
+func RunModule(t testing.TB, name string, run func(context.Context) error, ready <-chan struct{}) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -81,7 +82,7 @@ func RunModule(t testing.TB, name string, run func(context.Context) error, ready
 		}
 	})
 	if ready == nil {
-		return
+		return cancel
 	}
 	select {
 	case <-ready:
@@ -91,4 +92,5 @@ func RunModule(t testing.TB, name string, run func(context.Context) error, ready
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s not ready after 10 s", name)
 	}
+	return cancel
 }

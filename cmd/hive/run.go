@@ -9,10 +9,9 @@ import (
 	"time"
 )
 
-// module is what every hive module provides.
+// module is what every hive module provides: Run until ctx ends.
 type module interface {
 	Run(ctx context.Context) error
-	Close() error
 }
 
 // readier is a module that can say when it is serving: subscribed to its
@@ -85,11 +84,8 @@ start:
 		}
 	}
 	deadline := time.After(stopTimeout)
-	for i, stage := range stages {
+	for i := range stages {
 		cancels[i]()
-		for _, m := range stage {
-			_ = m.mod.Close()
-		}
 		done := make(chan struct{})
 		go func() { waits[i].Wait(); close(done) }()
 		select {

@@ -39,9 +39,7 @@ type Capabilities struct {
 	cached *bus.Capabilities
 	at     time.Time
 
-	ready     chan struct{}
-	closeOnce sync.Once
-	closed    chan struct{}
+	ready chan struct{}
 }
 
 // Ready is closed once Run answers requests.
@@ -67,7 +65,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), ready: make(chan struct{}), closed: make(chan struct{})}, nil
+	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), ready: make(chan struct{})}, nil
 }
 
 // Run answers requests until ctx ends or Close, detecting the devices once
@@ -93,16 +91,7 @@ func (c *Capabilities) Run(ctx context.Context) error {
 	// detection (Get serialises) instead of finding no responder.
 	caps := c.Get(ctx)
 	c.log.Info("devices detected", "devices", len(caps.Devices))
-	select {
-	case <-ctx.Done():
-	case <-c.closed:
-	}
-	return nil
-}
-
-// Close stops Run; safe to call twice and before Run.
-func (c *Capabilities) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
+	<-ctx.Done()
 	return nil
 }
 

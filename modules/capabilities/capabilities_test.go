@@ -102,8 +102,6 @@ func TestAnswersOverTheBus(t *testing.T) {
 	if json.Unmarshal(m.Data, &e); e.Code != bus.CodeInvalid || e.Error == "" {
 		t.Fatalf("bad request answered %s", m.Data)
 	}
-	_ = c.Close()
-	_ = c.Close()
 }
 
 // The detector runs nvidia-smi's capabilities query; a host without it

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/rbee/hive/bus"
@@ -40,9 +39,7 @@ type Collector struct {
 	sources   []Source
 	sampler   *sampler
 
-	closeOnce sync.Once
-	closed    chan struct{}
-	gpuErr    string // last GPU error logged, to log changes only
+	gpuErr string // last GPU error logged, to log changes only
 }
 
 // New validates cfg and builds the sources. It starts nothing.
@@ -68,7 +65,6 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 		log:       log.With("module", "collector"),
 		announced: NewAnnouncedSource(),
 		sampler:   newSampler(),
-		closed:    make(chan struct{}),
 	}
 	// Precedence on a shared pid: what a module announced, then the cgroup
 	// layout, then the command-line pattern.
@@ -132,19 +128,10 @@ func (c *Collector) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			c.publishStopping(nc, workers)
 			return nil
-		case <-c.closed:
-			c.publishStopping(nc, workers)
-			return nil
 		case <-t.C:
 			workers = c.tick(ctx, nc, bus.StatusReady)
 		}
 	}
-}
-
-// Close stops Run. It is safe to call more than once, and before Run.
-func (c *Collector) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
-	return nil
 }
 
 func (c *Collector) publishStopping(nc *bus.Conn, workers []bus.ProcessStats) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,6 +139,7 @@ type collectorHarness struct {
 	events chan bus.TelemetryEvent
 	pub    *bus.Conn
 	done   chan error
+	stop   func() error // cancels Run's ctx and returns its error; once
 }
 
 func startCollector(t *testing.T, cfg Config) *collectorHarness {
@@ -179,9 +181,14 @@ func startCollector(t *testing.T, cfg Config) *collectorHarness {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { h.done <- c.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	h.stop = func() error {
+		once.Do(func() { cancel(); runErr = <-h.done })
+		return runErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-h.done; err != nil {
+		if err := h.stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
@@ -338,19 +345,18 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 	}
 }
 
-func TestStoppingEventOnClose(t *testing.T) {
+func TestStoppingEventOnStop(t *testing.T) {
 	h := startCollector(t, Config{})
 	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus == bus.StatusReady })
-	_ = h.c.Close()
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.stop() }()
 	ev := h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus != bus.StatusReady })
 	if ev.HiveInfo.OperationalStatus != bus.StatusStopping {
 		t.Fatalf("status %q", ev.HiveInfo.OperationalStatus)
 	}
-	if err := <-h.done; err != nil {
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	h.done <- nil // for the cleanup
-	_ = h.c.Close()
 }
 
 func TestNewValidates(t *testing.T) {

@@ -79,13 +79,11 @@ type Discovery struct {
 	latest  chan bus.TelemetryEvent
 	urls    chan string
 
-	replaced  atomic.Uint64 // telemetry events superseded before being pushed
-	droppedQ  atomic.Uint64 // queen URLs dropped because the queue was full
-	refused   atomic.Uint64 // Queen changes refused (not allowed, not authorized, rate)
-	loops     atomic.Uint64 // loops started, for tests and logs
-	ready     chan struct{}
-	closeOnce sync.Once
-	closed    chan struct{}
+	replaced atomic.Uint64 // telemetry events superseded before being pushed
+	droppedQ atomic.Uint64 // queen URLs dropped because the queue was full
+	refused  atomic.Uint64 // Queen changes refused (not allowed, not authorized, rate)
+	loops    atomic.Uint64 // loops started, for tests and logs
+	ready    chan struct{}
 }
 
 // Ready is closed once Run listens for telemetry and Queen URLs.
@@ -163,14 +161,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 		latest: make(chan bus.TelemetryEvent, 1),
 		urls:   make(chan string, 8),
 		ready:  make(chan struct{}),
-		closed: make(chan struct{}),
 	}, nil
-}
-
-// Close stops Run; safe to call twice and before Run.
-func (d *Discovery) Close() error {
-	d.closeOnce.Do(func() { close(d.closed) })
-	return nil
 }
 
 // loop is one discovery loop toward one Queen.
@@ -235,7 +226,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		d.loops.Add(1)
 		go func(l *loop) {
 			defer close(l.done)
-			d.run(lctx, l.url)
+			d.follow(lctx, l.url)
 			d.mu.Lock()
 			if d.current == l.url {
 				d.current = "" // ended (acknowledged, or gave up): the same URL may start it again
@@ -253,8 +244,6 @@ func (d *Discovery) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-d.closed:
 			return nil
 		case u := <-d.urls:
 			if cur.running() && cur.url == u {

@@ -15,9 +15,9 @@ import (
 	"github.com/rbee/hive/bus"
 )
 
-// run is one Queen's loop: discover, then (heartbeat API) push until the
+// follow is one Queen's loop: discover, then (heartbeat API) push until the
 // Queen restarts, and discover again.
-func (d *Discovery) run(ctx context.Context, queen string) {
+func (d *Discovery) follow(ctx context.Context, queen string) {
 	log := d.log.With("queen", queen, "api", d.cfg.API)
 	for {
 		if !d.discover(ctx, queen) {

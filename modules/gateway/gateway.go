@@ -72,10 +72,10 @@ func DefaultConfig() Config {
 
 // Gateway is the HTTP module.
 type Gateway struct {
-	cfg Config
-	bus *bus.Bus
-	log *slog.Logger
-	hub *hub
+	cfg    Config
+	bus    *bus.Bus
+	log    *slog.Logger
+	fanout *fanout
 	// token is the SHA-256 of Config.Token, nil without one.
 	token []byte
 
@@ -83,11 +83,9 @@ type Gateway struct {
 	liveDropped atomic.Uint64 // live job events a slow stream missed (recovered from the replay)
 	ln          *limitListener
 
-	ready     chan struct{}
-	addr      net.Addr
-	stopping  chan struct{}
-	closeOnce sync.Once
-	closed    chan struct{}
+	ready    chan struct{}
+	addr     net.Addr
+	stopping chan struct{}
 }
 
 // New validates cfg. It starts nothing.
@@ -139,10 +137,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 		cfg:      cfg,
 		bus:      b,
 		log:      log.With("module", "gateway"),
-		hub:      newHub(cfg.History, cfg.QueueSize),
+		fanout:   newFanout(cfg.History, cfg.QueueSize),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
-		closed:   make(chan struct{}),
 	}, nil
 }
 
@@ -151,12 +148,6 @@ func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
 // Addr is the bound address. Only valid after Ready.
 func (g *Gateway) Addr() net.Addr { return g.addr }
-
-// Close stops Run. Safe to call more than once, and before Run.
-func (g *Gateway) Close() error {
-	g.closeOnce.Do(func() { close(g.closed) })
-	return nil
-}
 
 // Run subscribes to telemetry, listens and serves until ctx ends or Close,
 // then ends every stream and shuts the server down.
@@ -168,7 +159,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer nc.Close()
 	// Another hive's telemetry (over a leafnode) is not this hive's stream;
 	// the bus's accounts keep it out already, the filter is the second lock.
-	sub, err := bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.hub.publish("heartbeat", data) })
+	sub, err := bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.fanout.publish("heartbeat", data) })
 	if err != nil {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
@@ -178,7 +169,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("gateway: flush: %w", err)
 	}
-	// The hub's fan-out never blocks, so the subscription can afford the
+	// The fan-out never blocks, so the subscription can afford the
 	// client library's default pending limits.
 
 	raw, err := net.Listen("tcp", g.cfg.Listen)
@@ -209,7 +200,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case err := <-errc:
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
-	case <-g.closed:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
@@ -276,8 +266,8 @@ type Stats struct {
 
 // Stats returns the current counters; valid after Ready.
 func (g *Gateway) Stats() Stats {
-	s := Stats{Denied: g.denied.Load(), Subscribers: g.hub.numClients(),
-		Published: g.hub.published.Load(), Dropped: g.hub.dropped.Load(), Kicked: g.hub.kicked.Load()}
+	s := Stats{Denied: g.denied.Load(), Subscribers: g.fanout.numClients(),
+		Published: g.fanout.published.Load(), Dropped: g.fanout.dropped.Load(), Kicked: g.fanout.kicked.Load()}
 	if g.ln != nil {
 		s.ConnsShed = g.ln.shed.Load()
 		s.ConnsOpen = g.ln.openConns()

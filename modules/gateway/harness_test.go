@@ -22,6 +22,7 @@ type testGateway struct {
 	*Gateway
 	pub  *bus.Conn
 	base string
+	stop func() // ends Run, as the hive's shutdown does
 }
 
 // startGateway runs a gateway on a real in-process bus and returns it with
@@ -39,26 +40,26 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bustest.RunModule(t, "gateway", g.Run, g.Ready())
+	stop := bustest.RunModule(t, "gateway", g.Run, g.Ready())
 	pub, err := b.Connect("test-pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testGateway{Gateway: g, pub: pub, base: "http://" + g.Addr().String()}
+	return &testGateway{Gateway: g, pub: pub, base: "http://" + g.Addr().String(), stop: stop}
 }
 
-// publish sends a telemetry payload and waits until the hub has it.
+// publish sends a telemetry payload and waits until the fanout has it.
 func (g *testGateway) publish(t *testing.T, payload string) {
 	t.Helper()
-	before := g.hub.published.Load()
+	before := g.fanout.published.Load()
 	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: []byte(payload), Header: nats.Header{}}
 	msg.Header.Set(bus.HeaderHiveID, g.cfg.HiveID)
 	if err := g.pub.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		if g.hub.published.Load() <= before {
-			return fmt.Errorf("hub has not seen the event")
+		if g.fanout.published.Load() <= before {
+			return fmt.Errorf("fanout has not seen the event")
 		}
 		return nil
 	})

@@ -56,7 +56,7 @@ func TestManySubscribersGetIdenticalEvents(t *testing.T) {
 		}
 	}
 	bustest.WaitFor(t, 2*time.Second, func() error {
-		if n := g.hub.numClients(); n != 4 {
+		if n := g.fanout.numClients(); n != 4 {
 			return fmt.Errorf("%d clients", n)
 		}
 		return nil
@@ -81,10 +81,10 @@ func TestManySubscribersGetIdenticalEvents(t *testing.T) {
 		}
 	}
 
-	// One leaves; the others carry on and the hub forgets it.
+	// One leaves; the others carry on and the fanout forgets it.
 	streams[1].close()
 	bustest.WaitFor(t, 2*time.Second, func() error {
-		if n := g.hub.numClients(); n != 3 {
+		if n := g.fanout.numClients(); n != 3 {
 			return fmt.Errorf("%d clients after a disconnect", n)
 		}
 		return nil
@@ -127,7 +127,7 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 		s.next(t)
 	}
 	bustest.WaitFor(t, 2*time.Second, func() error {
-		if n := g.hub.numClients(); n != 3 {
+		if n := g.fanout.numClients(); n != 3 {
 			return fmt.Errorf("%d clients", n)
 		}
 		return nil
@@ -171,13 +171,13 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	// deadline: 200 events of 64 KiB cannot fit 4 queue slots and a 4 KiB
 	// socket buffer.
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		if n := g.hub.numClients(); n != 2 {
+		if n := g.fanout.numClients(); n != 2 {
 			return fmt.Errorf("stuck client still registered (%d clients)", n)
 		}
 		return nil
 	})
-	if g.hub.kicked.Load() != 1 || g.hub.dropped.Load() == 0 {
-		t.Errorf("kicked %d clients, dropped %d events; want the stuck one kicked for its full queue", g.hub.kicked.Load(), g.hub.dropped.Load())
+	if g.fanout.kicked.Load() != 1 || g.fanout.dropped.Load() == 0 {
+		t.Errorf("kicked %d clients, dropped %d events; want the stuck one kicked for its full queue", g.fanout.kicked.Load(), g.fanout.dropped.Load())
 	}
 }
 
@@ -267,7 +267,7 @@ func TestShutdownEndsStreamsAfterQueuedEvents(t *testing.T) {
 	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
 	s.next(t)
 	g.publish(t, payload(2))
-	_ = g.Close()
+	g.stop()
 	var last sseEvent
 	for ev := range s.events {
 		if ev.Data != "" {
@@ -310,7 +310,7 @@ func TestConnectDisconnectCyclesLeakNothing(t *testing.T) {
 	}
 	tr.CloseIdleConnections()
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		if n := g.hub.numClients(); n != 0 {
+		if n := g.fanout.numClients(); n != 0 {
 			return fmt.Errorf("%d clients still registered", n)
 		}
 		return nil

@@ -85,9 +85,7 @@ type Jobs struct {
 	stopping      atomic.Bool
 	wg            sync.WaitGroup
 
-	ready     chan struct{}
-	closeOnce sync.Once
-	closed    chan struct{}
+	ready chan struct{}
 }
 
 // New validates cfg. It starts nothing.
@@ -152,9 +150,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 			// never goes where a redirect points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		jobs:   make(map[string]*job),
-		ready:  make(chan struct{}),
-		closed: make(chan struct{}),
+		jobs:  make(map[string]*job),
+		ready: make(chan struct{}),
 	}
 	m.procs = newProcManager(m.log)
 	return m, nil
@@ -162,12 +159,6 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 
 // Ready is closed once Run answers requests.
 func (m *Jobs) Ready() <-chan struct{} { return m.ready }
-
-// Close stops Run; safe to call twice and before Run.
-func (m *Jobs) Close() error {
-	m.closeOnce.Do(func() { close(m.closed) })
-	return nil
-}
 
 // Run answers job requests until ctx ends or Close; then it cancels the
 // running jobs, waits for them, and stops the workers it spawned if
@@ -227,8 +218,6 @@ func (m *Jobs) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			done = true
-		case <-m.closed:
-			done = true
 		case <-prune.C:
 			if n := m.prune(); n > 0 {
 				m.log.Debug("pruned finished jobs", "n", n)
@@ -264,8 +253,8 @@ func (m *Jobs) announce(subject string, w *spawned) {
 	}
 }
 
-// run dispatches one operation.
-func (m *Jobs) run(ctx context.Context, n *narrator, op Operation) error {
+// dispatch runs one operation.
+func (m *Jobs) dispatch(ctx context.Context, n *narrator, op Operation) error {
 	switch op.Name {
 	case "worker_spawn":
 		return m.spawnWorker(ctx, n, op)

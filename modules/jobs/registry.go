@@ -75,7 +75,7 @@ func (m *Jobs) create(ctx context.Context, body json.RawMessage) (bus.JobCreated
 func (m *Jobs) execute(ctx context.Context, j *job) {
 	n := &narrator{m: m, j: j, fn: "rbee_hive::job_router::execute_operation"}
 	n.say("route_job", "Executing operation: "+j.op.Name)
-	err := m.run(ctx, n, j.op)
+	err := m.dispatch(ctx, n, j.op)
 	m.unreserve(j)
 	end := bus.EndDone
 	switch {

@@ -13,10 +13,10 @@ type frame struct {
 	data []byte // the complete "id: ..\nevent: ..\ndata: ..\n\n" bytes
 }
 
-// hub fans telemetry out to SSE clients. Publish never blocks: each client
+// fanout sends telemetry to SSE clients. Publish never blocks: each client
 // has a bounded queue, and a client whose queue is full loses the event and
 // is disconnected (it is at least cap(queue) events behind).
-type hub struct {
+type fanout struct {
 	queueSize int
 
 	mu      sync.Mutex
@@ -35,22 +35,22 @@ type hub struct {
 type client struct {
 	queue    chan []byte
 	kickOnce sync.Once
-	kicked   chan struct{} // closed when the hub gives up on this client
+	kicked   chan struct{} // closed when the fanout gives up on this client
 }
 
-func newHub(history, queueSize int) *hub {
+func newFanout(history, queueSize int) *fanout {
 	if history < 1 {
 		history = 1
 	}
 	if queueSize < 1 {
 		queueSize = 1
 	}
-	return &hub{queueSize: queueSize, ring: make([]frame, history), clients: make(map[*client]struct{})}
+	return &fanout{queueSize: queueSize, ring: make([]frame, history), clients: make(map[*client]struct{})}
 }
 
 // publish assigns the next sequence number to payload, keeps it in the
 // history and queues it for every client.
-func (h *hub) publish(event string, payload []byte) {
+func (h *fanout) publish(event string, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
@@ -72,7 +72,7 @@ func (h *hub) publish(event string, payload []byte) {
 }
 
 // kick disconnects c; the caller holds h.mu.
-func (h *hub) kick(c *client) {
+func (h *fanout) kick(c *client) {
 	delete(h.clients, c)
 	c.kickOnce.Do(func() {
 		h.kicked.Add(1)
@@ -91,7 +91,7 @@ type resume struct {
 // first, atomically with registration so that no event falls in between.
 // note is a human explanation when the requested resume point could not be
 // honoured, "" otherwise.
-func (h *hub) subscribe(r resume) (c *client, backlog [][]byte, note string) {
+func (h *fanout) subscribe(r resume) (c *client, backlog [][]byte, note string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c = &client{queue: make(chan []byte, h.queueSize), kicked: make(chan struct{})}
@@ -121,14 +121,14 @@ func (h *hub) subscribe(r resume) (c *client, backlog [][]byte, note string) {
 }
 
 // unsubscribe removes c; safe after a kick.
-func (h *hub) unsubscribe(c *client) {
+func (h *fanout) unsubscribe(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)
 	h.mu.Unlock()
 }
 
 // history returns the kept frames oldest first; the caller holds h.mu.
-func (h *hub) history() []frame {
+func (h *fanout) history() []frame {
 	if !h.full {
 		return h.ring[:h.next]
 	}
@@ -137,7 +137,7 @@ func (h *hub) history() []frame {
 	return append(out, h.ring[:h.next]...)
 }
 
-func (h *hub) numClients() int {
+func (h *fanout) numClients() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)

@@ -28,8 +28,8 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 
 	write := g.startSSE(c.Writer)
 
-	cl, backlog, note := g.hub.subscribe(r)
-	defer g.hub.unsubscribe(cl)
+	cl, backlog, note := g.fanout.subscribe(r)
+	defer g.fanout.unsubscribe(cl)
 	if note != "" {
 		notes = append(notes, note)
 	}
@@ -56,7 +56,7 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-cl.kicked:
-			g.log.Warn("SSE client too slow, disconnected", "remote", c.ClientIP(), "queue", g.hub.queueSize)
+			g.log.Warn("SSE client too slow, disconnected", "remote", c.ClientIP(), "queue", g.fanout.queueSize)
 			return
 		case <-g.stopping:
 			// Shutting down: hand over what is queued (the "stopping"

@@ -14,14 +14,14 @@ import (
 	"github.com/rbee/hive/bus/bustest"
 )
 
-// BenchmarkHubPublish measures one telemetry event fanned out to n
+// BenchmarkFanoutPublish measures one telemetry event fanned out to n
 // subscribers: the frame is built once and queued n times. Each queue is
 // drained inside the loop, so every op is one delivered event per client.
-func BenchmarkHubPublish(b *testing.B) {
+func BenchmarkFanoutPublish(b *testing.B) {
 	payload := []byte(`{"type":"telemetry","pad":"` + strings.Repeat("x", 2000) + `"}`)
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			h := newHub(60, 16)
+			h := newFanout(60, 16)
 			clients := make([]*client, n)
 			for i := range clients {
 				clients[i], _, _ = h.subscribe(resume{})
@@ -89,7 +89,7 @@ func BenchmarkSSEEndToEnd(b *testing.B) {
 					}
 				})
 			}
-			for g.hub.numClients() < n {
+			for g.fanout.numClients() < n {
 				time.Sleep(time.Millisecond)
 			}
 			b.ReportAllocs()
@@ -102,7 +102,7 @@ func BenchmarkSSEEndToEnd(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			if k := g.hub.kicked.Load(); k != 0 {
+			if k := g.fanout.kicked.Load(); k != 0 {
 				b.Fatalf("%d clients kicked", k)
 			}
 		})
