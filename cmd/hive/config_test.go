@@ -75,16 +75,21 @@ func TestConfigErrors(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"unknown file key": {args: []string{"--config", write("a.yaml", "prot: 1\n")}, want: `unknown setting "prot"`},
-		"bad file value":   {args: []string{"--config", write("b.yaml", "port: many\n")}, want: "port"},
-		"nested value":     {args: []string{"--config", write("c.yaml", "port: {a: 1}\n")}, want: "scalar"},
-		"not yaml":         {args: []string{"--config", write("d.yaml", "port: [\n")}, want: "d.yaml"},
-		"missing file":     {args: []string{"--config", filepath.Join(dir, "nope.yaml")}, want: "no such file"},
-		"bad env":          {env: map[string]string{"HIVE_TELEMETRY_INTERVAL": "soon"}, want: "HIVE_TELEMETRY_INTERVAL"},
-		"range":            {args: []string{"--port", "-1"}, want: "out of range"},
-		"empty id":         {args: []string{"--hive-id", " "}, want: "hive-id"},
-		"queen api":        {args: []string{"--queen-api", "pull"}, want: "queen-api"},
-		"positional":       {args: []string{"extra"}, want: "unexpected arguments"},
+		"unknown file key":  {args: []string{"--config", write("a.yaml", "prot: 1\n")}, want: `unknown setting "prot"`},
+		"bad file value":    {args: []string{"--config", write("b.yaml", "port: many\n")}, want: "port"},
+		"nested value":      {args: []string{"--config", write("c.yaml", "port: {a: 1}\n")}, want: "scalar"},
+		"not yaml":          {args: []string{"--config", write("d.yaml", "port: [\n")}, want: "d.yaml"},
+		"missing file":      {args: []string{"--config", filepath.Join(dir, "nope.yaml")}, want: "no such file"},
+		"bad env":           {env: map[string]string{"HIVE_TELEMETRY_INTERVAL": "soon"}, want: "HIVE_TELEMETRY_INTERVAL"},
+		"range":             {args: []string{"--port", "-1"}, want: "out of range"},
+		"empty id":          {args: []string{"--hive-id", " "}, want: "hive-id"},
+		"queen api":         {args: []string{"--queen-api", "pull"}, want: `unknown API "pull"`},
+		"bad regexp":        {args: []string{"--worker-match", "(["}, want: "worker match"},
+		"interval":          {args: []string{"--telemetry-interval", "1ms"}, want: "interval 1ms too short"},
+		"short token":       {env: map[string]string{"HIVE_API_TOKEN": "short"}, want: "API token shorter"},
+		"queen not allowed": {args: []string{"--queen-allow", "10.0.0.0/8"}, want: "not in the allowed hosts"},
+		"gpu source":        {args: []string{"--gpu-source", "nvml"}, want: "--gpu-source"},
+		"positional":        {args: []string{"extra"}, want: "unexpected arguments"},
 	}
 	for name, tc := range cases {
 		_, err := loadConfig(tc.args, env(tc.env), io.Discard)

@@ -58,91 +58,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 // serve starts the bus, then the modules; on ctx's end it stops the
 // modules in order and the bus last.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	b, err := bus.Start(bus.Config{
-		Name: cfg.HiveID, Listen: cfg.NATSListen, Hub: cfg.NATSHub,
-		Observers:    bus.ObserverLimits{MaxConns: cfg.NATSMaxConns},
-		ObserverUser: cfg.NATSUser, ObserverPassword: cfg.natsPassword,
-	}, log)
+	host := discovery.AdvertiseHost(cfg.QueenURL, cfg.AdvertiseURL, cfg.AdvertiseHost)
+	mc := cfg.modules(bus.HiveInfo{ID: cfg.HiveID, Hostname: host, Port: uint16(cfg.Port), Version: version})
+	b, err := bus.Start(mc.bus, log)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	warnExposure(cfg, log)
 	if cfg.NATSHub != "" {
 		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATSHub))
 	}
+	warnExposure(cfg, log)
 
-	host := discovery.AdvertiseHost(cfg.QueenURL, cfg.AdvertiseURL, cfg.AdvertiseHost)
-	info := bus.HiveInfo{
-		ID:       cfg.HiveID,
-		Hostname: host,
-		Port:     uint16(cfg.Port),
-		Version:  version,
-	}
 	// One nvidia-smi (or replay) for both modules that read GPUs.
 	gpu, err := nvsmi.New(cfg.GPUSource)
 	if err != nil {
 		return fmt.Errorf("--gpu-source: %w", err)
 	}
-	coll, err := collector.New(collector.Config{
-		Hive:          info,
-		Interval:      cfg.TelemetryInterval,
-		WorkerMatch:   cfg.WorkerMatch,
-		WorkerMatchOn: cfg.WorkerMatchOn,
-		CgroupRoot:    cfg.CgroupRoot,
-		GPU:           collector.NewGPUSource(gpu),
-	}, b, log)
+	mc.collector.GPU = collector.NewGPUSource(gpu)
+	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
+	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
+
+	coll, err := collector.New(mc.collector, b, log)
 	if err != nil {
 		return err
 	}
-	gwCfg := gateway.DefaultConfig()
-	gwCfg.Listen = cfg.httpListen()
-	gwCfg.HiveID = cfg.HiveID
-	gwCfg.Token = cfg.apiToken
-	gwCfg.AuthRead = cfg.AuthRead
-	gwCfg.AllowUnauthenticated = cfg.AllowUnauthenticated
-	gwCfg.MaxConns, gwCfg.MaxConnsPerIP = connBudget(cfg, log)
-	gwCfg.BodyTimeout = cfg.HTTPBodyTimeout
-	gw, err := gateway.New(gwCfg, b, log)
+	gw, err := gateway.New(mc.gateway, b, log)
 	if err != nil {
 		return err
 	}
-	caps, err := capabilities.New(capabilities.Config{Detector: capabilities.SMI{Runner: gpu}}, b, log)
+	caps, err := capabilities.New(mc.capabilities, b, log)
 	if err != nil {
 		return err
 	}
-	disc, err := discovery.New(discovery.Config{
-		QueenURL:      cfg.QueenURL,
-		API:           cfg.QueenAPI,
-		Hive:          info,
-		AdvertiseURL:  cfg.AdvertiseURL,
-		AdvertiseHost: cfg.AdvertiseHost,
-		Jitter:        0.1,
-		Retry:         cfg.DiscoveryRetry,
-		QueenAllow:    cfg.QueenAllow,
-	}, b, log)
+	disc, err := discovery.New(mc.discovery, b, log)
 	if err != nil {
 		return err
 	}
-	jobsMod, err := jobs.New(jobs.Config{
-		HiveID:            cfg.HiveID,
-		QueenURL:          cfg.QueenURL,
-		WorkerDir:         expandHome(cfg.WorkerDir),
-		LogDir:            expandHome(cfg.WorkerLogDir),
-		ModelDir:          expandHome(cfg.ModelDir),
-		CgroupRoot:        cfg.CgroupRoot,
-		WorkerMatch:       cfg.WorkerMatch,
-		WorkerMatchOn:     cfg.WorkerMatchOn,
-		MaxJobs:           cfg.MaxJobs,
-		MaxWorkers:        cfg.MaxWorkers,
-		Retention:         cfg.JobRetention,
-		MaxRetained:       cfg.MaxRetainedJobs,
-		StopWorkersOnExit: cfg.StopWorkersOnExit,
-		// Workers that ignore SIGTERM are killed within the budget, with
-		// time left for the other stages.
-		ShutdownGrace: cfg.ShutdownTimeout / 4,
-		CheckPause:    50 * time.Millisecond,
-	}, b, log)
+	jobsMod, err := jobs.New(mc.jobs, b, log)
 	if err != nil {
 		return err
 	}
@@ -150,7 +103,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", gwCfg.Listen, "advertise_host", host, "version", version)
+	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", mc.gateway.Listen, "advertise_host", host, "version", version)
 	// Stages stop in this order and start in the reverse one, each
 	// waiting until the later stage's modules are ready:
 	//   - capabilities and jobs answer before anything asks them: the

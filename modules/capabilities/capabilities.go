@@ -17,18 +17,6 @@ import (
 	"github.com/rbee/hive/bus"
 )
 
-// Config configures the module.
-type Config struct {
-	// Detector finds GPUs; nil means SMI{}.
-	Detector Detector
-	// MinRefresh is the shortest time between two detections (10 s).
-	MinRefresh time.Duration
-	// Timeout bounds one detection.
-	Timeout time.Duration
-	// Now is the clock; nil means time.Now. Tests replace it.
-	Now func() time.Time
-}
-
 // Capabilities is the module.
 type Capabilities struct {
 	cfg Config
@@ -53,17 +41,21 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	def := DefaultConfig()
 	if cfg.Detector == nil {
 		cfg.Detector = SMI{}
 	}
-	if cfg.MinRefresh <= 0 {
-		cfg.MinRefresh = 10 * time.Second
+	if cfg.MinRefresh == 0 {
+		cfg.MinRefresh = def.MinRefresh
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
+	if cfg.Timeout == 0 {
+		cfg.Timeout = def.Timeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), ready: make(chan struct{})}, nil
 }

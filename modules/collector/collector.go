@@ -13,23 +13,6 @@ import (
 	"github.com/rbee/hive/bus"
 )
 
-// Config configures the collector.
-type Config struct {
-	// Hive is the static part of hive_info; OperationalStatus is managed
-	// by the collector.
-	Hive     bus.HiveInfo
-	Interval time.Duration
-	// WorkerMatch is the pattern of worker processes, matched on
-	// WorkerMatchOn (workerproc.OnExe by default); "" turns the pattern
-	// source off.
-	WorkerMatch   string
-	WorkerMatchOn string
-	// CgroupRoot is the rbee.slice tree; "" turns the cgroup source off.
-	CgroupRoot string
-	// GPU reads GPU state; nil means no GPU.
-	GPU GPUSource
-}
-
 // Collector is the sampling module.
 type Collector struct {
 	cfg       Config
@@ -50,11 +33,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Interval <= 0 {
-		return nil, fmt.Errorf("collector: interval %v must be positive", cfg.Interval)
-	}
-	if cfg.Hive.ID == "" {
-		return nil, errors.New("collector: empty hive id")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.GPU == nil {
 		cfg.GPU = NoGPU{}

@@ -18,49 +18,6 @@ import (
 	"github.com/rbee/hive/bus"
 )
 
-// Protocols selectable with Config.API.
-const (
-	APIHeartbeat = "heartbeat" // POST /v1/hive-heartbeat, then push every tick
-	APIReady     = "ready"     // POST /v1/hive/ready once; the Queen subscribes to SSE
-)
-
-// DefaultDelays are the waits before the five discovery attempts.
-var DefaultDelays = []time.Duration{0, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
-
-// Config configures discovery.
-type Config struct {
-	// QueenURL is the Queen at start; "" is standalone until a URL arrives
-	// on hive.discovery.queen.
-	QueenURL string
-	API      string
-	// Hive is the static hive_info used before the first telemetry event.
-	Hive          bus.HiveInfo
-	AdvertiseURL  string
-	AdvertiseHost string
-	// Delays are the waits before each discovery attempt.
-	Delays []time.Duration
-	// Jitter is the +- fraction applied to every wait.
-	Jitter float64
-	// Retry is the wait between attempts after Delays run out; 0 stops
-	// trying, as the original did.
-	Retry time.Duration
-	// RequestTimeout bounds every POST to the Queen.
-	RequestTimeout time.Duration
-	// QueenAllow lists where discovery may ever send (hosts, IPs, CIDRs,
-	// comma-separated); "" means the host of QueenURL alone, and nothing
-	// in standalone mode.
-	QueenAllow string
-	// ChangeBurst and ChangeEvery rate-limit Queen changes over the bus:
-	// ChangeBurst at once, then one per ChangeEvery.
-	ChangeBurst int
-	ChangeEvery time.Duration
-	// Now is the clock of the rate limit; nil is time.Now.
-	Now func() time.Time
-	// Sleep waits d or until ctx ends, reporting whether d passed; nil
-	// is a timer. Tests record the waits instead of measuring them.
-	Sleep func(ctx context.Context, d time.Duration) bool
-}
-
 // Discovery is the module.
 type Discovery struct {
 	cfg    Config
@@ -97,37 +54,23 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Zero means "the default" for these; for Jitter and Retry zero is a
+	// setting (none, give up).
+	def := DefaultConfig()
 	if cfg.API == "" {
-		cfg.API = APIHeartbeat
-	}
-	if cfg.API != APIHeartbeat && cfg.API != APIReady {
-		return nil, fmt.Errorf("discovery: unknown API %q", cfg.API)
-	}
-	if cfg.QueenURL != "" {
-		if err := bus.ValidateQueenURL(cfg.QueenURL); err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
-	}
-	if cfg.Hive.ID == "" {
-		return nil, errors.New("discovery: empty hive id")
+		cfg.API = def.API
 	}
 	if len(cfg.Delays) == 0 {
-		cfg.Delays = DefaultDelays
+		cfg.Delays = def.Delays
 	}
-	if cfg.Jitter < 0 || cfg.Jitter >= 1 {
-		return nil, fmt.Errorf("discovery: jitter %v out of [0,1)", cfg.Jitter)
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = def.RequestTimeout
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 5 * time.Second
+	if cfg.ChangeBurst == 0 {
+		cfg.ChangeBurst = def.ChangeBurst
 	}
-	if cfg.Retry < 0 {
-		return nil, errors.New("discovery: negative retry interval")
-	}
-	if cfg.ChangeBurst <= 0 {
-		cfg.ChangeBurst = 3
-	}
-	if cfg.ChangeEvery <= 0 {
-		cfg.ChangeEvery = 10 * time.Second
+	if cfg.ChangeEvery == 0 {
+		cfg.ChangeEvery = def.ChangeEvery
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -135,17 +78,10 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	allowSpec := cfg.QueenAllow
-	if allowSpec == "" {
-		allowSpec = hostOf(cfg.QueenURL)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	allow, err := parseAllow(allowSpec)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
-	}
-	if cfg.QueenURL != "" && !allow.allows(cfg.QueenURL) {
-		return nil, fmt.Errorf("discovery: queen URL %s is not in the allowed hosts %q", cfg.QueenURL, allow)
-	}
+	allow, _ := cfg.allowList() // checked by Validate
 	return &Discovery{
 		cfg:    cfg,
 		bus:    b,

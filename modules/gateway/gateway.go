@@ -19,57 +19,6 @@ import (
 	"github.com/rbee/hive/bus"
 )
 
-// Config configures the gateway.
-type Config struct {
-	// Listen is the HTTP address, "0.0.0.0:7835" by default (the Queen
-	// reaches hives over the network).
-	Listen string
-	// Token, when set, is the bearer token every request but GET /health
-	// needs (reads only if AuthRead). When empty, state-changing requests
-	// are accepted from loopback only, unless AllowUnauthenticated.
-	Token                string
-	AuthRead             bool
-	AllowUnauthenticated bool
-	// MaxConns and MaxConnsPerIP cap open HTTP connections; past them a
-	// connection is answered 503 and closed.
-	MaxConns      int
-	MaxConnsPerIP int
-	// BodyTimeout bounds the reading of a request body.
-	BodyTimeout time.Duration
-	// HiveID filters hive.telemetry: events of other hives (arriving over
-	// a leafnode) are not this hive's stream.
-	HiveID string
-	// History is how many events Last-Event-ID can resume from.
-	History int
-	// QueueSize bounds each SSE client's backlog, in events.
-	QueueSize int
-	// KeepAlive is the longest a stream stays silent.
-	KeepAlive time.Duration
-	// WriteTimeout bounds each write to a client.
-	WriteTimeout time.Duration
-	// RetryHint is sent as the SSE retry: field.
-	RetryHint time.Duration
-	// ShutdownTimeout bounds the HTTP server's graceful shutdown.
-	ShutdownTimeout time.Duration
-}
-
-// DefaultConfig returns the defaults of the original daemon's wire.
-func DefaultConfig() Config {
-	return Config{
-		Listen:          "0.0.0.0:7835",
-		AuthRead:        true,
-		MaxConns:        1024,
-		MaxConnsPerIP:   128,
-		BodyTimeout:     10 * time.Second,
-		History:         60,
-		QueueSize:       16,
-		KeepAlive:       15 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		RetryHint:       3 * time.Second,
-		ShutdownTimeout: time.Second,
-	}
-}
-
 // Gateway is the HTTP module.
 type Gateway struct {
 	cfg    Config
@@ -100,32 +49,24 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = def.Listen
 	}
-	if cfg.History <= 0 {
-		cfg.History = def.History
+	for _, f := range []struct{ v, d *int }{
+		{&cfg.History, &def.History}, {&cfg.QueueSize, &def.QueueSize},
+		{&cfg.MaxConns, &def.MaxConns}, {&cfg.MaxConnsPerIP, &def.MaxConnsPerIP},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = def.QueueSize
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&cfg.KeepAlive, &def.KeepAlive}, {&cfg.WriteTimeout, &def.WriteTimeout}, {&cfg.RetryHint, &def.RetryHint},
+		{&cfg.ShutdownTimeout, &def.ShutdownTimeout}, {&cfg.BodyTimeout, &def.BodyTimeout},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
-	if cfg.KeepAlive <= 0 {
-		cfg.KeepAlive = def.KeepAlive
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = def.WriteTimeout
-	}
-	if cfg.RetryHint <= 0 {
-		cfg.RetryHint = def.RetryHint
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = def.ShutdownTimeout
-	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = def.MaxConns
-	}
-	if cfg.MaxConnsPerIP <= 0 {
-		cfg.MaxConnsPerIP = def.MaxConnsPerIP
-	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = def.BodyTimeout
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	var token []byte
 	if cfg.Token != "" {

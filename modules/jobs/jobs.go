@@ -20,50 +20,6 @@ import (
 	"github.com/rbee/hive/internal/workerproc"
 )
 
-// Config configures the jobs module.
-type Config struct {
-	HiveID    string
-	QueenURL  string // passed to spawned workers
-	WorkerDir string // llm-worker-rbee-<type> binaries
-	LogDir    string // per-worker log files
-	ModelDir  string
-	// CgroupRoot is the rbee.slice tree spawned workers are placed in when
-	// it is on a writable cgroup v2 file system; "" turns placement off.
-	CgroupRoot string
-	// WorkerMatch recognises worker processes (list, get, delete) besides
-	// the ones this hive spawned, matched on WorkerMatchOn; "" means only
-	// spawned workers are workers.
-	WorkerMatch   string
-	WorkerMatchOn string
-	// MaxJobs bounds jobs running at once; MaxWorkers the live workers
-	// this hive spawned (spawns in progress included).
-	MaxJobs    int
-	MaxWorkers int
-	// Retention is how long a finished job stays streamable; MaxRetained
-	// and MaxRetainedBytes bound finished jobs kept, the oldest going
-	// first.
-	Retention        time.Duration
-	MaxRetained      int
-	MaxRetainedBytes int64
-	// MaxEvents and MaxJobBytes bound the narration kept per job for
-	// replay, so that a replay always fits one NATS message.
-	MaxEvents   int
-	MaxJobBytes int
-	// HealthTimeout bounds a spawn's wait for the worker's /health.
-	HealthTimeout time.Duration
-	// StopGrace is the wait between SIGTERM and SIGKILL; ShutdownGrace
-	// replaces it while the hive shuts down, so that a worker ignoring
-	// SIGTERM is killed within the shutdown budget.
-	StopGrace     time.Duration
-	ShutdownGrace time.Duration
-	// StopWorkersOnExit stops spawned workers when Run returns.
-	StopWorkersOnExit bool
-	// CheckPause is the pause between hive_check steps.
-	CheckPause time.Duration
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
-}
-
 // Jobs is the module.
 type Jobs struct {
 	cfg   Config
@@ -96,49 +52,34 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxJobs <= 0 {
-		cfg.MaxJobs = 64
+	// Zero means "the default" for the bounds and waits.
+	def := DefaultConfig()
+	for _, f := range []struct{ v, d *int }{
+		{&cfg.MaxJobs, &def.MaxJobs}, {&cfg.MaxWorkers, &def.MaxWorkers}, {&cfg.MaxRetained, &def.MaxRetained},
+		{&cfg.MaxEvents, &def.MaxEvents}, {&cfg.MaxJobBytes, &def.MaxJobBytes},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
-	if cfg.Retention <= 0 {
-		cfg.Retention = 10 * time.Minute
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&cfg.Retention, &def.Retention}, {&cfg.ShutdownGrace, &def.ShutdownGrace},
+		{&cfg.HealthTimeout, &def.HealthTimeout}, {&cfg.StopGrace, &def.StopGrace},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.d
+		}
 	}
-	if cfg.MaxEvents <= 0 {
-		cfg.MaxEvents = 1000
-	}
-	if cfg.MaxJobBytes <= 0 {
-		cfg.MaxJobBytes = DefaultMaxJobBytes
-	}
-	if cfg.MaxWorkers <= 0 {
-		cfg.MaxWorkers = 32
-	}
-	if cfg.MaxRetained <= 0 {
-		cfg.MaxRetained = 1000
-	}
-	if cfg.MaxRetainedBytes <= 0 {
-		cfg.MaxRetainedBytes = 64 << 20
-	}
-	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = time.Second
-	}
-	if cfg.HealthTimeout <= 0 {
-		cfg.HealthTimeout = 60 * time.Second
-	}
-	if cfg.StopGrace <= 0 {
-		cfg.StopGrace = 5 * time.Second
-	}
-	if cfg.CheckPause < 0 {
-		return nil, errors.New("jobs: negative check pause")
+	if cfg.MaxRetainedBytes == 0 {
+		cfg.MaxRetainedBytes = def.MaxRetainedBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.WorkerDir == "" || cfg.ModelDir == "" || cfg.LogDir == "" {
-		return nil, errors.New("jobs: worker, log and model directories are required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	re, err := workerproc.NewMatcher(cfg.WorkerMatch, cfg.WorkerMatchOn)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: %w", err)
-	}
+	re, _ := workerproc.NewMatcher(cfg.WorkerMatch, cfg.WorkerMatchOn) // checked by Validate
 	m := &Jobs{
 		cfg:   cfg,
 		bus:   b,

@@ -1,0 +1,56 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/workerproc"
+)
+
+// Config configures the collector.
+type Config struct {
+	// Hive is the static part of hive_info; OperationalStatus is managed
+	// by the collector.
+	Hive     bus.HiveInfo
+	Interval time.Duration
+	// WorkerMatch is the pattern of worker processes, matched on
+	// WorkerMatchOn (workerproc.OnExe by default); "" turns the pattern
+	// source off.
+	WorkerMatch   string
+	WorkerMatchOn string
+	// CgroupRoot is the rbee.slice tree; "" turns the cgroup source off.
+	CgroupRoot string
+	// GPU reads GPU state; nil means no GPU.
+	GPU GPUSource
+}
+
+// MinInterval is the shortest tick the collector accepts.
+const MinInterval = 10 * time.Millisecond
+
+// DefaultConfig is the original daemon's collection: one tick a second,
+// rbee workers by executable name, the rbee.slice cgroup tree.
+func DefaultConfig() Config {
+	return Config{
+		Interval:      time.Second,
+		WorkerMatch:   workerproc.DefaultPattern,
+		WorkerMatchOn: workerproc.OnExe,
+		CgroupRoot:    "/sys/fs/cgroup/rbee.slice",
+	}
+}
+
+// Validate reports every setting the collector cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Interval < MinInterval {
+		errs = append(errs, fmt.Errorf("collector: interval %v too short (min %v)", c.Interval, MinInterval))
+	}
+	if c.Hive.ID == "" {
+		errs = append(errs, errors.New("collector: empty hive id"))
+	}
+	if _, err := workerproc.NewMatcher(c.WorkerMatch, c.WorkerMatchOn); err != nil {
+		errs = append(errs, fmt.Errorf("collector: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Config configures the gateway.
+type Config struct {
+	// Listen is the HTTP address, "0.0.0.0:7835" by default (the Queen
+	// reaches hives over the network).
+	Listen string
+	// Token, when set, is the bearer token every request but GET /health
+	// needs (reads only if AuthRead). When empty, state-changing requests
+	// are accepted from loopback only, unless AllowUnauthenticated.
+	Token                string
+	AuthRead             bool
+	AllowUnauthenticated bool
+	// MaxConns and MaxConnsPerIP cap open HTTP connections; past them a
+	// connection is answered 503 and closed.
+	MaxConns      int
+	MaxConnsPerIP int
+	// BodyTimeout bounds the reading of a request body.
+	BodyTimeout time.Duration
+	// HiveID filters hive.telemetry: events of other hives (arriving over
+	// a leafnode) are not this hive's stream.
+	HiveID string
+	// History is how many events Last-Event-ID can resume from.
+	History int
+	// QueueSize bounds each SSE client's backlog, in events.
+	QueueSize int
+	// KeepAlive is the longest a stream stays silent.
+	KeepAlive time.Duration
+	// WriteTimeout bounds each write to a client.
+	WriteTimeout time.Duration
+	// RetryHint is sent as the SSE retry: field.
+	RetryHint time.Duration
+	// ShutdownTimeout bounds the HTTP server's graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults of the original daemon's wire, and
+// the access policy that is safe on a network: reads need the token when
+// one is set, control needs it (or loopback).
+func DefaultConfig() Config {
+	return Config{
+		Listen:          "0.0.0.0:7835",
+		AuthRead:        true,
+		MaxConns:        1024,
+		MaxConnsPerIP:   128,
+		BodyTimeout:     10 * time.Second,
+		History:         60,
+		QueueSize:       16,
+		KeepAlive:       15 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		RetryHint:       3 * time.Second,
+		ShutdownTimeout: time.Second,
+	}
+}
+
+// MinTokenLen is the shortest API token accepted: anything shorter is
+// guessable.
+const MinTokenLen = 16
+
+// Validate reports every setting the gateway cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if _, p, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: listen %q: %w", c.Listen, err))
+	} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		errs = append(errs, fmt.Errorf("gateway: listen %q: bad port", c.Listen))
+	}
+	if c.Token != "" && len(c.Token) < MinTokenLen {
+		errs = append(errs, fmt.Errorf("gateway: API token shorter than %d characters; use a random one (openssl rand -hex 32)", MinTokenLen))
+	}
+	for name, v := range map[string]int{"history": c.History, "queue size": c.QueueSize, "max conns": c.MaxConns, "max conns per ip": c.MaxConnsPerIP} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("gateway: %s %d must be at least 1", name, v))
+		}
+	}
+	for name, v := range map[string]time.Duration{"keep-alive": c.KeepAlive, "write timeout": c.WriteTimeout, "retry hint": c.RetryHint,
+		"shutdown timeout": c.ShutdownTimeout} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("gateway: %s %v must be positive", name, v))
+		}
+	}
+	if c.BodyTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("gateway: body timeout %v too short (min 100ms)", c.BodyTimeout))
+	}
+	return errors.Join(errs...)
+}

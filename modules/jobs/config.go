@@ -1,0 +1,102 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rbee/hive/internal/workerproc"
+)
+
+// Config configures the jobs module.
+type Config struct {
+	HiveID    string
+	QueenURL  string // passed to spawned workers
+	WorkerDir string // llm-worker-rbee-<type> binaries
+	LogDir    string // per-worker log files
+	ModelDir  string
+	// CgroupRoot is the rbee.slice tree spawned workers are placed in when
+	// it is on a writable cgroup v2 file system; "" turns placement off.
+	CgroupRoot string
+	// WorkerMatch recognises worker processes (list, get, delete) besides
+	// the ones this hive spawned, matched on WorkerMatchOn; "" means only
+	// spawned workers are workers.
+	WorkerMatch   string
+	WorkerMatchOn string
+	// MaxJobs bounds jobs running at once; MaxWorkers the live workers
+	// this hive spawned (spawns in progress included).
+	MaxJobs    int
+	MaxWorkers int
+	// Retention is how long a finished job stays streamable; MaxRetained
+	// and MaxRetainedBytes bound finished jobs kept, the oldest going
+	// first.
+	Retention        time.Duration
+	MaxRetained      int
+	MaxRetainedBytes int64
+	// MaxEvents and MaxJobBytes bound the narration kept per job for
+	// replay, so that a replay always fits one NATS message.
+	MaxEvents   int
+	MaxJobBytes int
+	// HealthTimeout bounds a spawn's wait for the worker's /health.
+	HealthTimeout time.Duration
+	// StopGrace is the wait between SIGTERM and SIGKILL; ShutdownGrace
+	// replaces it while the hive shuts down, so that a worker ignoring
+	// SIGTERM is killed within the shutdown budget.
+	StopGrace     time.Duration
+	ShutdownGrace time.Duration
+	// StopWorkersOnExit stops spawned workers when Run returns.
+	StopWorkersOnExit bool
+	// CheckPause is the pause between hive_check steps.
+	CheckPause time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig is the jobs module as the hive runs it by default. The
+// directories are under ~/.cache/rbee, as the original's (a leading ~/ is
+// the caller's to expand).
+func DefaultConfig() Config {
+	return Config{
+		WorkerDir:        "~/.cache/rbee/workers",
+		LogDir:           "~/.cache/rbee/logs",
+		ModelDir:         "~/.cache/rbee/models",
+		CgroupRoot:       "/sys/fs/cgroup/rbee.slice",
+		WorkerMatch:      workerproc.DefaultPattern,
+		WorkerMatchOn:    workerproc.OnExe,
+		MaxJobs:          64,
+		MaxWorkers:       32,
+		Retention:        10 * time.Minute,
+		MaxRetained:      1000,
+		MaxRetainedBytes: 64 << 20,
+		MaxEvents:        1000,
+		MaxJobBytes:      DefaultMaxJobBytes,
+		HealthTimeout:    60 * time.Second,
+		StopGrace:        5 * time.Second,
+		ShutdownGrace:    time.Second,
+		CheckPause:       50 * time.Millisecond,
+	}
+}
+
+// Validate reports every setting the module cannot run with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.WorkerDir == "" || c.ModelDir == "" || c.LogDir == "" {
+		errs = append(errs, errors.New("jobs: worker, log and model directories are required"))
+	}
+	for name, v := range map[string]int{"max jobs": c.MaxJobs, "max workers": c.MaxWorkers, "max retained jobs": c.MaxRetained,
+		"max events": c.MaxEvents, "max job bytes": c.MaxJobBytes} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("jobs: %s %d must be at least 1", name, v))
+		}
+	}
+	if c.MaxRetainedBytes < 1 {
+		errs = append(errs, fmt.Errorf("jobs: max retained bytes %d must be at least 1", c.MaxRetainedBytes))
+	}
+	if c.Retention < 0 || c.StopGrace < 0 || c.ShutdownGrace < 0 || c.HealthTimeout < 0 || c.CheckPause < 0 {
+		errs = append(errs, errors.New("jobs: durations must not be negative"))
+	}
+	if _, err := workerproc.NewMatcher(c.WorkerMatch, c.WorkerMatchOn); err != nil {
+		errs = append(errs, fmt.Errorf("jobs: %w", err))
+	}
+	return errors.Join(errs...)
+}
