@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
 )
 
 // Protocol 3.7: the legacy push body, and 3.4: a capabilities device.
@@ -143,7 +146,16 @@ func TestDiscoveryThenPushMatchesSSE(t *testing.T) {
 		last = ts
 		sseWorkers[ts.UnixNano()] = string(v.Workers)
 	}
-	time.Sleep(500 * time.Millisecond) // let the last pushes land
+	// Wait for the push of the last event the stream saw.
+	lastPush := `"timestamp":"` + bus.PushTimestamp(last) + `"`
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		for _, r := range q.wait(t, 1) {
+			if strings.Contains(string(r.body), lastPush) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no push of %s yet", lastPush)
+	})
 	matched, sawWorker := 0, false
 	for _, r := range q.wait(t, 8)[1:] {
 		if err := heartbeatWireErr(r.body, false); err != nil {
@@ -194,11 +206,12 @@ func TestCapabilitiesQueenURLStartsDiscovery(t *testing.T) {
 	if err := heartbeatWireErr(reqs[0].body, true); err != nil {
 		t.Fatalf("discovery body: %v", err)
 	}
-	// Asked again with the same URL: still one loop (no second discovery).
+	// Asked again with the same URL: still one loop (no second
+	// discovery). The next two requests are the loop's pushes.
 	httpGet(t, h.httpBase+"/capabilities?queen_url="+url.QueryEscape(srv.URL))
-	time.Sleep(2500 * time.Millisecond)
+	before := len(q.wait(t, 1))
 	n := 0
-	for _, r := range q.wait(t, 2) {
+	for _, r := range q.wait(t, before+2) {
 		if strings.Contains(string(r.body), `"capabilities"`) {
 			n++
 		}

@@ -312,8 +312,19 @@ func TestQueenDownThenUp(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	h := start(t, Config{QueenURL: "http://" + addr, Retry: 50 * time.Millisecond})
-	time.Sleep(150 * time.Millisecond)
+	// Count the waits between attempts: each follows a failed attempt.
+	var waits atomic.Int64
+	counting := func(ctx context.Context, d time.Duration) bool {
+		waits.Add(1)
+		return sleep(ctx, d)
+	}
+	h := start(t, Config{QueenURL: "http://" + addr, Retry: 50 * time.Millisecond, Sleep: counting})
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if n := waits.Load(); n < 3 {
+			return fmt.Errorf("%d attempts against a refusing address", n)
+		}
+		return nil
+	})
 
 	q := &fakeQueen{}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(q.serve))
@@ -350,7 +361,14 @@ func TestQueenDownThenUp(t *testing.T) {
 		}
 	}()
 	defer func() { close(stopTicks); <-ticksDone }()
-	time.Sleep(100 * time.Millisecond)
+	// Rediscovery has begun once discovery waits before an attempt again.
+	rediscovering := waits.Load()
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if waits.Load() < rediscovering+2 {
+			return fmt.Errorf("no rediscovery attempts yet")
+		}
+		return nil
+	})
 	q2 := &fakeQueen{}
 	srv2 := httptest.NewUnstartedServer(http.HandlerFunc(q2.serve))
 	if srv2.Listener, err = net.Listen("tcp", addr); err != nil {
@@ -368,7 +386,15 @@ func TestStandaloneSendsNothing(t *testing.T) {
 	q := newFakeQueen(t, nil)
 	h := start(t, Config{})
 	h.telemetry(t, "h1", 1)
-	time.Sleep(200 * time.Millisecond)
+	// Once the event is in, a loop would have started from it: none may.
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		if h.d.last == nil {
+			return fmt.Errorf("telemetry not handled yet")
+		}
+		return nil
+	})
 	if n := len(q.requests()); n != 0 || h.d.loops.Load() != 0 {
 		t.Fatalf("standalone: %d requests, %d loops", n, h.d.loops.Load())
 	}

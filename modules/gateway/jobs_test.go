@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -118,16 +119,25 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 	}
 	pub(ev(2, "two", ""))
 	pub(ev(3, "three", ""))
-	time.Sleep(150 * time.Millisecond)
+	// A quiet spell: read until the stream's keep-alive, then end the job.
+	var got strings.Builder
+	r := bufio.NewReader(resp.Body)
+	for !strings.Contains(got.String(), ": keep-alive\n\n") {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before a keep-alive: %v\n%q", err, got.String())
+		}
+		got.WriteString(line)
+	}
 	pub(ev(4, "", "[DONE]"))
-	b, _ := io.ReadAll(resp.Body)
-	got := string(b)
+	rest, _ := io.ReadAll(r)
+	got.Write(rest)
 	want := "data: one\ndata: \n\ndata: two\n\ndata: three\n\n"
-	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "data: [DONE]\n\n") || !strings.Contains(got, ": keep-alive\n\n") {
+	if got := got.String(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "data: [DONE]\n\n") {
 		t.Fatalf("stream:\n%q", got)
 	}
-	if strings.Count(got, "data: two") != 1 {
-		t.Fatalf("a replayed event was sent twice:\n%q", got)
+	if strings.Count(got.String(), "data: two") != 1 {
+		t.Fatalf("a replayed event was sent twice:\n%q", got.String())
 	}
 }
 
@@ -189,8 +199,9 @@ func TestJobStreamRecoversLostLiveEvents(t *testing.T) {
 	kept = append(kept, bus.JobEvent{Seq: 2, Text: "two"}, bus.JobEvent{Seq: 3, Text: "three"})
 	mu.Unlock()
 	// Only 3 arrives live; 2 was lost.
+	// The stream subscribed before it asked for the replay, which came
+	// before the headers: this one is live.
 	b, _ := json.Marshal(bus.JobEvent{Seq: 3, Text: "three"})
-	time.Sleep(20 * time.Millisecond)
 	_ = g.pub.Publish(bus.JobEventsSubject(jobID), b)
 	// The end marker never arrives live at all.
 	mu.Lock()

@@ -111,7 +111,10 @@ func (m *Jobs) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	m.nc = nc
-	jctx, cancelJobs := context.WithCancel(ctx)
+	// Jobs are cancelled by Run alone, after it has marked the shutdown:
+	// a spawn cancelled by the hive's stop must see the short shutdown
+	// grace, not the normal one.
+	jctx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
 
 	// The gateway forwards the POST body as it came: create parses it.

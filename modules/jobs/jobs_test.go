@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -384,16 +385,23 @@ func TestRefusesToStopNonWorkers(t *testing.T) {
 func TestDeleteEscalatesToSIGKILL(t *testing.T) {
 	h := start(t, Config{StopGrace: 200 * time.Millisecond, WorkerMatch: "llm-worker-stubborn", WorkerMatchOn: workerproc.OnCmdline})
 	// A worker by its command line (not spawned here) that traps TERM.
-	p := exec.Command("sh", "-c", "trap '' TERM; while :; do sleep 0.05; done", "llm-worker-stubborn")
+	p := exec.Command("sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.05; done", "llm-worker-stubborn")
+	out, err := p.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
+	}
+	// The shell says when its trap is in place, however slow the machine.
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "trapped\n" {
+		t.Fatalf("shell: %q %v", line, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = p.Wait(); close(exited) }()
 	defer func() { _ = p.Process.Kill(); <-exited }()
 	stopped, _ := h.nc.SubscribeSync(bus.SubjectWorkersStopped)
 	_ = h.nc.Flush()
-	time.Sleep(50 * time.Millisecond) // let the shell install its trap
 
 	id, _ := h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, p.Process.Pid))
 	evs := h.events(t, id, 10*time.Second)
