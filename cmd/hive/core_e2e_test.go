@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -15,19 +14,17 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/proctest"
 )
 
-// procCPUSeconds is utime+stime of pid from /proc/<pid>/stat.
+// procCPUSeconds is what /proc says pid used, the control.
 func procCPUSeconds(t *testing.T, pid int) float64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	c, err := proctest.CPUSeconds(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
+	return c
 }
 
 // The latest event is sent on connect: with an hour between ticks, an

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/internal/nvsmi"
+	"github.com/rbee/hive/internal/proctest"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -215,17 +215,14 @@ func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred f
 	}
 }
 
-// procCPUSeconds is utime+stime of pid from /proc/<pid>/stat.
+// procCPUSeconds is what /proc says pid used, the control.
 func procCPUSeconds(t *testing.T, pid int) float64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	c, err := proctest.CPUSeconds(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
+	return c
 }
 
 func findPID(ev bus.TelemetryEvent, pid int) *bus.ProcessStats {
