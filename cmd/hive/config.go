@@ -36,6 +36,7 @@ type config struct {
 	HTTPMaxConns         int
 	HTTPMaxConnsPerIP    int
 	HTTPBodyTimeout      time.Duration
+	CORSOrigins          string
 	QueenAllow           string
 	NATSUser             string
 	NATSPasswordFile     string
@@ -104,6 +105,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", gw.MaxConns, "open HTTP connections at most; more get 503")
 	fs.IntVar(&c.HTTPMaxConnsPerIP, "http-max-conns-per-ip", gw.MaxConnsPerIP, "open HTTP connections per client address at most; more get 503")
 	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", gw.BodyTimeout, "time a client has to send a request body; slower ones get 408")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", strings.Join(gw.CORSOrigins, ","), `origins whose pages may read the streams, capabilities and health (comma-separated; "*" any, "" none); never state-changing routes`)
 	fs.StringVar(&c.QueenAllow, "queen-allow", disc.QueenAllow, "hosts, IPs or CIDRs discovery may send to, comma-separated (default: the host of --queen-url)")
 	fs.StringVar(&c.HiveID, "hive-id", "localhost", "this hive's id (hive_id everywhere)")
 	fs.StringVar(&c.QueenURL, "queen-url", disc.QueenURL, `Queen base URL; "" = standalone`)

@@ -227,8 +227,16 @@ type sseReader struct {
 
 func openSSE(t *testing.T, url string) *sseReader {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return openSSEReq(t, req)
+}
+
+// openSSEReq opens a stream with req (its headers: Last-Event-ID, a token).
+func openSSEReq(t *testing.T, req *http.Request) *sseReader {
+	t.Helper()
+	url := req.URL.String()
+	ctx, cancel := context.WithCancel(req.Context())
+	req = req.WithContext(ctx)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/modules/capabilities"
@@ -52,6 +53,12 @@ func (c *config) modules(info bus.HiveInfo) moduleConfigs {
 	gw.AllowUnauthenticated = c.AllowUnauthenticated
 	gw.MaxConns, gw.MaxConnsPerIP = c.HTTPMaxConns, c.HTTPMaxConnsPerIP
 	gw.BodyTimeout = c.HTTPBodyTimeout
+	gw.CORSOrigins = []string{}
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			gw.CORSOrigins = append(gw.CORSOrigins, o)
+		}
+	}
 
 	d := &m.discovery
 	d.QueenURL = c.QueenURL

@@ -19,6 +19,9 @@ type Config struct {
 	Token                string
 	AuthRead             bool
 	AllowUnauthenticated bool
+	// CORSOrigins may read the read-only routes from a browser: "*" for
+	// any, none for no CORS. State-changing routes never allow CORS.
+	CORSOrigins []string
 	// MaxConns and MaxConnsPerIP cap open HTTP connections; past them a
 	// connection is answered 503 and closed.
 	MaxConns      int
@@ -30,6 +33,12 @@ type Config struct {
 	HiveID string
 	// History is how many events Last-Event-ID can resume from.
 	History int
+	// FirstEventID is the id of the first event; 0 means the start time
+	// in Unix milliseconds. Ids then grow by one per event, so ids of a
+	// later run are larger than any id of an earlier one (at most one
+	// event per millisecond): a Last-Event-ID from before a restart reads
+	// as older than the history, never as one of its events.
+	FirstEventID uint64
 	// QueueSize bounds each SSE client's backlog, in events.
 	QueueSize int
 	// KeepAlive is the longest a stream stays silent.
@@ -49,6 +58,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:          "0.0.0.0:7835",
 		AuthRead:        true,
+		CORSOrigins:     []string{"*"},
 		MaxConns:        1024,
 		MaxConnsPerIP:   128,
 		BodyTimeout:     10 * time.Second,

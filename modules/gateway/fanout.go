@@ -38,14 +38,15 @@ type client struct {
 	kicked   chan struct{} // closed when the fanout gives up on this client
 }
 
-func newFanout(history, queueSize int) *fanout {
+// newFanout numbers events from firstID on.
+func newFanout(history, queueSize int, firstID uint64) *fanout {
 	if history < 1 {
 		history = 1
 	}
 	if queueSize < 1 {
 		queueSize = 1
 	}
-	return &fanout{queueSize: queueSize, ring: make([]frame, history), clients: make(map[*client]struct{})}
+	return &fanout{queueSize: queueSize, seq: firstID - 1, ring: make([]frame, history), clients: make(map[*client]struct{})}
 }
 
 // publish assigns the next sequence number to payload, keeps it in the

@@ -21,7 +21,7 @@ func BenchmarkFanoutPublish(b *testing.B) {
 	payload := []byte(`{"type":"telemetry","pad":"` + strings.Repeat("x", 2000) + `"}`)
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			h := newFanout(60, 16)
+			h := newFanout(60, 16, 1)
 			clients := make([]*client, n)
 			for i := range clients {
 				clients[i], _, _ = h.subscribe(resume{})

@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -49,6 +50,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = def.Listen
 	}
+	if cfg.CORSOrigins == nil { // an empty, non-nil list turns CORS off
+		cfg.CORSOrigins = def.CORSOrigins
+	}
 	for _, f := range []struct{ v, d *int }{
 		{&cfg.History, &def.History}, {&cfg.QueueSize, &def.QueueSize},
 		{&cfg.MaxConns, &def.MaxConns}, {&cfg.MaxConnsPerIP, &def.MaxConnsPerIP},
@@ -78,7 +82,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 		cfg:      cfg,
 		bus:      b,
 		log:      log.With("module", "gateway"),
-		fanout:   newFanout(cfg.History, cfg.QueueSize),
+		fanout:   newFanout(cfg.History, cfg.QueueSize, cmp.Or(cfg.FirstEventID, uint64(time.Now().UnixMilli()))),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
 	}, nil
@@ -165,17 +169,23 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	r.NoMethod(func(c *gin.Context) {
 		abortJSON(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
 	})
-	r.GET("/health", noBody, func(c *gin.Context) {
+	// Read-only routes answer browsers of the allowed origins (CORS) and
+	// their preflights; state-changing ones never do.
+	reads := func(path string, h ...gin.HandlerFunc) {
+		r.GET(path, append([]gin.HandlerFunc{g.cors, noBody}, h...)...)
+		r.OPTIONS(path, g.preflight)
+	}
+	reads("/health", func(c *gin.Context) {
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok"))
 	})
-	r.GET("/v1/heartbeats/stream", noBody, g.guard(read), g.streamHeartbeats)
+	reads("/v1/heartbeats/stream", g.guard(read), g.streamHeartbeats)
 	// Capabilities are a read, unless ?queen_url= asks for a change: the
 	// handler checks that itself.
 	caps := g.getCapabilities(nc)
-	r.GET("/capabilities", noBody, caps) // the Queen's path (original A)
-	r.GET("/v1/capabilities", noBody, caps)
+	reads("/capabilities", caps) // the Queen's path (original A)
+	reads("/v1/capabilities", caps)
 	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
-	r.GET("/v1/jobs/:id/stream", noBody, g.guard(read), g.streamJob(nc))
+	reads("/v1/jobs/:id/stream", g.guard(read), g.streamJob(nc))
 	r.DELETE("/v1/jobs/:id", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.cancelJob(nc))
 	r.POST("/v1/shutdown", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.shutdown(nc))
 	return r

@@ -36,6 +36,9 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 	if cfg.HiveID == "" {
 		cfg.HiveID = "h1"
 	}
+	if cfg.FirstEventID == 0 {
+		cfg.FirstEventID = 1 // ids the cases below can name
+	}
 	g, err := New(cfg, b, bustest.Logger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -34,16 +34,27 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 		notes = append(notes, note)
 	}
 
-	var first strings.Builder
-	first.WriteString("retry: " + strconv.FormatInt(g.cfg.RetryHint.Milliseconds(), 10) + "\n\n")
+	// The retry hint and any notes go in the first event's own block: a
+	// block without data is an empty event to some clients (r3labs/sse,
+	// go-sse), which then fail to decode it.
+	var lead strings.Builder
 	for _, n := range notes {
-		first.WriteString(": " + n + "\n\n")
+		lead.WriteString(": " + n + "\n")
 	}
-	if !write([]byte(first.String())) {
+	lead.WriteString("retry: " + strconv.FormatInt(g.cfg.RetryHint.Milliseconds(), 10) + "\n")
+	pending := []byte(lead.String())
+	send := func(f []byte) bool {
+		if pending != nil {
+			f = append(pending, f...)
+			pending = nil
+		}
+		return write(f)
+	}
+	if !write(nil) { // headers out: the client knows it is connected
 		return
 	}
 	for _, f := range backlog {
-		if !write(f) {
+		if !send(f) {
 			return
 		}
 	}
@@ -64,7 +75,7 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 			for {
 				select {
 				case f := <-cl.queue:
-					if !write(f) {
+					if !send(f) {
 						return
 					}
 				default:
@@ -72,7 +83,7 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 				}
 			}
 		case f := <-cl.queue:
-			if !write(f) {
+			if !send(f) {
 				return
 			}
 		case <-ka.C:
