@@ -102,6 +102,9 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 		NoSigs:     true, // signals belong to cmd/; nats would os.Exit on SIGTERM
 		DontListen: true,
 		Host:       "127.0.0.1",
+		// In-process only: a scrape or a telemetry event of a thousand
+		// workers may pass 1 MiB, the default.
+		MaxPayload: 8 << 20,
 		Nkeys: []*server.NkeyUser{
 			{Nkey: pub, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
 		},

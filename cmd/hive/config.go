@@ -67,6 +67,7 @@ type config struct {
 	StopWorkersOnExit    bool
 	ConfigFile           string
 	PrintConfig          bool
+	Version              bool
 	HealthCheck          bool
 	HealthCheckURL       string
 
@@ -79,7 +80,7 @@ type config struct {
 // commandFlags select what the binary does rather than configure the hive;
 // --print-config does not print them and the example file need not list
 // them.
-var commandFlags = map[string]bool{"print-config": true, "health-check": true, "health-check-url": true, "config": true}
+var commandFlags = map[string]bool{"print-config": true, "health-check": true, "health-check-url": true, "config": true, "version": true}
 
 // secretFlags are masked by --print-config.
 var secretFlags = map[string]bool{"nats-hub": true}
@@ -135,6 +136,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.StopWorkersOnExit, "stop-workers-on-exit", job.StopWorkersOnExit, "stop the workers this hive spawned when it exits")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 5*time.Second, "budget of a graceful shutdown; workers ignoring SIGTERM are killed within it")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file of flag-name: value settings")
+	fs.BoolVar(&c.Version, "version", false, "print the version, commit and Go version, and exit")
 	fs.BoolVar(&c.PrintConfig, "print-config", false, "print the effective configuration (secrets masked) and exit")
 	fs.BoolVar(&c.HealthCheck, "health-check", false, "probe a running hive's /health (for container healthchecks): exit 0 if it answers 200")
 	fs.StringVar(&c.HealthCheckURL, "health-check-url", "", "URL --health-check probes (default http://127.0.0.1:<port>/health)")

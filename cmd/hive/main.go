@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -22,10 +24,23 @@ import (
 	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
 	"github.com/rbee/hive/modules/jobs"
+	"github.com/rbee/hive/modules/metrics"
 )
 
 // version is reported in hive_info.version; set with -ldflags -X.
 var version = "0.1.0"
+
+// commit is the VCS revision the binary was built from, or "unknown".
+func commit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -36,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "hive:", err)
 		return 2
+	}
+	if cfg.Version {
+		fmt.Fprintf(stdout, "hive %s (commit %s, %s)\n", version, commit(), runtime.Version())
+		return 0
 	}
 	if cfg.PrintConfig {
 		cfg.print(stdout)
@@ -99,6 +118,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	met, err := metrics.New(mc.metrics, b, log)
+	if err != nil {
+		return err
+	}
 	ctx, err = onShutdownRequest(ctx, b, log)
 	if err != nil {
 		return err
@@ -118,7 +141,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		[]named{{"collector", coll}},
 		[]named{{"gateway", gw}},
 		[]named{{"discovery", disc}},
-		[]named{{"capabilities", caps}, {"jobs", jobsMod}},
+		[]named{{"capabilities", caps}, {"jobs", jobsMod}, {"metrics", met}},
 	)
 }
 

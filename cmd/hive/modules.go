@@ -10,6 +10,7 @@ import (
 	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
 	"github.com/rbee/hive/modules/jobs"
+	"github.com/rbee/hive/modules/metrics"
 )
 
 // moduleConfigs are the modules' configurations built from the settings:
@@ -23,6 +24,7 @@ type moduleConfigs struct {
 	discovery    discovery.Config
 	capabilities capabilities.Config
 	jobs         jobs.Config
+	metrics      metrics.Config
 }
 
 func (c *config) modules(info bus.HiveInfo) moduleConfigs {
@@ -37,7 +39,10 @@ func (c *config) modules(info bus.HiveInfo) moduleConfigs {
 		discovery:    discovery.DefaultConfig(),
 		capabilities: capabilities.DefaultConfig(),
 		jobs:         jobs.DefaultConfig(),
+		metrics:      metrics.DefaultConfig(),
 	}
+	m.metrics.HiveID = c.HiveID
+	m.metrics.Version, m.metrics.Commit = info.Version, commit()
 
 	col := &m.collector
 	col.Hive = info
@@ -88,5 +93,5 @@ func (c *config) modules(info bus.HiveInfo) moduleConfigs {
 // validate runs every module's own Validate.
 func (m moduleConfigs) validate() error {
 	return errors.Join(m.collector.Validate(), m.gateway.Validate(), m.discovery.Validate(),
-		m.capabilities.Validate(), m.jobs.Validate())
+		m.capabilities.Validate(), m.jobs.Validate(), m.metrics.Validate())
 }

@@ -21,6 +21,7 @@ type Collector struct {
 	announced *AnnouncedSource
 	sources   []Source
 	sampler   *sampler
+	stats     collectorStats
 
 	gpuErr string // last GPU error logged, to log changes only
 }
@@ -92,6 +93,13 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
+	stats, err := bus.Handle(nc, bus.StatsSubject("collector"), func(struct{}) (bus.CollectorStats, error) {
+		return c.stats.snapshot(), nil
+	})
+	if err != nil {
+		return fmt.Errorf("collector: subscribe stats: %w", err)
+	}
+	subs = append(subs, stats)
 	// Announcements published before the first tick must be seen by it.
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("collector: flush: %w", err)
@@ -119,15 +127,27 @@ func (c *Collector) publishStopping(nc *bus.Conn, workers []bus.ProcessStats) {
 	_ = nc.FlushTimeout(time.Second)
 }
 
-// tick collects one sample of every worker and publishes it.
+// tick collects one sample of every worker and publishes it, then the
+// same tick's counters for the metrics module.
 func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string) []bus.ProcessStats {
-	workers := c.Collect(ctx)
+	start := time.Now()
+	workers, counters := c.collect(ctx)
 	c.publish(nc, status, workers)
+	if err := nc.PublishJSON(bus.SubjectWorkerCounters, bus.WorkerCounters{HiveID: c.cfg.Hive.ID, Workers: counters}); err != nil {
+		c.log.Warn("publish worker counters", "err", err)
+	}
+	c.stats.observeTick(time.Since(start))
 	return workers
 }
 
 // Collect runs one collection: sources, process samples, one GPU query.
 func (c *Collector) Collect(ctx context.Context) []bus.ProcessStats {
+	workers, _ := c.collect(ctx)
+	return workers
+}
+
+// collect is Collect plus each worker's cumulative counters.
+func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.WorkerCounter) {
 	gpuCtx, cancel := context.WithTimeout(ctx, c.cfg.Interval*8/10)
 	defer cancel()
 	gpuDone := make(chan GPUSnapshot, 1)
@@ -142,6 +162,7 @@ func (c *Collector) Collect(ctx context.Context) []bus.ProcessStats {
 	for _, s := range c.sources {
 		ws, err := s.Scan(ctx)
 		if err != nil {
+			c.stats.sampleErrors.Add(1)
 			c.log.Warn("worker source failed", "source", s.Name(), "err", err)
 			continue
 		}
@@ -161,10 +182,12 @@ func (c *Collector) Collect(ctx context.Context) []bus.ProcessStats {
 		}
 	}
 	out := make([]bus.ProcessStats, 0, len(list))
+	counters := make([]bus.WorkerCounter, 0, len(list))
 	kept := make([]Worker, 0, len(list))
 	for _, w := range list {
-		if st, ok := c.sampler.sample(ctx, w); ok {
+		if st, wc, ok := c.sampler.sampleWithTotals(ctx, w); ok {
 			out = append(out, st)
+			counters = append(counters, wc)
 			kept = append(kept, w)
 		}
 	}
@@ -173,11 +196,16 @@ func (c *Collector) Collect(ctx context.Context) []bus.ProcessStats {
 	ix := newGPUIndex(<-gpuDone)
 	for i := range out {
 		ix.apply(kept[i], &out[i])
+		counters[i].GPUUtilRatio = float64(out[i].GPUUtilPct) / 100
+		counters[i].GPUMemoryBytes = out[i].VRAMMB << 20
 	}
-	return out
+	return out, counters
 }
 
 func (c *Collector) noteGPUErr(err error) {
+	if err != nil && !errors.Is(err, ErrNoGPU) {
+		c.stats.sampleErrors.Add(1)
+	}
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -215,6 +243,7 @@ func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessSt
 		c.log.Error("encode telemetry", "err", err)
 		return
 	}
+	c.stats.published.Add(1)
 	if err := nc.PublishTelemetry(info.ID, data); err != nil {
 		c.log.Warn("publish telemetry", "err", err)
 	}

@@ -25,40 +25,62 @@ type procState struct {
 }
 
 // procSample is one process's contribution to its worker for one tick.
+// The deltas are what it used since its last sample (since it started, on
+// its first): summed into the worker's totals, they never go back when a
+// child exits.
 type procSample struct {
 	cpuPct          float64
 	rssBytes        uint64
 	readBps, wrtBps float64
 	createTime      int64
+	cpuDelta        float64
+	readDelta       uint64
+	writeDelta      uint64
+}
+
+// workerTotals are a worker's cumulative counters, kept while it is seen.
+type workerTotals struct {
+	createTime      int64
+	cpu             float64
+	ioRead, ioWrite uint64
+	seen            uint64
 }
 
 // sampler turns workers into ProcessStats. It is used from the collector's
 // goroutine only.
 type sampler struct {
-	procs  map[int32]*procState
-	tick   uint64
-	maxCPU float64
-	now    func() time.Time
+	procs   map[int32]*procState
+	workers map[int32]*workerTotals // by main pid
+	tick    uint64
+	maxCPU  float64
+	now     func() time.Time
 }
 
 func newSampler() *sampler {
 	return &sampler{
-		procs:  make(map[int32]*procState),
-		maxCPU: float64(runtime.NumCPU()) * 100,
-		now:    time.Now,
+		procs:   make(map[int32]*procState),
+		workers: make(map[int32]*workerTotals),
+		maxCPU:  float64(runtime.NumCPU()) * 100,
+		now:     time.Now,
 	}
 }
 
 // sample measures one worker. ok is false when its main process is gone,
 // so the worker is left out of this tick rather than reported with zeros.
 func (s *sampler) sample(ctx context.Context, w Worker) (bus.ProcessStats, bool) {
+	st, _, ok := s.sampleWithTotals(ctx, w)
+	return st, ok
+}
+
+// sampleWithTotals is sample plus the worker's cumulative counters.
+func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (bus.ProcessStats, bus.WorkerCounter, bool) {
 	var sum procSample
 	var main procSample
 	for i, pid := range w.PIDs {
 		ps, ok := s.sampleProc(ctx, pid)
 		if !ok {
 			if i == 0 {
-				return bus.ProcessStats{}, false
+				return bus.ProcessStats{}, bus.WorkerCounter{}, false
 			}
 			continue // a child that exited mid-sample
 		}
@@ -69,7 +91,19 @@ func (s *sampler) sample(ctx context.Context, w Worker) (bus.ProcessStats, bool)
 		sum.rssBytes += ps.rssBytes
 		sum.readBps += ps.readBps
 		sum.wrtBps += ps.wrtBps
+		sum.cpuDelta += ps.cpuDelta
+		sum.readDelta += ps.readDelta
+		sum.writeDelta += ps.writeDelta
 	}
+	tot := s.workers[w.PIDs[0]]
+	if tot == nil || tot.createTime != main.createTime {
+		tot = &workerTotals{createTime: main.createTime}
+		s.workers[w.PIDs[0]] = tot
+	}
+	tot.cpu += sum.cpuDelta
+	tot.ioRead += sum.readDelta
+	tot.ioWrite += sum.writeDelta
+	tot.seen = s.tick
 	uptime := s.now().UnixMilli() - main.createTime
 	if uptime < 0 {
 		uptime = 0
@@ -88,7 +122,13 @@ func (s *sampler) sample(ctx context.Context, w Worker) (bus.ProcessStats, bool)
 		m := w.Model
 		st.Model = &m
 	}
-	return st, true
+	wc := bus.WorkerCounter{
+		PID: st.PID, Group: w.Group, Instance: w.Instance, Model: w.Model,
+		CPUSecondsTotal: tot.cpu, ResidentBytes: sum.rssBytes,
+		IOReadBytesTotal: tot.ioRead, IOWriteBytesTotal: tot.ioWrite,
+		StartTimeSeconds: float64(main.createTime) / 1000,
+	}
+	return st, wc, true
 }
 
 // sampleProc reads one process. On the first sample of a process there is
@@ -127,6 +167,17 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 
 	out := procSample{rssBytes: mem.RSS, createTime: st.createTime}
 	first := st.at.IsZero()
+	if first {
+		out.cpuDelta = cpuSec
+		if ioErr == nil {
+			out.readDelta, out.writeDelta = io.ReadBytes, io.WriteBytes
+		}
+	} else {
+		out.cpuDelta = max(cpuSec-st.cpuSec, 0)
+		if ioErr == nil && st.ioOK {
+			out.readDelta, out.writeDelta = sub(io.ReadBytes, st.ioRead), sub(io.WriteBytes, st.ioWrite)
+		}
+	}
 	var dt float64
 	if first {
 		dt = float64(now.UnixMilli()-st.createTime) / 1000
@@ -174,6 +225,11 @@ func (s *sampler) endTick() {
 	for pid, st := range s.procs {
 		if st.seen != s.tick {
 			delete(s.procs, pid)
+		}
+	}
+	for pid, w := range s.workers {
+		if w.seen != s.tick {
+			delete(s.workers, pid)
 		}
 	}
 	s.tick++

@@ -36,11 +36,12 @@ type Discovery struct {
 	latest  chan bus.TelemetryEvent
 	urls    chan string
 
-	replaced atomic.Uint64 // telemetry events superseded before being pushed
-	droppedQ atomic.Uint64 // queen URLs dropped because the queue was full
-	refused  atomic.Uint64 // Queen changes refused (not allowed, not authorized, rate)
-	loops    atomic.Uint64 // loops started, for tests and logs
-	ready    chan struct{}
+	replaced  atomic.Uint64 // telemetry events superseded before being pushed
+	droppedQ  atomic.Uint64 // queen URLs dropped because the queue was full
+	refused   atomic.Uint64 // Queen changes refused (not allowed, not authorized, rate)
+	pushFails atomic.Uint64 // pushes to the Queen that failed
+	loops     atomic.Uint64 // loops started, for tests and logs
+	ready     chan struct{}
 }
 
 // Ready is closed once Run listens for telemetry and Queen URLs.
@@ -134,6 +135,13 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
 	defer func() { _ = tsub.Unsubscribe() }()
+	ssub, err := bus.Handle(nc, bus.StatsSubject("discovery"), func(struct{}) (bus.DiscoveryStats, error) {
+		return bus.DiscoveryStats{PushFailures: d.pushFails.Load(), Refused: d.refused.Load()}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("discovery: subscribe: %w", err)
+	}
+	defer func() { _ = ssub.Unsubscribe() }()
 	qsub, err := bus.Handle(nc, bus.SubjectDiscoveryQueen, d.onQueenChange)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)

@@ -127,6 +127,7 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		d.pushFails.Add(1)
 		if status == http.StatusNotFound || status == http.StatusBadRequest || errors.Is(err, syscall.ECONNREFUSED) {
 			d.log.Info("push rejected", "queen", queen, "err", err)
 			return true

@@ -135,6 +135,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	var stopOnce sync.Once
 	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
+	stats, err := bus.Handle(nc, bus.StatsSubject("gateway"), func(struct{}) (bus.GatewayStats, error) {
+		st := g.Stats()
+		return bus.GatewayStats{Subscribers: st.Subscribers, Published: st.Published, Dropped: st.Dropped, Kicked: st.Kicked,
+			Denied: st.Denied, ConnsShed: st.ConnsShed, ConnsOpen: st.ConnsOpen}, nil
+	})
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("gateway: subscribe stats: %w", err)
+	}
+	defer func() { _ = stats.Unsubscribe() }()
 	close(g.ready)
 	g.log.Info("gateway listening", "addr", g.addr.String(), "auth", g.authMode(),
 		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
@@ -186,6 +196,7 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	reads("/v1/capabilities", caps)
 	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
 	reads("/v1/jobs/:id/stream", g.guard(read), g.streamJob(nc))
+	reads("/metrics", g.guard(read), g.metrics(nc))
 	r.DELETE("/v1/jobs/:id", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.cancelJob(nc))
 	r.POST("/v1/shutdown", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.shutdown(nc))
 	return r

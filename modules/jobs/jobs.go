@@ -35,7 +35,8 @@ type Jobs struct {
 	finished      []*job // finished jobs still kept, oldest first
 	keptBytes     int64  // narration bytes of the jobs in finished
 	running       int
-	reserved      int // worker slots held by spawns in progress
+	totals        map[string]map[string]uint64 // finished jobs: operation -> result -> count
+	reserved      int                          // worker slots held by spawns in progress
 	droppedEvents uint64
 	evicted       uint64 // finished jobs forgotten early for the bounds
 	stopping      atomic.Bool
@@ -91,8 +92,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 			// never goes where a redirect points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		jobs:  make(map[string]*job),
-		ready: make(chan struct{}),
+		jobs:   make(map[string]*job),
+		totals: make(map[string]map[string]uint64),
+		ready:  make(chan struct{}),
 	}
 	m.procs = newProcManager(m.log)
 	return m, nil
@@ -145,6 +147,11 @@ func (m *Jobs) Run(ctx context.Context) error {
 		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
 	defer func() { _ = replay.Unsubscribe() }()
+	stats, err := bus.Handle(nc, bus.StatsSubject("jobs"), func(struct{}) (bus.JobsStats, error) { return m.stats(), nil })
+	if err != nil {
+		return fmt.Errorf("jobs: subscribe: %w", err)
+	}
+	defer func() { _ = stats.Unsubscribe() }()
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("jobs: flush: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -91,6 +92,17 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 		m.emitLocked(j, bus.JobEvent{Text: fmt.Sprintf("(%d narration lines were not kept for replay)\n", j.dropped)}, true)
 	}
 	m.emitLocked(j, bus.JobEvent{End: end}, true)
+	result := "done"
+	switch {
+	case end == bus.EndCancelled:
+		result = "cancelled"
+	case end != bus.EndDone:
+		result = "error"
+	}
+	if m.totals[j.op.Name] == nil {
+		m.totals[j.op.Name] = map[string]uint64{}
+	}
+	m.totals[j.op.Name][result]++
 	j.done = true
 	j.finished = m.cfg.Now()
 	j.cancel()
@@ -201,4 +213,15 @@ func (m *Jobs) prune() int {
 		n++
 	}
 	return n
+}
+
+// stats answers hive.stats.jobs.
+func (m *Jobs) stats() bus.JobsStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	totals := make(map[string]map[string]uint64, len(m.totals))
+	for op, byResult := range m.totals {
+		totals[op] = maps.Clone(byResult)
+	}
+	return bus.JobsStats{Running: m.running, Workers: m.procs.count(), Totals: totals}
 }
