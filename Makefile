@@ -7,7 +7,8 @@ NATSCLI   := $(BIN)/nats
 export GORACE := atexit_sleep_ms=0
 # Static binaries: they run in FROM scratch images and on any Linux.
 export CGO_ENABLED ?= 0
-LDFLAGS   := -s -w
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
@@ -20,8 +21,10 @@ build: ## hive and the demo worker into bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/demo-worker ./cmd/demo-worker
 
+# Standalone by default: no Queen, so nothing to fail at. Join one with
+# make run ARGS='--queen-url http://queen:7833' (later flags win).
 run: build ## the hive with embedded defaults, no other service
-	$(BIN)/hive $(ARGS)
+	$(BIN)/hive --queen-url "" $(ARGS)
 
 # The NATS CLI, for the test that subscribes with the real `nats sub`.
 $(NATSCLI):

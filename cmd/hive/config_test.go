@@ -110,3 +110,10 @@ func TestPrintConfigMasksSecrets(t *testing.T) {
 		t.Fatalf("print-config:\n%s", s)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--version"}, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "hive "+version+" (commit ") || !strings.Contains(out.String(), "go1.") {
+		t.Fatalf("--version: exit %d, %q", code, out.String())
+	}
+}

@@ -20,7 +20,7 @@ func warnExposure(cfg *config, log *slog.Logger) {
 		log.Warn("!!! --allow-unauthenticated: ANYONE who reaches " + cfg.httpListen() +
 			" can spawn and stop processes and shut this hive down. Set HIVE_API_TOKEN or --api-token-file instead.")
 	default:
-		log.Warn("remote control is off until an API token is set (HIVE_API_TOKEN or --api-token-file): jobs, DELETE, shutdown and Queen changes are accepted from loopback only",
+		log.Info("remote control is off until an API token is set (HIVE_API_TOKEN or --api-token-file): jobs, DELETE, shutdown and Queen changes are accepted from loopback only",
 			"listen", cfg.httpListen())
 	}
 	if cfg.NATSListen != "" && cfg.NATSUser == "" && !loopbackAddr(cfg.NATSListen) {

@@ -30,8 +30,14 @@ import (
 // version is reported in hive_info.version; set with -ldflags -X.
 var version = "0.1.0"
 
+// buildCommit is set by the Makefile with -ldflags -X.
+var buildCommit string
+
 // commit is the VCS revision the binary was built from, or "unknown".
 func commit() string {
+	if buildCommit != "" {
+		return buildCommit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {

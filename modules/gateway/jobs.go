@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -124,6 +126,15 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 			return
 		}
 
+		// The original's narration colours its function names with ANSI
+		// escapes; only a client that asks (?ansi=1) gets them.
+		ansi := c.Query("ansi") == "1" || c.Query("ansi") == "true"
+		frame := func(text string) []byte {
+			if !ansi {
+				text = stripANSI(text)
+			}
+			return jobFrame(text)
+		}
 		write := g.startSSE(c.Writer)
 		last := 0
 		// emit writes ev unless already sent; more is false after the end
@@ -134,9 +145,9 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 			}
 			last = ev.Seq
 			if ev.End != "" {
-				return false, write(jobFrame(ev.End))
+				return false, write(frame(ev.End))
 			}
-			return true, write(jobFrame(ev.Text))
+			return true, write(frame(ev.Text))
 		}
 		// catchUp sends what the replay has beyond last (and below upTo,
 		// if set). Live events can be lost when a job outruns a slow
@@ -205,6 +216,16 @@ func (g *Gateway) replay(ctx context.Context, nc *bus.Conn, ref bus.JobRef) (bus
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)
 	defer cancel()
 	return bus.Request[bus.JobRef, bus.JobReplay](ctx, nc, bus.SubjectJobsReplay, ref)
+}
+
+// ansiEscape matches the SGR sequences (colours, bold) of the narration.
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+func stripANSI(s string) string {
+	if !strings.Contains(s, "\x1b") {
+		return s
+	}
+	return ansiEscape.ReplaceAllString(s, "")
 }
 
 // jobFrame renders one unnamed SSE event: every line of text a data: line

@@ -213,3 +213,19 @@ func TestJobStreamRecoversLostLiveEvents(t *testing.T) {
 		t.Fatalf("stream %q", got)
 	}
 }
+
+// Narration reaches clients without ANSI escapes unless they ask.
+func TestJobStreamANSIOnRequest(t *testing.T) {
+	g := startGateway(t, Config{})
+	text := "\x1b[1mrbee_hive::job_router\x1b[0m \x1b[2mroute_job\x1b[0m\nExecuting operation: model_list\n"
+	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string {
+		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: []bus.JobEvent{{Seq: 1, Text: text}, {Seq: 2, End: "[DONE]"}}})
+		return string(b)
+	})
+	for query, wantANSI := range map[string]bool{"": false, "?ansi=1": true} {
+		code, body, _ := get(t, g.base+"/v1/jobs/"+jobID+"/stream"+query)
+		if code != 200 || strings.Contains(body, "\x1b") != wantANSI || !strings.Contains(body, "route_job") || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+			t.Errorf("stream%s: %d %q", query, code, body)
+		}
+	}
+}
