@@ -53,6 +53,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "watch" {
+		return watch(args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, os.LookupEnv, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "hive:", err)

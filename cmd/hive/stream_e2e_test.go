@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	gosse "github.com/tmaxmax/go-sse"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
 )
 
 // The two best-known Go SSE client libraries decode every event of the
@@ -101,5 +104,28 @@ func TestResumeAcrossRestart(t *testing.T) {
 	a2, _ := strconv.ParseUint(next.ID, 10, 64)
 	if a2 != a1+1 {
 		t.Fatalf("after the latest event %d came %d: the history was replayed", a1, a2)
+	}
+}
+
+// `hive watch --once` prints a table with the worker's model, from the
+// SSE stream and from NATS.
+func TestWatchOnce(t *testing.T) {
+	h := startHive(t, "--telemetry-interval", "200ms")
+	w := startWorker(t, "--model", "watched-model", "--port", "9377", "--cpu", "0", "--http=false")
+	pid := strconv.Itoa(w.Process.Pid)
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		var out, errOut strings.Builder
+		if code := run([]string{"watch", "--url", h.httpBase, "--once"}, &out, &errOut); code != 0 {
+			return fmt.Errorf("watch --once: exit %d %s", code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "watched-model") || !strings.Contains(out.String(), pid) {
+			return fmt.Errorf("table without the worker:\n%s", out.String())
+		}
+		return nil
+	})
+	var out strings.Builder
+	if code := run([]string{"watch", "--nats", h.natsURL, "--once", "--wait", "2s"}, &out, io.Discard); code != 0 ||
+		!strings.Contains(out.String(), "watched-model") || !strings.HasPrefix(out.String(), "HIVE") {
+		t.Fatalf("watch --nats --once: exit %d\n%s", code, out.String())
 	}
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/client"
+)
+
+// watch runs `hive watch`: a live table of workers, from one hive's SSE
+// stream (--url) or every hive at a NATS server (--nats). --once prints one
+// table and exits.
+func watch(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hive watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:7835", "hive base URL (SSE)")
+	natsURL := fs.String("nats", "", "NATS server (a hive's --nats-listen or a hub): every hive's workers")
+	once := fs.Bool("once", false, "print one table and exit")
+	wait := fs.Duration("wait", 3*time.Second, "with --nats --once: how long to gather hives")
+	token := fs.String("token", os.Getenv("HIVE_API_TOKEN"), "API token (default $HIVE_API_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t := &table{hives: map[string]bus.TelemetryEvent{}, out: stdout, live: !*once}
+	var err error
+	if *natsURL != "" {
+		if *once {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *wait)
+			defer cancel()
+		}
+		err = (&client.NATS{URL: *natsURL, Options: []nats.Option{nats.Timeout(5 * time.Second)}}).Run(ctx, t.update)
+		if *once {
+			t.print()
+			if len(t.hives) == 0 {
+				fmt.Fprintln(stderr, "hive watch: no telemetry within", *wait)
+				return 1
+			}
+			return 0
+		}
+	} else {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		s := &client.Stream{URL: *url, Token: *token, OnConnect: func(err error) {
+			if err != nil {
+				fmt.Fprintln(stderr, "hive watch:", err, "(reconnecting)")
+			}
+		}}
+		err = s.Run(ctx, func(ev client.Event) {
+			t.update(ev.Telemetry)
+			if *once {
+				cancel()
+			}
+		})
+		if *once && len(t.hives) > 0 {
+			t.print()
+			return 0
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintln(stderr, "hive watch:", err)
+		return 1
+	}
+	return 0
+}
+
+// table is the latest event of every hive seen.
+type table struct {
+	hives map[string]bus.TelemetryEvent
+	out   io.Writer
+	live  bool
+}
+
+func (t *table) update(ev bus.TelemetryEvent) {
+	t.hives[ev.HiveID] = ev
+	if t.live {
+		fmt.Fprint(t.out, "\x1b[H\x1b[2J") // home, clear: redraw in place
+		t.print()
+	}
+}
+
+func (t *table) print() {
+	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "HIVE\tPID\tMODEL\tINSTANCE\tCPU%\tRSS MiB\tREAD MB/s\tWRITE MB/s\tGPU%\tVRAM MiB\tUPTIME")
+	ids := make([]string, 0, len(t.hives))
+	for id := range t.hives {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		ev := t.hives[id]
+		ws := slices.Clone(ev.Workers)
+		slices.SortFunc(ws, func(a, b bus.ProcessStats) int { return cmp.Compare(a.PID, b.PID) })
+		if len(ws) == 0 {
+			fmt.Fprintf(w, "%s\t-\t(no workers)\t\t\t\t\t\t\t\t\n", id)
+		}
+		for _, p := range ws {
+			model := "-"
+			if p.Model != nil {
+				model = *p.Model
+			}
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%d\t%s\n", id, p.PID, model, p.Instance,
+				float64(p.CPUPct), p.RSSMB, float64(p.IOReadMBs), float64(p.IOWriteMBs), float64(p.GPUUtilPct), p.VRAMMB,
+				(time.Duration(p.UptimeS) * time.Second).String())
+		}
+	}
+	_ = w.Flush()
+	if t.live {
+		fmt.Fprintf(t.out, "\n%d hive(s) at %s; Ctrl-C to quit\n", len(ids), time.Now().Format(time.TimeOnly))
+	}
+}
