@@ -197,6 +197,9 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
 	reads("/v1/jobs/:id/stream", g.guard(read), g.streamJob(nc))
 	reads("/metrics", g.guard(read), g.metrics(nc))
+	r.GET("/", noBody, dashboardFile("index.html", "text/html; charset=utf-8"))
+	r.GET("/dashboard/dashboard.js", noBody, dashboardFile("dashboard.js", "text/javascript; charset=utf-8"))
+	r.GET("/dashboard/dashboard.css", noBody, dashboardFile("dashboard.css", "text/css; charset=utf-8"))
 	r.DELETE("/v1/jobs/:id", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.cancelJob(nc))
 	r.POST("/v1/shutdown", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.shutdown(nc))
 	return r
