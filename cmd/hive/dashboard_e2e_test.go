@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -98,4 +99,58 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("state after the restart: %q %v", state, err)
 	}
 	t.Logf("live again %v after the new hive started", took.Round(time.Millisecond))
+}
+
+// A page on another origin reads the stream with EventSource (CORS), and
+// cannot send a job (no CORS on state-changing routes).
+func TestEventSourceFromAnotherOrigin(t *testing.T) {
+	exe := browser(t)
+	h := startHive(t, "--telemetry-interval", "300ms")
+	page := `<!doctype html><title>waiting</title><script>
+const es = new EventSource("` + h.httpBase + `/v1/heartbeats/stream");
+let n = 0;
+es.addEventListener("heartbeat", m => { n++; document.title = "events " + n + " " + JSON.parse(m.data).hive_id; });
+fetch("` + h.httpBase + `/v1/jobs", {method: "POST", headers: {"Content-Type": "application/json"}, body: '{"operation":"model_list","hive_id":"h"}'})
+  .then(r => { window.postResult = "status " + r.status; }, e => { window.postResult = "refused"; });
+</script>`
+	other := serveTest(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(page))
+	})})
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(ctx, chromedp.Navigate(other+"/")); err != nil {
+		t.Fatalf("open the other origin's page: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for {
+		var title string
+		title, err = chromedp.Run(ctx, chromedp.Title())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(title, "events 2 e2e-") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EventSource from %s got no events from %s: title %q", other, h.httpBase, title)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var post string
+	for post == "" && time.Now().Before(deadline) {
+		if post, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.postResult || ""`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if post != "refused" {
+		t.Fatalf("a cross-origin POST /v1/jobs was answered to the page: %q", post)
+	}
 }
