@@ -102,7 +102,6 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), window)
 	defer cancel()
 	var wg sync.WaitGroup
-	var cut atomic.Int64 // flooders whose connection the hive closed
 	// The attack: 4 connections x 50,000 SUBs, never reading.
 	for range 4 {
 		c := rawNATS(t, h.natsURL, 4096)
@@ -113,8 +112,7 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 				if sid%500 == 0 {
 					_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 					if _, err := c.Write([]byte(b.String())); err != nil {
-						cut.Add(1)
-						return
+						return // the hive closed it
 					}
 					b.Reset()
 				}
@@ -136,8 +134,8 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 	end := time.Now()
 	before := got.Load()
 	worst, n := g.maxGap(start, end)
-	t.Logf("during %v of attack: %d SSE events, longest gap %v; %d flooders cut; observer got %d messages in all",
-		window, n, worst.Round(time.Millisecond), cut.Load(), before)
+	t.Logf("during %v of attack: %d SSE events, longest gap %v; the observer got %d messages in all",
+		window, n, worst.Round(time.Millisecond), before)
 	if worst > 1250*time.Millisecond {
 		t.Errorf("SSE gap of %v during the attack (limit 1.25 s)", worst)
 	}
