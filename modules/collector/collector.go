@@ -110,29 +110,31 @@ func (c *Collector) Run(ctx context.Context) error {
 	// tick takes, and drops ticks rather than bunching them up.
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
-	workers := c.tick(ctx, nc, bus.StatusReady)
+	workers := c.tick(ctx, nc, bus.StatusReady, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			c.publishStopping(nc, workers)
 			return nil
-		case <-t.C:
-			workers = c.tick(ctx, nc, bus.StatusReady)
+		case at := <-t.C:
+			workers = c.tick(ctx, nc, bus.StatusReady, at)
 		}
 	}
 }
 
 func (c *Collector) publishStopping(nc *bus.Conn, workers []bus.ProcessStats) {
-	c.publish(nc, bus.StatusStopping, workers)
+	c.publish(nc, bus.StatusStopping, workers, time.Now())
 	_ = nc.FlushTimeout(time.Second)
 }
 
 // tick collects one sample of every worker and publishes it, then the
 // same tick's counters for the metrics module.
-func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string) []bus.ProcessStats {
+// The event's timestamp is the tick's instant (the ticker's), not the end
+// of sampling: consumers see the cadence, whatever one tick cost.
+func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) []bus.ProcessStats {
 	start := time.Now()
 	workers, counters := c.collect(ctx)
-	c.publish(nc, status, workers)
+	c.publish(nc, status, workers, at)
 	if err := nc.PublishJSON(bus.SubjectWorkerCounters, bus.WorkerCounters{HiveID: c.cfg.Hive.ID, Workers: counters}); err != nil {
 		c.log.Warn("publish worker counters", "err", err)
 	}
@@ -224,7 +226,7 @@ func (c *Collector) noteGPUErr(err error) {
 	}
 }
 
-func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessStats) {
+func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessStats, at time.Time) {
 	info := c.cfg.Hive
 	info.OperationalStatus = status
 	info.HealthStatus = bus.Healthy
@@ -235,7 +237,7 @@ func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessSt
 		Type:      "telemetry",
 		HiveID:    info.ID,
 		HiveInfo:  info,
-		Timestamp: bus.SSETimestamp(time.Now()),
+		Timestamp: bus.SSETimestamp(at),
 		Workers:   workers,
 	}
 	data, err := json.Marshal(ev)

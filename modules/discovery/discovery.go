@@ -29,11 +29,11 @@ type Discovery struct {
 	allow allowList
 
 	mu      sync.Mutex
-	last    *bus.TelemetryEvent // latest telemetry, for discovery bodies
+	last    *event // latest telemetry, for discovery bodies
 	current string              // the Queen of the running loop, "" if none
 	tokens  float64             // Queen-change rate limit
 	tokenAt time.Time
-	latest  chan bus.TelemetryEvent
+	latest  chan event
 	urls    chan string
 
 	replaced  atomic.Uint64 // telemetry events superseded before being pushed
@@ -95,7 +95,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 			// /v1/shutdown or to an internal URL must get nothing more.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		latest: make(chan bus.TelemetryEvent, 1),
+		latest: make(chan event, 1),
 		urls:   make(chan string, 8),
 		ready:  make(chan struct{}),
 	}, nil
@@ -205,8 +205,8 @@ func (d *Discovery) Run(ctx context.Context) error {
 }
 
 func (d *Discovery) onTelemetry(data []byte) {
-	var ev bus.TelemetryEvent
-	if err := json.Unmarshal(data, &ev); err != nil {
+	var ev event
+	if err := json.Unmarshal(data, &ev); err != nil || ev.HiveInfo == nil || ev.Workers == nil {
 		d.log.Warn("undecodable telemetry", "err", err)
 		return
 	}
@@ -288,14 +288,11 @@ func (d *Discovery) take() time.Duration {
 }
 
 // snapshot returns the hive_info and workers to send in a discovery body.
-func (d *Discovery) snapshot() (bus.HiveInfo, []bus.ProcessStats) {
+func (d *Discovery) snapshot() event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.last != nil {
-		return d.last.HiveInfo, d.last.Workers
+		return *d.last
 	}
-	info := d.cfg.Hive
-	info.OperationalStatus = bus.StatusStarting
-	info.HealthStatus = bus.Healthy
-	return info, []bus.ProcessStats{}
+	return startingEvent(d.cfg.Hive)
 }

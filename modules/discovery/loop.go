@@ -78,8 +78,8 @@ func (d *Discovery) attempt(ctx context.Context, queen string) error {
 	if err != nil {
 		return err
 	}
-	info, workers := d.snapshot()
-	body := bus.HiveHeartbeat{Hive: info, Timestamp: bus.PushTimestamp(time.Now()), Workers: workers, Capabilities: caps}
+	ev := d.snapshot()
+	body := pushBody{Hive: ev.HiveInfo, Timestamp: bus.PushTimestamp(time.Now()), Workers: ev.Workers, Capabilities: caps}
 	_, err = d.post(ctx, bus.JoinURL(queen, "/v1/hive-heartbeat"), body)
 	return err
 }
@@ -105,7 +105,7 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 	fl := failureLog{log: d.log.With("queen", queen)}
 	replaced := d.replaced.Load()
 	for {
-		var ev bus.TelemetryEvent
+		var ev event
 		select {
 		case <-ctx.Done():
 			return false
@@ -119,7 +119,7 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 		if t, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
 			ts = bus.PushTimestamp(t) // the instant of the sample, in the push's "Z" form
 		}
-		status, err := d.post(ctx, url, bus.HiveHeartbeat{Hive: ev.HiveInfo, Timestamp: ts, Workers: ev.Workers})
+		status, err := d.post(ctx, url, pushBody{Hive: ev.HiveInfo, Timestamp: ts, Workers: ev.Workers})
 		if err == nil {
 			fl.ok()
 			continue
@@ -136,9 +136,17 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 	}
 }
 
-// post sends v as JSON and returns the status; a non-2xx status is an error.
+// post sends v as JSON and returns the status; a non-2xx status is an
+// error. A json.Marshaler's bytes are sent as it wrote them (json.Marshal
+// would compact them again: the splice's point is not to).
 func (d *Discovery) post(ctx context.Context, url string, v any) (int, error) {
-	body, err := json.Marshal(v)
+	var body []byte
+	var err error
+	if m, ok := v.(json.Marshaler); ok {
+		body, err = m.MarshalJSON()
+	} else {
+		body, err = json.Marshal(v)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("encode: %w", err)
 	}
