@@ -7,15 +7,17 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
 // BenchmarkCollect measures one full collection (pattern scan of every pid
 // on the host, gopsutil samples of n workers, no GPU) per op.
 func BenchmarkCollect(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
+	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			m := fmt.Sprintf("llm-worker-bench-%d", n)
 			var cmds []*exec.Cmd
@@ -33,8 +35,11 @@ func BenchmarkCollect(b *testing.B) {
 					_ = c.Wait()
 				}
 			}()
-			src, _ := NewMatchSource(m, workerproc.OnCmdline)
-			c := &Collector{cfg: Config{Interval: 1e9, GPU: NoGPU{}}, sources: []Source{src}, sampler: newSampler(), log: discard()}
+			c, err := New(Config{Hive: bus.HiveInfo{ID: "bench"}, Interval: time.Second, WorkerMatch: m,
+				WorkerMatchOn: workerproc.OnCmdline, GPU: NoGPU{}}, bustest.Start(b), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
 			ctx := context.Background()
 			if got := len(c.Collect(ctx)); got != n {
 				b.Fatalf("collected %d workers, want %d", got, n)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/rbee/hive/bus"
@@ -22,6 +23,10 @@ type Collector struct {
 	sources   []Source
 	sampler   *sampler
 	stats     collectorStats
+	// table is the tick's one walk of /proc, shared by the pattern source,
+	// the descendant folding and the sampler.
+	table    *procTable
+	withArgs bool
 
 	gpuErr string // last GPU error logged, to log changes only
 }
@@ -46,7 +51,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 		log:       log.With("module", "collector"),
 		announced: NewAnnouncedSource(),
 		sampler:   newSampler(),
+		table:     newProcTable(),
 	}
+	c.sampler.table = c.table
 	// Precedence on a shared pid: what a module announced, then the cgroup
 	// layout, then the command-line pattern.
 	c.sources = append(c.sources, c.announced)
@@ -58,6 +65,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 		if err != nil {
 			return nil, err
 		}
+		m.table, m.shared = c.table, true
+		c.withArgs = true
 		c.sources = append(c.sources, m)
 	}
 	return c, nil
@@ -159,6 +168,10 @@ func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.Work
 		gpuDone <- snap
 	}()
 
+	if err := c.table.refresh(ctx, c.withArgs); err != nil {
+		c.stats.sampleErrors.Add(1)
+		c.log.Warn("process table", "err", err)
+	}
 	claimed := make(map[int32]bool)
 	var list []Worker
 	for _, s := range c.sources {
@@ -181,6 +194,21 @@ func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.Work
 			}
 			w.PIDs = pids
 			list = append(list, w)
+		}
+	}
+	// Every descendant of a worker's processes counts toward it, matching
+	// or not (a server's tokenizer or helper processes), unless another
+	// worker claimed it: listed processes are claimed above, first.
+	claim := func(pid int32) bool {
+		if claimed[pid] {
+			return false
+		}
+		claimed[pid] = true
+		return true
+	}
+	for i := range list {
+		for _, pid := range slices.Clone(list[i].PIDs) {
+			list[i].PIDs = c.table.descendants(pid, list[i].PIDs, claim)
 		}
 	}
 	out := make([]bus.ProcessStats, 0, len(list))

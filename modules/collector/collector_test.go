@@ -416,3 +416,68 @@ func TestSamplerResetsOnPIDReuse(t *testing.T) {
 		t.Fatal("state not replaced")
 	}
 }
+
+// A worker's descendants count toward it even when they do not match (a
+// server's helper processes): the busy child here does not carry the
+// marker, yet its CPU and memory are the worker's.
+func TestNonMatchingChildCountsTowardTheWorker(t *testing.T) {
+	m := marker(t)
+	h := startCollector(t, Config{WorkerMatch: m, WorkerMatchOn: workerproc.OnCmdline, Interval: 250 * time.Millisecond})
+	// The outer shell matches (its arguments carry the marker); the child
+	// it starts is a plain busy shell; the outer one only waits.
+	parent := spawn(t, "sh", "-c", `sh -c "while :; do :; done" & wait`, m)
+	var child int
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", parent.Process.Pid, parent.Process.Pid))
+		if f := strings.Fields(string(b)); len(f) == 1 {
+			child, _ = strconv.Atoi(f[0])
+			return nil
+		}
+		return fmt.Errorf("children of %d: %q", parent.Process.Pid, b)
+	})
+	withWorker := func(ev bus.TelemetryEvent) bool { return findPID(ev, parent.Process.Pid) != nil }
+	stamp := func(ev bus.TelemetryEvent) time.Time {
+		ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	both := func() float64 { return procCPUSeconds(t, parent.Process.Pid) + procCPUSeconds(t, child) }
+	ev := h.waitEvent(t, 5*time.Second, withWorker)
+	first, prev := both(), stamp(ev)
+	reported := 0.0
+	for range 5 {
+		ev = h.waitEvent(t, 5*time.Second, withWorker)
+		ts := stamp(ev)
+		reported += float64(findPID(ev, parent.Process.Pid).CPUPct) / 100 * ts.Sub(prev).Seconds()
+		prev = ts
+	}
+	control := both() - first
+	t.Logf("worker CPU over 5 ticks: telemetry %.3f s, /proc (parent + busy child) %.3f s", reported, control)
+	if control < 0.05 {
+		t.Fatalf("the busy child got %.3f s of CPU: no control", control)
+	}
+	if d := reported - control; d > 0.1+0.2*control || d < -(0.1+0.2*control) {
+		t.Errorf("the worker's cpu_pct adds up to %.3f s, parent and child used %.3f s: the child is not counted", reported, control)
+	}
+	if findPID(ev, child) != nil {
+		t.Error("the child is reported as a worker of its own")
+	}
+	// Memory too: the worker's RSS is the parent's and the child's.
+	sum := (rssBytes(t, parent.Process.Pid) + rssBytes(t, child)) >> 20
+	if w := findPID(ev, parent.Process.Pid); w.RSSMB+1 < sum {
+		t.Errorf("worker rss_mb %d, parent and child hold %d MiB", w.RSSMB, sum)
+	}
+}
+
+func rssBytes(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	pages, _ := strconv.ParseUint(f[1], 10, 64)
+	return pages * uint64(os.Getpagesize())
+}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shirou/gopsutil/v3/host"
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus"
@@ -15,7 +16,8 @@ import (
 // Identity is (pid, createTime): a reused pid starts from fresh counters.
 type procState struct {
 	proc       *process.Process
-	createTime int64 // ms since epoch
+	createTime int64  // ms since epoch
+	startTicks uint64 // from the process table; 0 when it was not there
 	cpuSec     float64
 	ioRead     uint64
 	ioWrite    uint64
@@ -49,6 +51,10 @@ type workerTotals struct {
 // sampler turns workers into ProcessStats. It is used from the collector's
 // goroutine only.
 type sampler struct {
+	// table, when set, is the tick's walk of /proc: its stat reading gives
+	// each process's identity and CPU time, so neither is read again.
+	table   *procTable
+	bootMs  int64
 	procs   map[int32]*procState
 	workers map[int32]*workerTotals // by main pid
 	tick    uint64
@@ -140,27 +146,37 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 	if st != nil && st.seen == s.tick {
 		return procSample{}, false // listed twice in one tick: count it once
 	}
-	if st == nil || !s.sameProcess(ctx, st) {
-		p := &process.Process{Pid: pid}
-		ct, err := p.CreateTimeWithContext(ctx)
+	var cpuSec float64
+	if e := s.entry(pid); e != nil && s.boot(ctx) {
+		if st == nil || st.startTicks != e.startTicks {
+			st = &procState{proc: &process.Process{Pid: pid}, startTicks: e.startTicks,
+				createTime: s.bootMs + int64(e.startTicks)*1000/clockTicks}
+			s.procs[pid] = st
+		}
+		cpuSec = e.cpuSec
+	} else {
+		if st == nil || !s.sameProcess(ctx, st) {
+			p := &process.Process{Pid: pid}
+			ct, err := p.CreateTimeWithContext(ctx)
+			if err != nil {
+				delete(s.procs, pid)
+				return procSample{}, false
+			}
+			st = &procState{proc: p, createTime: ct}
+			s.procs[pid] = st
+		}
+		times, err := st.proc.TimesWithContext(ctx)
 		if err != nil {
 			delete(s.procs, pid)
 			return procSample{}, false
 		}
-		st = &procState{proc: p, createTime: ct}
-		s.procs[pid] = st
-	}
-	times, err := st.proc.TimesWithContext(ctx)
-	if err != nil {
-		delete(s.procs, pid)
-		return procSample{}, false
+		cpuSec = times.User + times.System
 	}
 	mem, err := st.proc.MemoryInfoWithContext(ctx)
 	if err != nil {
 		delete(s.procs, pid)
 		return procSample{}, false
 	}
-	cpuSec := times.User + times.System
 	// I/O counters need ptrace-read rights on other users' processes; their
 	// absence must not drop the CPU and memory figures.
 	io, ioErr := st.proc.IOCountersWithContext(ctx)
@@ -212,6 +228,26 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 	st.at = now
 	st.seen = s.tick
 	return out, true
+}
+
+// entry is pid's line of the tick's process table, or nil.
+func (s *sampler) entry(pid int32) *procEntry {
+	if s.table == nil {
+		return nil
+	}
+	return s.table.procs[pid]
+}
+
+// boot reads the boot time once; start times in the table count from it.
+func (s *sampler) boot(ctx context.Context) bool {
+	if s.bootMs == 0 {
+		bt, err := host.BootTimeWithContext(ctx)
+		if err != nil || bt == 0 {
+			return false
+		}
+		s.bootMs = int64(bt) * 1000
+	}
+	return true
 }
 
 // sameProcess reports whether st still describes the process at its pid.

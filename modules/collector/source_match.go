@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
-
-	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/internal/workerproc"
@@ -20,8 +19,12 @@ import (
 // worker (a launcher and its child, tensor-parallel ranks) rather than
 // reported twice.
 type MatchSource struct {
-	m    *workerproc.Matcher
-	self int32
+	m     *workerproc.Matcher
+	self  int32
+	table *procTable
+	// shared: the collector refreshes table once per tick for every use;
+	// a MatchSource on its own refreshes it in Scan.
+	shared bool
 }
 
 var _ Source = (*MatchSource)(nil)
@@ -36,80 +39,49 @@ func NewMatchSource(pattern, on string) (*MatchSource, error) {
 	if m == nil {
 		return nil, fmt.Errorf("collector: empty worker match pattern")
 	}
-	return &MatchSource{m: m, self: int32(os.Getpid())}, nil
+	return &MatchSource{m: m, self: int32(os.Getpid()), table: newProcTable()}, nil
 }
 
 // Name implements Source.
 func (s *MatchSource) Name() string { return "match" }
 
-type matched struct {
-	pid, ppid int32
-	args      []string
-}
-
-// Scan implements Source.
+// Scan implements Source. A matching process whose parent also matches is
+// folded into the parent's worker (the collector then adds every other
+// descendant).
 func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
-	pids, err := process.PidsWithContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list pids: %w", err)
+	if !s.shared {
+		if err := s.table.refresh(ctx, true); err != nil {
+			return nil, fmt.Errorf("list pids: %w", err)
+		}
 	}
-	byPID := make(map[int32]*matched)
-	var order []int32
-	for _, pid := range pids {
+	t := s.table
+	matches := func(pid int32) bool {
+		e, ok := t.procs[pid]
 		// The hive's own command line carries the pattern (--worker-match).
-		if pid == s.self {
+		return ok && pid != s.self && s.m.Match(e.args)
+	}
+	var roots []int32
+	for pid := range t.procs {
+		if !matches(pid) {
 			continue
 		}
-		p := &process.Process{Pid: pid}
-		args, err := p.CmdlineSliceWithContext(ctx)
-		if err != nil || len(args) == 0 {
-			continue // gone, a kernel thread or a zombie
+		if p := t.procs[pid].ppid; p != pid && matches(p) {
+			continue // folded into its matching parent
 		}
-		if !s.m.Match(args) {
-			continue
-		}
-		ppid, err := p.PpidWithContext(ctx)
-		if err != nil {
-			continue
-		}
-		byPID[pid] = &matched{pid: pid, ppid: ppid, args: args}
-		order = append(order, pid)
+		roots = append(roots, pid)
 	}
-	root := func(pid int32) int32 {
-		for i := 0; i < 64; i++ { // bounded: a pid cycle cannot happen, a race might
-			m, ok := byPID[pid]
-			if !ok {
-				break
-			}
-			if _, parentMatches := byPID[m.ppid]; !parentMatches || m.ppid == pid {
-				return pid
-			}
-			pid = m.ppid
+	slices.Sort(roots)
+	out := make([]Worker, 0, len(roots))
+	for _, r := range roots {
+		args := t.procs[r].args
+		w := Worker{PIDs: []int32{r}, Group: "llm", Instance: strconv.Itoa(int(r))}
+		if port, ok := bus.WorkerArg(args, "port"); ok && port != "" {
+			w.Instance = port
 		}
-		return pid
+		w.Model, _ = bus.WorkerArg(args, "model")
+		// Matching descendants belong to this worker, whoever else does not.
+		w.PIDs = t.descendants(r, w.PIDs, matches)
+		out = append(out, w)
 	}
-	workers := make(map[int32]*Worker)
-	var out []int32
-	for _, pid := range order {
-		r := root(pid)
-		w, ok := workers[r]
-		if !ok {
-			m := byPID[r]
-			w = &Worker{PIDs: []int32{r}, Group: "llm", Instance: strconv.Itoa(int(r))}
-			if port, ok := bus.WorkerArg(m.args, "port"); ok && port != "" {
-				w.Instance = port
-			}
-			w.Model, _ = bus.WorkerArg(m.args, "model")
-			workers[r] = w
-			out = append(out, r)
-		}
-		if pid != r {
-			w.PIDs = append(w.PIDs, pid)
-		}
-	}
-	res := make([]Worker, 0, len(out))
-	for _, r := range out {
-		res = append(res, *workers[r])
-	}
-	return res, nil
+	return out, nil
 }
