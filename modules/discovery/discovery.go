@@ -29,9 +29,9 @@ type Discovery struct {
 	allow allowList
 
 	mu      sync.Mutex
-	last    *event // latest telemetry, for discovery bodies
-	current string              // the Queen of the running loop, "" if none
-	tokens  float64             // Queen-change rate limit
+	last    *event  // latest telemetry, for discovery bodies
+	current string  // the Queen of the running loop, "" if none
+	tokens  float64 // Queen-change rate limit
 	tokenAt time.Time
 	latest  chan event
 	urls    chan string
