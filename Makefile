@@ -13,7 +13,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -51,6 +51,14 @@ test-short: ## the tests without the race detector
 
 bench: ## benchmarks; results go in docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+
+# The collector against a plain-Go floor doing the same job, in one run:
+# hive CPU, floor CPU, their ratio and the tick jitter an SSE client sees.
+WORKERS ?= 100,1000
+WINDOW  ?= 30s
+bench-collector: build ## collector CPU vs the floor program; WORKERS=100,1000 WINDOW=30s
+	$(GO) build -trimpath -o $(BIN)/floorcollector ./bench/floorcollector
+	$(GO) run ./bench/collector -hive $(BIN)/hive -floor $(BIN)/floorcollector -workers $(WORKERS) -window $(WINDOW)
 
 FUZZTIME ?= 15s
 fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each

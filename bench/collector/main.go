@@ -1,0 +1,165 @@
+// Command collector measures the hive's collector against the floor
+// program, in one run on this machine: N worker-like processes, the real
+// hive binary and bench/floorcollector side by side, the CPU each used
+// over a window (from /proc), and the tick jitter an SSE client sees.
+// `make bench-collector` runs it; docs/BENCHMARKS.md records the output.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	hiveBin := flag.String("hive", "bin/hive", "the hive binary")
+	floorBin := flag.String("floor", "bin/floorcollector", "the floor program")
+	counts := flag.String("workers", "100,1000", "worker counts to measure")
+	window := flag.Duration("window", 30*time.Second, "measuring window per count")
+	flag.Parse()
+	fmt.Printf("%-8s %10s %10s %7s %12s %12s %12s\n", "workers", "hive %cpu", "floor %cpu", "ratio", "tick p50", "tick p99", "arrival p99")
+	for _, s := range strings.Split(*counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			fail(err)
+		}
+		measure(*hiveBin, *floorBin, n, *window)
+	}
+}
+
+func measure(hiveBin, floorBin string, n int, window time.Duration) {
+	const pattern = "llm-worker-bench"
+	var workers []*exec.Cmd
+	defer func() {
+		for _, w := range workers {
+			_ = syscall.Kill(-w.Process.Pid, syscall.SIGKILL)
+			_ = w.Wait()
+		}
+	}()
+	for i := range n {
+		w := exec.Command("sh", "-c", "sleep 100000; true", pattern, "--model", "m"+strconv.Itoa(i), "--port", strconv.Itoa(20000+i))
+		w.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := w.Start(); err != nil {
+			fail(err)
+		}
+		workers = append(workers, w)
+	}
+	port := 17900
+	hive := start(hiveBin, "--port", strconv.Itoa(port), "--nats-listen", "", "--queen-url", "", "--gpu-source", "none",
+		"--cgroup-root", "", "--worker-match", pattern, "--worker-match-on", "cmdline", "--log-level", "error")
+	defer stop(hive)
+	floor := start(floorBin, "-match", pattern)
+	defer stop(floor)
+
+	stamps := make(chan [2]time.Time, 1024) // the event's timestamp, its arrival
+	go follow("http://127.0.0.1:"+strconv.Itoa(port)+"/v1/heartbeats/stream", n, stamps)
+	time.Sleep(3 * time.Second) // warm-up: first samples, caches filled
+	h0, f0 := cpu(hive.Process.Pid), cpu(floor.Process.Pid)
+	t0 := time.Now()
+	var ts, at []time.Time
+	deadline := time.After(window)
+collect:
+	for {
+		select {
+		case t := <-stamps:
+			ts, at = append(ts, t[0]), append(at, t[1])
+		case <-deadline:
+			break collect
+		}
+	}
+	el := time.Since(t0).Seconds()
+	hc, fc := (cpu(hive.Process.Pid)-h0)/el*100, (cpu(floor.Process.Pid)-f0)/el*100
+	tick, arrival := jitter(ts), jitter(at)
+	fmt.Printf("%-8d %10.2f %10.2f %6.2fx %10.2fms %10.2fms %10.2fms\n", n, hc, fc, hc/fc, q(tick, 0.5), q(tick, 0.99), q(arrival, 0.99))
+}
+
+// jitter is how far each gap between times is from one second, in ms,
+// sorted.
+func jitter(ts []time.Time) []float64 {
+	var out []float64
+	for i := 1; i < len(ts); i++ {
+		out = append(out, float64((ts[i].Sub(ts[i-1]) - time.Second).Abs())/float64(time.Millisecond))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func q(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return -1
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
+}
+
+// follow reads the SSE stream and sends each event's timestamp once the
+// event has all n workers.
+func follow(url string, n int, out chan<- [2]time.Time) {
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data: "))
+			if !ok {
+				continue
+			}
+			var ev struct {
+				Timestamp string            `json:"timestamp"`
+				Workers   []json.RawMessage `json:"workers"`
+			}
+			if json.Unmarshal(data, &ev) != nil || len(ev.Workers) < n {
+				continue
+			}
+			if t, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
+				out <- [2]time.Time{t, time.Now()}
+			}
+		}
+		resp.Body.Close()
+	}
+}
+
+func start(bin string, args ...string) *exec.Cmd {
+	c := exec.Command(bin, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		fail(err)
+	}
+	return c
+}
+
+func stop(c *exec.Cmd) {
+	_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+	_ = c.Wait()
+}
+
+// cpu is utime+stime of pid in seconds.
+func cpu(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		fail(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench-collector:", err)
+	os.Exit(1)
+}
