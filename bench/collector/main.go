@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rbee/hive/internal/proctest"
 )
 
 func main() {
@@ -88,7 +90,7 @@ collect:
 func jitter(ts []time.Time) []float64 {
 	var out []float64
 	for i := 1; i < len(ts); i++ {
-		out = append(out, float64((ts[i].Sub(ts[i-1]) - time.Second).Abs())/float64(time.Millisecond))
+		out = append(out, float64((ts[i].Sub(ts[i-1])-time.Second).Abs())/float64(time.Millisecond))
 	}
 	slices.Sort(out)
 	return out
@@ -149,14 +151,11 @@ func stop(c *exec.Cmd) {
 
 // cpu is utime+stime of pid in seconds.
 func cpu(pid int) float64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	c, err := proctest.CPUSeconds(pid)
 	if err != nil {
 		fail(err)
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
+	return c
 }
 
 func fail(err error) {
