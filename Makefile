@@ -13,7 +13,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -59,6 +59,15 @@ WINDOW  ?= 30s
 bench-collector: build ## collector CPU vs the floor program; WORKERS=100,1000 WINDOW=30s
 	$(GO) build -trimpath -o $(BIN)/floorcollector ./bench/floorcollector
 	$(GO) run ./bench/collector -hive $(BIN)/hive -floor $(BIN)/floorcollector -workers $(WORKERS) -window $(WINDOW)
+
+# SSE fan-out: the same load generator against the hive, the naive
+# net/http floor and (where built) Centrifugo. CLIENTS=1000 FANOUT_WINDOW=20s
+CLIENTS ?= 1000
+FANOUT_WINDOW ?= 20s
+bench-fanout: build ## SSE fan-out vs the net/http floor and Centrifugo; CLIENTS=N
+	$(GO) build -trimpath -o $(BIN)/floorfanout ./bench/floorfanout
+	$(GO) build -trimpath -o $(BIN)/fanoutload ./bench/fanout
+	bash bench/fanout.sh $(CLIENTS) $(FANOUT_WINDOW)
 
 FUZZTIME ?= 15s
 fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each

@@ -1,0 +1,185 @@
+// Command fanout is the SSE load generator of `make bench-fanout`: N
+// clients on one stream, and, over a window, the delivery ratio, the
+// latency from each event's publish time (its "timestamp") to its
+// arrival, and the server's CPU and RSS from /proc. Delivery counts events
+// by their publish time, so events in flight at the window's edges are
+// neither lost nor extra.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"net/http"
+	neturl "net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rbee/hive/internal/proctest"
+)
+
+func main() {
+	url := flag.String("url", "", "SSE URL")
+	pid := flag.Int("pid", 0, "server pid, for CPU and RSS")
+	name := flag.String("name", "server", "label for the output line")
+	clients := flag.Int("clients", 1000, "SSE clients")
+	window := flag.Duration("window", 30*time.Second, "measuring window")
+	publishURL := flag.String("publish-url", "", "Centrifugo: its HTTP API publish URL; the generator publishes one ~2 KB event a second")
+	apiKey := flag.String("api-key", "", "Centrifugo: the HTTP API key")
+	jwtSecret := flag.String("jwt-secret", "", "Centrifugo: HMAC secret for the clients' connection token (channel hive)")
+	flag.Parse()
+	if *jwtSecret != "" {
+		*url += "?cf_connect=" + neturl.QueryEscape(`{"token":"`+token(*jwtSecret)+`"}`)
+	}
+	if *publishURL != "" {
+		go publish(*publishURL, *apiKey)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := &http.Transport{MaxIdleConnsPerHost: *clients, DisableCompression: true}
+	hc := &http.Client{Transport: tr}
+	var mu sync.Mutex
+	var lat []float64
+	published := map[string]bool{}
+	received := 0
+	var t0, t1 time.Time
+	connected := make(chan bool, *clients)
+	for range *clients {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				connected <- false
+				return
+			}
+			defer resp.Body.Close()
+			connected <- true
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 64<<10), 16<<20)
+			for sc.Scan() {
+				ts, ok := timestamp(sc.Bytes())
+				if !ok {
+					continue
+				}
+				now := time.Now()
+				pub, err := time.Parse(time.RFC3339Nano, ts)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				if !t0.IsZero() && !pub.Before(t0) && (t1.IsZero() || pub.Before(t1)) {
+					published[ts] = true
+					received++
+					lat = append(lat, float64(now.Sub(pub))/float64(time.Millisecond))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	ok := 0
+	for range *clients {
+		if <-connected {
+			ok++
+		}
+	}
+	time.Sleep(3 * time.Second) // everyone has the snapshot; steady state
+	c0 := cpu(*pid)
+	mu.Lock()
+	t0 = time.Now()
+	mu.Unlock()
+	time.Sleep(*window)
+	mu.Lock()
+	t1 = time.Now()
+	mu.Unlock()
+	c1 := cpu(*pid)
+	time.Sleep(2 * time.Second) // events published just before t1 arrive
+	mu.Lock()
+	defer mu.Unlock()
+	delivery := 0.0
+	if len(published) > 0 {
+		delivery = float64(received) / float64(len(published)*ok)
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		if len(lat) == 0 {
+			return -1
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	fmt.Printf("%-12s clients %6d (connected %d)  delivery %.3f  cpu %6.2f%%  rss %6.1f MiB  latency p50 %6.1f ms  p99 %6.1f ms\n",
+		*name, *clients, ok, delivery, (c1-c0)/t1.Sub(t0).Seconds()*100, rssMiB(*pid), q(0.5), q(0.99))
+}
+
+// timestamp finds "timestamp":"..." in a data: line without decoding it:
+// the load generator shares the machine with the server.
+func timestamp(line []byte) (string, bool) {
+	if !bytes.HasPrefix(line, []byte("data: ")) {
+		return "", false
+	}
+	i := bytes.Index(line, []byte(`"timestamp":"`))
+	if i < 0 {
+		return "", false
+	}
+	rest := line[i+len(`"timestamp":"`):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
+}
+
+func cpu(pid int) float64 {
+	c, err := proctest.CPUSeconds(pid)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-fanout:", err)
+		os.Exit(1)
+	}
+	return c
+}
+
+func rssMiB(pid int) float64 {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// token is an HS256 JWT subscribing the client to channel "hive".
+func token(secret string) string {
+	enc := base64.RawURLEncoding
+	head := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	body := enc.EncodeToString([]byte(`{"sub":"bench","channels":["hive"]}`))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(head + "." + body))
+	return head + "." + body + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// publish sends a ~2 KB event carrying its publish time to Centrifugo once
+// a second, on the second, as the hive's ticker does.
+func publish(url, key string) {
+	pad := strings.Repeat("x", 2000)
+	for {
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		body := fmt.Sprintf(`{"channel":"hive","data":{"timestamp":%q,"pad":%q}}`, time.Now().UTC().Format(time.RFC3339Nano), pad)
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("X-API-Key", key)
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+}
