@@ -37,6 +37,7 @@ type config struct {
 	HTTPMaxConnsPerIP    int
 	HTTPBodyTimeout      time.Duration
 	CORSOrigins          string
+	PprofListen          string
 	QueenAllow           string
 	NATSUser             string
 	NATSPasswordFile     string
@@ -107,6 +108,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.HTTPMaxConnsPerIP, "http-max-conns-per-ip", gw.MaxConnsPerIP, "open HTTP connections per client address at most; more get 503")
 	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", gw.BodyTimeout, "time a client has to send a request body; slower ones get 408")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", strings.Join(gw.CORSOrigins, ","), `origins whose pages may read the streams, capabilities and health (comma-separated; "*" any, "" none); never state-changing routes`)
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", `loopback HOST:PORT serving /debug/pprof/ (profiling; "" = off)`)
 	fs.StringVar(&c.QueenAllow, "queen-allow", disc.QueenAllow, "hosts, IPs or CIDRs discovery may send to, comma-separated (default: the host of --queen-url)")
 	fs.StringVar(&c.HiveID, "hive-id", "localhost", "this hive's id (hive_id everywhere)")
 	fs.StringVar(&c.QueenURL, "queen-url", disc.QueenURL, `Queen base URL; "" = standalone`)
@@ -236,6 +238,9 @@ func (c *config) validate() error {
 		if pw, _ := u.User.Password(); pw == "change-me" {
 			errs = append(errs, errors.New("--nats-hub: the leafnode password is the old shipped default; generate one (make compose-up writes deployments/.env)"))
 		}
+	}
+	if c.PprofListen != "" && !loopbackAddr(c.PprofListen) {
+		errs = append(errs, fmt.Errorf("--pprof-listen %s: loopback addresses only", c.PprofListen))
 	}
 	if c.ShutdownTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v too short (min 1s)", c.ShutdownTimeout))

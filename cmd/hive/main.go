@@ -93,6 +93,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	defer b.Close()
+	if err := servePprof(ctx, cfg.PprofListen, log); err != nil {
+		return err
+	}
 	if cfg.NATSHub != "" {
 		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATSHub))
 	}

@@ -97,3 +97,25 @@ func TestFirstBlockCarriesData(t *testing.T) {
 		}
 	}
 }
+
+// A quiet telemetry stream gets keep-alive comments from the fan-out.
+func TestQuietStreamGetsKeepAlives(t *testing.T) {
+	g := startGateway(t, Config{KeepAlive: 100 * time.Millisecond})
+	g.publish(t, payload(1))
+	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
+	s.next(t) // the snapshot
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if len(ev.Comments) > 0 && ev.Comments[0] == "keep-alive" && ev.Data == "" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no keep-alive on a quiet stream")
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // frame is one SSE event, serialised once and shared by every client.
@@ -27,6 +28,7 @@ type fanout struct {
 	clients map[*client]struct{}
 
 	published atomic.Uint64
+	lastAt    atomic.Int64  // unix ns of the last event or keep-alive queued
 	dropped   atomic.Uint64 // events not delivered to a slow client
 	kicked    atomic.Uint64 // clients disconnected for being slow
 }
@@ -62,6 +64,7 @@ func (h *fanout) publish(event string, payload []byte) {
 		h.full = true
 	}
 	h.published.Add(1)
+	h.lastAt.Store(time.Now().UnixNano())
 	for c := range h.clients {
 		select {
 		case c.queue <- f.data:
@@ -70,6 +73,29 @@ func (h *fanout) publish(event string, payload []byte) {
 			h.kick(c)
 		}
 	}
+}
+
+// keepAliveFrame is an SSE comment: it keeps proxies and clients from
+// timing out a quiet stream and is never an event.
+var keepAliveFrame = []byte(": keep-alive\n\n")
+
+// keepAlive queues a keep-alive to every client when nothing was sent for
+// quiet. A client whose queue is full is not kicked for it: it is behind
+// on real events, which decide.
+func (h *fanout) keepAlive(quiet time.Duration) bool {
+	if time.Since(time.Unix(0, h.lastAt.Load())) < quiet {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastAt.Store(time.Now().UnixNano())
+	for c := range h.clients {
+		select {
+		case c.queue <- keepAliveFrame:
+		default:
+		}
+	}
+	return true
 }
 
 // kick disconnects c; the caller holds h.mu.

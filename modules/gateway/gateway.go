@@ -151,10 +151,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("gateway: serve: %w", err)
-	case <-ctx.Done():
+	// Keep-alives for quiet streams, checked at a quarter of the interval
+	// so that none is later than 1.25 x KeepAlive.
+	ka := time.NewTicker(g.cfg.KeepAlive / 4)
+	defer ka.Stop()
+serve:
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("gateway: serve: %w", err)
+		case <-ctx.Done():
+			break serve
+		case <-ka.C:
+			g.fanout.keepAlive(g.cfg.KeepAlive)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()

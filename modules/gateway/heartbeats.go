@@ -3,7 +3,6 @@ package gateway
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -59,8 +58,9 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 		}
 	}
 
-	ka := time.NewTimer(g.cfg.KeepAlive)
-	defer ka.Stop()
+	// No timer per client: the fan-out sends keep-alives to everyone when
+	// the stream has been quiet (keepAlives), so an event costs a client
+	// one channel receive and one write, no timer reset.
 	ctx := c.Request.Context()
 	for {
 		select {
@@ -86,12 +86,7 @@ func (g *Gateway) streamHeartbeats(c *gin.Context) {
 			if !send(f) {
 				return
 			}
-		case <-ka.C:
-			if !write([]byte(": keep-alive\n\n")) {
-				return
-			}
 		}
-		ka.Reset(g.cfg.KeepAlive)
 	}
 }
 

