@@ -35,6 +35,7 @@ var (
 	sampleErrors   = desc("hive_collector_sample_errors_total", "Worker sources or GPU queries that failed.", "hive_id")
 	natsObservers  = desc("hive_nats_observers", "External NATS clients connected.", "hive_id")
 	hubConnected   = desc("hive_hub_connected", "1 while the leafnode to the hub is up.", "hive_id")
+	bridgeDropped  = desc("hive_nats_bridge_dropped_total", "Exported messages dropped because external NATS clients were too slow.", "hive_id")
 	jobsRunning    = desc("hive_jobs_running", "Jobs running now.", "hive_id")
 	jobsTotal      = desc("hive_jobs_total", "Finished jobs by operation and result.", "hive_id", "operation", "result")
 	pushFailures   = desc("hive_discovery_push_failures_total", "Telemetry pushes to the Queen that failed.", "hive_id")
@@ -45,7 +46,7 @@ var (
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart,
 		sseSubscribers, published, sseDropped, sseKicked, httpDenied, httpShed, tickSeconds, sampleErrors,
-		natsObservers, hubConnected, jobsRunning, jobsTotal, pushFailures, statsMissing} {
+		natsObservers, hubConnected, bridgeDropped, jobsRunning, jobsTotal, pushFailures, statsMissing} {
 		ch <- d
 	}
 }
@@ -79,6 +80,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		hub = 1
 	}
 	ch <- prometheus.MustNewConstMetric(hubConnected, prometheus.GaugeValue, hub, id)
+	ch <- prometheus.MustNewConstMetric(bridgeDropped, prometheus.CounterValue, float64(b.BridgeDropped()), id)
 
 	var (
 		wg   sync.WaitGroup
