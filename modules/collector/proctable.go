@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/shirou/gopsutil/v3/process"
 )
@@ -22,6 +21,7 @@ type procEntry struct {
 	startTicks uint64  // since boot, in clock ticks: the identity with pid
 	cpuSec     float64 // utime + stime
 	args       []string
+	seen       uint64 // the table's tick of the last reading
 }
 
 // procTable is the tick's one walk of /proc: every process with its
@@ -35,6 +35,7 @@ type procTable struct {
 	kids    map[int32][]int32
 	cmdline map[int32]cachedArgs
 	buf     []byte
+	tick    uint64
 }
 
 type cachedArgs struct {
@@ -58,13 +59,22 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 	if err != nil {
 		return err
 	}
-	clear(t.procs)
-	clear(t.kids)
+	// Entries and child lists are reused from tick to tick: a steady host
+	// allocates almost nothing here.
+	t.tick++
+	for k, v := range t.kids {
+		t.kids[k] = v[:0]
+	}
 	for _, pid := range pids {
-		e, err := t.readStat(pid)
-		if err != nil {
+		e := t.procs[pid]
+		if e == nil {
+			e = &procEntry{}
+		}
+		if err := t.readStat(pid, e); err != nil {
+			delete(t.procs, pid)
 			continue // gone since listed, or a kernel thread we cannot read
 		}
+		e.seen = t.tick
 		if withArgs {
 			if c, ok := t.cmdline[pid]; ok && c.startTicks == e.startTicks {
 				e.args = c.args
@@ -75,6 +85,16 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 		}
 		t.procs[pid] = e
 		t.kids[e.ppid] = append(t.kids[e.ppid], pid)
+	}
+	for pid, e := range t.procs {
+		if e.seen != t.tick {
+			delete(t.procs, pid)
+		}
+	}
+	for k, v := range t.kids {
+		if len(v) == 0 {
+			delete(t.kids, k)
+		}
 	}
 	for pid := range t.cmdline {
 		if _, ok := t.procs[pid]; !ok {
@@ -88,28 +108,54 @@ var errStat = errors.New("malformed stat")
 
 // readStat parses /proc/<pid>/stat: the fields after the command name,
 // which may itself hold spaces and parentheses.
-func (t *procTable) readStat(pid int32) (*procEntry, error) {
+func (t *procTable) readStat(pid int32, e *procEntry) error {
 	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "stat"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
-		return nil, errStat
+		return errStat
 	}
-	f := strings.Fields(string(b[i+2:]))
-	// f[0] state, f[1] ppid, f[11] utime, f[12] stime, f[19] starttime
-	if len(f) < 20 {
-		return nil, errStat
+	// Fields after the name, from 0: 0 state, 1 ppid, 11 utime,
+	// 12 stime, 19 starttime. Parsed in place: no string per field.
+	var f [20][]byte
+	rest := b[i+2:]
+	for n := range f {
+		rest = bytes.TrimLeft(rest, " ")
+		j := bytes.IndexByte(rest, ' ')
+		if j < 0 {
+			j = len(rest)
+		}
+		if j == 0 {
+			return errStat
+		}
+		f[n], rest = rest[:j], rest[j:]
 	}
-	ppid, err1 := strconv.ParseInt(f[1], 10, 32)
-	ut, err2 := strconv.ParseUint(f[11], 10, 64)
-	st, err3 := strconv.ParseUint(f[12], 10, 64)
-	start, err4 := strconv.ParseUint(f[19], 10, 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return nil, err
+	ppid, ok1 := atou(f[1])
+	ut, ok2 := atou(f[11])
+	st, ok3 := atou(f[12])
+	start, ok4 := atou(f[19])
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return errStat
 	}
-	return &procEntry{pid: pid, ppid: int32(ppid), startTicks: start, cpuSec: float64(ut+st) / clockTicks}, nil
+	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, cpuSec: float64(ut+st) / clockTicks, args: e.args}
+	return nil
+}
+
+// atou parses a decimal number without allocating.
+func atou(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
 
 // clockTicks is USER_HZ, 100 on every Linux the hive runs on.
