@@ -28,8 +28,9 @@ type Config struct {
 	// ReadyTimeout bounds how long Start waits for each server.
 	ReadyTimeout time.Duration
 	// Hub is the URL of a hub NATS leafnode port (nats-leaf://[user:pass@]
-	// host:7422); "" runs without a hub. The leaf connection is retried
-	// forever, every HubReconnect plus up to as much again of jitter.
+	// host:7422), or a comma-separated list of the nodes of a hub cluster;
+	// "" runs without a hub. The leaf connection is retried forever, every
+	// HubReconnect plus up to as much again of jitter, on any listed node.
 	Hub          string
 	HubReconnect time.Duration
 	// HubExports are the subjects that leave the hive toward observers and

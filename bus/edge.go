@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -176,14 +177,9 @@ func (e *edge) close() {
 // exports too; separate accounts make "only these subjects, one way" hold
 // by construction.
 func addHub(opts *server.Options, edgeAcc *server.Account, cfg Config) error {
-	u, err := url.Parse(cfg.Hub)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("bus: hub URL %q: want nats-leaf://[user:pass@]host:port", redactURL(cfg.Hub))
-	}
-	switch u.Scheme {
-	case "nats-leaf", "nats", "tls", "ws", "wss":
-	default:
-		return fmt.Errorf("bus: hub URL %q: unsupported scheme %q", redactURL(cfg.Hub), u.Scheme)
+	urls, err := hubURLs(cfg.Hub)
+	if err != nil {
+		return err
 	}
 	hubAcc := server.NewAccount(hubAccount)
 	for _, subj := range cfg.HubExports {
@@ -195,12 +191,34 @@ func addHub(opts *server.Options, edgeAcc *server.Account, cfg Config) error {
 		}
 	}
 	opts.Accounts = append(opts.Accounts, hubAcc)
-	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{u}, LocalAccount: hubAccount}}
+	// One remote with every node's URL: nats-server connects to one and,
+	// when it goes, to another, on its own.
+	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: urls, LocalAccount: hubAccount}}
 	opts.LeafNode.ReconnectInterval = cfg.HubReconnect
 	if opts.LeafNode.ReconnectInterval <= 0 {
 		opts.LeafNode.ReconnectInterval = time.Second
 	}
 	return nil
+}
+
+// hubURLs parses a comma-separated list of hub leafnode URLs, the nodes
+// of one hub cluster.
+func hubURLs(list string) ([]*url.URL, error) {
+	var urls []*url.URL
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("bus: hub URL %q: want nats-leaf://[user:pass@]host:port", redactURL(raw))
+		}
+		switch u.Scheme {
+		case "nats-leaf", "nats", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("bus: hub URL %q: unsupported scheme %q", redactURL(raw), u.Scheme)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
 }
 
 // redactURL hides a password in a URL for error messages.

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,9 +162,92 @@ func TestHubAwayAndBack(t *testing.T) {
 }
 
 func TestBadHubURL(t *testing.T) {
-	for _, u := range []string{"::nope", "http://hub:7422", "nats-leaf://"} {
+	for _, u := range []string{"::nope", "http://hub:7422", "nats-leaf://", "nats-leaf://a:7422,http://b:7422", "nats-leaf://a:7422,"} {
 		if _, err := bus.Start(bus.Config{Hub: u}, nil); err == nil {
 			t.Errorf("hub %q accepted", u)
 		}
+	}
+}
+
+// startHubNode runs one node of a hub cluster, routed to the given
+// cluster URL (none for the first node).
+func startHubNode(t *testing.T, name, routeTo string) *server.Server {
+	t.Helper()
+	opts := &server.Options{ServerName: name, Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true}
+	opts.LeafNode.Host, opts.LeafNode.Port = "127.0.0.1", -1
+	opts.Cluster.Name, opts.Cluster.Host, opts.Cluster.Port = "hub", "127.0.0.1", -1
+	if routeTo != "" {
+		u, _ := url.Parse(routeTo)
+		opts.Routes = []*url.URL{u}
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(5 * time.Second) {
+		t.Fatalf("hub node %s not ready", name)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// With every node of a two-node hub cluster listed, the hive moves to the
+// surviving node when the one it is attached to goes, and a subscriber
+// there sees its telemetry again.
+func TestHubClusterFailover(t *testing.T) {
+	a := startHubNode(t, "hub-a", "")
+	b := startHubNode(t, "hub-b", fmt.Sprintf("nats://127.0.0.1:%d", a.ClusterAddr().Port))
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if a.NumRoutes() == 0 || b.NumRoutes() == 0 {
+			return fmt.Errorf("cluster not formed")
+		}
+		return nil
+	})
+	hubs := fmt.Sprintf("nats-leaf://127.0.0.1:%d,nats-leaf://127.0.0.1:%d", leafPort(t, a), leafPort(t, b))
+	h := bustest.StartConfig(t, bus.Config{Name: "h1", Hub: hubs, HubReconnect: 100 * time.Millisecond})
+	in, _ := h.Connect("collector")
+	seenAt := func(s *server.Server) error {
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		sub, _ := nc.SubscribeSync(bus.SubjectTelemetry)
+		_ = nc.Flush()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			_ = in.Publish(bus.SubjectTelemetry, []byte("t"))
+			if _, err := sub.NextMsg(100 * time.Millisecond); err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("no telemetry at %s", s.Name())
+	}
+	// Which node is the hive on? The other survives.
+	var attached, survivor *server.Server
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		switch {
+		case a.NumLeafNodes() > 0:
+			attached, survivor = a, b
+		case b.NumLeafNodes() > 0:
+			attached, survivor = b, a
+		default:
+			return fmt.Errorf("the hive is on no node")
+		}
+		return nil
+	})
+	if err := seenAt(survivor); err != nil {
+		t.Fatalf("before the failover, through the route: %v", err)
+	}
+	attached.Shutdown()
+	attached.WaitForShutdown()
+	start := time.Now()
+	if err := seenAt(survivor); err != nil {
+		t.Fatalf("after the node the hive was on went: %v", err)
+	}
+	t.Logf("telemetry back at the surviving node %v after the other stopped", time.Since(start).Round(time.Millisecond))
+	if survivor.NumLeafNodes() != 1 {
+		t.Fatalf("the hive is not attached to the survivor (%d leafnodes)", survivor.NumLeafNodes())
 	}
 }

@@ -120,7 +120,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.NATSUser, "nats-user", "", "user external NATS clients must log in as (with --nats-password-file); default: no credentials, read-only")
 	fs.StringVar(&c.NATSPasswordFile, "nats-password-file", "", "file holding the --nats-user password (mode 0600 or stricter)")
 	fs.IntVar(&c.NATSMaxConns, "nats-max-conns", obs.MaxConns, "external NATS connections at most")
-	fs.StringVar(&c.NATSHub, "nats-hub", "", "hub NATS leafnode URL (nats-leaf://[user:pass@]host:7422) to export hive.telemetry to")
+	fs.StringVar(&c.NATSHub, "nats-hub", "", "hub NATS leafnode URL (nats-leaf://[user:pass@]host:7422) to export hive.telemetry to; comma-separated for the nodes of a hub cluster")
 	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", col.Interval, "collector tick")
 	fs.StringVar(&c.WorkerMatch, "worker-match", col.WorkerMatch, `regexp that marks a worker process; "" = off (only announced, cgroup and spawned workers)`)
 	fs.StringVar(&c.WorkerMatchOn, "worker-match-on", col.WorkerMatchOn, "what --worker-match applies to: exe (argv[0] base name) or cmdline (whole command line)")
@@ -234,9 +234,11 @@ func (c *config) validate() error {
 	if c.NATSMaxConns < 1 {
 		errs = append(errs, fmt.Errorf("--nats-max-conns %d must be at least 1", c.NATSMaxConns))
 	}
-	if u, err := url.Parse(c.NATSHub); c.NATSHub != "" && err == nil && u.User != nil {
-		if pw, _ := u.User.Password(); pw == "change-me" {
-			errs = append(errs, errors.New("--nats-hub: the leafnode password is the old shipped default; generate one (make compose-up writes deployments/.env)"))
+	for _, hub := range strings.Split(c.NATSHub, ",") {
+		if u, err := url.Parse(strings.TrimSpace(hub)); hub != "" && err == nil && u.User != nil {
+			if pw, _ := u.User.Password(); pw == "change-me" {
+				errs = append(errs, errors.New("--nats-hub: the leafnode password is the old shipped default; generate one (make compose-up writes deployments/.env)"))
+			}
 		}
 	}
 	if c.PprofListen != "" && !loopbackAddr(c.PprofListen) {

@@ -117,3 +117,10 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--version: exit %d, %q", code, out.String())
 	}
 }
+
+func TestMaskURLList(t *testing.T) {
+	got := maskURL("nats-leaf://hive:s3cret@a:7422, nats-leaf://hive:s3cret@b:7422")
+	if strings.Contains(got, "s3cret") || strings.Count(got, "xxxxx") != 2 {
+		t.Fatalf("maskURL = %q", got)
+	}
+}
