@@ -19,6 +19,7 @@ type procEntry struct {
 	pid        int32
 	ppid       int32
 	startTicks uint64  // since boot, in clock ticks: the identity with pid
+	comm       string  // the program's name; changes on exec
 	cpuSec     float64 // utime + stime
 	args       []string
 	seen       uint64 // the table's tick of the last reading
@@ -38,8 +39,13 @@ type procTable struct {
 	tick    uint64
 }
 
+// cachedArgs is a command line and what it belongs to: the process (pid,
+// start time) and the program it runs (comm). A fork starts with its
+// parent's command line and keeps its start time across exec, so only
+// comm tells that exec happened and the line must be read again.
 type cachedArgs struct {
 	startTicks uint64
+	comm       string
 	args       []string
 }
 
@@ -76,11 +82,11 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 		}
 		e.seen = t.tick
 		if withArgs {
-			if c, ok := t.cmdline[pid]; ok && c.startTicks == e.startTicks {
+			if c, ok := t.cmdline[pid]; ok && c.startTicks == e.startTicks && c.comm == e.comm {
 				e.args = c.args
 			} else {
 				e.args = t.readCmdline(pid)
-				t.cmdline[pid] = cachedArgs{e.startTicks, e.args}
+				t.cmdline[pid] = cachedArgs{e.startTicks, e.comm, e.args}
 			}
 		}
 		t.procs[pid] = e
@@ -114,8 +120,13 @@ func (t *procTable) readStat(pid int32, e *procEntry) error {
 		return err
 	}
 	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
+	lp := bytes.IndexByte(b, '(')
+	if i < 0 || lp < 0 || lp > i || i+2 >= len(b) {
 		return errStat
+	}
+	comm := e.comm
+	if string(b[lp+1:i]) != comm { // compared without allocating
+		comm = string(b[lp+1 : i])
 	}
 	// Fields after the name, from 0: 0 state, 1 ppid, 11 utime,
 	// 12 stime, 19 starttime. Parsed in place: no string per field.
@@ -139,7 +150,7 @@ func (t *procTable) readStat(pid int32, e *procEntry) error {
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return errStat
 	}
-	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, cpuSec: float64(ut+st) / clockTicks, args: e.args}
+	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, comm: comm, cpuSec: float64(ut+st) / clockTicks, args: e.args}
 	return nil
 }
 

@@ -1,0 +1,59 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rbee/hive/bus/bustest"
+)
+
+// A process keeps its pid and start time across exec; its command line
+// must still be read again (a fork starts with its parent's line, and a
+// worker found in that instant would otherwise never match).
+func TestProcTableRereadsArgsAfterExec(t *testing.T) {
+	m := marker(t)
+	p := exec.Command("sh", "-c", "read line; exec sleep 60", m)
+	p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := p.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		_ = p.Wait()
+	})
+	defer stdin.Close()
+	pid := int32(p.Process.Pid)
+	tab := newProcTable()
+	ctx := context.Background()
+	if err := tab.refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	before := tab.procs[pid]
+	if before == nil || !strings.Contains(strings.Join(before.args, " "), m) {
+		t.Fatalf("before exec: %+v", before)
+	}
+	start := before.startTicks
+	_, _ = stdin.Write([]byte("go\n")) // the shell execs sleep
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if err := tab.refresh(ctx, true); err != nil {
+			return err
+		}
+		e := tab.procs[pid]
+		if e == nil || e.startTicks != start {
+			return fmt.Errorf("process %d: %+v", pid, e)
+		}
+		if got := strings.Join(e.args, " "); got != "sleep 60" {
+			return fmt.Errorf("args after exec %q", got)
+		}
+		return nil
+	})
+}
