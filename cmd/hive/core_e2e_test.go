@@ -17,16 +17,6 @@ import (
 	"github.com/rbee/hive/internal/proctest"
 )
 
-// procCPUSeconds is what /proc says pid used, the control.
-func procCPUSeconds(t *testing.T, pid int) float64 {
-	t.Helper()
-	c, err := proctest.CPUSeconds(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // The latest event is sent on connect: with an hour between ticks, an
 // event that arrives at all was sent at once, whatever the machine's load.
 func TestSnapshotOnConnect(t *testing.T) {
@@ -86,7 +76,7 @@ func TestRealWorkerTelemetry(t *testing.T) {
 					t.Fatal(err)
 				}
 				stamps = append(stamps, ts)
-				cpuAt = append(cpuAt, procCPUSeconds(t, pid))
+				cpuAt = append(cpuAt, proctest.CPU(t, pid))
 			}
 		}
 	}

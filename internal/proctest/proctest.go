@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // CPUSeconds is the user plus system CPU time of pid, from
@@ -31,4 +32,14 @@ func CPUSeconds(pid int) (float64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
 	}
 	return (ut + st) / 100, nil
+}
+
+// CPU is CPUSeconds for tests: it fails tb instead of returning an error.
+func CPU(tb testing.TB, pid int) float64 {
+	tb.Helper()
+	c, err := CPUSeconds(pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

@@ -215,16 +215,6 @@ func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred f
 	}
 }
 
-// procCPUSeconds is what /proc says pid used, the control.
-func procCPUSeconds(t *testing.T, pid int) float64 {
-	t.Helper()
-	c, err := proctest.CPUSeconds(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func findPID(ev bus.TelemetryEvent, pid int) *bus.ProcessStats {
 	for i := range ev.Workers {
 		if int(ev.Workers[i].PID) == pid {
@@ -303,7 +293,7 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 		return ts
 	}
 	ev := h.waitEvent(t, 5*time.Second, withPID)
-	first, prev := procCPUSeconds(t, pid), stamp(ev)
+	first, prev := proctest.CPU(t, pid), stamp(ev)
 	reported := 0.0
 	for range 5 {
 		ev = h.waitEvent(t, 5*time.Second, withPID)
@@ -311,7 +301,7 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 		reported += float64(findPID(ev, pid).CPUPct) / 100 * ts.Sub(prev).Seconds()
 		prev = ts
 	}
-	control := procCPUSeconds(t, pid) - first
+	control := proctest.CPU(t, pid) - first
 	t.Logf("CPU over 5 ticks: events %.3f s, /proc %.3f s", reported, control)
 	if control < 0.05 {
 		t.Fatalf("the spinning shell got %.3f s of CPU: no control", control)
@@ -381,7 +371,7 @@ func TestSamplerResetsOnPIDReuse(t *testing.T) {
 	p := spawn(t, "sh", "-c", "while :; do :; done")
 	pid := int32(p.Process.Pid)
 	bustest.WaitFor(t, 10*time.Second, func() error {
-		if c := procCPUSeconds(t, int(pid)); c < 0.1 {
+		if c := proctest.CPU(t, int(pid)); c < 0.1 {
 			return fmt.Errorf("the spinner has used %.2f s of CPU", c)
 		}
 		return nil
@@ -407,7 +397,7 @@ func TestSamplerResetsOnPIDReuse(t *testing.T) {
 	// the control (whatever the machine's load).
 	ct, _ := process.NewProcess(pid)
 	created, _ := ct.CreateTime()
-	control := procCPUSeconds(t, int(pid)) / time.Since(time.UnixMilli(created)).Seconds() * 100
+	control := proctest.CPU(t, int(pid)) / time.Since(time.UnixMilli(created)).Seconds() * 100
 	t.Logf("cpu_pct %v, /proc average since start %.1f", got.CPUPct, control)
 	if float64(got.CPUPct) < control/2 {
 		t.Fatalf("cpu_pct %v against an average of %.1f since start: a reused pid was measured against the old process's counters", got.CPUPct, control)
@@ -443,7 +433,7 @@ func TestNonMatchingChildCountsTowardTheWorker(t *testing.T) {
 		}
 		return ts
 	}
-	both := func() float64 { return procCPUSeconds(t, parent.Process.Pid) + procCPUSeconds(t, child) }
+	both := func() float64 { return proctest.CPU(t, parent.Process.Pid) + proctest.CPU(t, child) }
 	ev := h.waitEvent(t, 5*time.Second, withWorker)
 	first, prev := both(), stamp(ev)
 	reported := 0.0

@@ -135,11 +135,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	var stopOnce sync.Once
 	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
-	stats, err := bus.Handle(nc, bus.StatsSubject("gateway"), func(struct{}) (bus.GatewayStats, error) {
-		st := g.Stats()
-		return bus.GatewayStats{Subscribers: st.Subscribers, Published: st.Published, Dropped: st.Dropped, Kicked: st.Kicked,
-			Denied: st.Denied, ConnsShed: st.ConnsShed, ConnsOpen: st.ConnsOpen}, nil
-	})
+	stats, err := bus.Handle(nc, bus.StatsSubject("gateway"), func(struct{}) (bus.GatewayStats, error) { return g.stats(), nil })
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("gateway: subscribe stats: %w", err)
@@ -228,20 +224,10 @@ func (g *Gateway) authMode() string {
 	return "loopback-only control"
 }
 
-// Stats are the gateway's counters.
-type Stats struct {
-	Denied      uint64 // requests refused by the access checks
-	ConnsShed   uint64 // connections refused past a cap
-	ConnsOpen   int
-	Subscribers int
-	Published   uint64
-	Dropped     uint64
-	Kicked      uint64
-}
-
-// Stats returns the current counters; valid after Ready.
-func (g *Gateway) Stats() Stats {
-	s := Stats{Denied: g.denied.Load(), Subscribers: g.fanout.numClients(),
+// stats are the gateway's counters, answered on hive.stats.gateway; valid
+// after Ready.
+func (g *Gateway) stats() bus.GatewayStats {
+	s := bus.GatewayStats{Denied: g.denied.Load(), Subscribers: g.fanout.numClients(),
 		Published: g.fanout.published.Load(), Dropped: g.fanout.dropped.Load(), Kicked: g.fanout.kicked.Load()}
 	if g.ln != nil {
 		s.ConnsShed = g.ln.shed.Load()

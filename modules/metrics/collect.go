@@ -83,49 +83,29 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(bridgeDropped, prometheus.CounterValue, float64(b.BridgeDropped()), id)
 
 	var (
-		wg   sync.WaitGroup
-		col  bus.CollectorStats
-		gw   bus.GatewayStats
-		jobs bus.JobsStats
-		disc bus.DiscoveryStats
-		ok   [4]bool
+		wg                          sync.WaitGroup
+		col                         bus.CollectorStats
+		gw                          bus.GatewayStats
+		jobs                        bus.JobsStats
+		disc                        bus.DiscoveryStats
+		okCol, okGW, okJobs, okDisc bool
 	)
-	ask := func(i int, module string, into func(ctx context.Context) error) {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.StatsTimeout)
-			defer cancel()
-			if err := into(ctx); err != nil {
-				m.log.Debug("module stats unanswered", "module", module, "err", err)
-				return
-			}
-			ok[i] = true
-		})
-	}
-	ask(0, "collector", func(ctx context.Context) (err error) {
-		col, err = bus.Request[struct{}, bus.CollectorStats](ctx, m.nc, bus.StatsSubject("collector"), struct{}{})
-		return err
-	})
-	ask(1, "gateway", func(ctx context.Context) (err error) {
-		gw, err = bus.Request[struct{}, bus.GatewayStats](ctx, m.nc, bus.StatsSubject("gateway"), struct{}{})
-		return err
-	})
-	ask(2, "jobs", func(ctx context.Context) (err error) {
-		jobs, err = bus.Request[struct{}, bus.JobsStats](ctx, m.nc, bus.StatsSubject("jobs"), struct{}{})
-		return err
-	})
-	ask(3, "discovery", func(ctx context.Context) (err error) {
-		disc, err = bus.Request[struct{}, bus.DiscoveryStats](ctx, m.nc, bus.StatsSubject("discovery"), struct{}{})
-		return err
-	})
+	wg.Go(func() { col, okCol = askStats[bus.CollectorStats](m, "collector") })
+	wg.Go(func() { gw, okGW = askStats[bus.GatewayStats](m, "gateway") })
+	wg.Go(func() { jobs, okJobs = askStats[bus.JobsStats](m, "jobs") })
+	wg.Go(func() { disc, okDisc = askStats[bus.DiscoveryStats](m, "discovery") })
 	wg.Wait()
-	for i, name := range []string{"collector", "gateway", "jobs", "discovery"} {
+	for _, a := range []struct {
+		name string
+		ok   bool
+	}{{"collector", okCol}, {"gateway", okGW}, {"jobs", okJobs}, {"discovery", okDisc}} {
 		v := 0.0
-		if !ok[i] {
+		if !a.ok {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(statsMissing, prometheus.GaugeValue, v, id, name)
+		ch <- prometheus.MustNewConstMetric(statsMissing, prometheus.GaugeValue, v, id, a.name)
 	}
-	if ok[0] {
+	if okCol {
 		buckets := make(map[float64]uint64, len(col.TickSeconds.Bounds))
 		for i, bound := range col.TickSeconds.Bounds {
 			buckets[bound] = col.TickSeconds.Counts[i]
@@ -134,14 +114,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(sampleErrors, prometheus.CounterValue, float64(col.SampleErrors), id)
 		ch <- prometheus.MustNewConstMetric(published, prometheus.CounterValue, float64(col.Published), id)
 	}
-	if ok[1] {
+	if okGW {
 		ch <- prometheus.MustNewConstMetric(sseSubscribers, prometheus.GaugeValue, float64(gw.Subscribers), id)
 		ch <- prometheus.MustNewConstMetric(sseDropped, prometheus.CounterValue, float64(gw.Dropped), id)
 		ch <- prometheus.MustNewConstMetric(sseKicked, prometheus.CounterValue, float64(gw.Kicked), id)
 		ch <- prometheus.MustNewConstMetric(httpDenied, prometheus.CounterValue, float64(gw.Denied), id)
 		ch <- prometheus.MustNewConstMetric(httpShed, prometheus.CounterValue, float64(gw.ConnsShed), id)
 	}
-	if ok[2] {
+	if okJobs {
 		ch <- prometheus.MustNewConstMetric(jobsRunning, prometheus.GaugeValue, float64(jobs.Running), id)
 		for op, byResult := range jobs.Totals {
 			for result, n := range byResult {
@@ -149,7 +129,20 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if ok[3] {
+	if okDisc {
 		ch <- prometheus.MustNewConstMetric(pushFailures, prometheus.CounterValue, float64(disc.PushFailures), id)
 	}
+}
+
+// askStats asks a module for its counters on hive.stats.<module>, within
+// StatsTimeout; ok is false when it did not answer in time.
+func askStats[T any](m *Metrics, module string) (v T, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.StatsTimeout)
+	defer cancel()
+	v, err := bus.Request[struct{}, T](ctx, m.nc, bus.StatsSubject(module), struct{}{})
+	if err != nil {
+		m.log.Debug("module stats unanswered", "module", module, "err", err)
+		return v, false
+	}
+	return v, true
 }
