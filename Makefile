@@ -13,7 +13,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -69,6 +69,16 @@ bench-fanout: build ## SSE fan-out vs the net/http floor and Centrifugo; CLIENTS
 	$(GO) build -trimpath -o $(BIN)/fanoutload ./bench/fanout
 	bash bench/fanout.sh $(CLIENTS) $(FANOUT_WINDOW)
 
+# The hive against a GPU: on a host with nvidia-smi, a real PyTorch worker
+# (bench/gpucheck/gpu_probe.py); elsewhere the fake nvidia-smi, which
+# answers in the format the real card printed. GPUCHECK_ARGS=-record
+# saves every nvidia-smi output as fixtures.
+gpu-check: ## check GPU telemetry on this host's GPU, or on the fake nvidia-smi without one
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
+	$(GO) build -trimpath -o $(BIN)/gpucheck ./bench/gpucheck
+	@if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/gpucheck -hive $(BIN)/hive $(GPUCHECK_ARGS); \
+	else echo "no nvidia-smi here: checking against the fake one"; $(BIN)/gpucheck -fake -hive $(BIN)/hive -window 10s $(GPUCHECK_ARGS); fi
+
 FUZZTIME ?= 15s
 fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOperation$$' -fuzztime $(FUZZTIME) ./modules/jobs
@@ -94,6 +104,15 @@ images: dist ## rbee-hive:dev and rbee-hive-hub:dev
 	docker build -q -t rbee-hive-hub:dev -f deployments/Dockerfile.hub dist
 	@docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^rbee-hive'
 
+# The GPU image adds the build host's glibc runtime, which the NVIDIA
+# runtime's injected nvidia-smi needs (deployments/Dockerfile.gpu).
+GLIBC_LIBS := libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1
+images-gpu: dist ## rbee-hive-gpu:dev, for hosts with the NVIDIA container runtime
+	rm -rf dist/glibc && mkdir -p dist/glibc/lib64 dist/glibc/lib/x86_64-linux-gnu dist/glibc/usr/lib/x86_64-linux-gnu dist/glibc/usr/bin
+	cp -L /lib64/ld-linux-x86-64.so.2 dist/glibc/lib64/
+	for l in $(GLIBC_LIBS); do cp -L /lib/x86_64-linux-gnu/$$l dist/glibc/lib/x86_64-linux-gnu/; done
+	docker build -q -t rbee-hive-gpu:dev -f deployments/Dockerfile.gpu dist
+
 # A random leafnode password on first use, never a shipped default.
 deployments/.env:
 	@umask 077; printf 'HIVE_LEAF_PASSWORD=%s\n' "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > $@
@@ -109,9 +128,9 @@ compose-up: images compose-env ## the hub and three hives with their demo worker
 compose-down: compose-env
 	$(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
 
-compose-test: images compose-env ## clean start, checks from the host and at the hub, teardown
+compose-test: images images-gpu compose-env ## clean start, checks from the host and at the hub, teardown
 	COMPOSE="$(COMPOSE)" COMPOSE_FILE=$(abspath $(COMPOSE_FILE)) PATH="$(GOBIN_ABS):$$PATH" \
-		$(GO) test -tags compose -count=1 -timeout 9m -v -run TestCompose ./deployments/
+		$(GO) test -tags compose -count=1 -timeout 9m -v -run 'TestCompose|TestImage' ./deployments/
 
 clean:
 	rm -rf $(BIN) dist

@@ -58,6 +58,7 @@ type config struct {
 	WorkerMatch          string
 	CgroupRoot           string
 	GPUSource            string
+	GPUUtil              string
 	LogFormat            string
 	LogLevel             string
 	WorkerDir            string
@@ -126,6 +127,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.WorkerMatchOn, "worker-match-on", col.WorkerMatchOn, "what --worker-match applies to: exe (argv[0] base name) or cmdline (whole command line)")
 	fs.StringVar(&c.CgroupRoot, "cgroup-root", col.CgroupRoot, `cgroup v2 tree of workers (<group>/<instance>); "" = off`)
 	fs.StringVar(&c.GPUSource, "gpu-source", "auto", "GPU reader: auto|smi (nvidia-smi), none, replay:<dir> (recorded nvidia-smi CSV)")
+	fs.StringVar(&c.GPUUtil, "gpu-util", "process", "gpu_util_pct: process (the worker's own share, from nvidia-smi pmon; device mean where the driver has none) or device (the mean utilisation of its GPUs; one nvidia-smi run less per tick)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.WorkerDir, "worker-dir", job.WorkerDir, "directory of worker binaries (llm-worker-rbee-<type>)")
@@ -249,6 +251,9 @@ func (c *config) validate() error {
 	}
 	if _, err := nvsmi.New(c.GPUSource); err != nil {
 		errs = append(errs, fmt.Errorf("--gpu-source: %w", err))
+	}
+	if c.GPUUtil != "process" && c.GPUUtil != "device" {
+		errs = append(errs, fmt.Errorf("--gpu-util %q: want process or device", c.GPUUtil))
 	}
 	errs = append(errs, c.modules(bus.HiveInfo{ID: c.HiveID}).validate())
 	return errors.Join(errs...)

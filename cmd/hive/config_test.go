@@ -89,6 +89,7 @@ func TestConfigErrors(t *testing.T) {
 		"short token":       {env: map[string]string{"HIVE_API_TOKEN": "short"}, want: "API token shorter"},
 		"queen not allowed": {args: []string{"--queen-allow", "10.0.0.0/8"}, want: "not in the allowed hosts"},
 		"gpu source":        {args: []string{"--gpu-source", "nvml"}, want: "--gpu-source"},
+		"gpu util":          {args: []string{"--gpu-util", "sm"}, want: "--gpu-util"},
 		"positional":        {args: []string{"extra"}, want: "unexpected arguments"},
 	}
 	for name, tc := range cases {

@@ -107,6 +107,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return fmt.Errorf("--gpu-source: %w", err)
 	}
 	mc.collector.GPU = collector.NewGPUSource(gpu)
+	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
+		smi.DeviceUtil = cfg.GPUUtil == "device"
+	}
 	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
 	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
 

@@ -64,9 +64,9 @@ func (e Exec) Run(ctx context.Context, q Query) ([]byte, error) {
 		path = p
 	}
 	cmd := exec.CommandContext(ctx, path, q.Args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stdout, stderr := &capped{max: MaxOutput}, &capped{max: 4 << 10}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	err := cmd.Run()
 	if err != nil {
 		var ee *exec.Error
 		if errors.As(err, &ee) || errors.Is(err, fs.ErrNotExist) {
@@ -74,7 +74,36 @@ func (e Exec) Run(ctx context.Context, q Query) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("nvidia-smi %s: %w: %s", q.Args[0], err, bytes.TrimSpace(stderr.Bytes()))
 	}
-	return out, nil
+	if stdout.over {
+		return nil, fmt.Errorf("nvidia-smi %s: output over %d bytes", q.Args[0], MaxOutput)
+	}
+	return stdout.Bytes(), nil
+}
+
+// MaxOutput bounds what one nvidia-smi run may print: a host with 16 GPUs
+// and hundreds of processes prints tens of KiB.
+const MaxOutput = 1 << 20
+
+// capped keeps the first max bytes written to it and notes the rest, so a
+// runaway nvidia-smi cannot grow the hive's memory. The buffer is not
+// embedded: its ReadFrom would let io.Copy bypass Write.
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Bytes() []byte { return c.buf.Bytes() }
+
+// Write takes all of p, so the child never blocks or fails on a write.
+func (c *capped) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := c.max - c.buf.Len(); n > room {
+		c.over = true
+		p = p[:max(room, 0)]
+	}
+	c.buf.Write(p)
+	return n, nil
 }
 
 // Replay reads recorded output from Dir/<Query.File> on every Run, so a

@@ -147,6 +147,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("0, GPU-a, 87, 24576, 20110\n1, GPU-b, [N/A], 81920, 1024\n"))
 	f.Add([]byte("0, NVIDIA A10, 23028, 8.6\n"))
 	f.Add([]byte("\"unterminated, 1, 2\n"))
+	f.Add([]byte("# gpu pid type sm mem fb command\n# Idx # C/G % % MB name\n 0 527 C 83 20 4900 python3\n 0 - - - - - -\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if devs, err := ParseDevices(bytes.NewReader(b)); err == nil {
 			for _, d := range devs {
@@ -159,6 +160,12 @@ func FuzzParse(f *testing.F) {
 		for _, p := range procs {
 			if p.PID <= 0 {
 				t.Fatalf("proc %+v", p)
+			}
+		}
+		pm, _ := ParsePmon(bytes.NewReader(b))
+		for _, p := range pm {
+			if p.PID <= 0 || p.GPUIndex < 0 || p.SMPct > 100 || (p.SMPct < 0 && p.SMPct != -1) || (!p.FBOK && p.FBMiB != 0) {
+				t.Fatalf("pmon %+v", p)
 			}
 		}
 		caps, _ := ParseCaps(bytes.NewReader(b))

@@ -28,7 +28,8 @@ type Collector struct {
 	table    *procTable
 	withArgs bool
 
-	gpuErr string // last GPU error logged, to log changes only
+	gpuErr  string // last GPU error logged, to log changes only
+	utilSrc string // last source of gpu_util_pct logged
 }
 
 // New validates cfg and builds the sources. It starts nothing.
@@ -165,6 +166,9 @@ func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.Work
 	go func() {
 		snap, err := c.cfg.GPU.Sample(gpuCtx)
 		c.noteGPUErr(err)
+		if err == nil {
+			c.noteUtilSource(snap)
+		}
 		gpuDone <- snap
 	}()
 
@@ -252,6 +256,24 @@ func (c *Collector) noteGPUErr(err error) {
 	default:
 		c.log.Info("GPU query ok", "gpu", c.cfg.GPU.Name())
 	}
+}
+
+// noteUtilSource logs where gpu_util_pct comes from when that changes,
+// so an operator knows whether two workers on one GPU are told apart.
+func (c *Collector) noteUtilSource(s GPUSnapshot) {
+	src := "per process (nvidia-smi pmon)"
+	if !s.PerProcess {
+		src = "device mean"
+	}
+	if src == c.utilSrc {
+		return
+	}
+	c.utilSrc = src
+	if s.PerProcess {
+		c.log.Info("gpu_util_pct is per process", "source", "nvidia-smi pmon")
+		return
+	}
+	c.log.Info("gpu_util_pct is the mean utilisation of the worker's GPUs, shared by every process on them", "reason", s.Fallback)
 }
 
 func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessStats, at time.Time) {

@@ -4,12 +4,13 @@ import "github.com/rbee/hive/bus"
 
 // gpuIndex joins a GPU snapshot to workers by pid.
 type gpuIndex struct {
-	byUUID map[string]GPUDevice
-	byPID  map[int32][]GPUProc
+	byUUID     map[string]GPUDevice
+	byPID      map[int32][]GPUProc
+	perProcess bool
 }
 
 func newGPUIndex(s GPUSnapshot) gpuIndex {
-	ix := gpuIndex{byUUID: make(map[string]GPUDevice, len(s.Devices)), byPID: make(map[int32][]GPUProc, len(s.Procs))}
+	ix := gpuIndex{byUUID: make(map[string]GPUDevice, len(s.Devices)), byPID: make(map[int32][]GPUProc, len(s.Procs)), perProcess: s.PerProcess}
 	for _, d := range s.Devices {
 		ix.byUUID[d.UUID] = d
 	}
@@ -19,32 +20,37 @@ func newGPUIndex(s GPUSnapshot) gpuIndex {
 	return ix
 }
 
-// apply fills the GPU fields of st from every process of w:
-// vram_mb is the memory its processes hold, total_vram_mb the memory of the
-// GPUs they are on, gpu_util_pct the mean utilisation of those GPUs (NVIDIA
-// reports utilisation per device, not per process). A worker on no GPU
-// reports zeros.
+// apply fills the GPU fields of st from every process of w. vram_mb is
+// the memory its processes hold; total_vram_mb the memory of the GPUs
+// they are on; gpu_util_pct the mean, over those GPUs, of the worker's
+// own utilisation of each (its processes' pmon SM figures summed, at most
+// 100) when the driver gives per-process figures, else of each device's
+// utilisation, whoever ran on it. A worker on no GPU reports zeros.
 func (ix gpuIndex) apply(w Worker, st *bus.ProcessStats) {
-	seen := make(map[string]bool)
-	var used, total uint64
-	var util float64
-	var utilN int
+	own := make(map[string]float64) // per GPU the worker is on
+	var used uint64
 	for _, pid := range w.PIDs {
 		for _, p := range ix.byPID[pid] {
 			used += p.UsedMiB
-			if seen[p.GPUUUID] {
-				continue
-			}
-			seen[p.GPUUUID] = true
-			d, ok := ix.byUUID[p.GPUUUID]
-			if !ok {
-				continue
-			}
-			total += d.MemTotalMiB
-			if d.UtilPct >= 0 {
-				util += d.UtilPct
-				utilN++
-			}
+			own[p.GPUUUID] += max(p.SMPct, 0)
+		}
+	}
+	var total uint64
+	var util float64
+	var utilN int
+	for uuid, mine := range own {
+		d, ok := ix.byUUID[uuid]
+		if !ok {
+			continue
+		}
+		total += d.MemTotalMiB
+		switch {
+		case ix.perProcess:
+			util += min(mine, 100)
+			utilN++
+		case d.UtilPct >= 0:
+			util += d.UtilPct
+			utilN++
 		}
 	}
 	st.VRAMMB = used
