@@ -36,6 +36,10 @@ type Config struct {
 	// HubExports are the subjects that leave the hive toward observers and
 	// the hub; nil means DefaultHubExports.
 	HubExports []string
+	// HubHiveID, when set, also sends hive.telemetry to the hub as
+	// TelemetrySubjectFor(HubHiveID), so a hub stream can keep and serve
+	// one hive's history; the plain subject is sent as before.
+	HubHiveID string
 	// Observers bounds what external clients may hold.
 	Observers ObserverLimits
 	// ObserverUser and ObserverPassword, when both are set, are the

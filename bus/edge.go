@@ -45,6 +45,17 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	}
 	lim := cfg.Observers
 	acc := server.NewAccount(edgeAccount)
+	// The bridge publishes each telemetry message a second time under this
+	// hive's own subject for the hub (an account imports a subject once,
+	// so an import cannot rename a copy). It crosses the leafnode only
+	// while the hub wants it, e.g. for its history stream.
+	perHive, exports := "", cfg.HubExports
+	if cfg.Hub != "" && cfg.HubHiveID != "" {
+		if perHive, err = TelemetrySubjectFor(cfg.HubHiveID); err != nil {
+			return nil, err
+		}
+		exports = append(exports[:len(exports):len(exports)], perHive)
+	}
 	readOnly := &server.Permissions{
 		Publish:   &server.SubjectPermission{Deny: []string{">"}},
 		Subscribe: &server.SubjectPermission{Allow: subscribable(cfg.HubExports)},
@@ -61,7 +72,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 			Nkey: bpub, Account: acc,
 			AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}},
 			Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: cfg.HubExports},
+				Publish:   &server.SubjectPermission{Allow: exports},
 				Subscribe: &server.SubjectPermission{Deny: []string{">"}},
 			},
 		}},
@@ -101,7 +112,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 		opts.Host, opts.Port = host, port
 	}
 	if cfg.Hub != "" {
-		if err := addHub(opts, acc, cfg); err != nil {
+		if err := addHub(opts, acc, cfg.Hub, cfg.HubReconnect, exports); err != nil {
 			return nil, err
 		}
 	}
@@ -121,6 +132,9 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	for _, subj := range cfg.HubExports {
 		s, err := e.in.Subscribe(subj, func(m *nats.Msg) {
 			_ = e.out.PublishMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+			if perHive != "" && m.Subject == SubjectTelemetry {
+				_ = e.out.PublishMsg(&nats.Msg{Subject: perHive, Header: m.Header, Data: m.Data})
+			}
 		})
 		if err != nil {
 			e.close()
@@ -176,13 +190,13 @@ func (e *edge) close() {
 // way, but denying imports also hides the hub's interest, which stops
 // exports too; separate accounts make "only these subjects, one way" hold
 // by construction.
-func addHub(opts *server.Options, edgeAcc *server.Account, cfg Config) error {
-	urls, err := hubURLs(cfg.Hub)
+func addHub(opts *server.Options, edgeAcc *server.Account, hub string, reconnect time.Duration, exports []string) error {
+	urls, err := hubURLs(hub)
 	if err != nil {
 		return err
 	}
 	hubAcc := server.NewAccount(hubAccount)
-	for _, subj := range cfg.HubExports {
+	for _, subj := range exports {
 		if err := edgeAcc.AddStreamExport(subj, []*server.Account{hubAcc}); err != nil {
 			return fmt.Errorf("bus: export %s: %w", subj, err)
 		}
@@ -194,7 +208,7 @@ func addHub(opts *server.Options, edgeAcc *server.Account, cfg Config) error {
 	// One remote with every node's URL: nats-server connects to one and,
 	// when it goes, to another, on its own.
 	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: urls, LocalAccount: hubAccount}}
-	opts.LeafNode.ReconnectInterval = cfg.HubReconnect
+	opts.LeafNode.ReconnectInterval = reconnect
 	if opts.LeafNode.ReconnectInterval <= 0 {
 		opts.LeafNode.ReconnectInterval = time.Second
 	}

@@ -251,3 +251,62 @@ func TestHubClusterFailover(t *testing.T) {
 		t.Fatalf("the hive is not attached to the survivor (%d leafnodes)", survivor.NumLeafNodes())
 	}
 }
+
+// The hub gets each message on hive.telemetry, as before, and on
+// hive.telemetry.<hive id>, where a stream keeps one hive's history; each
+// only while the hub wants it.
+func TestHubGetsPerHiveSubject(t *testing.T) {
+	hub := startHub(t, -1)
+	defer func() { hub.Shutdown(); hub.WaitForShutdown() }()
+	b := bustest.StartConfig(t, bus.Config{Name: "gpu-07.dc1", Hub: "nats-leaf://127.0.0.1:" + strconv.Itoa(leafPort(t, hub)),
+		HubReconnect: 100 * time.Millisecond, HubHiveID: "gpu-07.dc1"})
+	at, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Close()
+	perHive, _ := at.SubscribeSync("hive.telemetry.>")
+	plain, _ := at.SubscribeSync(bus.SubjectTelemetry)
+	_ = at.Flush()
+	in, _ := b.Connect("modules")
+	n := 0
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		n++
+		_ = in.Publish(bus.SubjectTelemetry, []byte("t"+strconv.Itoa(n)))
+		if _, err := perHive.NextMsg(100 * time.Millisecond); err != nil {
+			return fmt.Errorf("per-hive: %w", err)
+		}
+		if _, err := plain.NextMsg(100 * time.Millisecond); err != nil {
+			return fmt.Errorf("plain: %w", err)
+		}
+		return nil
+	})
+	_ = in.Publish(bus.SubjectTelemetry, []byte("last"))
+	for sub, want := range map[*nats.Subscription]string{perHive: "hive.telemetry.gpu-07.dc1", plain: bus.SubjectTelemetry} {
+		for {
+			m, err := sub.NextMsg(2 * time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", want, err)
+			}
+			if m.Subject != want {
+				t.Fatalf("got %s, want %s", m.Subject, want)
+			}
+			if string(m.Data) == "last" {
+				break
+			}
+		}
+	}
+}
+
+func TestTelemetrySubjectFor(t *testing.T) {
+	for id, want := range map[string]string{"gpu-07": "hive.telemetry.gpu-07", "gpu_07.dc1": "hive.telemetry.gpu_07.dc1"} {
+		if got, err := bus.TelemetrySubjectFor(id); err != nil || got != want {
+			t.Errorf("%q: %q %v", id, got, err)
+		}
+	}
+	for _, bad := range []string{"", "a b", "*", ">", "a.*", "a..b", ".a", "a.", "a>", strings.Repeat("x", 129)} {
+		if got, err := bus.TelemetrySubjectFor(bad); err == nil {
+			t.Errorf("%q accepted as %q", bad, got)
+		}
+	}
+}

@@ -1,5 +1,10 @@
 package bus
 
+import (
+	"fmt"
+	"regexp"
+)
+
 // Subjects are the contracts between modules. The body of each is named
 // beside it; every body is JSON.
 const (
@@ -42,3 +47,18 @@ const HeaderHiveID = "Hive-Id"
 // JobEventsSubject is where a job's narration is published, one JobEvent
 // per message, in order. jobID must satisfy ValidJobID.
 func JobEventsSubject(jobID string) string { return "hive.jobs." + jobID + ".events" }
+
+// hiveToken is what a hive id may hold to name a subject: NATS tokens of
+// letters, digits, '-' and '_', separated by single dots (gpu-07.dc1).
+var hiveToken = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// TelemetrySubjectFor is hive.telemetry.<hive id>: one hive's telemetry at
+// a hub, where a stream on hive.telemetry.> keeps every hive's history and
+// a consumer filtered on this subject reads one hive's alone. An id that
+// cannot be a subject (spaces, wildcards, empty tokens) is an error.
+func TelemetrySubjectFor(hiveID string) (string, error) {
+	if len(hiveID) > 128 || !hiveToken.MatchString(hiveID) {
+		return "", fmt.Errorf("bus: hive id %q cannot name a subject: use letters, digits, '-', '_' and single dots, at most 128", hiveID)
+	}
+	return SubjectTelemetry + "." + hiveID, nil
+}

@@ -229,6 +229,8 @@ func (c *config) validate() error {
 	}
 	if strings.TrimSpace(c.HiveID) == "" {
 		errs = append(errs, errors.New("--hive-id must not be empty"))
+	} else if _, err := bus.TelemetrySubjectFor(c.HiveID); err != nil && c.NATSHub != "" {
+		errs = append(errs, fmt.Errorf("--hive-id with --nats-hub names the hub subject hive.telemetry.<hive id>: %w", err))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))

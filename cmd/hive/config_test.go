@@ -90,6 +90,7 @@ func TestConfigErrors(t *testing.T) {
 		"queen not allowed": {args: []string{"--queen-allow", "10.0.0.0/8"}, want: "not in the allowed hosts"},
 		"gpu source":        {args: []string{"--gpu-source", "nvml"}, want: "--gpu-source"},
 		"gpu util":          {args: []string{"--gpu-util", "sm"}, want: "--gpu-util"},
+		"hub hive id":       {args: []string{"--hive-id", "a b", "--nats-hub", "nats-leaf://127.0.0.1:7422"}, want: "--hive-id"},
 		"positional":        {args: []string{"extra"}, want: "unexpected arguments"},
 	}
 	for name, tc := range cases {

@@ -30,7 +30,7 @@ type moduleConfigs struct {
 func (c *config) modules(info bus.HiveInfo) moduleConfigs {
 	m := moduleConfigs{
 		bus: bus.Config{
-			Name: c.HiveID, Listen: c.NATSListen, Hub: c.NATSHub,
+			Name: c.HiveID, Listen: c.NATSListen, Hub: c.NATSHub, HubHiveID: c.HiveID,
 			Observers:    bus.ObserverLimits{MaxConns: c.NATSMaxConns},
 			ObserverUser: c.NATSUser, ObserverPassword: c.natsPassword,
 		},
