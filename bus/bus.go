@@ -30,7 +30,7 @@ type Config struct {
 	// Hub is the URL of a hub NATS leafnode port (nats-leaf://[user:pass@]
 	// host:7422), or a comma-separated list of the nodes of a hub cluster;
 	// "" runs without a hub. The leaf connection is retried forever, every
-	// HubReconnect plus up to as much again of jitter, on any listed node.
+	// HubReconnect (0: 500 ms) on the next listed node.
 	Hub          string
 	HubReconnect time.Duration
 	// HubExports are the subjects that leave the hive toward observers and

@@ -210,7 +210,7 @@ func addHub(opts *server.Options, edgeAcc *server.Account, hub string, reconnect
 	opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: urls, LocalAccount: hubAccount}}
 	opts.LeafNode.ReconnectInterval = reconnect
 	if opts.LeafNode.ReconnectInterval <= 0 {
-		opts.LeafNode.ReconnectInterval = time.Second
+		opts.LeafNode.ReconnectInterval = 500 * time.Millisecond
 	}
 	return nil
 }

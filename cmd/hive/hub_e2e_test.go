@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/hubcluster"
 )
 
 var (
@@ -42,54 +44,30 @@ func buildNATSServer(t *testing.T) string {
 	return natsServerBin
 }
 
-// hubProc runs nats-server with deployments/hub.conf, its ports moved.
-type hubProc struct {
-	cmd                  *exec.Cmd
-	client, leaf, confAt string
-}
-
-func startHub(t *testing.T, client, leaf string) *hubProc {
+// startHubCluster runs n nodes of deployments/hub.conf as local
+// processes, with test secrets, and waits until they formed a cluster.
+func startHubCluster(t *testing.T, n int) *hubcluster.Cluster {
 	t.Helper()
-	conf, err := os.ReadFile("../../deployments/hub.conf")
+	cl, err := hubcluster.Start(buildNATSServer(t), "../../deployments/hub.conf", t.TempDir(), n,
+		hubcluster.Passwords{Leaf: "s3cret-leaf", Route: "s3cret-route", Admin: "s3cret-admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := string(conf)
-	for old, repl := range map[string]string{"\nport: 4222": "\nport: " + client, "\nhttp_port: 8222": "\nhttp_port: " + freePort(t), "port: 7422": "port: " + leaf} {
-		if !strings.Contains(c, old) {
-			t.Fatalf("hub.conf lacks %q", old)
-		}
-		c = strings.Replace(c, old, repl, 1)
-	}
-	path := filepath.Join(t.TempDir(), "hub.conf")
-	if err := os.WriteFile(path, []byte(c), 0o644); err != nil {
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cl.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(buildNATSServer(t), "-c", path)
-	cmd.Env = append(os.Environ(), "HIVE_LEAF_PASSWORD=s3cret")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &hubProc{cmd: cmd, client: client, leaf: leaf}
-	t.Cleanup(h.kill)
-	return h
-}
-
-func (h *hubProc) kill() {
-	if h.cmd.ProcessState == nil {
-		_ = h.cmd.Process.Kill()
-		_ = h.cmd.Wait()
-	}
+	return cl
 }
 
 // Three hive processes export to one hub over leafnodes; the hub sees each
 // one every tick, a stopped hive drops out without disturbing the others,
 // and a restarted hub gets every hive back.
 func TestManyHivesOverAHub(t *testing.T) {
-	client, leaf := freePort(t), freePort(t)
-	hub := startHub(t, client, leaf)
-	hubURL := "nats-leaf://hive:s3cret@127.0.0.1:" + leaf
+	hub := startHubCluster(t, 1)
+	hubURL := hub.LeafURLs()
 	procs := map[string]*hiveProc{}
 	for _, id := range []string{"hub-a", "hub-b", "hub-c"} {
 		procs[id] = startHive(t, "--hive-id", id, "--nats-hub", hubURL, "--telemetry-interval", "250ms")
@@ -111,7 +89,7 @@ func TestManyHivesOverAHub(t *testing.T) {
 	var nc *nats.Conn
 	bustest.WaitFor(t, 10*time.Second, func() error {
 		var err error
-		nc, err = nats.Connect("nats://127.0.0.1:"+client, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nc, err = nats.Connect(hub.ClientURL(0), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				select {
 				case asyncErr <- err:
@@ -176,11 +154,13 @@ func TestManyHivesOverAHub(t *testing.T) {
 
 	// The hub goes away: hives keep serving SSE; it comes back on the same
 	// ports and every running hive resumes.
-	hub.kill()
+	hub.StopNode(0)
 	sse := openSSE(t, procs["hub-a"].httpBase+"/v1/heartbeats/stream")
 	sse.next(t, 3*time.Second)
 	sse.next(t, 3*time.Second)
-	startHub(t, client, leaf)
+	if err := hub.StartNode(0); err != nil {
+		t.Fatal(err)
+	}
 	reset()
 	start := time.Now()
 	bustest.WaitFor(t, 10*time.Second, allThree("hub-a", "hub-c"))

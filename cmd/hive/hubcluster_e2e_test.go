@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/client"
+)
+
+// lastSeen records when a subscriber last got each hive's telemetry and
+// the longest gap between two of a hive's messages.
+type lastSeen struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	gap  map[string]time.Duration
+}
+
+func (l *lastSeen) note(id string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if prev, ok := l.last[id]; ok && at.Sub(prev) > l.gap[id] {
+		l.gap[id] = at.Sub(prev)
+	}
+	l.last[id] = at
+}
+
+func (l *lastSeen) since(id string, t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last[id].After(t)
+}
+
+func (l *lastSeen) resetGaps() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gap = map[string]time.Duration{}
+}
+
+func (l *lastSeen) gaps() map[string]time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]time.Duration{}
+	for k, v := range l.gap {
+		out[k] = v
+	}
+	return out
+}
+
+// Three hub nodes in one cluster with the R3 history stream, three hives
+// listing every node. The node a hive is attached to is killed: the hive
+// moves to a survivor on its own, a subscriber on a survivor sees it
+// again, JetStream keeps storing, no hive restarts; the node comes back
+// and the stream's replicas catch up. One hive's history reads alone.
+func TestHubClusterFailoverAndHistory(t *testing.T) {
+	cl := startHubCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	stream, admin, err := cl.CreateStream(ctx, "../../deployments/hub-stream.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ids := []string{"hc-a", "hc-b", "hc-c"}
+	procs := map[string]*hiveProc{}
+	for _, id := range ids {
+		procs[id] = startHive(t, "--hive-id", id, "--nats-hub", cl.LeafURLs())
+	}
+	// Which node each hive is attached to (the leafnode carries the
+	// hive's server name, its hive id).
+	attached := map[string]int{}
+	bustest.WaitFor(t, 20*time.Second, func() error {
+		clear(attached)
+		for i := range cl.Nodes {
+			names, err := cl.Leafz(ctx, i)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				attached[n] = i
+			}
+		}
+		for _, id := range ids {
+			if _, ok := attached[id]; !ok {
+				return fmt.Errorf("attached %v", attached)
+			}
+		}
+		return nil
+	})
+	victim := attached["hc-a"]
+	survivor := (victim + 1) % len(cl.Nodes)
+	t.Logf("attachments %v: killing hub-%d, watching from hub-%d", attached, victim+1, survivor+1)
+
+	seen := &lastSeen{last: map[string]time.Time{}, gap: map[string]time.Duration{}}
+	sub, err := nats.Connect(cl.ClientURL(survivor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
+		seen.note(m.Header.Get(bus.HeaderHiveID), time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 15*time.Second, func() error {
+		for _, id := range ids {
+			if !seen.since(id, time.Now().Add(-2*time.Second)) {
+				return fmt.Errorf("%s not seen at hub-%d", id, survivor+1)
+			}
+		}
+		return nil
+	})
+	before := streamMsgs(ctx, t, stream)
+
+	cl.StopNode(victim)
+	killed := time.Now()
+	seen.resetGaps()
+	for _, id := range ids {
+		bustest.WaitFor(t, 20*time.Second, func() error {
+			if !seen.since(id, killed.Add(time.Second)) {
+				return fmt.Errorf("%s not back at hub-%d", id, survivor+1)
+			}
+			return nil
+		})
+	}
+	// Every hive ticked once more since, then the gaps are final.
+	time.Sleep(1100 * time.Millisecond)
+	for id, gap := range seen.gaps() {
+		moved := ""
+		if attached[id] == victim {
+			moved = " (moved to a surviving node)"
+		}
+		t.Logf("%s: longest gap at hub-%d after the kill %v%s", id, survivor+1, gap.Round(time.Millisecond), moved)
+	}
+	bustest.WaitFor(t, 20*time.Second, func() error {
+		if n := streamMsgs(ctx, t, stream); n < before+6 {
+			return fmt.Errorf("stream holds %d, %d before the kill", n, before)
+		}
+		return nil
+	})
+	for id, p := range procs {
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited: %v", id, p.exitErr)
+		default:
+		}
+	}
+
+	// The node comes back and the stream's replicas are current again.
+	if err := cl.StartNode(victim); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 60*time.Second, func() error {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+			return fmt.Errorf("cluster %+v", info.Cluster)
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current || r.Offline {
+				return fmt.Errorf("replica %+v", *r)
+			}
+		}
+		return nil
+	})
+
+	// hc-b's last five minutes, read alone by a read-only observer.
+	h := client.History{URL: cl.ClientURLs()}
+	var got []client.Event
+	if err := h.Since(ctx, "hc-b", time.Now().Add(-5*time.Minute), func(e client.Event) { got = append(got, e) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 5 {
+		t.Fatalf("hc-b history: %d events", len(got))
+	}
+	for i, e := range got {
+		if e.Telemetry.HiveID != "hc-b" || (i > 0 && e.ID <= got[i-1].ID) {
+			t.Fatalf("history event %d: hive %q id %d", i, e.Telemetry.HiveID, e.ID)
+		}
+	}
+	info, _ := stream.Info(ctx)
+	t.Logf("hc-b: %d events in its history; the stream holds %d from %d subjects", len(got), info.State.Msgs, info.State.NumSubjects)
+	if info.State.NumSubjects != uint64(len(ids)) {
+		t.Errorf("stream subjects %d, want one per hive", info.State.NumSubjects)
+	}
+	// A read-only observer cannot change the stream.
+	obs, err := nats.Connect(cl.ClientURL(survivor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	if _, err := obs.Request("$JS.API.STREAM.DELETE."+client.HistoryStream, nil, 2*time.Second); err == nil {
+		t.Error("an observer's stream delete was answered")
+	}
+	if _, err := stream.Info(ctx); err != nil {
+		t.Fatalf("stream after the observer's delete: %v", err)
+	}
+}
+
+func streamMsgs(ctx context.Context, t *testing.T, s jetstream.Stream) uint64 {
+	t.Helper()
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0 // a new leader is being elected: asked again by the caller
+	}
+	return info.State.Msgs
+}

@@ -1,0 +1,320 @@
+// Package hubcluster runs the hub cluster of deployments/hub.conf as local
+// nats-server processes, its ports moved to free ones: for the tests that
+// need a real cluster without Docker and for bench/manyhives. Compose runs
+// the same file in containers.
+package hubcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Passwords are the cluster's secrets, passed to nats-server in its
+// environment as compose does.
+type Passwords struct {
+	Leaf, Route, Admin string
+}
+
+// Node is one nats-server of the cluster.
+type Node struct {
+	Name                        string
+	Client, HTTP, Leaf, Cluster int
+	conf                        string
+	cmd                         *exec.Cmd
+	done                        chan struct{}
+	log                         *os.File
+}
+
+// Cluster is n nodes routed to each other.
+type Cluster struct {
+	Nodes []*Node
+	bin   string
+	env   []string
+	pw    Passwords
+}
+
+// Start writes one config per node from hubConf (deployments/hub.conf)
+// into dir and starts n nodes of bin (a nats-server binary).
+func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
+	raw, err := os.ReadFile(hubConf)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{bin: bin, pw: pw, env: append(os.Environ(),
+		"HIVE_LEAF_PASSWORD="+pw.Leaf, "HIVE_ROUTE_PASSWORD="+pw.Route, "HIVE_HUB_ADMIN_PASSWORD="+pw.Admin)}
+	for i := range n {
+		nd := &Node{Name: "hub-" + strconv.Itoa(i+1)}
+		ports, err := freePorts(4)
+		if err != nil {
+			return nil, err
+		}
+		nd.Client, nd.HTTP, nd.Leaf, nd.Cluster = ports[0], ports[1], ports[2], ports[3]
+		conf := string(raw)
+		if n == 1 {
+			// One node is no cluster: JetStream refuses a cluster block
+			// without routes. A single hub runs without it (and R1 streams).
+			conf, err = dropBlock(conf, "\ncluster {")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", hubConf, err)
+			}
+		}
+		for old, repl := range map[string]string{
+			"\nport: 4222":               "\nport: " + strconv.Itoa(nd.Client),
+			"\nhttp_port: 8222":          "\nhttp_port: " + strconv.Itoa(nd.HTTP),
+			"port: 7422":                 "port: " + strconv.Itoa(nd.Leaf),
+			"store_dir: /data/jetstream": "store_dir: " + strconv.Quote(filepath.Join(dir, nd.Name, "jetstream")),
+		} {
+			if !strings.Contains(conf, old) {
+				return nil, fmt.Errorf("%s lacks %q", hubConf, old)
+			}
+			conf = strings.Replace(conf, old, repl, 1)
+		}
+		if n > 1 {
+			if !strings.Contains(conf, "port: 6222") {
+				return nil, fmt.Errorf("%s lacks the cluster port 6222", hubConf)
+			}
+			conf = strings.Replace(conf, "port: 6222", "port: "+strconv.Itoa(nd.Cluster), 1)
+		}
+		nd.conf = filepath.Join(dir, nd.Name+".conf")
+		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		c.Nodes = append(c.Nodes, nd)
+	}
+	for i := range c.Nodes {
+		if err := c.StartNode(i); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// StartNode starts node i (again).
+func (c *Cluster) StartNode(i int) error {
+	nd := c.Nodes[i]
+	var routes []string
+	for _, o := range c.Nodes {
+		if o != nd {
+			routes = append(routes, fmt.Sprintf("nats-route://route:%s@127.0.0.1:%d", c.pw.Route, o.Cluster))
+		}
+	}
+	log, err := os.OpenFile(strings.TrimSuffix(nd.conf, ".conf")+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	nd.log = log
+	args := []string{"-c", nd.conf, "--name", nd.Name}
+	if len(routes) > 0 {
+		args = append(args, "--routes", strings.Join(routes, ","))
+	}
+	nd.cmd = exec.Command(c.bin, args...)
+	nd.cmd.Env, nd.cmd.Stdout, nd.cmd.Stderr = c.env, log, log
+	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := nd.cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", nd.Name, err)
+	}
+	nd.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(nd.cmd, nd.done)
+	return nil
+}
+
+// StopNode kills node i at once, as a crashed machine would go.
+func (c *Cluster) StopNode(i int) {
+	nd := c.Nodes[i]
+	if nd.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-nd.cmd.Process.Pid, syscall.SIGKILL)
+	<-nd.done
+	nd.cmd = nil
+	_ = nd.log.Close()
+}
+
+// Close stops every node.
+func (c *Cluster) Close() {
+	for i := range c.Nodes {
+		c.StopNode(i)
+	}
+}
+
+// PID is node i's process id (0 when stopped).
+func (c *Cluster) PID(i int) int {
+	if c.Nodes[i].cmd == nil {
+		return 0
+	}
+	return c.Nodes[i].cmd.Process.Pid
+}
+
+// LeafURLs is the --nats-hub value for a hive: every node's leafnode port.
+func (c *Cluster) LeafURLs() string {
+	var u []string
+	for _, nd := range c.Nodes {
+		u = append(u, fmt.Sprintf("nats-leaf://hive:%s@127.0.0.1:%d", c.pw.Leaf, nd.Leaf))
+	}
+	return strings.Join(u, ",")
+}
+
+// ClientURL is node i's client URL.
+func (c *Cluster) ClientURL(i int) string {
+	return "nats://127.0.0.1:" + strconv.Itoa(c.Nodes[i].Client)
+}
+
+// ClientURLs lists every node's client URL, for a client that fails over.
+func (c *Cluster) ClientURLs() string {
+	var u []string
+	for i := range c.Nodes {
+		u = append(u, c.ClientURL(i))
+	}
+	return strings.Join(u, ",")
+}
+
+// Ready waits until every running node answers /healthz with JetStream
+// current, i.e. the cluster has formed.
+func (c *Cluster) Ready(ctx context.Context) error {
+	for i, nd := range c.Nodes {
+		if nd.cmd == nil {
+			continue
+		}
+		for {
+			err := c.healthy(ctx, i)
+			if err == nil {
+				break
+			}
+			select {
+			case <-nd.done:
+				tail, _ := os.ReadFile(strings.TrimSuffix(nd.conf, ".conf") + ".log")
+				return fmt.Errorf("%s exited: %s", nd.Name, lastLines(tail, 5))
+			default:
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s not healthy: %v", nd.Name, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) healthy(ctx context.Context, i int) error {
+	var h struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	if err := c.monitor(ctx, i, "/healthz", &h); err != nil {
+		return err
+	}
+	if h.Status != "ok" {
+		return errors.New(h.Status + ": " + h.Error)
+	}
+	return nil
+}
+
+// Leafz returns, for node i, the server names of the leafnodes (hives)
+// attached to it.
+func (c *Cluster) Leafz(ctx context.Context, i int) ([]string, error) {
+	var l struct {
+		Leafs []struct {
+			Name string `json:"name"`
+		} `json:"leafs"`
+	}
+	if err := c.monitor(ctx, i, "/leafz", &l); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, lf := range l.Leafs {
+		names = append(names, lf.Name)
+	}
+	return names, nil
+}
+
+func (c *Cluster) monitor(ctx context.Context, i int, path string, v any) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", c.Nodes[i].HTTP, path)
+	req, err := httpGet(ctx, url)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(req, v)
+}
+
+// CreateStream makes the history stream from streamJSON
+// (deployments/hub-stream.json) as the admin user; it is idempotent.
+func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstream.Stream, *nats.Conn, error) {
+	raw, err := os.ReadFile(streamJSON)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cfg jetstream.StreamConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", streamJSON, err)
+	}
+	nc, err := nats.Connect(c.ClientURLs(), nats.UserInfo("admin", c.pw.Admin), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	return s, nc, nil
+}
+
+// dropBlock removes the block that starts at start ("\nname {") up to
+// its closing brace at the start of a line.
+func dropBlock(conf, start string) (string, error) {
+	i := strings.Index(conf, start)
+	if i < 0 {
+		return "", fmt.Errorf("no %q block", strings.TrimSpace(start))
+	}
+	j := strings.Index(conf[i+1:], "\n}")
+	if j < 0 {
+		return "", fmt.Errorf("unterminated %q block", strings.TrimSpace(start))
+	}
+	return conf[:i] + conf[i+1+j+2:], nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
