@@ -96,8 +96,9 @@ fmt:
 # Static binaries and build contexts for the FROM scratch images.
 dist: build
 	rm -rf dist && mkdir -p dist/data/models dist/data/logs
-	cp $(BIN)/hive $(BIN)/demo-worker deployments/hub.conf dist/
+	cp $(BIN)/hive $(BIN)/demo-worker deployments/hub.conf deployments/hub-stream.json dist/
 	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '$(LDFLAGS)' github.com/nats-io/nats-server/v2@v2.15.2
+	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '-s -w' github.com/nats-io/natscli/nats@v0.5.0
 
 images: dist ## rbee-hive:dev and rbee-hive-hub:dev
 	docker build -q -t rbee-hive:dev -f deployments/Dockerfile dist
@@ -113,16 +114,21 @@ images-gpu: dist ## rbee-hive-gpu:dev, for hosts with the NVIDIA container runti
 	for l in $(GLIBC_LIBS); do cp -L /lib/x86_64-linux-gnu/$$l dist/glibc/lib/x86_64-linux-gnu/; done
 	docker build -q -t rbee-hive-gpu:dev -f deployments/Dockerfile.gpu dist
 
-# A random leafnode password on first use, never a shipped default.
-deployments/.env:
-	@umask 077; printf 'HIVE_LEAF_PASSWORD=%s\n' "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > $@
-	@echo "generated $@ (leafnode password)"
+# Random secrets on first use, never shipped defaults: the hives' leafnode
+# password, the hub nodes' route password and the hub admin's (who makes
+# the history stream). A file from before the hub cluster gets the ones it
+# lacks.
+HUB_SECRETS := HIVE_LEAF_PASSWORD HIVE_ROUTE_PASSWORD HIVE_HUB_ADMIN_PASSWORD
+compose-env: ## deployments/.env with random hub secrets (kept once made)
+	@umask 077; touch deployments/.env; for k in $(HUB_SECRETS); do \
+		if ! grep -q "^$$k=." deployments/.env; then \
+			sed -i "/^$$k=/d" deployments/.env; \
+			printf '%s=%s\n' "$$k" "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> deployments/.env; \
+			echo "deployments/.env: generated $$k"; fi; done
+	@if grep -Eq '^HIVE_LEAF_PASSWORD=change-me$$' deployments/.env; then \
+		echo "deployments/.env: HIVE_LEAF_PASSWORD is the old default; delete the line to generate one"; exit 1; fi
 
-compose-env: deployments/.env
-	@if grep -Eq '^HIVE_LEAF_PASSWORD=(change-me)?$$' deployments/.env; then \
-		echo "deployments/.env: HIVE_LEAF_PASSWORD is empty or the old default; delete the file to generate one"; exit 1; fi
-
-compose-up: images compose-env ## the hub and three hives with their demo workers
+compose-up: images compose-env ## a 3-node hub cluster with its history stream, and three hives with their demo workers
 	$(COMPOSE) -f $(COMPOSE_FILE) up -d
 
 compose-down: compose-env

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +187,20 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		if e.Telemetry.HiveID != "hc-b" || (i > 0 && e.ID <= got[i-1].ID) {
 			t.Fatalf("history event %d: hive %q id %d", i, e.Telemetry.HiveID, e.ID)
 		}
+	}
+	// The same from the command line.
+	var out, errOut strings.Builder
+	if code := run([]string{"watch", "--nats", cl.ClientURLs(), "--hive", "hc-b", "--history", "5m"}, &out, &errOut); code != 0 {
+		t.Fatalf("hive watch --history: %d %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for _, l := range lines {
+		if !strings.Contains(l, `"hive_id":"hc-b"`) {
+			t.Fatalf("hive watch --history printed %q", l)
+		}
+	}
+	if len(lines) < len(got) {
+		t.Errorf("hive watch --history: %d events, the client read %d before", len(lines), len(got))
 	}
 	info, _ := stream.Info(ctx)
 	t.Logf("hc-b: %d events in its history; the stream holds %d from %d subjects", len(got), info.State.Msgs, info.State.NumSubjects)

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,11 +32,20 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	once := fs.Bool("once", false, "print one table and exit")
 	wait := fs.Duration("wait", 3*time.Second, "with --nats --once: how long to gather hives")
 	token := fs.String("token", os.Getenv("HIVE_API_TOKEN"), "API token (default $HIVE_API_TOKEN)")
+	history := fs.Duration("history", 0, "with --nats at a hub cluster and --hive: print that hive's kept telemetry of this long ago up to now, one JSON event per line, and exit")
+	hive := fs.String("hive", "", "with --history: the hive id")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *history > 0 {
+		if *natsURL == "" || *hive == "" {
+			fmt.Fprintln(stderr, "hive watch: --history needs --nats (a hub) and --hive")
+			return 2
+		}
+		return watchHistory(ctx, *natsURL, *hive, *history, stdout, stderr)
+	}
 	t := &table{hives: map[string]bus.TelemetryEvent{}, out: stdout, live: !*once}
 	var err error
 	if *natsURL != "" {
@@ -76,6 +86,23 @@ func watch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hive watch:", err)
 		return 1
 	}
+	return 0
+}
+
+// watchHistory prints one hive's events kept at a hub (client.History).
+func watchHistory(ctx context.Context, url, hive string, ago time.Duration, stdout, stderr io.Writer) int {
+	enc := json.NewEncoder(stdout)
+	n := 0
+	h := &client.History{URL: url, Options: []nats.Option{nats.Timeout(5 * time.Second)}}
+	err := h.Since(ctx, hive, time.Now().Add(-ago), func(e client.Event) {
+		n++
+		_ = enc.Encode(e.Telemetry)
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "hive watch:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "hive watch: %d events of %s in the last %v\n", n, hive, ago)
 	return 0
 }
 

@@ -1,0 +1,240 @@
+//go:build compose
+
+package deployments_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive/client"
+)
+
+// The hub nodes' host ports: NATS clients and monitoring.
+var hubNodes = []struct{ name, client, monitor string }{
+	{"hub-1", "14222", "18222"},
+	{"hub-2", "14223", "18223"},
+	{"hub-3", "14224", "18224"},
+}
+
+func hubClientURLs() string {
+	var u []string
+	for _, n := range hubNodes {
+		u = append(u, "nats://127.0.0.1:"+n.client)
+	}
+	return strings.Join(u, ",")
+}
+
+func monitor(port, path string, v any) error {
+	resp, err := http.Get("http://127.0.0.1:" + port + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// attachments maps each hive to the index of the hub node its leafnode is on.
+func attachments() (map[string]int, error) {
+	out := map[string]int{}
+	for i, n := range hubNodes {
+		var l struct {
+			Leafs []struct {
+				Name string `json:"name"`
+			} `json:"leafs"`
+		}
+		if err := monitor(n.monitor, "/leafz", &l); err != nil {
+			return nil, err
+		}
+		for _, lf := range l.Leafs {
+			out[lf.Name] = i
+		}
+	}
+	if len(out) != len(hives) {
+		return out, fmt.Errorf("attached: %v", out)
+	}
+	return out, nil
+}
+
+// containerStarts is each hive container's restart count and start time.
+func containerStarts(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for id := range hives {
+		b, err := exec.Command("docker", "inspect", "-f", "{{.RestartCount}} {{.State.StartedAt}}", "deployments_"+id+"_1").Output()
+		if err != nil {
+			t.Fatalf("docker inspect %s: %v", id, err)
+		}
+		out[id] = strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+// arrivals records when a subscriber last got each hive's telemetry and
+// the longest gap between two of a hive's messages.
+type arrivals struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	gap  map[string]time.Duration
+}
+
+func (a *arrivals) note(id string) {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if prev, ok := a.last[id]; ok && now.Sub(prev) > a.gap[id] {
+		a.gap[id] = now.Sub(prev)
+	}
+	a.last[id] = now
+}
+
+func (a *arrivals) seenAfter(id string, t time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last[id].After(t)
+}
+
+// hubFailover stops the hub node that hive-1 is attached to: every hive's
+// telemetry reaches a subscriber on a surviving node again, the history
+// stream keeps storing, no hive restarts; the node starts again and the
+// stream's replicas catch up. It logs each hive's gap.
+func hubFailover(t *testing.T) {
+	var at map[string]int
+	waitUntil(t, 30*time.Second, "every hive attached to a hub node", func() (err error) {
+		at, err = attachments()
+		return err
+	})
+	victim := at["hive-1"]
+	survivor := (victim + 1) % len(hubNodes)
+	t.Logf("attachments %v: stopping %s, watching from %s", at, hubNodes[victim].name, hubNodes[survivor].name)
+
+	a := &arrivals{last: map[string]time.Time{}, gap: map[string]time.Duration{}}
+	nc, err := nats.Connect("nats://127.0.0.1:" + hubNodes[survivor].client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe("hive.telemetry", func(m *nats.Msg) { a.note(m.Header.Get("Hive-Id")) }); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "every hive at "+hubNodes[survivor].name, func() error {
+		for id := range hives {
+			if !a.seenAfter(id, time.Now().Add(-2*time.Second)) {
+				return fmt.Errorf("%s not seen", id)
+			}
+		}
+		return nil
+	})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	msgs := func() (uint64, error) {
+		s, err := js.Stream(ctx, client.HistoryStream)
+		if err != nil {
+			return 0, err
+		}
+		return s.CachedInfo().State.Msgs, nil
+	}
+	before, err := msgs()
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	starts := containerStarts(t)
+
+	compose(t, "stop", hubNodes[victim].name)
+	stopped := time.Now()
+	a.mu.Lock()
+	a.gap = map[string]time.Duration{}
+	a.mu.Unlock()
+	for id := range hives {
+		waitUntil(t, 10*time.Second, id+" back at "+hubNodes[survivor].name, func() error {
+			if !a.seenAfter(id, stopped) {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+	}
+	time.Sleep(1100 * time.Millisecond) // one more tick each: the gaps are final
+	a.mu.Lock()
+	for id := range hives {
+		moved := ""
+		if at[id] == victim {
+			moved = ", moved to a surviving node"
+		}
+		t.Logf("failover: %s longest gap at %s %v%s", id, hubNodes[survivor].name, a.gap[id].Round(time.Millisecond), moved)
+	}
+	a.mu.Unlock()
+	waitUntil(t, 20*time.Second, "the stream storing again", func() error {
+		n, err := msgs()
+		if err != nil || n < before+6 {
+			return fmt.Errorf("%d messages, %d before the stop: %v", n, before, err)
+		}
+		return nil
+	})
+	if after := containerStarts(t); fmt.Sprint(after) != fmt.Sprint(starts) {
+		t.Errorf("a hive restarted: %v, before %v", after, starts)
+	}
+
+	compose(t, "start", hubNodes[victim].name)
+	took := waitUntil(t, 90*time.Second, "the cluster healed", func() error {
+		s, err := js.Stream(ctx, client.HistoryStream)
+		if err != nil {
+			return err
+		}
+		c := s.CachedInfo().Cluster
+		if c == nil || c.Leader == "" || len(c.Replicas) != 2 {
+			return fmt.Errorf("cluster %+v", c)
+		}
+		for _, r := range c.Replicas {
+			if !r.Current || r.Offline {
+				return fmt.Errorf("replica %+v", *r)
+			}
+		}
+		var h struct {
+			Status string `json:"status"`
+		}
+		if err := monitor(hubNodes[victim].monitor, "/healthz", &h); err != nil || h.Status != "ok" {
+			return fmt.Errorf("%s healthz %q %v", hubNodes[victim].name, h.Status, err)
+		}
+		return nil
+	})
+	t.Logf("failover: %s back and the stream's replicas current %v after `start`", hubNodes[victim].name, took)
+}
+
+// hubHistory reads hive-2's last five minutes alone, as a read-only
+// observer, from any node.
+func hubHistory(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var n int
+	err := (&client.History{URL: hubClientURLs()}).Since(ctx, "hive-2", time.Now().Add(-5*time.Minute), func(e client.Event) {
+		n++
+		if e.Telemetry.HiveID != "hive-2" {
+			t.Errorf("hive-2's history holds an event of %q", e.Telemetry.HiveID)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("hive-2's history: %d events", n)
+	}
+	t.Logf("history: hive-2's last 5 minutes, %d events", n)
+}
