@@ -172,9 +172,19 @@ func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.Work
 		gpuDone <- snap
 	}()
 
-	if err := c.table.refresh(ctx, c.withArgs); err != nil {
-		c.stats.sampleErrors.Add(1)
-		c.log.Warn("process table", "err", err)
+	// The walk of /proc serves the pattern, the descendants and the
+	// sampler. Without a pattern it waits for a worker: a hive with none
+	// (--worker-match "" on a host between jobs) reads no /proc at all.
+	refreshed := false
+	refresh := func() {
+		refreshed = true
+		if err := c.table.refresh(ctx, c.withArgs); err != nil {
+			c.stats.sampleErrors.Add(1)
+			c.log.Warn("process table", "err", err)
+		}
+	}
+	if c.withArgs {
+		refresh()
 	}
 	claimed := make(map[int32]bool)
 	var list []Worker
@@ -199,6 +209,9 @@ func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.Work
 			w.PIDs = pids
 			list = append(list, w)
 		}
+	}
+	if len(list) > 0 && !refreshed {
+		refresh()
 	}
 	// Every descendant of a worker's processes counts toward it, matching
 	// or not (a server's tokenizer or helper processes), unless another

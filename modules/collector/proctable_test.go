@@ -3,12 +3,14 @@ package collector
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
 )
 
@@ -56,4 +58,28 @@ func TestProcTableRereadsArgsAfterExec(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// Without a pattern, a hive with no worker reads no /proc: many idle hives
+// on one host would otherwise each walk every process every tick. The
+// first announced worker starts the walk, which its descendants and its
+// sample need.
+func TestNoProcWalkWithoutWorkers(t *testing.T) {
+	c, err := New(Config{Hive: bus.HiveInfo{ID: "idle"}, Interval: time.Second, GPU: NoGPU{}}, bustest.Start(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if got := c.Collect(ctx); len(got) != 0 {
+			t.Fatalf("workers %+v", got)
+		}
+	}
+	if c.table.tick != 0 {
+		t.Fatalf("%d walks of /proc without a worker", c.table.tick)
+	}
+	c.announced.Started(bus.WorkerEvent{PID: os.Getpid(), Instance: "self"})
+	if got := c.Collect(ctx); len(got) != 1 || c.table.tick != 1 {
+		t.Fatalf("with a worker: %d workers, %d walks", len(got), c.table.tick)
+	}
 }
