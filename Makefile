@@ -13,7 +13,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -78,6 +78,14 @@ gpu-check: ## check GPU telemetry on this host's GPU, or on the fake nvidia-smi 
 	$(GO) build -trimpath -o $(BIN)/gpucheck ./bench/gpucheck
 	@if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/gpucheck -hive $(BIN)/hive $(GPUCHECK_ARGS); \
 	else echo "no nvidia-smi here: checking against the fake one"; $(BIN)/gpucheck -fake -hive $(BIN)/hive -window 10s $(GPUCHECK_ARGS); fi
+
+# Many real hives against the 3-node hub cluster of deployments/hub.conf
+# with its history stream: hub CPU and RSS per hive, message rates and
+# latency (docs/SCALE.md). HIVES=100,200 WINDOW=30s
+HIVES ?= 100
+bench-hives: build ## N hives against a local 3-node hub cluster; HIVES=100 WINDOW=30s
+	$(GO) build -trimpath -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+	$(GO) run ./bench/manyhives -hive $(BIN)/hive -nats-server $(BIN)/nats-server -hives $(HIVES) -window $(WINDOW)
 
 FUZZTIME ?= 15s
 fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each
