@@ -29,9 +29,10 @@ type History struct {
 	Options []nats.Option
 }
 
-// Since delivers hiveID's events from since up to now, oldest first, to
-// fn, and returns when it has caught up. Each Event's ID is its sequence
-// in the stream.
+// Since delivers hiveID's events from since up to the stream's end when
+// called, oldest first, to fn. Each Event's ID is its sequence in the
+// stream. While the hub cluster elects a new stream leader it can fail:
+// call it again.
 func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn func(Event)) error {
 	subj, err := bus.TelemetrySubjectFor(hiveID)
 	if err != nil {
@@ -51,10 +52,20 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
+	// The end is the stream's last message when the read starts, so a
+	// hive that keeps publishing cannot keep the read going.
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("client: history of %s: %w", hiveID, err)
+	}
+	last := st.CachedInfo().State.LastSeq
 	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subj},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &since,
+		// While the hub elects a stream leader, fail rather than retry
+		// until ctx ends: the caller may try again.
+		MaxResetAttempts: 5,
 	})
 	if err != nil {
 		return fmt.Errorf("client: history of %s: %w", hiveID, err)
@@ -75,7 +86,7 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 			if json.Unmarshal(m.Data(), &ev) == nil {
 				fn(Event{ID: md.Sequence.Stream, Telemetry: ev})
 			}
-			if md.NumPending == 0 {
+			if md.NumPending == 0 || md.Sequence.Stream >= last {
 				return nil
 			}
 		}

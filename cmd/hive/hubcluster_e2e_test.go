@@ -62,7 +62,7 @@ func (l *lastSeen) gaps() map[string]time.Duration {
 // and the stream's replicas catch up. One hive's history reads alone.
 func TestHubClusterFailoverAndHistory(t *testing.T) {
 	cl := startHubCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	stream, admin, err := cl.CreateStream(ctx, "../../deployments/hub-stream.json")
 	if err != nil {
@@ -140,12 +140,13 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		}
 		t.Logf("%s: longest gap at hub-%d after the kill %v%s", id, survivor+1, gap.Round(time.Millisecond), moved)
 	}
-	bustest.WaitFor(t, 20*time.Second, func() error {
+	bustest.WaitFor(t, 60*time.Second, func() error {
 		if n := streamMsgs(ctx, t, stream); n < before+6 {
 			return fmt.Errorf("stream holds %d, %d before the kill", n, before)
 		}
 		return nil
 	})
+	t.Logf("the stream stored 6 more messages %v after the kill", time.Since(killed).Round(time.Millisecond))
 	for id, p := range procs {
 		select {
 		case <-p.exited:
@@ -158,8 +159,9 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	if err := cl.StartNode(victim); err != nil {
 		t.Fatal(err)
 	}
-	bustest.WaitFor(t, 60*time.Second, func() error {
-		info, err := stream.Info(ctx)
+	healStart := time.Now()
+	bustest.WaitFor(t, 120*time.Second, func() error {
+		info, err := streamInfo(ctx, stream)
 		if err != nil {
 			return err
 		}
@@ -173,13 +175,17 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("hub-%d back, the stream's replicas current %v after its start", victim+1, time.Since(healStart).Round(time.Millisecond))
 
 	// hc-b's last five minutes, read alone by a read-only observer.
 	h := client.History{URL: cl.ClientURLs()}
 	var got []client.Event
-	if err := h.Since(ctx, "hc-b", time.Now().Add(-5*time.Minute), func(e client.Event) { got = append(got, e) }); err != nil {
-		t.Fatal(err)
-	}
+	bustest.WaitFor(t, 60*time.Second, func() error {
+		got = got[:0]
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		return h.Since(ctx, "hc-b", time.Now().Add(-5*time.Minute), func(e client.Event) { got = append(got, e) })
+	})
 	if len(got) < 5 {
 		t.Fatalf("hc-b history: %d events", len(got))
 	}
@@ -190,9 +196,14 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	}
 	// The same from the command line.
 	var out, errOut strings.Builder
-	if code := run([]string{"watch", "--nats", cl.ClientURLs(), "--hive", "hc-b", "--history", "5m"}, &out, &errOut); code != 0 {
-		t.Fatalf("hive watch --history: %d %s", code, errOut.String())
-	}
+	bustest.WaitFor(t, 60*time.Second, func() error {
+		out.Reset()
+		errOut.Reset()
+		if code := run([]string{"watch", "--nats", cl.ClientURLs(), "--hive", "hc-b", "--history", "5m"}, &out, &errOut); code != 0 {
+			return fmt.Errorf("hive watch --history: %d %s", code, errOut.String())
+		}
+		return nil
+	})
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	for _, l := range lines {
 		if !strings.Contains(l, `"hive_id":"hc-b"`) {
@@ -202,7 +213,10 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	if len(lines) < len(got) {
 		t.Errorf("hive watch --history: %d events, the client read %d before", len(lines), len(got))
 	}
-	info, _ := stream.Info(ctx)
+	info, err := streamInfo(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("hc-b: %d events in its history; the stream holds %d from %d subjects", len(got), info.State.Msgs, info.State.NumSubjects)
 	if info.State.NumSubjects != uint64(len(ids)) {
 		t.Errorf("stream subjects %d, want one per hive", info.State.NumSubjects)
@@ -216,16 +230,24 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	if _, err := obs.Request("$JS.API.STREAM.DELETE."+client.HistoryStream, nil, 2*time.Second); err == nil {
 		t.Error("an observer's stream delete was answered")
 	}
-	if _, err := stream.Info(ctx); err != nil {
+	if _, err := streamInfo(ctx, stream); err != nil {
 		t.Fatalf("stream after the observer's delete: %v", err)
 	}
 }
 
 func streamMsgs(ctx context.Context, t *testing.T, s jetstream.Stream) uint64 {
 	t.Helper()
-	info, err := s.Info(ctx)
+	info, err := streamInfo(ctx, s)
 	if err != nil {
 		return 0 // a new leader is being elected: asked again by the caller
 	}
 	return info.State.Msgs
+}
+
+// streamInfo asks with its own deadline: a request sent to the node that
+// is being killed gets no answer, and the caller polls again.
+func streamInfo(ctx context.Context, s jetstream.Stream) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return s.Info(ctx)
 }
