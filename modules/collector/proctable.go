@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 
 	"github.com/shirou/gopsutil/v3/process"
 )
@@ -21,6 +21,7 @@ type procEntry struct {
 	startTicks uint64  // since boot, in clock ticks: the identity with pid
 	comm       string  // the program's name; changes on exec
 	cpuSec     float64 // utime + stime
+	rssPages   uint64  // resident set, in pages (what statm's second field says)
 	args       []string
 	seen       uint64 // the table's tick of the last reading
 }
@@ -129,8 +130,8 @@ func (t *procTable) readStat(pid int32, e *procEntry) error {
 		comm = string(b[lp+1 : i])
 	}
 	// Fields after the name, from 0: 0 state, 1 ppid, 11 utime,
-	// 12 stime, 19 starttime. Parsed in place: no string per field.
-	var f [20][]byte
+	// 12 stime, 19 starttime, 21 rss. Parsed in place: no string per field.
+	var f [22][]byte
 	rest := b[i+2:]
 	for n := range f {
 		rest = bytes.TrimLeft(rest, " ")
@@ -147,10 +148,11 @@ func (t *procTable) readStat(pid int32, e *procEntry) error {
 	ut, ok2 := atou(f[11])
 	st, ok3 := atou(f[12])
 	start, ok4 := atou(f[19])
-	if !ok1 || !ok2 || !ok3 || !ok4 {
+	rss, ok5 := atou(f[21])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		return errStat
 	}
-	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, comm: comm, cpuSec: float64(ut+st) / clockTicks, args: e.args}
+	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, comm: comm, cpuSec: float64(ut+st) / clockTicks, rssPages: rss, args: e.args}
 	return nil
 }
 
@@ -189,24 +191,47 @@ func (t *procTable) readCmdline(pid int32) []string {
 // readFile reads a small /proc file into the table's buffer; the result is
 // valid until the next call.
 func (t *procTable) readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := readProcFile(path, t.buf[:0])
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	t.buf = t.buf[:0]
+	t.buf = b
+	return b, nil
+}
+
+// readProcFile appends the whole file at path to buf with plain system
+// calls: open, read until EOF, close. os.Open would also set the
+// descriptor non-blocking and try to register it with the poller, three
+// more calls per file that a /proc file never needs; at a tick over every
+// process they were a quarter of the collector's CPU.
+func readProcFile(path string, buf []byte) ([]byte, error) {
+	var fd int
+	var err error
 	for {
-		if len(t.buf) == cap(t.buf) {
-			t.buf = slices.Grow(t.buf, 1024)
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
 		}
-		n, err := f.Read(t.buf[len(t.buf):cap(t.buf)])
-		t.buf = t.buf[:len(t.buf)+n]
-		if errors.Is(err, io.EOF) {
-			return t.buf, nil
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 1024)
+		}
+		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+		if err == syscall.EINTR {
+			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
 }
 

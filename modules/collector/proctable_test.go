@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shirou/gopsutil/v3/process"
+
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
 )
@@ -81,5 +83,46 @@ func TestNoProcWalkWithoutWorkers(t *testing.T) {
 	c.announced.Started(bus.WorkerEvent{PID: os.Getpid(), Instance: "self"})
 	if got := c.Collect(ctx); len(got) != 1 || c.table.tick != 1 {
 		t.Fatalf("with a worker: %d workers, %d walks", len(got), c.table.tick)
+	}
+}
+
+// The walk's stat gives RSS and the raw reader the I/O counters: the same
+// figures statm and gopsutil give, without their reads.
+func TestStatRSSAndRawIOMatchTheKernel(t *testing.T) {
+	tb := newProcTable()
+	if err := tb.refresh(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(os.Getpid())
+	e := tb.procs[pid]
+	if e == nil {
+		t.Fatal("own process not in the table")
+	}
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size, resident uint64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		t.Fatal(err)
+	}
+	if diff := int64(e.rssPages) - int64(resident); e.rssPages == 0 || diff > int64(resident)/10 || -diff > int64(resident)/10 {
+		t.Errorf("stat rss %d pages, statm %d", e.rssPages, resident)
+	}
+
+	s := newSampler()
+	s.table = tb
+	p := &process.Process{Pid: pid}
+	raw, err := s.ioCounters(context.Background(), p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := p.IOCountersWithContext(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read first, so never more than the later reference, and close to it.
+	if raw.ReadBytes > ref.ReadBytes || raw.WriteBytes > ref.WriteBytes || ref.WriteBytes-raw.WriteBytes > 1<<20 || ref.ReadBytes-raw.ReadBytes > 1<<20 {
+		t.Errorf("raw io %+v, gopsutil %+v", *raw, *ref)
 	}
 }

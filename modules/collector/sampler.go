@@ -1,7 +1,11 @@
 package collector
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -60,6 +64,7 @@ type sampler struct {
 	tick    uint64
 	maxCPU  float64
 	now     func() time.Time
+	ioBuf   []byte // reused for /proc/<pid>/io
 }
 
 func newSampler() *sampler {
@@ -147,13 +152,15 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 		return procSample{}, false // listed twice in one tick: count it once
 	}
 	var cpuSec float64
+	var rss uint64
+	fromTable := false
 	if e := s.entry(pid); e != nil && s.boot(ctx) {
 		if st == nil || st.startTicks != e.startTicks {
 			st = &procState{proc: &process.Process{Pid: pid}, startTicks: e.startTicks,
 				createTime: s.bootMs + int64(e.startTicks)*1000/clockTicks}
 			s.procs[pid] = st
 		}
-		cpuSec = e.cpuSec
+		cpuSec, rss, fromTable = e.cpuSec, e.rssPages*pageSize, true
 	} else {
 		if st == nil || !s.sameProcess(ctx, st) {
 			p := &process.Process{Pid: pid}
@@ -172,16 +179,19 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 		}
 		cpuSec = times.User + times.System
 	}
-	mem, err := st.proc.MemoryInfoWithContext(ctx)
-	if err != nil {
-		delete(s.procs, pid)
-		return procSample{}, false
+	if !fromTable {
+		mem, err := st.proc.MemoryInfoWithContext(ctx)
+		if err != nil {
+			delete(s.procs, pid)
+			return procSample{}, false
+		}
+		rss = mem.RSS
 	}
 	// I/O counters need ptrace-read rights on other users' processes; their
 	// absence must not drop the CPU and memory figures.
-	io, ioErr := st.proc.IOCountersWithContext(ctx)
+	io, ioErr := s.ioCounters(ctx, st.proc, fromTable)
 
-	out := procSample{rssBytes: mem.RSS, createTime: st.createTime}
+	out := procSample{rssBytes: rss, createTime: st.createTime}
 	first := st.at.IsZero()
 	if first {
 		out.cpuDelta = cpuSec
@@ -279,3 +289,43 @@ func sub(a, b uint64) uint64 {
 }
 
 func itoa(pid int32) string { return strconv.Itoa(int(pid)) }
+
+// pageSize converts stat's rss (pages) to bytes.
+var pageSize = uint64(os.Getpagesize())
+
+// ioCounters reads /proc/<pid>/io: with the table's raw reader when the
+// process came from the walk (one open, read, close), else via gopsutil.
+func (s *sampler) ioCounters(ctx context.Context, p *process.Process, raw bool) (*process.IOCountersStat, error) {
+	if !raw || s.table == nil {
+		return p.IOCountersWithContext(ctx)
+	}
+	b, err := readProcFile(filepath.Join(s.table.root, strconv.Itoa(int(p.Pid)), "io"), s.ioBuf[:0])
+	if err != nil {
+		return nil, err
+	}
+	s.ioBuf = b
+	var out process.IOCountersStat
+	var got int
+	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+		k, v, ok := bytes.Cut(line, []byte(": "))
+		if !ok {
+			continue
+		}
+		switch string(k) {
+		case "read_bytes":
+			out.ReadBytes, ok = atou(v)
+		case "write_bytes":
+			out.WriteBytes, ok = atou(v)
+		default:
+			continue
+		}
+		if !ok {
+			return nil, fmt.Errorf("/proc/%d/io: %s %q", p.Pid, k, v)
+		}
+		got++
+	}
+	if got != 2 {
+		return nil, fmt.Errorf("/proc/%d/io: no read_bytes and write_bytes", p.Pid)
+	}
+	return &out, nil
+}
