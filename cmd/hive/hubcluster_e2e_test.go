@@ -177,7 +177,22 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	})
 	t.Logf("hub-%d back, the stream's replicas current %v after its start", victim+1, time.Since(healStart).Round(time.Millisecond))
 
-	// hc-b's last five minutes, read alone by a read-only observer.
+	// hc-b's last five minutes (all it sent), read alone by a read-only
+	// observer. The control: what the stream held for hc-b's subject just
+	// before the read, which the read must cover.
+	var kept uint64
+	bustest.WaitFor(t, 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := stream.Info(ctx, jetstream.WithSubjectFilter("hive.telemetry.hc-b"))
+		if err != nil {
+			return err
+		}
+		if kept = info.State.Subjects["hive.telemetry.hc-b"]; kept == 0 {
+			return fmt.Errorf("nothing of hc-b kept")
+		}
+		return nil
+	})
 	h := client.History{URL: cl.ClientURLs()}
 	var got []client.Event
 	bustest.WaitFor(t, 60*time.Second, func() error {
@@ -186,8 +201,8 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		defer cancel()
 		return h.Since(ctx, "hc-b", time.Now().Add(-5*time.Minute), func(e client.Event) { got = append(got, e) })
 	})
-	if len(got) < 5 {
-		t.Fatalf("hc-b history: %d events", len(got))
+	if uint64(len(got)) < kept {
+		t.Fatalf("hc-b history: %d events, the stream held %d before the read", len(got), kept)
 	}
 	for i, e := range got {
 		if e.Telemetry.HiveID != "hc-b" || (i > 0 && e.ID <= got[i-1].ID) {
