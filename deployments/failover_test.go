@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive/client"
+	"github.com/rbee/hive/internal/hubcluster"
 )
 
 // The hub nodes' host ports: NATS clients and monitoring.
@@ -84,30 +84,6 @@ func containerStarts(t *testing.T) map[string]string {
 	return out
 }
 
-// arrivals records when a subscriber last got each hive's telemetry and
-// the longest gap between two of a hive's messages.
-type arrivals struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	gap  map[string]time.Duration
-}
-
-func (a *arrivals) note(id string) {
-	now := time.Now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if prev, ok := a.last[id]; ok && now.Sub(prev) > a.gap[id] {
-		a.gap[id] = now.Sub(prev)
-	}
-	a.last[id] = now
-}
-
-func (a *arrivals) seenAfter(id string, t time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.last[id].After(t)
-}
-
 // hubFailover stops the hub node that hive-1 is attached to: every hive's
 // telemetry reaches a subscriber on a surviving node again, the history
 // stream keeps storing, no hive restarts; the node starts again and the
@@ -122,18 +98,18 @@ func hubFailover(t *testing.T) {
 	survivor := (victim + 1) % len(hubNodes)
 	t.Logf("attachments %v: stopping %s, watching from %s", at, hubNodes[victim].name, hubNodes[survivor].name)
 
-	a := &arrivals{last: map[string]time.Time{}, gap: map[string]time.Duration{}}
+	a := hubcluster.NewArrivals()
 	nc, err := nats.Connect("nats://127.0.0.1:" + hubNodes[survivor].client)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := nc.Subscribe("hive.telemetry", func(m *nats.Msg) { a.note(m.Header.Get("Hive-Id")) }); err != nil {
+	if _, err := nc.Subscribe("hive.telemetry", func(m *nats.Msg) { a.Note(m.Header.Get("Hive-Id"), time.Now()) }); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 15*time.Second, "every hive at "+hubNodes[survivor].name, func() error {
 		for id := range hives {
-			if !a.seenAfter(id, time.Now().Add(-2*time.Second)) {
+			if !a.SeenAfter(id, time.Now().Add(-2*time.Second)) {
 				return fmt.Errorf("%s not seen", id)
 			}
 		}
@@ -171,27 +147,24 @@ func hubFailover(t *testing.T) {
 
 	compose(t, "stop", hubNodes[victim].name)
 	stopped := time.Now()
-	a.mu.Lock()
-	a.gap = map[string]time.Duration{}
-	a.mu.Unlock()
+	a.ResetGaps()
 	for id := range hives {
 		waitUntil(t, 10*time.Second, id+" back at "+hubNodes[survivor].name, func() error {
-			if !a.seenAfter(id, stopped) {
+			if !a.SeenAfter(id, stopped) {
 				return fmt.Errorf("not yet")
 			}
 			return nil
 		})
 	}
 	time.Sleep(1100 * time.Millisecond) // one more tick each: the gaps are final
-	a.mu.Lock()
+	gaps := a.Gaps()
 	for id := range hives {
 		moved := ""
 		if at[id] == victim {
 			moved = ", moved to a surviving node"
 		}
-		t.Logf("failover: %s longest gap at %s %v%s", id, hubNodes[survivor].name, a.gap[id].Round(time.Millisecond), moved)
+		t.Logf("failover: %s longest gap at %s %v%s", id, hubNodes[survivor].name, gaps[id].Round(time.Millisecond), moved)
 	}
-	a.mu.Unlock()
 	waitUntil(t, 20*time.Second, "the stream storing again", func() error {
 		n, err := msgs()
 		if err != nil || n < before+6 {

@@ -13,18 +13,17 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/proctest"
 )
 
 func main() {
@@ -219,7 +218,7 @@ func (c *check) checkGone(p *probe, limit time.Duration) {
 // cost measures the hive's CPU (its own and its nvidia-smi children's)
 // over the window, and the mean tick from its tick histogram.
 func (c *check) cost(what string) {
-	cpu0, err := cpuSeconds(c.hivePID())
+	cpu0, err := proctest.CPUSecondsWithChildren(c.hivePID())
 	sum0, n0, err2 := c.tickStats()
 	if err != nil || err2 != nil {
 		c.fail("cost", "%v %v", err, err2)
@@ -227,7 +226,7 @@ func (c *check) cost(what string) {
 	}
 	t0 := time.Now()
 	time.Sleep(c.cfg.window)
-	cpu1, err := cpuSeconds(c.hivePID())
+	cpu1, err := proctest.CPUSecondsWithChildren(c.hivePID())
 	sum1, n1, err2 := c.tickStats()
 	if err != nil || err2 != nil || n1 <= n0 {
 		c.fail("cost", "%v %v, %v ticks", err, err2, n1-n0)
@@ -257,30 +256,4 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
-}
-
-// cpuSeconds is utime+stime of pid and of its waited-for children
-// (nvidia-smi runs), from /proc/<pid>/stat.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 > len(b) {
-		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
-	}
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 15 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	var t float64
-	for _, k := range []int{11, 12, 13, 14} {
-		v, err := strconv.ParseFloat(f[k], 64)
-		if err != nil {
-			return 0, err
-		}
-		t += v
-	}
-	return t / 100, nil
 }

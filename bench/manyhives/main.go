@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -28,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive/internal/hubcluster"
+	"github.com/rbee/hive/internal/proctest"
 )
 
 func main() {
@@ -173,22 +173,22 @@ func measure(ctx context.Context, cl *hubcluster.Cluster, stream jetstream.Strea
 	check(err)
 	hub0 := make([]float64, len(cl.Nodes))
 	for i := range cl.Nodes {
-		hub0[i] = cpuSeconds(cl.PID(i))
+		hub0[i] = cpu(cl.PID(i))
 	}
 	hive0 := 0.0
 	for _, h := range hives {
-		hive0 += cpuSeconds(h.cmd.Process.Pid)
+		hive0 += cpu(h.cmd.Process.Pid)
 	}
 	t0 := time.Now()
 	time.Sleep(window)
 	el := time.Since(t0).Seconds()
 	for i := range cl.Nodes {
-		r.hubCPU = append(r.hubCPU, 100*(cpuSeconds(cl.PID(i))-hub0[i])/el)
+		r.hubCPU = append(r.hubCPU, 100*(cpu(cl.PID(i))-hub0[i])/el)
 		r.hubRSS = append(r.hubRSS, rssMiB(cl.PID(i)))
 	}
 	hive1 := 0.0
 	for _, h := range hives {
-		hive1 += cpuSeconds(h.cmd.Process.Pid)
+		hive1 += cpu(h.cmd.Process.Pid)
 	}
 	r.hiveCPU = 100 * (hive1 - hive0) / el
 	info1, err := stream.Info(ctx)
@@ -229,18 +229,6 @@ func q(sorted []float64, p float64) float64 {
 	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
 
-// cpuSeconds is a process's user+system CPU time from /proc/<pid>/stat.
-func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
-}
-
 func rssMiB(pid int) float64 {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
@@ -271,4 +259,10 @@ func check(err error) {
 		}
 		os.Exit(1)
 	}
+}
+
+// cpu is a process's user+system CPU time in seconds; 0 once it is gone.
+func cpu(pid int) float64 {
+	c, _ := proctest.CPUSeconds(pid)
+	return c
 }

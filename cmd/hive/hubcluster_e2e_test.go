@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,46 +13,8 @@ import (
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/client"
+	"github.com/rbee/hive/internal/hubcluster"
 )
-
-// lastSeen records when a subscriber last got each hive's telemetry and
-// the longest gap between two of a hive's messages.
-type lastSeen struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-	gap  map[string]time.Duration
-}
-
-func (l *lastSeen) note(id string, at time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if prev, ok := l.last[id]; ok && at.Sub(prev) > l.gap[id] {
-		l.gap[id] = at.Sub(prev)
-	}
-	l.last[id] = at
-}
-
-func (l *lastSeen) since(id string, t time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.last[id].After(t)
-}
-
-func (l *lastSeen) resetGaps() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gap = map[string]time.Duration{}
-}
-
-func (l *lastSeen) gaps() map[string]time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := map[string]time.Duration{}
-	for k, v := range l.gap {
-		out[k] = v
-	}
-	return out
-}
 
 // Three hub nodes in one cluster with the R3 history stream, three hives
 // listing every node. The node a hive is attached to is killed: the hive
@@ -99,20 +60,20 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	survivor := (victim + 1) % len(cl.Nodes)
 	t.Logf("attachments %v: killing hub-%d, watching from hub-%d", attached, victim+1, survivor+1)
 
-	seen := &lastSeen{last: map[string]time.Time{}, gap: map[string]time.Duration{}}
+	seen := hubcluster.NewArrivals()
 	sub, err := nats.Connect(cl.ClientURL(survivor))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
 	if _, err := sub.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
-		seen.note(m.Header.Get(bus.HeaderHiveID), time.Now())
+		seen.Note(m.Header.Get(bus.HeaderHiveID), time.Now())
 	}); err != nil {
 		t.Fatal(err)
 	}
 	bustest.WaitFor(t, 15*time.Second, func() error {
 		for _, id := range ids {
-			if !seen.since(id, time.Now().Add(-2*time.Second)) {
+			if !seen.SeenAfter(id, time.Now().Add(-2*time.Second)) {
 				return fmt.Errorf("%s not seen at hub-%d", id, survivor+1)
 			}
 		}
@@ -122,10 +83,10 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 
 	cl.StopNode(victim)
 	killed := time.Now()
-	seen.resetGaps()
+	seen.ResetGaps()
 	for _, id := range ids {
 		bustest.WaitFor(t, 20*time.Second, func() error {
-			if !seen.since(id, killed.Add(time.Second)) {
+			if !seen.SeenAfter(id, killed.Add(time.Second)) {
 				return fmt.Errorf("%s not back at hub-%d", id, survivor+1)
 			}
 			return nil
@@ -133,7 +94,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	}
 	// Every hive ticked once more since, then the gaps are final.
 	time.Sleep(1100 * time.Millisecond)
-	for id, gap := range seen.gaps() {
+	for id, gap := range seen.Gaps() {
 		moved := ""
 		if attached[id] == victim {
 			moved = " (moved to a surviving node)"

@@ -14,6 +14,11 @@ import (
 // CPUSeconds is the user plus system CPU time of pid, from
 // /proc/<pid>/stat (USER_HZ is 100 on Linux).
 func CPUSeconds(pid int) (float64, error) {
+	return cpuSeconds(pid, 2)
+}
+
+// cpuSeconds sums n of stat's utime, stime, cutime and cstime.
+func cpuSeconds(pid, n int) (float64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -23,15 +28,18 @@ func CPUSeconds(pid int) (float64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
 	}
 	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	var t float64
+	for _, v := range f[11 : 11+n] {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: CPU field %q", pid, v)
+		}
+		t += x
 	}
-	return (ut + st) / 100, nil
+	return t / 100, nil
 }
 
 // CPU is CPUSeconds for tests: it fails tb instead of returning an error.
@@ -42,4 +50,11 @@ func CPU(tb testing.TB, pid int) float64 {
 		tb.Fatal(err)
 	}
 	return c
+}
+
+// CPUSecondsWithChildren is CPUSeconds plus the CPU time of pid's
+// children that it has waited for (cutime, cstime): a daemon's and the
+// commands it runs, such as the hive and its nvidia-smi runs.
+func CPUSecondsWithChildren(pid int) (float64, error) {
+	return cpuSeconds(pid, 4)
 }
