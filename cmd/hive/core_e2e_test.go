@@ -33,7 +33,8 @@ func TestSnapshotOnConnect(t *testing.T) {
 func TestRealWorkerTelemetry(t *testing.T) {
 	h := startHive(t)
 	const memMiB = 256
-	w := startWorker(t, "--model", "tinyllama", "--port", "9123", "--mem-mib", strconv.Itoa(memMiB), "--cpu", "1", "--http=false")
+	// Ready: its memory is resident before the samples that check it.
+	w := startWorkerReady(t, "--model", "tinyllama", "--port", "9123", "--mem-mib", strconv.Itoa(memMiB), "--cpu", "1", "--http=false")
 	pid := w.Process.Pid
 
 	nc, err := nats.Connect(h.natsURL)

@@ -196,6 +196,48 @@ func startWorker(t *testing.T, args ...string) *exec.Cmd {
 	return startProc(t, workerBin, args...)
 }
 
+// startWorkerReady is startWorker that waits for the demo worker's ready
+// line: its memory is then resident, whatever the machine's load.
+func startWorkerReady(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(workerBin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), " ready: ") {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("demo worker exited before it was ready")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo worker not ready in 60 s")
+	}
+	return cmd
+}
+
 // startProc runs a program and kills and reaps it when t ends.
 func startProc(t *testing.T, name string, args ...string) *exec.Cmd {
 	t.Helper()
