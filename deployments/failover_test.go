@@ -4,10 +4,7 @@ package deployments_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -35,33 +32,18 @@ func hubClientURLs() string {
 	return strings.Join(u, ",")
 }
 
-func monitor(port, path string, v any) error {
-	resp, err := http.Get("http://127.0.0.1:" + port + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
+func monitorURL(port string) string { return "http://127.0.0.1:" + port }
 
 // attachments maps each hive to the index of the hub node its leafnode is on.
 func attachments() (map[string]int, error) {
 	out := map[string]int{}
 	for i, n := range hubNodes {
-		var l struct {
-			Leafs []struct {
-				Name string `json:"name"`
-			} `json:"leafs"`
-		}
-		if err := monitor(n.monitor, "/leafz", &l); err != nil {
+		names, err := hubcluster.LeafNames(context.Background(), monitorURL(n.monitor))
+		if err != nil {
 			return nil, err
 		}
-		for _, lf := range l.Leafs {
-			out[lf.Name] = i
+		for _, name := range names {
+			out[name] = i
 		}
 	}
 	if len(out) != len(hives) {
@@ -191,11 +173,8 @@ func hubFailover(t *testing.T) {
 				return fmt.Errorf("replica %+v", *r)
 			}
 		}
-		var h struct {
-			Status string `json:"status"`
-		}
-		if err := monitor(hubNodes[victim].monitor, "/healthz", &h); err != nil || h.Status != "ok" {
-			return fmt.Errorf("%s healthz %q %v", hubNodes[victim].name, h.Status, err)
+		if err := hubcluster.Healthy(ctx, monitorURL(hubNodes[victim].monitor)); err != nil {
+			return fmt.Errorf("%s healthz: %v", hubNodes[victim].name, err)
 		}
 		return nil
 	})

@@ -213,11 +213,27 @@ func (c *Cluster) Ready(ctx context.Context) error {
 }
 
 func (c *Cluster) healthy(ctx context.Context, i int) error {
+	return Healthy(ctx, c.monitorURL(i))
+}
+
+// Leafz returns, for node i, the server names of the leafnodes (hives)
+// attached to it.
+func (c *Cluster) Leafz(ctx context.Context, i int) ([]string, error) {
+	return LeafNames(ctx, c.monitorURL(i))
+}
+
+func (c *Cluster) monitorURL(i int) string {
+	return "http://127.0.0.1:" + strconv.Itoa(c.Nodes[i].HTTP)
+}
+
+// Healthy asks a node's monitoring port (base, e.g. http://host:8222)
+// for /healthz: nil once it is "ok", JetStream included.
+func Healthy(ctx context.Context, base string) error {
 	var h struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
 	}
-	if err := c.monitor(ctx, i, "/healthz", &h); err != nil {
+	if err := monitor(ctx, base+"/healthz", &h); err != nil {
 		return err
 	}
 	if h.Status != "ok" {
@@ -226,15 +242,15 @@ func (c *Cluster) healthy(ctx context.Context, i int) error {
 	return nil
 }
 
-// Leafz returns, for node i, the server names of the leafnodes (hives)
-// attached to it.
-func (c *Cluster) Leafz(ctx context.Context, i int) ([]string, error) {
+// LeafNames asks a node's monitoring port (base) for /leafz: the server
+// names of the leafnodes attached to it, a hive's being its hive id.
+func LeafNames(ctx context.Context, base string) ([]string, error) {
 	var l struct {
 		Leafs []struct {
 			Name string `json:"name"`
 		} `json:"leafs"`
 	}
-	if err := c.monitor(ctx, i, "/leafz", &l); err != nil {
+	if err := monitor(ctx, base+"/leafz", &l); err != nil {
 		return nil, err
 	}
 	var names []string
@@ -244,13 +260,12 @@ func (c *Cluster) Leafz(ctx context.Context, i int) ([]string, error) {
 	return names, nil
 }
 
-func (c *Cluster) monitor(ctx context.Context, i int, path string, v any) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", c.Nodes[i].HTTP, path)
-	req, err := httpGet(ctx, url)
+func monitor(ctx context.Context, url string, v any) error {
+	b, err := httpGet(ctx, url)
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(req, v)
+	return json.Unmarshal(b, v)
 }
 
 // CreateStream makes the history stream from streamJSON
