@@ -22,6 +22,7 @@ type procEntry struct {
 	comm       string  // the program's name; changes on exec
 	cpuSec     float64 // utime + stime
 	rssPages   uint64  // resident set, in pages (what statm's second field says)
+	kthread    bool    // a kernel thread: its command line is empty for good
 	args       []string
 	seen       uint64 // the table's tick of the last reading
 }
@@ -87,7 +88,15 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 				e.args = c.args
 			} else {
 				e.args = t.readCmdline(pid)
-				t.cmdline[pid] = cachedArgs{e.startTicks, e.comm, e.args}
+				// An empty line from a user process is a moment, not a
+				// state: exec sets the new comm before the new image's
+				// arguments exist, and an exiting process loses them.
+				// Cached, it would hide a worker caught mid-exec for good.
+				if len(e.args) > 0 || e.kthread {
+					t.cmdline[pid] = cachedArgs{e.startTicks, e.comm, e.args}
+				} else {
+					delete(t.cmdline, pid)
+				}
 			}
 		}
 		t.procs[pid] = e
@@ -129,8 +138,8 @@ func (t *procTable) readStat(pid int32, e *procEntry) error {
 	if string(b[lp+1:i]) != comm { // compared without allocating
 		comm = string(b[lp+1 : i])
 	}
-	// Fields after the name, from 0: 0 state, 1 ppid, 11 utime,
-	// 12 stime, 19 starttime, 21 rss. Parsed in place: no string per field.
+	// Fields after the name, from 0: 0 state, 1 ppid, 6 flags,
+	// 11 utime, 12 stime, 19 starttime, 21 rss. Parsed in place: no string per field.
 	var f [22][]byte
 	rest := b[i+2:]
 	for n := range f {
@@ -149,10 +158,12 @@ func (t *procTable) readStat(pid int32, e *procEntry) error {
 	st, ok3 := atou(f[12])
 	start, ok4 := atou(f[19])
 	rss, ok5 := atou(f[21])
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
+	flags, ok6 := atou(f[6])
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 		return errStat
 	}
-	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, comm: comm, cpuSec: float64(ut+st) / clockTicks, rssPages: rss, args: e.args}
+	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, comm: comm, cpuSec: float64(ut+st) / clockTicks,
+		rssPages: rss, kthread: flags&pfKthread != 0, args: e.args}
 	return nil
 }
 
@@ -170,6 +181,9 @@ func atou(b []byte) (uint64, bool) {
 	}
 	return v, true
 }
+
+// pfKthread is the kernel's PF_KTHREAD task flag.
+const pfKthread = 0x00200000
 
 // clockTicks is USER_HZ, 100 on every Linux the hive runs on.
 const clockTicks = 100

@@ -126,3 +126,54 @@ func TestStatRSSAndRawIOMatchTheKernel(t *testing.T) {
 		t.Errorf("raw io %+v, gopsutil %+v", *raw, *ref)
 	}
 }
+
+// exec gives a process its new comm before its new arguments exist; a
+// walk in that instant reads an empty command line. The table reads it
+// again next tick rather than keep the empty one (which would hide a
+// worker caught mid-exec for good); a kernel thread's empty line is kept.
+func TestProcTableRereadsAnEmptyCommandLine(t *testing.T) {
+	root := t.TempDir()
+	t.Setenv("HOST_PROC", root)
+	writeProc := func(pid int, comm string, flags uint64, cmdline string) {
+		t.Helper()
+		dir := fmt.Sprintf("%s/%d", root, pid)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Fields after the name: state ppid pgrp session tty tpgid flags
+		// minflt cminflt majflt cmajflt utime stime cutime cstime priority
+		// nice threads itrealvalue starttime vsize rss ...
+		stat := fmt.Sprintf("%d (%s) S 1 %d %d 0 -1 %d 0 0 0 0 7 3 0 0 20 0 1 0 5000 1000000 250 0\n", pid, comm, pid, pid, flags)
+		if err := os.WriteFile(dir+"/stat", []byte(stat), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir+"/cmdline", []byte(cmdline), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeProc(4242, "sleep", 0x400000, "")
+	writeProc(2, "kthreadd", 0x208040, "")
+	tab := newProcTable()
+	ctx := context.Background()
+	if err := tab.refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if e := tab.procs[4242]; e == nil || len(e.args) != 0 || e.kthread || e.rssPages != 250 || e.cpuSec != 0.1 {
+		t.Fatalf("mid-exec process: %+v", e)
+	}
+	if e := tab.procs[2]; e == nil || !e.kthread {
+		t.Fatalf("kernel thread: %+v", e)
+	}
+
+	writeProc(4242, "sleep", 0x400000, "sleep\x0060\x00")
+	writeProc(2, "kthreadd", 0x208040, "not read again\x00")
+	if err := tab.refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(tab.procs[4242].args, " "); got != "sleep 60" {
+		t.Errorf("after exec finished: args %q, want %q", got, "sleep 60")
+	}
+	if got := tab.procs[2].args; len(got) != 0 {
+		t.Errorf("kernel thread's command line read again: %q", got)
+	}
+}
