@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive/internal/freeport"
 )
 
 // Passwords are the cluster's secrets, passed to nats-server in its
@@ -57,7 +58,7 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 		"HIVE_LEAF_PASSWORD="+pw.Leaf, "HIVE_ROUTE_PASSWORD="+pw.Route, "HIVE_HUB_ADMIN_PASSWORD="+pw.Admin)}
 	for i := range n {
 		nd := &Node{Name: "hub-" + strconv.Itoa(i+1)}
-		ports, err := freePorts(4)
+		ports, err := freeport.Ports(4)
 		if err != nil {
 			return nil, err
 		}
@@ -313,23 +314,4 @@ func dropBlock(conf, start string) (string, error) {
 func lastLines(b []byte, n int) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
