@@ -208,7 +208,7 @@ func TestSSEFramesSurviveAnyBytes(t *testing.T) {
 	} {
 		for name, frame := range map[string][]byte{
 			"job":       jobFrame(payload),
-			"telemetry": encodeFrame(7, "heartbeat", []byte(payload)),
+			"telemetry": encodeFrame(7, "heartbeat", []byte(payload)).data,
 		} {
 			evs := parseSSE(frame)
 			if len(evs) != 1 {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,101 +11,103 @@ import (
 
 // frame is one SSE event, serialised once and shared by every client.
 type frame struct {
-	seq  uint64
-	data []byte // the complete "id: ..\nevent: ..\ndata: ..\n\n" bytes
+	seq uint64
+	// wire is the event as an HTTP/1.1 chunk: "<hex len>\r\n" + the
+	// "id: ..\nevent: ..\ndata: ..\n\n" bytes + "\r\n".
+	wire []byte
+	data []byte // the event alone, a slice of wire
 }
 
-// fanout sends telemetry to SSE clients. Publish never blocks: each client
-// has a bounded queue, and a client whose queue is full loses the event and
-// is disconnected (it is at least cap(queue) events behind).
+// fanout sends telemetry to SSE clients. Publish never blocks: it keeps the
+// frame in the history ring and wakes the writer shards, which write it to
+// their clients without blocking (see stream). A client that cannot take a
+// frame at once gets its own goroutine and a bounded queue; one whose
+// queue is full loses the event and is disconnected (it is at least
+// cap(queue) events behind).
+//
+// The shards replace a goroutine, a channel send and a flush per client
+// per event: at 10,000 clients those cost more than the writes.
 type fanout struct {
-	queueSize int
+	queueSize    int
+	writeTimeout time.Duration
 
-	mu      sync.Mutex
-	seq     uint64
-	ring    []frame // the last len(ring) frames, oldest first once full
-	next    int     // ring write position
-	full    bool
-	clients map[*client]struct{}
+	mu     sync.Mutex
+	seq    uint64
+	ring   []frame // the last len(ring) frames, oldest first once full
+	next   int     // ring write position
+	full   bool
+	shards []*shard
+	rr     int // the shard the next client joins
+	closed bool
+
+	streams sync.WaitGroup // every client goroutine: readers and drainers
 
 	published atomic.Uint64
 	lastAt    atomic.Int64  // unix ns of the last event or keep-alive queued
 	dropped   atomic.Uint64 // events not delivered to a slow client
 	kicked    atomic.Uint64 // clients disconnected for being slow
+	stalls    atomic.Uint64 // direct writes the socket could not take whole
 }
 
-// client is one SSE subscriber's queue.
-type client struct {
-	queue    chan []byte
-	kickOnce sync.Once
-	kicked   chan struct{} // closed when the fanout gives up on this client
-}
-
-// newFanout numbers events from firstID on.
-func newFanout(history, queueSize int, firstID uint64) *fanout {
+// newFanout numbers events from firstID on. Its shards run from start
+// until close.
+func newFanout(history, queueSize int, firstID uint64, writeTimeout time.Duration) *fanout {
 	if history < 1 {
 		history = 1
 	}
 	if queueSize < 1 {
 		queueSize = 1
 	}
-	return &fanout{queueSize: queueSize, seq: firstID - 1, ring: make([]frame, history), clients: make(map[*client]struct{})}
+	n := min(runtime.GOMAXPROCS(0), 8)
+	h := &fanout{queueSize: queueSize, writeTimeout: writeTimeout, seq: firstID - 1, ring: make([]frame, history)}
+	for range n {
+		h.shards = append(h.shards, newShard(h))
+	}
+	return h
+}
+
+// start runs the writer shards; close ends them.
+func (h *fanout) start() {
+	for _, s := range h.shards {
+		go s.run()
+	}
 }
 
 // publish assigns the next sequence number to payload, keeps it in the
-// history and queues it for every client.
+// history and wakes the shards.
 func (h *fanout) publish(event string, payload []byte) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.seq++
-	f := frame{seq: h.seq, data: encodeFrame(h.seq, event, payload)}
-	h.ring[h.next] = f
+	h.ring[h.next] = encodeFrame(h.seq, event, payload)
 	h.next = (h.next + 1) % len(h.ring)
 	if h.next == 0 {
 		h.full = true
 	}
+	h.mu.Unlock()
 	h.published.Add(1)
 	h.lastAt.Store(time.Now().UnixNano())
-	for c := range h.clients {
-		select {
-		case c.queue <- f.data:
-		default:
-			h.dropped.Add(1)
-			h.kick(c)
-		}
+	for _, s := range h.shards {
+		s.poke()
 	}
 }
 
 // keepAliveFrame is an SSE comment: it keeps proxies and clients from
 // timing out a quiet stream and is never an event.
-var keepAliveFrame = []byte(": keep-alive\n\n")
+var keepAliveFrame = newFrame(0, []byte(": keep-alive\n\n"))
 
-// keepAlive queues a keep-alive to every client when nothing was sent for
-// quiet. A client whose queue is full is not kicked for it: it is behind
+// keepAlive sends a keep-alive to every client when nothing was sent for
+// quiet. A client that cannot take it is not kicked for it: it is behind
 // on real events, which decide.
 func (h *fanout) keepAlive(quiet time.Duration) bool {
 	if time.Since(time.Unix(0, h.lastAt.Load())) < quiet {
 		return false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.lastAt.Store(time.Now().UnixNano())
-	for c := range h.clients {
-		select {
-		case c.queue <- keepAliveFrame:
-		default:
-		}
+	for _, s := range h.shards {
+		s.keepAlive.Store(true)
+		s.poke()
 	}
 	return true
-}
-
-// kick disconnects c; the caller holds h.mu.
-func (h *fanout) kick(c *client) {
-	delete(h.clients, c)
-	c.kickOnce.Do(func() {
-		h.kicked.Add(1)
-		close(c.kicked)
-	})
 }
 
 // resume describes where a new subscription starts.
@@ -114,44 +117,62 @@ type resume struct {
 	hasLast bool
 }
 
-// subscribe registers a client and returns the frames it must be sent
-// first, atomically with registration so that no event falls in between.
-// note is a human explanation when the requested resume point could not be
-// honoured, "" otherwise.
-func (h *fanout) subscribe(r resume) (c *client, backlog [][]byte, note string) {
+// subscribe registers c and returns the frames it must be sent first,
+// atomically with registration: c is sent every frame after them. note is
+// a human explanation when the requested resume point could not be
+// honoured, "" otherwise. ok is false once the fan-out has closed. The
+// caller then runs c.read and c.drain, which the fan-out waits for on
+// close.
+func (h *fanout) subscribe(c *stream, r resume) (backlog []frame, note string, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c = &client{queue: make(chan []byte, h.queueSize), kicked: make(chan struct{})}
-	h.clients[c] = struct{}{}
+	if h.closed {
+		return nil, "", false
+	}
+	c.after = h.seq
+	h.streams.Add(2) // the caller's drain and c.read
+	s := h.shards[h.rr%len(h.shards)]
+	h.rr++
+	s.add(c)
 	hist := h.history()
 	if len(hist) == 0 {
-		return c, nil, ""
+		return nil, "", true
 	}
 	latest := hist[len(hist)-1]
 	if !r.hasLast {
-		return c, [][]byte{latest.data}, ""
+		return []frame{latest}, "", true
 	}
 	switch oldest := hist[0].seq; {
 	case r.lastID > latest.seq:
-		return c, [][]byte{latest.data}, "Last-Event-ID " + strconv.FormatUint(r.lastID, 10) +
-			" is unknown (the hive restarted?); resuming from the latest event"
+		return []frame{latest}, "Last-Event-ID " + strconv.FormatUint(r.lastID, 10) +
+			" is unknown (the hive restarted?); resuming from the latest event", true
 	case r.lastID+1 < oldest:
-		return c, [][]byte{latest.data}, "Last-Event-ID " + strconv.FormatUint(r.lastID, 10) +
-			" is older than the history (oldest " + strconv.FormatUint(oldest, 10) + "); events were lost, resuming from the latest event"
+		return []frame{latest}, "Last-Event-ID " + strconv.FormatUint(r.lastID, 10) +
+			" is older than the history (oldest " + strconv.FormatUint(oldest, 10) + "); events were lost, resuming from the latest event", true
 	}
 	for _, f := range hist {
 		if f.seq > r.lastID {
-			backlog = append(backlog, f.data)
+			backlog = append(backlog, f)
 		}
 	}
-	return c, backlog, ""
+	return backlog, "", true
 }
 
-// unsubscribe removes c; safe after a kick.
-func (h *fanout) unsubscribe(c *client) {
+// framesAfter appends to out the kept frames after seq, oldest first, and
+// returns the oldest kept frame's seq.
+func (h *fanout) framesAfter(seq uint64, out []frame) ([]frame, uint64) {
 	h.mu.Lock()
-	delete(h.clients, c)
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	if h.seq == seq {
+		return out, 0
+	}
+	hist := h.history()
+	for _, f := range hist {
+		if f.seq > seq {
+			out = append(out, f)
+		}
+	}
+	return out, hist[0].seq
 }
 
 // history returns the kept frames oldest first; the caller holds h.mu.
@@ -165,16 +186,53 @@ func (h *fanout) history() []frame {
 }
 
 func (h *fanout) numClients() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.clients)
+	n := 0
+	for _, s := range h.shards {
+		s.mu.Lock()
+		n += len(s.clients)
+		s.mu.Unlock()
+	}
+	return n
 }
 
-// encodeFrame renders one SSE event. A payload with line breaks becomes
-// several data: lines, as the SSE spec requires; event is a fixed name.
-func encodeFrame(seq uint64, event string, payload []byte) []byte {
+// close ends every stream after the frames published before it, and
+// waits up to wait for the clients to be sent them; then it cuts the
+// rest. No client joins after close.
+func (h *fanout) close(wait time.Duration) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	h.mu.Unlock()
+	for _, s := range h.shards {
+		close(s.done)
+	}
+	for _, s := range h.shards {
+		<-s.stopped()
+	}
+	ended := make(chan struct{})
+	go func() { h.streams.Wait(); close(ended) }()
+	select {
+	case <-ended:
+		return
+	case <-time.After(wait):
+	}
+	for _, s := range h.shards {
+		for _, c := range s.snapshot(nil) {
+			c.end()
+		}
+	}
+	<-ended
+}
+
+// encodeFrame renders one SSE event as an HTTP/1.1 chunk. A payload with
+// line breaks becomes several data: lines, as the SSE spec requires;
+// event is a fixed name.
+func encodeFrame(seq uint64, event string, payload []byte) frame {
 	var b bytes.Buffer
-	b.Grow(len(payload) + 48)
+	b.Grow(len(payload) + 64)
 	b.WriteString("id: ")
 	b.WriteString(strconv.FormatUint(seq, 10))
 	b.WriteString("\nevent: ")
@@ -182,5 +240,17 @@ func encodeFrame(seq uint64, event string, payload []byte) []byte {
 	b.WriteByte('\n')
 	writeData(&b, payload)
 	b.WriteByte('\n')
-	return b.Bytes()
+	return newFrame(seq, b.Bytes())
+}
+
+// newFrame wraps data as one HTTP/1.1 chunk, keeping data itself for
+// clients that speak HTTP/1.0.
+func newFrame(seq uint64, data []byte) frame {
+	n := strconv.FormatInt(int64(len(data)), 16)
+	w := make([]byte, 0, len(n)+len(data)+4)
+	w = append(w, n...)
+	w = append(w, "\r\n"...)
+	w = append(w, data...)
+	w = append(w, "\r\n"...)
+	return frame{seq: seq, wire: w, data: w[len(n)+2 : len(w)-2]}
 }

@@ -82,7 +82,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 		cfg:      cfg,
 		bus:      b,
 		log:      log.With("module", "gateway"),
-		fanout:   newFanout(cfg.History, cfg.QueueSize, cmp.Or(cfg.FirstEventID, uint64(time.Now().UnixMilli()))),
+		fanout:   newFanout(cfg.History, cfg.QueueSize, cmp.Or(cfg.FirstEventID, uint64(time.Now().UnixMilli())), cfg.WriteTimeout),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
 	}, nil
@@ -145,6 +145,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.log.Info("gateway listening", "addr", g.addr.String(), "auth", g.authMode(),
 		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
 
+	g.fanout.start()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	// Keep-alives for quiet streams, checked at a quarter of the interval
@@ -162,12 +163,18 @@ serve:
 			g.fanout.keepAlive(g.cfg.KeepAlive)
 		}
 	}
+	// Telemetry streams are the fan-out's, not the server's (their
+	// connections are hijacked): both end within the one budget, the
+	// streams after the events published before the stop.
+	streamsEnded := make(chan struct{})
+	go func() { g.fanout.close(g.cfg.ShutdownTimeout); close(streamsEnded) }()
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
 	<-errc
+	<-streamsEnded
 	return nil
 }
 
