@@ -65,6 +65,7 @@ type GatewayStats struct {
 	Published   uint64 `json:"published"`
 	Dropped     uint64 `json:"dropped"`
 	Kicked      uint64 `json:"kicked"`
+	Stalls      uint64 `json:"stalls"` // writes a client's socket could not take whole
 	Denied      uint64 `json:"denied"`
 	ConnsShed   uint64 `json:"conns_shed"`
 	ConnsOpen   int    `json:"conns_open"`

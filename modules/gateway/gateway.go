@@ -235,7 +235,8 @@ func (g *Gateway) authMode() string {
 // after Ready.
 func (g *Gateway) stats() bus.GatewayStats {
 	s := bus.GatewayStats{Denied: g.denied.Load(), Subscribers: g.fanout.numClients(),
-		Published: g.fanout.published.Load(), Dropped: g.fanout.dropped.Load(), Kicked: g.fanout.kicked.Load()}
+		Published: g.fanout.published.Load(), Dropped: g.fanout.dropped.Load(), Kicked: g.fanout.kicked.Load(),
+		Stalls: g.fanout.stalls.Load()}
 	if g.ln != nil {
 		s.ConnsShed = g.ln.shed.Load()
 		s.ConnsOpen = g.ln.openConns()

@@ -29,6 +29,7 @@ var (
 	published      = desc("hive_telemetry_events_published_total", "Telemetry events the collector published.", "hive_id")
 	sseDropped     = desc("hive_sse_events_dropped_total", "Events not delivered to an SSE client that was too slow.", "hive_id")
 	sseKicked      = desc("hive_sse_subscribers_kicked_total", "SSE clients disconnected for being too slow.", "hive_id")
+	sseStalls      = desc("hive_sse_write_stalls_total", "Events an SSE client's socket could not take at once (then queued for it).", "hive_id")
 	httpDenied     = desc("hive_http_requests_denied_total", "HTTP requests refused by the access checks.", "hive_id")
 	httpShed       = desc("hive_http_connections_shed_total", "HTTP connections refused past a connection cap.", "hive_id")
 	tickSeconds    = desc("hive_collector_tick_duration_seconds", "Time one collector tick took.", "hive_id")
@@ -45,7 +46,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart,
-		sseSubscribers, published, sseDropped, sseKicked, httpDenied, httpShed, tickSeconds, sampleErrors,
+		sseSubscribers, published, sseDropped, sseKicked, sseStalls, httpDenied, httpShed, tickSeconds, sampleErrors,
 		natsObservers, hubConnected, bridgeDropped, jobsRunning, jobsTotal, pushFailures, statsMissing} {
 		ch <- d
 	}
@@ -118,6 +119,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(sseSubscribers, prometheus.GaugeValue, float64(gw.Subscribers), id)
 		ch <- prometheus.MustNewConstMetric(sseDropped, prometheus.CounterValue, float64(gw.Dropped), id)
 		ch <- prometheus.MustNewConstMetric(sseKicked, prometheus.CounterValue, float64(gw.Kicked), id)
+		ch <- prometheus.MustNewConstMetric(sseStalls, prometheus.CounterValue, float64(gw.Stalls), id)
 		ch <- prometheus.MustNewConstMetric(httpDenied, prometheus.CounterValue, float64(gw.Denied), id)
 		ch <- prometheus.MustNewConstMetric(httpShed, prometheus.CounterValue, float64(gw.ConnsShed), id)
 	}

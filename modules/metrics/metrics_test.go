@@ -36,7 +36,7 @@ func modules(t *testing.T, b *bus.Bus, answer bool) {
 		TickSeconds:  bus.Histogram{Bounds: []float64{0.01, 0.1}, Counts: []uint64{3, 5}, Count: 5, Sum: 0.2},
 		SampleErrors: 2, Published: 5,
 	})
-	handle(bus.StatsSubject("gateway"), bus.GatewayStats{Subscribers: 7, Published: 5, Dropped: 1, Kicked: 1})
+	handle(bus.StatsSubject("gateway"), bus.GatewayStats{Subscribers: 7, Published: 5, Dropped: 1, Kicked: 1, Stalls: 3})
 	handle(bus.StatsSubject("jobs"), bus.JobsStats{Running: 1, Totals: map[string]map[string]uint64{"worker_spawn": {"done": 3, "error": 1}}})
 	handle(bus.StatsSubject("discovery"), bus.DiscoveryStats{PushFailures: 4})
 	_ = nc.Flush()
@@ -88,6 +88,7 @@ func TestWorkerAndHiveSeries(t *testing.T) {
 		`hive_telemetry_events_published_total{hive_id="h1"} 5`,
 		`hive_sse_events_dropped_total{hive_id="h1"} 1`,
 		`hive_sse_subscribers_kicked_total{hive_id="h1"} 1`,
+		`hive_sse_write_stalls_total{hive_id="h1"} 3`,
 		`hive_collector_tick_duration_seconds_bucket{hive_id="h1",le="0.01"} 3`,
 		`hive_collector_tick_duration_seconds_count{hive_id="h1"} 5`,
 		`hive_collector_sample_errors_total{hive_id="h1"} 2`,
