@@ -31,14 +31,15 @@ type fanout struct {
 	queueSize    int
 	writeTimeout time.Duration
 
-	mu     sync.Mutex
-	seq    uint64
-	ring   []frame // the last len(ring) frames, oldest first once full
-	next   int     // ring write position
-	full   bool
-	shards []*shard
-	rr     int // the shard the next client joins
-	closed bool
+	mu      sync.Mutex
+	seq     uint64
+	ring    []frame // the last len(ring) frames, oldest first once full
+	next    int     // ring write position
+	full    bool
+	shards  []*shard
+	rr      int // the shard the next client joins
+	started bool
+	closed  bool
 
 	streams sync.WaitGroup // every client goroutine: readers and drainers
 
@@ -68,6 +69,9 @@ func newFanout(history, queueSize int, firstID uint64, writeTimeout time.Duratio
 
 // start runs the writer shards; close ends them.
 func (h *fanout) start() {
+	h.mu.Lock()
+	h.started = true
+	h.mu.Unlock()
 	for _, s := range h.shards {
 		go s.run()
 	}
@@ -205,12 +209,15 @@ func (h *fanout) close(wait time.Duration) {
 		return
 	}
 	h.closed = true
+	started := h.started
 	h.mu.Unlock()
 	for _, s := range h.shards {
 		close(s.done)
-	}
-	for _, s := range h.shards {
-		<-s.stopped()
+		if started {
+			<-s.stopped()
+		} else {
+			s.finishAll() // no shard goroutine ever ran: end its streams here
+		}
 	}
 	ended := make(chan struct{})
 	go func() { h.streams.Wait(); close(ended) }()

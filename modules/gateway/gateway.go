@@ -152,11 +152,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// so that none is later than 1.25 x KeepAlive.
 	ka := time.NewTicker(g.cfg.KeepAlive / 4)
 	defer ka.Stop()
+	var serveErr error
 serve:
 	for {
 		select {
 		case err := <-errc:
-			return fmt.Errorf("gateway: serve: %w", err)
+			// The listener failed: the open streams still end properly.
+			serveErr = fmt.Errorf("gateway: serve: %w", err)
+			break serve
 		case <-ctx.Done():
 			break serve
 		case <-ka.C:
@@ -173,9 +176,11 @@ serve:
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	<-errc
+	if serveErr == nil {
+		<-errc
+	}
 	<-streamsEnded
-	return nil
+	return serveErr
 }
 
 func (g *Gateway) router(nc *bus.Conn) http.Handler {

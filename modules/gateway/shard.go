@@ -43,16 +43,21 @@ func (s *shard) run() {
 		case <-s.wake:
 			s.flush()
 		case <-s.done:
-			// What was published before close still goes out, then
-			// every stream ends.
-			s.flush()
-			for _, c := range s.snapshot(s.scratch[:0]) {
-				c.finish()
-			}
-			clear(s.scratch)
+			s.finishAll()
 			return
 		}
 	}
+}
+
+// finishAll sends what was published before close, then ends every
+// stream.
+func (s *shard) finishAll() {
+	s.flush()
+	s.scratch = s.snapshot(s.scratch[:0])
+	for _, c := range s.scratch {
+		c.finish()
+	}
+	clear(s.scratch)
 }
 
 // flush writes the frames published since the last flush, and a pending

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -186,4 +187,50 @@ func readStream(t *testing.T, conn net.Conn, resp *http.Response) *sseStream {
 	go s.read()
 	t.Cleanup(s.close)
 	return s
+}
+
+// Should the listener fail, Run returns its error, and the telemetry
+// streams, which net/http no longer owns, still end cleanly rather than
+// being left open with their goroutines.
+func TestListenerFailureEndsTheStreams(t *testing.T) {
+	b := bustest.Start(t)
+	g, err := New(Config{Listen: "127.0.0.1:0", HiveID: "h1", FirstEventID: 1}, b, bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background()) }()
+	<-g.Ready()
+	resp, err := http.Get("http://" + g.Addr().String() + "/v1/heartbeats/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if n := g.fanout.numClients(); n != 1 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+
+	_ = g.ln.Listener.Close()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "serve") {
+			t.Fatalf("Run returned %v, want the listener's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running with its listener closed")
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); ended <- err }()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("stream cut, not ended: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		resp.Body.Close()
+		t.Fatal("stream still open after Run returned")
+	}
 }
