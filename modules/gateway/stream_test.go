@@ -20,7 +20,9 @@ import (
 // deadline also binds the direct writes after it: a stream must live on
 // once every deadline it was ever given has passed.
 func TestStreamOutlivesTheWriteTimeout(t *testing.T) {
-	const writeTimeout = 100 * time.Millisecond
+	// Long enough that no write runs into its own deadline on a busy
+	// machine (the runtime checks it before the system call).
+	const writeTimeout = 500 * time.Millisecond
 	g := startGateway(t, Config{WriteTimeout: writeTimeout})
 	g.publish(t, payload(1))
 	s := openStream(t, g.base+"/v1/heartbeats/stream", nil)
