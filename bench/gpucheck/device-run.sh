@@ -1,6 +1,6 @@
 #!/bin/sh
 # One prepared run on a GPU machine that has nvidia-smi and PyTorch but no
-# Go: bin/hive and bin/gpucheck are built here (make gpu-check-bins) and
+# Go: bin/hive and bin/gpucheck are built here (static, CGO_ENABLED=0) and
 # carried. Everything it learns lands in $OUT (or ./gpu-out).
 out=${OUT:-gpu-out}
 mkdir -p "$out"
