@@ -44,18 +44,8 @@ func TestShardBehindTheHistoryCutsItsClients(t *testing.T) {
 	case <-late.done:
 		t.Fatal("the client that joined after frame 5 was cut")
 	case b := <-late.queue:
-		if string(chunkBody(b)) != "id: 6\nevent: heartbeat\ndata: f\n\n" {
+		if string(b) != "20\r\nid: 6\nevent: heartbeat\ndata: f\n\n\r\n" {
 			t.Fatalf("late client got %q", b)
 		}
 	}
-}
-
-// chunkBody is the data inside one HTTP/1.1 chunk.
-func chunkBody(b []byte) []byte {
-	for i := range b {
-		if b[i] == '\n' {
-			return b[i+1 : len(b)-2]
-		}
-	}
-	return nil
 }

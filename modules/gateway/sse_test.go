@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,16 +108,7 @@ func TestStuckSubscriberDoesNotDelayOthers(t *testing.T) {
 	g.publish(t, payload(0))
 
 	// The stuck client: a tiny receive buffer, a request, then no reads.
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		_ = c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return serr
-	}}
-	conn, err := d.Dial("tcp", g.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialSmallWindow(t, g.Addr().String())
 	fmt.Fprintf(conn, "GET /v1/heartbeats/stream HTTP/1.1\r\nHost: x\r\n\r\n")
 
 	fast := []*sseStream{openStream(t, g.base+"/v1/heartbeats/stream", nil), openStream(t, g.base+"/v1/heartbeats/stream", nil)}
