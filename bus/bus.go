@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // ErrClosed is returned by Connect after Close.
@@ -63,7 +64,7 @@ var DefaultObserverLimits = ObserverLimits{MaxConns: 64, MaxSubs: 128, MaxPendin
 
 // DefaultHubExports is what a hive sends observers and its hub: telemetry
 // and nothing else. Nothing from outside ever enters the hive.
-var DefaultHubExports = []string{SubjectTelemetry}
+var DefaultHubExports = []string{wire.SubjectTelemetry}
 
 // Bus is the hive's message bus: an embedded nats-server that only
 // in-process modules reach, plus, when anything external is configured, an

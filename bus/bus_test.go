@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -26,14 +26,14 @@ func TestInProcessRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sub.SubscribeSync(bus.SubjectTelemetry)
+	s, err := sub.SubscribeSync(wire.SubjectTelemetry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Publish(bus.SubjectTelemetry, []byte(`{"x":1}`)); err != nil {
+	if err := pub.Publish(wire.SubjectTelemetry, []byte(`{"x":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	m, err := s.NextMsg(2 * time.Second)
@@ -62,7 +62,7 @@ func TestTCPObserverPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ext.Close()
-	s, err := ext.SubscribeSync(bus.SubjectTelemetry)
+	s, err := ext.SubscribeSync(wire.SubjectTelemetry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,21 +73,21 @@ func TestTCPObserverPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := in.Publish(bus.SubjectTelemetry, []byte("t")); err != nil {
+	if err := in.Publish(wire.SubjectTelemetry, []byte("t")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.NextMsg(2 * time.Second); err != nil {
 		t.Fatalf("observer did not get telemetry: %v", err)
 	}
 
-	if err := ext.Publish(bus.SubjectJobsCreate, []byte("{}")); err != nil {
+	if err := ext.Publish(wire.SubjectJobsCreate, []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	_ = ext.Flush()
 	if err := recvErr(asyncErr); err == nil || !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 		t.Fatalf("publish by observer: want permissions violation, got %v", err)
 	}
-	if _, err := ext.SubscribeSync(bus.SubjectJobsCreate); err != nil {
+	if _, err := ext.SubscribeSync(wire.SubjectJobsCreate); err != nil {
 		t.Fatal(err)
 	}
 	_ = ext.Flush()
@@ -139,27 +139,5 @@ func TestListenAddressErrors(t *testing.T) {
 	used := strings.TrimPrefix(b.ClientURL(), "nats://")
 	if _, err := bus.Start(bus.Config{Listen: used, ReadyTimeout: 500 * time.Millisecond}, nil); err == nil {
 		t.Fatal("second bus on a used port started")
-	}
-}
-
-func TestFloatEncoding(t *testing.T) {
-	for _, tc := range []struct {
-		in   bus.Float
-		want string
-	}{{0, "0.0"}, {1, "1.0"}, {99.5, "99.5"}, {-2, "-2.0"}, {1e21, "1000000000000000000000.0"}, {0.001, "0.001"}} {
-		b, err := json.Marshal(tc.in)
-		if err != nil || string(b) != tc.want {
-			t.Errorf("Marshal(%v) = %s, %v; want %s", float64(tc.in), b, err, tc.want)
-		}
-	}
-}
-
-func TestTimestamps(t *testing.T) {
-	ts := time.Date(2025, 10, 31, 12, 44, 41, 123456789, time.FixedZone("x", 3600))
-	if got, want := bus.SSETimestamp(ts), "2025-10-31T11:44:41.123456789+00:00"; got != want {
-		t.Errorf("SSETimestamp = %s, want %s", got, want)
-	}
-	if got, want := bus.PushTimestamp(ts), "2025-10-31T11:44:41.123456789Z"; got != want {
-		t.Errorf("PushTimestamp = %s, want %s", got, want)
 	}
 }

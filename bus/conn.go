@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Conn is a module's connection to the bus. It is a *nats.Conn (Publish,
@@ -89,13 +90,13 @@ func Handle[Req, Resp any](c *Conn, subject string, h func(Req) (Resp, error)) (
 		if len(m.Data) > 0 {
 			if err := json.Unmarshal(m.Data, &req); err != nil {
 				c.undecodable(m.Subject, err)
-				c.respond(m, ErrorReply{Error: "undecodable request: " + err.Error(), Code: CodeInvalid})
+				c.respond(m, wire.ErrorReply{Error: "undecodable request: " + err.Error(), Code: wire.CodeInvalid})
 				return
 			}
 		}
 		resp, err := h(req)
 		if err != nil {
-			e := ErrorReply{Error: err.Error(), Code: CodeInternal}
+			e := wire.ErrorReply{Error: err.Error(), Code: wire.CodeInternal}
 			var re *ReplyError
 			if errors.As(err, &re) {
 				e.Code, e.RetryAfter = re.Code, re.RetryAfter
@@ -131,7 +132,7 @@ func Request[Req, Resp any](ctx context.Context, c *Conn, subject string, req Re
 	if err != nil {
 		return zero, fmt.Errorf("%s: %w", subject, err)
 	}
-	var e ErrorReply
+	var e wire.ErrorReply
 	if json.Unmarshal(m.Data, &e) == nil && e.Error != "" {
 		return zero, &ReplyError{Code: e.Code, Msg: e.Error, RetryAfter: e.RetryAfter}
 	}
@@ -155,8 +156,8 @@ func (c *Conn) PublishJSON(subject string, v any) error {
 // PublishTelemetry publishes one encoded TelemetryEvent of hiveID, with
 // the Hive-Id header every consumer filters on.
 func (c *Conn) PublishTelemetry(hiveID string, data []byte) error {
-	msg := &nats.Msg{Subject: SubjectTelemetry, Data: data, Header: nats.Header{}}
-	msg.Header.Set(HeaderHiveID, hiveID)
+	msg := &nats.Msg{Subject: wire.SubjectTelemetry, Data: data, Header: nats.Header{}}
+	msg.Header.Set(wire.HeaderHiveID, hiveID)
 	return c.PublishMsg(msg)
 }
 
@@ -165,8 +166,8 @@ func (c *Conn) PublishTelemetry(hiveID string, data []byte) error {
 // shared bus) are skipped; so are events without the header when hiveID is
 // set, unless they name no hive at all.
 func SubscribeTelemetry(c *Conn, hiveID string, fn func(data []byte)) (*Sub, error) {
-	return c.Subscribe(SubjectTelemetry, func(m *nats.Msg) {
-		if id := m.Header.Get(HeaderHiveID); hiveID != "" && id != "" && id != hiveID {
+	return c.Subscribe(wire.SubjectTelemetry, func(m *nats.Msg) {
+		if id := m.Header.Get(wire.HeaderHiveID); hiveID != "" && id != "" && id != hiveID {
 			return
 		}
 		fn(m.Data)

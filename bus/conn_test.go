@@ -13,6 +13,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 type ping struct {
@@ -29,7 +30,7 @@ func TestTypedRequestReply(t *testing.T) {
 	if _, err := bus.Handle(srv, "test.ping", func(p ping) (ping, error) {
 		switch p.N {
 		case 7:
-			return ping{}, fmt.Errorf("wrapped: %w", &bus.ReplyError{Code: bus.CodeBusy, Msg: "busy", RetryAfter: 3})
+			return ping{}, fmt.Errorf("wrapped: %w", &bus.ReplyError{Code: wire.CodeBusy, Msg: "busy", RetryAfter: 3})
 		case 8:
 			return ping{}, errors.New("plain failure")
 		}
@@ -43,18 +44,18 @@ func TestTypedRequestReply(t *testing.T) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	var re *bus.ReplyError
-	if _, err := bus.Request[ping, ping](ctx, cli, "test.ping", ping{N: 7}); !errors.As(err, &re) || re.Code != bus.CodeBusy || re.RetryAfter != 3 || re.Msg != "wrapped: busy" {
+	if _, err := bus.Request[ping, ping](ctx, cli, "test.ping", ping{N: 7}); !errors.As(err, &re) || re.Code != wire.CodeBusy || re.RetryAfter != 3 || re.Msg != "wrapped: busy" {
 		t.Fatalf("coded error: %#v", err)
 	}
-	if _, err := bus.Request[ping, ping](ctx, cli, "test.ping", ping{N: 8}); !errors.As(err, &re) || re.Code != bus.CodeInternal {
+	if _, err := bus.Request[ping, ping](ctx, cli, "test.ping", ping{N: 8}); !errors.As(err, &re) || re.Code != wire.CodeInternal {
 		t.Fatalf("plain error: %#v", err)
 	}
 	m, err := cli.Request("test.ping", []byte("{not json"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e bus.ErrorReply
-	if json.Unmarshal(m.Data, &e); e.Code != bus.CodeInvalid || b.Undecodable() != 1 {
+	var e wire.ErrorReply
+	if json.Unmarshal(m.Data, &e); e.Code != wire.CodeInvalid || b.Undecodable() != 1 {
 		t.Fatalf("undecodable request: %s, counted %d", m.Data, b.Undecodable())
 	}
 	if _, err := bus.Request[ping, ping](ctx, cli, "test.nobody", ping{}); !errors.Is(err, nats.ErrNoResponders) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Account names on the edge server. Observers and the bridge live in
@@ -51,7 +52,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	// while the hub wants it, e.g. for its history stream.
 	perHive, exports := "", cfg.HubExports
 	if cfg.Hub != "" && cfg.HubHiveID != "" {
-		if perHive, err = TelemetrySubjectFor(cfg.HubHiveID); err != nil {
+		if perHive, err = wire.TelemetrySubjectFor(cfg.HubHiveID); err != nil {
 			return nil, err
 		}
 		exports = append(exports[:len(exports):len(exports)], perHive)
@@ -132,7 +133,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	for _, subj := range cfg.HubExports {
 		s, err := e.in.Subscribe(subj, func(m *nats.Msg) {
 			_ = e.out.PublishMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
-			if perHive != "" && m.Subject == SubjectTelemetry {
+			if perHive != "" && m.Subject == wire.SubjectTelemetry {
 				_ = e.out.PublishMsg(&nats.Msg{Subject: perHive, Header: m.Header, Data: m.Data})
 			}
 		})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // startHub runs a plain nats-server with a client and a leafnode port, as
@@ -55,7 +56,7 @@ func TestHubGetsTelemetryOnlyAndSendsNothingIn(t *testing.T) {
 
 	in, _ := b.Connect("modules")
 	internal, _ := in.SubscribeSync("hive.>")
-	if _, err := in.Subscribe(bus.SubjectJobsCreate, func(m *nats.Msg) { _ = m.Respond([]byte("leaked")) }); err != nil {
+	if _, err := in.Subscribe(wire.SubjectJobsCreate, func(m *nats.Msg) { _ = m.Respond([]byte("leaked")) }); err != nil {
 		t.Fatal(err)
 	}
 	_ = in.Flush()
@@ -63,26 +64,26 @@ func TestHubGetsTelemetryOnlyAndSendsNothingIn(t *testing.T) {
 	// The hub's interest reaches the hive asynchronously: publish until the
 	// first telemetry arrives.
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		_ = in.Publish(bus.SubjectJobsCreate+".x", []byte("private"))
-		_ = in.Publish(bus.SubjectTelemetry, []byte("t"))
+		_ = in.Publish(wire.SubjectJobsCreate+".x", []byte("private"))
+		_ = in.Publish(wire.SubjectTelemetry, []byte("t"))
 		m, err := all.NextMsg(100 * time.Millisecond)
 		if err != nil {
 			return err
 		}
-		if m.Subject != bus.SubjectTelemetry {
+		if m.Subject != wire.SubjectTelemetry {
 			return fmt.Errorf("hub saw %s", m.Subject)
 		}
 		return nil
 	})
-	_ = in.Publish(bus.SubjectWorkersStarted, []byte("private"))
-	_ = in.Publish(bus.SubjectTelemetry, []byte("t2"))
+	_ = in.Publish(wire.SubjectWorkersStarted, []byte("private"))
+	_ = in.Publish(wire.SubjectTelemetry, []byte("t2"))
 	_ = in.Flush()
 	for {
 		m, err := all.NextMsg(300 * time.Millisecond)
 		if err != nil {
 			break
 		}
-		if m.Subject != bus.SubjectTelemetry && !strings.HasPrefix(m.Subject, "$") {
+		if m.Subject != wire.SubjectTelemetry && !strings.HasPrefix(m.Subject, "$") {
 			t.Fatalf("hub saw non-exported subject %s", m.Subject)
 		}
 	}
@@ -90,8 +91,8 @@ func TestHubGetsTelemetryOnlyAndSendsNothingIn(t *testing.T) {
 	// Nothing from the hub enters: neither another hive's telemetry nor a
 	// request aimed at this hive's modules.
 	drain(internal)
-	_ = at.Publish(bus.SubjectTelemetry, []byte("from another hive"))
-	if _, err := at.Request(bus.SubjectJobsCreate, []byte("{}"), 300*time.Millisecond); err == nil {
+	_ = at.Publish(wire.SubjectTelemetry, []byte("from another hive"))
+	if _, err := at.Request(wire.SubjectJobsCreate, []byte("{}"), 300*time.Millisecond); err == nil {
 		t.Fatal("a request from the hub reached the hive's jobs subject")
 	}
 	if m, err := internal.NextMsg(300 * time.Millisecond); err == nil {
@@ -138,9 +139,9 @@ func TestHubAwayAndBack(t *testing.T) {
 	})
 	// Local traffic goes on without the hub.
 	in, _ := b.Connect("m")
-	sub, _ := in.SubscribeSync(bus.SubjectTelemetry)
+	sub, _ := in.SubscribeSync(wire.SubjectTelemetry)
 	_ = in.Flush()
-	_ = in.Publish(bus.SubjectTelemetry, []byte("local"))
+	_ = in.Publish(wire.SubjectTelemetry, []byte("local"))
 	if _, err := sub.NextMsg(time.Second); err != nil {
 		t.Fatalf("local delivery without a hub: %v", err)
 	}
@@ -152,10 +153,10 @@ func TestHubAwayAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer at.Close()
-	got, _ := at.SubscribeSync(bus.SubjectTelemetry)
+	got, _ := at.SubscribeSync(wire.SubjectTelemetry)
 	_ = at.Flush()
 	bustest.WaitFor(t, 10*time.Second, func() error {
-		_ = in.Publish(bus.SubjectTelemetry, []byte("again"))
+		_ = in.Publish(wire.SubjectTelemetry, []byte("again"))
 		_, err := got.NextMsg(100 * time.Millisecond)
 		return err
 	})
@@ -213,11 +214,11 @@ func TestHubClusterFailover(t *testing.T) {
 			return err
 		}
 		defer nc.Close()
-		sub, _ := nc.SubscribeSync(bus.SubjectTelemetry)
+		sub, _ := nc.SubscribeSync(wire.SubjectTelemetry)
 		_ = nc.Flush()
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			_ = in.Publish(bus.SubjectTelemetry, []byte("t"))
+			_ = in.Publish(wire.SubjectTelemetry, []byte("t"))
 			if _, err := sub.NextMsg(100 * time.Millisecond); err == nil {
 				return nil
 			}
@@ -266,13 +267,13 @@ func TestHubGetsPerHiveSubject(t *testing.T) {
 	}
 	defer at.Close()
 	perHive, _ := at.SubscribeSync("hive.telemetry.>")
-	plain, _ := at.SubscribeSync(bus.SubjectTelemetry)
+	plain, _ := at.SubscribeSync(wire.SubjectTelemetry)
 	_ = at.Flush()
 	in, _ := b.Connect("modules")
 	n := 0
 	bustest.WaitFor(t, 5*time.Second, func() error {
 		n++
-		_ = in.Publish(bus.SubjectTelemetry, []byte("t"+strconv.Itoa(n)))
+		_ = in.Publish(wire.SubjectTelemetry, []byte("t"+strconv.Itoa(n)))
 		if _, err := perHive.NextMsg(100 * time.Millisecond); err != nil {
 			return fmt.Errorf("per-hive: %w", err)
 		}
@@ -281,8 +282,8 @@ func TestHubGetsPerHiveSubject(t *testing.T) {
 		}
 		return nil
 	})
-	_ = in.Publish(bus.SubjectTelemetry, []byte("last"))
-	for sub, want := range map[*nats.Subscription]string{perHive: "hive.telemetry.gpu-07.dc1", plain: bus.SubjectTelemetry} {
+	_ = in.Publish(wire.SubjectTelemetry, []byte("last"))
+	for sub, want := range map[*nats.Subscription]string{perHive: "hive.telemetry.gpu-07.dc1", plain: wire.SubjectTelemetry} {
 		for {
 			m, err := sub.NextMsg(2 * time.Second)
 			if err != nil {
@@ -294,19 +295,6 @@ func TestHubGetsPerHiveSubject(t *testing.T) {
 			if string(m.Data) == "last" {
 				break
 			}
-		}
-	}
-}
-
-func TestTelemetrySubjectFor(t *testing.T) {
-	for id, want := range map[string]string{"gpu-07": "hive.telemetry.gpu-07", "gpu_07.dc1": "hive.telemetry.gpu_07.dc1"} {
-		if got, err := bus.TelemetrySubjectFor(id); err != nil || got != want {
-			t.Errorf("%q: %q %v", id, got, err)
-		}
-	}
-	for _, bad := range []string{"", "a b", "*", ">", "a.*", "a..b", ".a", "a.", "a>", strings.Repeat("x", 129)} {
-		if got, err := bus.TelemetrySubjectFor(bad); err == nil {
-			t.Errorf("%q accepted as %q", bad, got)
 		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/client"
 )
 
@@ -228,11 +227,11 @@ func TestStreamToken(t *testing.T) {
 
 func TestNATSOneHive(t *testing.T) {
 	_, natsURL, _ := hive(t, "0", nil)
-	ch := make(chan bus.TelemetryEvent, 16)
+	ch := make(chan client.Event, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- (&client.NATS{URL: natsURL, HiveID: "client-test"}).Run(ctx, func(ev bus.TelemetryEvent) {
+		done <- (&client.NATS{URL: natsURL, HiveID: "client-test"}).Run(ctx, func(ev client.Event) {
 			select {
 			case ch <- ev:
 			default:
@@ -241,7 +240,7 @@ func TestNATSOneHive(t *testing.T) {
 	}()
 	select {
 	case ev := <-ch:
-		if ev.HiveID != "client-test" || ev.Type != "telemetry" {
+		if ev.Telemetry.HiveID != "client-test" || ev.Telemetry.Type != "telemetry" || ev.ID != 0 {
 			t.Fatalf("event %+v", ev)
 		}
 	case <-time.After(10 * time.Second):
@@ -250,5 +249,39 @@ func TestNATSOneHive(t *testing.T) {
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// Run may not return while fn runs: a caller that reads what fn wrote
+// once Run returns (hive watch --nats --once does) would race with it.
+func TestNATSRunWaitsForItsCallback(t *testing.T) {
+	_, natsURL, _ := hive(t, "0", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	calls, finished := 0, 0 // written by fn, read after Run returns
+	done := make(chan error, 1)
+	go func() {
+		done <- (&client.NATS{URL: natsURL}).Run(ctx, func(client.Event) {
+			calls++
+			if calls == 1 {
+				close(entered)
+				<-release
+			}
+			finished++
+		})
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no telemetry over NATS")
+	}
+	cancel()
+	close(release)
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run: %v", err)
+	}
+	if calls != finished {
+		t.Fatalf("Run returned with fn still running: %d calls, %d finished", calls, finished)
 	}
 }

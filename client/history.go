@@ -9,8 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // HistoryStream is the hub's stream of every hive's telemetry
@@ -34,7 +33,7 @@ type History struct {
 // stream. While the hub cluster elects a new stream leader it can fail:
 // call it again.
 func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn func(Event)) error {
-	subj, err := bus.TelemetrySubjectFor(hiveID)
+	subj, err := wire.TelemetrySubjectFor(hiveID)
 	if err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 			if err != nil {
 				return fmt.Errorf("client: history of %s: %w", hiveID, err)
 			}
-			var ev bus.TelemetryEvent
+			var ev wire.TelemetryEvent
 			if json.Unmarshal(m.Data(), &ev) == nil {
 				fn(Event{ID: md.Sequence.Stream, Telemetry: ev})
 			}

@@ -1,6 +1,8 @@
 // Package client reads a hive's telemetry: one hive's SSE stream with
 // reconnect and resume, or hive.telemetry over NATS from a hive or a hub.
-// Events are the bus types, so a program sees what the Queen sees.
+// Every reader delivers the same Event, whose Telemetry is the wire type
+// the Queen decodes (package bus/wire), so a program sees what the Queen
+// sees.
 package client
 
 import (
@@ -16,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Event is one telemetry event from a stream.
@@ -24,7 +26,7 @@ type Event struct {
 	// ID is the event's SSE id: it grows by one per event and across the
 	// hive's restarts.
 	ID        uint64
-	Telemetry bus.TelemetryEvent
+	Telemetry wire.TelemetryEvent
 }
 
 // Stream follows one hive's telemetry stream.

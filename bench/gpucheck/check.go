@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/client"
 )
 
@@ -40,7 +40,7 @@ type check struct {
 
 type sample struct {
 	at time.Time
-	st bus.ProcessStats
+	st wire.ProcessStats
 }
 
 func newCheck(cfg config) (*check, error) {
@@ -209,31 +209,31 @@ func (c *check) absentSince(pid int, t time.Time) bool {
 	return c.lastAt.After(t) && !c.lastPIDs[uint32(pid)]
 }
 
-func (c *check) last(pid int) (bus.ProcessStats, bool) {
+func (c *check) last(pid int) (wire.ProcessStats, bool) {
 	return c.lastSince(pid, time.Time{})
 }
 
-func (c *check) lastSince(pid int, t time.Time) (bus.ProcessStats, bool) {
+func (c *check) lastSince(pid int, t time.Time) (wire.ProcessStats, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.seen[uint32(pid)]
 	if len(h) == 0 || h[len(h)-1].at.Before(t) {
-		return bus.ProcessStats{}, false
+		return wire.ProcessStats{}, false
 	}
 	return h[len(h)-1].st, true
 }
 
 // samples returns the worker's events over the next d.
-func (c *check) samples(p *probe, d time.Duration) []bus.ProcessStats {
+func (c *check) samples(p *probe, d time.Duration) []wire.ProcessStats {
 	return c.samplesAll([]*probe{p}, d)[p.pid]
 }
 
 // samplesAll returns each worker's events over the next d, waiting up to
 // 30 s longer for at least 3 of each on a machine too busy to tick on time.
-func (c *check) samplesAll(ps []*probe, d time.Duration) map[int][]bus.ProcessStats {
+func (c *check) samplesAll(ps []*probe, d time.Duration) map[int][]wire.ProcessStats {
 	from := time.Now()
 	time.Sleep(d)
-	out := map[int][]bus.ProcessStats{}
+	out := map[int][]wire.ProcessStats{}
 	c.waitFor(30*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -271,7 +271,7 @@ func (c *check) waitFor(limit time.Duration, cond func() bool) bool {
 
 // waitWorker waits until the stream shows p holding GPU memory.
 func (c *check) waitWorker(p *probe, limit time.Duration) bool {
-	var ev bus.ProcessStats
+	var ev wire.ProcessStats
 	ok := c.waitFor(limit, func() bool {
 		var seen bool
 		ev, seen = c.last(p.pid)

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/proctest"
 )
 
@@ -237,9 +237,9 @@ func (c *check) cost(what string) {
 		what, 100*(cpu1-cpu0)/el, el, 1000*(sum1-sum0)/float64(n1-n0), n1-n0)
 }
 
-func util(s bus.ProcessStats) float64 { return float64(s.GPUUtilPct) }
+func util(s wire.ProcessStats) float64 { return float64(s.GPUUtilPct) }
 
-func median(ss []bus.ProcessStats, f func(bus.ProcessStats) float64) float64 {
+func median(ss []wire.ProcessStats, f func(wire.ProcessStats) float64) float64 {
 	if len(ss) == 0 {
 		return -1
 	}

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/nvsmi"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
@@ -229,7 +230,7 @@ func (c *config) validate() error {
 	}
 	if strings.TrimSpace(c.HiveID) == "" {
 		errs = append(errs, errors.New("--hive-id must not be empty"))
-	} else if _, err := bus.TelemetrySubjectFor(c.HiveID); err != nil && c.NATSHub != "" {
+	} else if _, err := wire.TelemetrySubjectFor(c.HiveID); err != nil && c.NATSHub != "" {
 		errs = append(errs, fmt.Errorf("--hive-id with --nats-hub names the hub subject hive.telemetry.<hive id>: %w", err))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -257,7 +258,7 @@ func (c *config) validate() error {
 	if c.GPUUtil != "process" && c.GPUUtil != "device" {
 		errs = append(errs, fmt.Errorf("--gpu-util %q: want process or device", c.GPUUtil))
 	}
-	errs = append(errs, c.modules(bus.HiveInfo{ID: c.HiveID}).validate())
+	errs = append(errs, c.modules(wire.HiveInfo{ID: c.HiveID}).validate())
 	return errors.Join(errs...)
 }
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/proctest"
 )
 
@@ -42,7 +42,7 @@ func TestRealWorkerTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	natsMsgs, err := nc.SubscribeSync(bus.SubjectTelemetry)
+	natsMsgs, err := nc.SubscribeSync(wire.SubjectTelemetry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRealWorkerTelemetry(t *testing.T) {
 	// CPU is checked against a control: whatever share of a core the
 	// worker gets on a busy machine, the CPU time the samples add up to is
 	// what /proc says it used between the first and the last of them.
-	var samples []bus.ProcessStats
+	var samples []wire.ProcessStats
 	var stamps []time.Time
 	var cpuAt []float64
 	var sseData []string
@@ -119,8 +119,8 @@ func TestRealWorkerTelemetry(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nats: %v", err)
 		}
-		if m.Header.Get(bus.HeaderHiveID) == "" {
-			t.Fatalf("no %s header", bus.HeaderHiveID)
+		if m.Header.Get(wire.HeaderHiveID) == "" {
+			t.Fatalf("no %s header", wire.HeaderHiveID)
 		}
 		if want[string(m.Data)] {
 			matched++
@@ -157,7 +157,7 @@ func TestNATSCLISubscribes(t *testing.T) {
 	h := startHive(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, natsCLI, "--server", h.natsURL, "sub", bus.SubjectTelemetry, "--count", "2", "--raw").CombinedOutput()
+	out, err := exec.CommandContext(ctx, natsCLI, "--server", h.natsURL, "sub", wire.SubjectTelemetry, "--count", "2", "--raw").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nats sub: %v\n%s", err, out)
 	}

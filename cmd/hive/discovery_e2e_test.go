@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Protocol 3.7: the legacy push body, and 3.4: a capabilities device.
@@ -147,7 +147,7 @@ func TestDiscoveryThenPushMatchesSSE(t *testing.T) {
 		sseWorkers[ts.UnixNano()] = string(v.Workers)
 	}
 	// Wait for the push of the last event the stream saw.
-	lastPush := `"timestamp":"` + bus.PushTimestamp(last) + `"`
+	lastPush := `"timestamp":"` + wire.PushTimestamp(last) + `"`
 	bustest.WaitFor(t, 10*time.Second, func() error {
 		for _, r := range q.wait(t, 1) {
 			if strings.Contains(string(r.body), lastPush) {

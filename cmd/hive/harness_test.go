@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/freeport"
 )
 
@@ -340,11 +340,11 @@ func (r *sseReader) next(t *testing.T, timeout time.Duration) sseEvent {
 }
 
 // decodeStrict decodes a telemetry event and fails on any unknown field.
-func decodeStrict(t *testing.T, data string) bus.TelemetryEvent {
+func decodeStrict(t *testing.T, data string) wire.TelemetryEvent {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader([]byte(data)))
 	dec.DisallowUnknownFields()
-	var ev bus.TelemetryEvent
+	var ev wire.TelemetryEvent
 	if err := dec.Decode(&ev); err != nil {
 		t.Fatalf("telemetry %s: %v", data, err)
 	}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/hubcluster"
 )
 
@@ -99,9 +99,9 @@ func TestManyHivesOverAHub(t *testing.T) {
 		return err
 	})
 	defer nc.Close()
-	if _, err := nc.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
-		var ev bus.TelemetryEvent
-		if json.Unmarshal(m.Data, &ev) != nil || m.Header.Get(bus.HeaderHiveID) != ev.HiveID {
+	if _, err := nc.Subscribe(wire.SubjectTelemetry, func(m *nats.Msg) {
+		var ev wire.TelemetryEvent
+		if json.Unmarshal(m.Data, &ev) != nil || m.Header.Get(wire.HeaderHiveID) != ev.HiveID {
 			t.Errorf("hub message %q", m.Data)
 			return
 		}
@@ -125,7 +125,7 @@ func TestManyHivesOverAHub(t *testing.T) {
 	bustest.WaitFor(t, 15*time.Second, allThree("hub-a", "hub-b", "hub-c"))
 
 	// Hub clients only read.
-	_ = nc.Publish(bus.SubjectJobsCreate, []byte("{}"))
+	_ = nc.Publish(wire.SubjectJobsCreate, []byte("{}"))
 	select {
 	case err := <-asyncErr:
 		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {

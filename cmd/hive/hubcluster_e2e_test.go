@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/client"
 	"github.com/rbee/hive/internal/hubcluster"
 )
@@ -66,8 +66,8 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if _, err := sub.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
-		seen.Note(m.Header.Get(bus.HeaderHiveID), time.Now())
+	if _, err := sub.Subscribe(wire.SubjectTelemetry, func(m *nats.Msg) {
+		seen.Note(m.Header.Get(wire.HeaderHiveID), time.Now())
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 func postJob(t *testing.T, base, body string) string {
@@ -37,7 +36,7 @@ func postJobHdr(t *testing.T, base string, hdr map[string]string, body string) s
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var c bus.JobCreated
+	var c wire.JobCreated
 	if resp.StatusCode != 200 || json.Unmarshal(b, &c) != nil || c.SSEURL != "/v1/jobs/"+c.JobID+"/stream" {
 		t.Fatalf("POST /v1/jobs %s: %d %s", body, resp.StatusCode, b)
 	}
@@ -86,7 +85,7 @@ func TestJobsSpawnAppearsInTelemetryAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	natsSub, _ := nc.SubscribeSync(bus.SubjectTelemetry)
+	natsSub, _ := nc.SubscribeSync(wire.SubjectTelemetry)
 	_ = nc.Flush()
 	sse := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
 	sse.next(t, 5*time.Second)
@@ -104,7 +103,7 @@ func TestJobsSpawnAppearsInTelemetryAndStops(t *testing.T) {
 	port := m[2]
 
 	// Within two ticks, on SSE and on NATS, with instance = port.
-	findWorker := func(data string) *bus.ProcessStats {
+	findWorker := func(data string) *wire.ProcessStats {
 		te := decodeStrict(t, data)
 		for i := range te.Workers {
 			if int(te.Workers[i].PID) == pid {
@@ -113,7 +112,7 @@ func TestJobsSpawnAppearsInTelemetryAndStops(t *testing.T) {
 		}
 		return nil
 	}
-	var ws *bus.ProcessStats
+	var ws *wire.ProcessStats
 	for tick := 1; ws == nil; tick++ {
 		if tick > 2 {
 			t.Fatal("spawned worker not in the SSE stream within 2 ticks")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/nvsmi"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
@@ -87,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // modules in order and the bus last.
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	host := discovery.AdvertiseHost(cfg.QueenURL, cfg.AdvertiseURL, cfg.AdvertiseHost)
-	mc := cfg.modules(bus.HiveInfo{ID: cfg.HiveID, Hostname: host, Port: uint16(cfg.Port), Version: version})
+	mc := cfg.modules(wire.HiveInfo{ID: cfg.HiveID, Hostname: host, Port: uint16(cfg.Port), Version: version})
 	b, err := bus.Start(mc.bus, log)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
@@ -27,7 +28,7 @@ type moduleConfigs struct {
 	metrics      metrics.Config
 }
 
-func (c *config) modules(info bus.HiveInfo) moduleConfigs {
+func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m := moduleConfigs{
 		bus: bus.Config{
 			Name: c.HiveID, Listen: c.NATSListen, Hub: c.NATSHub, HubHiveID: c.HiveID,

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 const e2eToken = "e2e-token-0123456789abcdef0123456789"
@@ -284,7 +284,7 @@ func TestAttackUnboundedWorkers(t *testing.T) {
 	h := startHive(t, "--model-dir", t.TempDir(), "--worker-dir", binDir, "--worker-log-dir", t.TempDir(), "--max-workers", "2", "--stop-workers-on-exit")
 	spawn := `{"operation":"worker_spawn","hive_id":"h","model":"tinyllama","worker":"cpu","device":0}`
 	for range 2 {
-		if end := lastLine(jobStream(t, h.httpBase, postJob(t, h.httpBase, spawn))); end != bus.EndDone {
+		if end := lastLine(jobStream(t, h.httpBase, postJob(t, h.httpBase, spawn))); end != wire.EndDone {
 			t.Fatalf("spawn: %s", end)
 		}
 	}
@@ -345,8 +345,8 @@ func TestAttackShutdownOrphansNoWorker(t *testing.T) {
 			last = d
 		}
 	}
-	if last != bus.EndCancelled {
-		t.Errorf("job stream ended with %q, want %s", last, bus.EndCancelled)
+	if last != wire.EndCancelled {
+		t.Errorf("job stream ended with %q, want %s", last, wire.EndCancelled)
 	}
 	if alive(pid) {
 		t.Fatalf("worker %d outlived the hive", pid)

@@ -18,8 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // rawNATS opens a NATS connection by hand and sends CONNECT; with
@@ -91,7 +90,7 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 	}
 	defer legit.Close()
 	var got atomic.Int64
-	if _, err := legit.Subscribe(bus.SubjectTelemetry, func(*nats.Msg) { got.Add(1) }); err != nil {
+	if _, err := legit.Subscribe(wire.SubjectTelemetry, func(*nats.Msg) { got.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
 	_ = legit.Flush()
@@ -108,7 +107,7 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 		wg.Go(func() {
 			var b strings.Builder
 			for sid := 1; sid <= 50000 && ctx.Err() == nil; sid++ {
-				fmt.Fprintf(&b, "SUB %s %d\r\n", bus.SubjectTelemetry, sid)
+				fmt.Fprintf(&b, "SUB %s %d\r\n", wire.SubjectTelemetry, sid)
 				if sid%500 == 0 {
 					_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 					if _, err := c.Write([]byte(b.String())); err != nil {
@@ -125,7 +124,7 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 		c := rawNATS(t, h.natsURL, 4096)
 		var b strings.Builder
 		for sid := 1; sid <= 100; sid++ {
-			fmt.Fprintf(&b, "SUB %s %d\r\n", bus.SubjectTelemetry, sid)
+			fmt.Fprintf(&b, "SUB %s %d\r\n", wire.SubjectTelemetry, sid)
 		}
 		_, _ = c.Write([]byte(b.String()))
 	}
@@ -213,7 +212,7 @@ func TestNATSObserverCredentialsAndConnCap(t *testing.T) {
 		}
 		conns = append(conns, nc)
 	}
-	sub, _ := conns[0].SubscribeSync(bus.SubjectTelemetry)
+	sub, _ := conns[0].SubscribeSync(wire.SubjectTelemetry)
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
 		t.Fatalf("credentialed observer: %v", err)
 	}
@@ -285,7 +284,7 @@ func TestAttackSlowBodiesAndConnectionFlood(t *testing.T) {
 		}
 	}
 	id := postJob(t, h.httpBase, `{"operation":"model_list","hive_id":"h"}`)
-	if end := lastLine(jobStream(t, h.httpBase, id)); end != bus.EndDone {
+	if end := lastLine(jobStream(t, h.httpBase, id)); end != wire.EndDone {
 		t.Errorf("job during the flood: %s", end)
 	}
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // shutdownReply answers hive.shutdown.
@@ -21,7 +22,7 @@ func onShutdownRequest(ctx context.Context, b *bus.Bus, log *slog.Logger) (conte
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	_, err = bus.Handle(nc, bus.SubjectHiveShutdown, func(struct{}) (shutdownReply, error) {
+	_, err = bus.Handle(nc, wire.SubjectHiveShutdown, func(struct{}) (shutdownReply, error) {
 		log.Info("shutdown requested over the API")
 		// The reply is sent when this returns; cancel after it is out.
 		go func() { _ = nc.Flush(); cancel() }()

@@ -15,8 +15,8 @@ import (
 	r3sse "github.com/r3labs/sse/v2"
 	gosse "github.com/tmaxmax/go-sse"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // The two best-known Go SSE client libraries decode every event of the
@@ -25,7 +25,7 @@ func TestThirdPartySSEClients(t *testing.T) {
 	h := startHive(t, "--telemetry-interval", "200ms")
 	url := h.httpBase + "/v1/heartbeats/stream"
 	decode := func(lib string, data []byte) {
-		var ev bus.TelemetryEvent
+		var ev wire.TelemetryEvent
 		if err := json.Unmarshal(data, &ev); err != nil || ev.Type != "telemetry" {
 			t.Errorf("%s: event %q does not decode: %v", lib, data, err)
 		}

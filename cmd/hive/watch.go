@@ -17,7 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/client"
 )
 
@@ -46,7 +46,7 @@ func watch(args []string, stdout, stderr io.Writer) int {
 		}
 		return watchHistory(ctx, *natsURL, *hive, *history, stdout, stderr)
 	}
-	t := &table{hives: map[string]bus.TelemetryEvent{}, out: stdout, live: !*once}
+	t := &table{hives: map[string]wire.TelemetryEvent{}, out: stdout, live: !*once}
 	var err error
 	if *natsURL != "" {
 		if *once {
@@ -54,7 +54,7 @@ func watch(args []string, stdout, stderr io.Writer) int {
 			ctx, cancel = context.WithTimeout(ctx, *wait)
 			defer cancel()
 		}
-		err = (&client.NATS{URL: *natsURL, Options: []nats.Option{nats.Timeout(5 * time.Second)}}).Run(ctx, t.update)
+		err = (&client.NATS{URL: *natsURL, Options: []nats.Option{nats.Timeout(5 * time.Second)}}).Run(ctx, func(ev client.Event) { t.update(ev.Telemetry) })
 		if *once {
 			t.print()
 			if len(t.hives) == 0 {
@@ -108,12 +108,12 @@ func watchHistory(ctx context.Context, url, hive string, ago time.Duration, stdo
 
 // table is the latest event of every hive seen.
 type table struct {
-	hives map[string]bus.TelemetryEvent
+	hives map[string]wire.TelemetryEvent
 	out   io.Writer
 	live  bool
 }
 
-func (t *table) update(ev bus.TelemetryEvent) {
+func (t *table) update(ev wire.TelemetryEvent) {
 	t.hives[ev.HiveID] = ev
 	if t.live {
 		fmt.Fprint(t.out, "\x1b[H\x1b[2J") // home, clear: redraw in place
@@ -132,7 +132,7 @@ func (t *table) print() {
 	for _, id := range ids {
 		ev := t.hives[id]
 		ws := slices.Clone(ev.Workers)
-		slices.SortFunc(ws, func(a, b bus.ProcessStats) int { return cmp.Compare(a.PID, b.PID) })
+		slices.SortFunc(ws, func(a, b wire.ProcessStats) int { return cmp.Compare(a.PID, b.PID) })
 		if len(ws) == 0 {
 			fmt.Fprintf(w, "%s\t-\t(no workers)\t\t\t\t\t\t\t\t\n", id)
 		}

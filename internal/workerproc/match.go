@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"github.com/rbee/hive/bus"
 )
 
 // DefaultPattern matches the executable names of rbee workers
@@ -90,7 +88,7 @@ var shownFlags = []string{"worker-id", "model", "device", "port"}
 func Describe(args []string) string {
 	parts := []string{Exe(args)}
 	for _, f := range shownFlags {
-		if v, ok := bus.WorkerArg(args, f); ok {
+		if v, ok := Arg(args, f); ok {
 			parts = append(parts, "--"+f, v)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/shirou/gopsutil/v3/mem"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Capabilities is the module.
@@ -24,7 +25,7 @@ type Capabilities struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	cached *bus.Capabilities
+	cached *wire.Capabilities
 	at     time.Time
 
 	ready chan struct{}
@@ -68,7 +69,7 @@ func (c *Capabilities) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	sub, err := bus.Handle(nc, bus.SubjectCapabilitiesGet, func(bus.CapabilitiesRequest) (bus.Capabilities, error) {
+	sub, err := bus.Handle(nc, wire.SubjectCapabilitiesGet, func(wire.CapabilitiesRequest) (wire.Capabilities, error) {
 		return c.Get(ctx), nil
 	})
 	if err != nil {
@@ -89,7 +90,7 @@ func (c *Capabilities) Run(ctx context.Context) error {
 
 // Get returns the devices, detecting again only when the cached answer is
 // at least MinRefresh old: nvidia-smi is slow and the answer rarely changes.
-func (c *Capabilities) Get(ctx context.Context) bus.Capabilities {
+func (c *Capabilities) Get(ctx context.Context) wire.Capabilities {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cached != nil && c.cfg.Now().Sub(c.at) < c.cfg.MinRefresh {
@@ -102,8 +103,8 @@ func (c *Capabilities) Get(ctx context.Context) bus.Capabilities {
 	return caps
 }
 
-func (c *Capabilities) detect(ctx context.Context) bus.Capabilities {
-	devices := []bus.Device{}
+func (c *Capabilities) detect(ctx context.Context) wire.Capabilities {
+	devices := []wire.Device{}
 	gpus, err := c.cfg.Detector.DetectGPUs(ctx)
 	if err != nil {
 		c.log.Warn("GPU detection failed; reporting CPU only", "err", err)
@@ -111,7 +112,7 @@ func (c *Capabilities) detect(ctx context.Context) bus.Capabilities {
 	for _, g := range gpus {
 		vram := uint32(g.MemTotalMiB / 1024)
 		cc := g.ComputeCapability
-		devices = append(devices, bus.Device{
+		devices = append(devices, wire.Device{
 			ID: "GPU-" + strconv.Itoa(g.Index), Name: g.Name, DeviceType: "gpu", VRAMGB: &vram, ComputeCapability: &cc,
 		})
 	}
@@ -125,8 +126,8 @@ func (c *Capabilities) detect(ctx context.Context) bus.Capabilities {
 	} else {
 		c.log.Warn("memory size unreadable", "err", err)
 	}
-	devices = append(devices, bus.Device{
+	devices = append(devices, wire.Device{
 		ID: "CPU-0", Name: fmt.Sprintf("CPU (%d cores)", cores), DeviceType: "cpu", VRAMGB: &ramGB,
 	})
-	return bus.Capabilities{Devices: devices}
+	return wire.Capabilities{Devices: devices}
 }

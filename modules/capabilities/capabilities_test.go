@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/nvsmi"
 )
 
@@ -83,9 +83,9 @@ func TestAnswersOverTheBus(t *testing.T) {
 	bustest.RunModule(t, "capabilities", c.Run, c.Ready())
 
 	nc, _ := b.Connect("test")
-	var caps bus.Capabilities
+	var caps wire.Capabilities
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		m, err := nc.Request(bus.SubjectCapabilitiesGet, nil, time.Second)
+		m, err := nc.Request(wire.SubjectCapabilitiesGet, nil, time.Second)
 		if err != nil {
 			return err
 		}
@@ -94,12 +94,12 @@ func TestAnswersOverTheBus(t *testing.T) {
 	if len(caps.Devices) != 2 || caps.Devices[0].Name != "NVIDIA L4" || *caps.Devices[0].VRAMGB != 22 {
 		t.Fatalf("got %+v", caps)
 	}
-	m, err := nc.Request(bus.SubjectCapabilitiesGet, []byte("{bad"), time.Second)
+	m, err := nc.Request(wire.SubjectCapabilitiesGet, []byte("{bad"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e bus.ErrorReply
-	if json.Unmarshal(m.Data, &e); e.Code != bus.CodeInvalid || e.Error == "" {
+	var e wire.ErrorReply
+	if json.Unmarshal(m.Data, &e); e.Code != wire.CodeInvalid || e.Error == "" {
 		t.Fatalf("bad request answered %s", m.Data)
 	}
 }

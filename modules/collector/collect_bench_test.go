@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -35,7 +35,7 @@ func BenchmarkCollect(b *testing.B) {
 					_ = c.Wait()
 				}
 			}()
-			c, err := New(Config{Hive: bus.HiveInfo{ID: "bench"}, Interval: time.Second, WorkerMatch: m,
+			c, err := New(Config{Hive: wire.HiveInfo{ID: "bench"}, Interval: time.Second, WorkerMatch: m,
 				WorkerMatchOn: workerproc.OnCmdline, GPU: NoGPU{}}, bustest.Start(b), nil)
 			if err != nil {
 				b.Fatal(err)
@@ -58,9 +58,9 @@ func BenchmarkEncodeEvent(b *testing.B) {
 	for _, n := range []int{1, 100} {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			model := "llama-3.2-1b"
-			ev := bus.TelemetryEvent{Type: "telemetry", HiveID: "h", Workers: make([]bus.ProcessStats, n)}
+			ev := wire.TelemetryEvent{Type: "telemetry", HiveID: "h", Workers: make([]wire.ProcessStats, n)}
 			for i := range ev.Workers {
-				ev.Workers[i] = bus.ProcessStats{PID: uint32(i), Group: "llm", Instance: "9000", CPUPct: 99.5, RSSMB: 812, Model: &model}
+				ev.Workers[i] = wire.ProcessStats{PID: uint32(i), Group: "llm", Instance: "9000", CPUPct: 99.5, RSSMB: 812, Model: &model}
 			}
 			b.ReportAllocs()
 			for b.Loop() {

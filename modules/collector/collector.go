@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Collector is the sampling module.
@@ -89,13 +90,13 @@ func (c *Collector) Run(ctx context.Context) error {
 			_ = s.Unsubscribe()
 		}
 	}()
-	for subj, fn := range map[string]func(bus.WorkerEvent){
-		bus.SubjectWorkersStarted: func(ev bus.WorkerEvent) {
+	for subj, fn := range map[string]func(wire.WorkerEvent){
+		wire.SubjectWorkersStarted: func(ev wire.WorkerEvent) {
 			if !c.announced.Started(ev) {
 				c.log.Warn("worker announcement dropped", "pid", ev.PID, "dropped_total", c.announced.Dropped())
 			}
 		},
-		bus.SubjectWorkersStopped: c.announced.Stopped,
+		wire.SubjectWorkersStopped: c.announced.Stopped,
 	} {
 		s, err := bus.Subscribe(nc, subj, fn)
 		if err != nil {
@@ -120,20 +121,20 @@ func (c *Collector) Run(ctx context.Context) error {
 	// tick takes, and drops ticks rather than bunching them up.
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
-	workers := c.tick(ctx, nc, bus.StatusReady, time.Now())
+	workers := c.tick(ctx, nc, wire.StatusReady, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			c.publishStopping(nc, workers)
 			return nil
 		case at := <-t.C:
-			workers = c.tick(ctx, nc, bus.StatusReady, at)
+			workers = c.tick(ctx, nc, wire.StatusReady, at)
 		}
 	}
 }
 
-func (c *Collector) publishStopping(nc *bus.Conn, workers []bus.ProcessStats) {
-	c.publish(nc, bus.StatusStopping, workers, time.Now())
+func (c *Collector) publishStopping(nc *bus.Conn, workers []wire.ProcessStats) {
+	c.publish(nc, wire.StatusStopping, workers, time.Now())
 	_ = nc.FlushTimeout(time.Second)
 }
 
@@ -141,7 +142,7 @@ func (c *Collector) publishStopping(nc *bus.Conn, workers []bus.ProcessStats) {
 // same tick's counters for the metrics module.
 // The event's timestamp is the tick's instant (the ticker's), not the end
 // of sampling: consumers see the cadence, whatever one tick cost.
-func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) []bus.ProcessStats {
+func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) []wire.ProcessStats {
 	start := time.Now()
 	workers, counters := c.collect(ctx)
 	c.publish(nc, status, workers, at)
@@ -153,13 +154,13 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 }
 
 // Collect runs one collection: sources, process samples, one GPU query.
-func (c *Collector) Collect(ctx context.Context) []bus.ProcessStats {
+func (c *Collector) Collect(ctx context.Context) []wire.ProcessStats {
 	workers, _ := c.collect(ctx)
 	return workers
 }
 
 // collect is Collect plus each worker's cumulative counters.
-func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.WorkerCounter) {
+func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []bus.WorkerCounter) {
 	gpuCtx, cancel := context.WithTimeout(ctx, c.cfg.Interval*8/10)
 	defer cancel()
 	gpuDone := make(chan GPUSnapshot, 1)
@@ -228,7 +229,7 @@ func (c *Collector) collect(ctx context.Context) ([]bus.ProcessStats, []bus.Work
 			list[i].PIDs = c.table.descendants(pid, list[i].PIDs, claim)
 		}
 	}
-	out := make([]bus.ProcessStats, 0, len(list))
+	out := make([]wire.ProcessStats, 0, len(list))
 	counters := make([]bus.WorkerCounter, 0, len(list))
 	kept := make([]Worker, 0, len(list))
 	for _, w := range list {
@@ -289,18 +290,18 @@ func (c *Collector) noteUtilSource(s GPUSnapshot) {
 	c.log.Info("gpu_util_pct is the mean utilisation of the worker's GPUs, shared by every process on them", "reason", s.Fallback)
 }
 
-func (c *Collector) publish(nc *bus.Conn, status string, workers []bus.ProcessStats, at time.Time) {
+func (c *Collector) publish(nc *bus.Conn, status string, workers []wire.ProcessStats, at time.Time) {
 	info := c.cfg.Hive
 	info.OperationalStatus = status
-	info.HealthStatus = bus.Healthy
+	info.HealthStatus = wire.Healthy
 	if workers == nil {
-		workers = []bus.ProcessStats{}
+		workers = []wire.ProcessStats{}
 	}
-	ev := bus.TelemetryEvent{
+	ev := wire.TelemetryEvent{
 		Type:      "telemetry",
 		HiveID:    info.ID,
 		HiveInfo:  info,
-		Timestamp: bus.SSETimestamp(at),
+		Timestamp: wire.SSETimestamp(at),
 		Workers:   workers,
 	}
 	data, err := json.Marshal(ev)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/nvsmi"
 	"github.com/rbee/hive/internal/proctest"
 	"github.com/rbee/hive/internal/workerproc"
@@ -137,7 +138,7 @@ func TestSamplerDropsExitedProcess(t *testing.T) {
 // collectorHarness runs a collector on a real bus and hands out its events.
 type collectorHarness struct {
 	c      *Collector
-	events chan bus.TelemetryEvent
+	events chan wire.TelemetryEvent
 	pub    *bus.Conn
 	done   chan error
 	stop   func() error // cancels Run's ctx and returns its error; once
@@ -147,7 +148,7 @@ func startCollector(t *testing.T, cfg Config) *collectorHarness {
 	t.Helper()
 	b := bustest.Start(t)
 	if cfg.Hive.ID == "" {
-		cfg.Hive = bus.HiveInfo{ID: "h1", Hostname: "10.0.0.1", Port: 7835, Version: "test"}
+		cfg.Hive = wire.HiveInfo{ID: "h1", Hostname: "10.0.0.1", Port: 7835, Version: "test"}
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = 100 * time.Millisecond
@@ -160,12 +161,12 @@ func startCollector(t *testing.T, cfg Config) *collectorHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &collectorHarness{c: c, events: make(chan bus.TelemetryEvent, 256), pub: sub, done: make(chan error, 1)}
-	if _, err := sub.Subscribe(bus.SubjectTelemetry, func(m *nats.Msg) {
-		if m.Header.Get(bus.HeaderHiveID) != cfg.Hive.ID {
-			t.Errorf("Hive-Id header %q", m.Header.Get(bus.HeaderHiveID))
+	h := &collectorHarness{c: c, events: make(chan wire.TelemetryEvent, 256), pub: sub, done: make(chan error, 1)}
+	if _, err := sub.Subscribe(wire.SubjectTelemetry, func(m *nats.Msg) {
+		if m.Header.Get(wire.HeaderHiveID) != cfg.Hive.ID {
+			t.Errorf("Hive-Id header %q", m.Header.Get(wire.HeaderHiveID))
 		}
-		var ev bus.TelemetryEvent
+		var ev wire.TelemetryEvent
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Errorf("bad event: %v", err)
 			return
@@ -194,13 +195,13 @@ func startCollector(t *testing.T, cfg Config) *collectorHarness {
 		}
 	})
 	// The first event comes after Run subscribed to worker announcements.
-	h.waitEvent(t, 5*time.Second, func(bus.TelemetryEvent) bool { return true })
+	h.waitEvent(t, 5*time.Second, func(wire.TelemetryEvent) bool { return true })
 	return h
 }
 
 // waitWorker returns the first event for which pred holds of the worker
 // with pid (or of its absence, when pid is missing and pred accepts nil).
-func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred func(bus.TelemetryEvent) bool) bus.TelemetryEvent {
+func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred func(wire.TelemetryEvent) bool) wire.TelemetryEvent {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -215,7 +216,7 @@ func (h *collectorHarness) waitEvent(t *testing.T, timeout time.Duration, pred f
 	}
 }
 
-func findPID(ev bus.TelemetryEvent, pid int) *bus.ProcessStats {
+func findPID(ev wire.TelemetryEvent, pid int) *wire.ProcessStats {
 	for i := range ev.Workers {
 		if int(ev.Workers[i].PID) == pid {
 			return &ev.Workers[i]
@@ -229,40 +230,40 @@ func TestAnnouncedWorkerLifecycle(t *testing.T) {
 	p := spawn(t, "sh", "-c", "sleep 60; true")
 	pid := p.Process.Pid
 	announce := func(subject string) {
-		b, _ := json.Marshal(bus.WorkerEvent{PID: pid, Group: "llm", Instance: "9400", Model: "phi-3"})
+		b, _ := json.Marshal(wire.WorkerEvent{PID: pid, Group: "llm", Instance: "9400", Model: "phi-3"})
 		if err := h.pub.Publish(subject, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	announce(bus.SubjectWorkersStarted)
-	ev := h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) != nil })
+	announce(wire.SubjectWorkersStarted)
+	ev := h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool { return findPID(ev, pid) != nil })
 	w := findPID(ev, pid)
 	if w.Group != "llm" || w.Instance != "9400" || w.Model == nil || *w.Model != "phi-3" {
 		t.Fatalf("worker %+v", w)
 	}
-	if ev.Type != "telemetry" || ev.HiveID != "h1" || ev.HiveInfo.OperationalStatus != bus.StatusReady {
+	if ev.Type != "telemetry" || ev.HiveID != "h1" || ev.HiveInfo.OperationalStatus != wire.StatusReady {
 		t.Fatalf("event %+v", ev)
 	}
-	announce(bus.SubjectWorkersStopped)
-	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) == nil })
+	announce(wire.SubjectWorkersStopped)
+	h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool { return findPID(ev, pid) == nil })
 
 	// A bad body is logged and ignored; the collector keeps publishing.
-	if err := h.pub.Publish(bus.SubjectWorkersStarted, []byte("{not json")); err != nil {
+	if err := h.pub.Publish(wire.SubjectWorkersStarted, []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
-	h.waitEvent(t, 3*time.Second, func(bus.TelemetryEvent) bool { return true })
+	h.waitEvent(t, 3*time.Second, func(wire.TelemetryEvent) bool { return true })
 }
 
 func TestAnnouncedWorkerGoneWhenProcessExits(t *testing.T) {
 	h := startCollector(t, Config{})
 	p := spawn(t, "sh", "-c", "sleep 60; true")
 	pid := p.Process.Pid
-	b, _ := json.Marshal(bus.WorkerEvent{PID: pid, Instance: "9401"})
-	_ = h.pub.Publish(bus.SubjectWorkersStarted, b)
-	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) != nil })
+	b, _ := json.Marshal(wire.WorkerEvent{PID: pid, Instance: "9401"})
+	_ = h.pub.Publish(wire.SubjectWorkersStarted, b)
+	h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool { return findPID(ev, pid) != nil })
 	_ = p.Process.Kill()
 	_ = p.Wait()
-	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) == nil })
+	h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool { return findPID(ev, pid) == nil })
 	if n := len(h.c.announced.workers); n != 0 {
 		t.Fatalf("announced set still holds %d entries", n)
 	}
@@ -284,8 +285,8 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 	// core the spinning shell gets on a busy machine, the CPU time the
 	// events add up to must be what /proc says it used meanwhile (the
 	// control), read when the first and the last event arrive.
-	withPID := func(ev bus.TelemetryEvent) bool { return findPID(ev, pid) != nil }
-	stamp := func(ev bus.TelemetryEvent) time.Time {
+	withPID := func(ev wire.TelemetryEvent) bool { return findPID(ev, pid) != nil }
+	stamp := func(ev wire.TelemetryEvent) time.Time {
 		ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
 		if err != nil {
 			t.Fatal(err)
@@ -324,7 +325,7 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 
 	// GPU gone: zeros, not stale numbers.
 	_ = os.Remove(filepath.Join(gpuDir, "query-gpu.csv"))
-	ev = h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool {
+	ev = h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool {
 		w := findPID(ev, pid)
 		return w != nil && w.VRAMMB == 0
 	})
@@ -335,11 +336,11 @@ func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 
 func TestStoppingEventOnStop(t *testing.T) {
 	h := startCollector(t, Config{})
-	h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus == bus.StatusReady })
+	h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus == wire.StatusReady })
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.stop() }()
-	ev := h.waitEvent(t, 3*time.Second, func(ev bus.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus != bus.StatusReady })
-	if ev.HiveInfo.OperationalStatus != bus.StatusStopping {
+	ev := h.waitEvent(t, 3*time.Second, func(ev wire.TelemetryEvent) bool { return ev.HiveInfo.OperationalStatus != wire.StatusReady })
+	if ev.HiveInfo.OperationalStatus != wire.StatusStopping {
 		t.Fatalf("status %q", ev.HiveInfo.OperationalStatus)
 	}
 	if err := <-stopped; err != nil {
@@ -350,15 +351,15 @@ func TestStoppingEventOnStop(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	b := bustest.Start(t)
 	for name, cfg := range map[string]Config{
-		"no interval": {Hive: bus.HiveInfo{ID: "x"}},
+		"no interval": {Hive: wire.HiveInfo{ID: "x"}},
 		"no hive id":  {Interval: time.Second},
-		"bad match":   {Hive: bus.HiveInfo{ID: "x"}, Interval: time.Second, WorkerMatch: "(["},
+		"bad match":   {Hive: wire.HiveInfo{ID: "x"}, Interval: time.Second, WorkerMatch: "(["},
 	} {
 		if _, err := New(cfg, b, nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := New(Config{Hive: bus.HiveInfo{ID: "x"}, Interval: time.Second}, nil, nil); err == nil {
+	if _, err := New(Config{Hive: wire.HiveInfo{ID: "x"}, Interval: time.Second}, nil, nil); err == nil {
 		t.Error("nil bus accepted")
 	}
 }
@@ -425,8 +426,8 @@ func TestNonMatchingChildCountsTowardTheWorker(t *testing.T) {
 		}
 		return fmt.Errorf("children of %d: %q", parent.Process.Pid, b)
 	})
-	withWorker := func(ev bus.TelemetryEvent) bool { return findPID(ev, parent.Process.Pid) != nil }
-	stamp := func(ev bus.TelemetryEvent) time.Time {
+	withWorker := func(ev wire.TelemetryEvent) bool { return findPID(ev, parent.Process.Pid) != nil }
+	stamp := func(ev wire.TelemetryEvent) time.Time {
 		ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
 		if err != nil {
 			t.Fatal(err)

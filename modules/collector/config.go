@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -13,7 +13,7 @@ import (
 type Config struct {
 	// Hive is the static part of hive_info; OperationalStatus is managed
 	// by the collector.
-	Hive     bus.HiveInfo
+	Hive     wire.HiveInfo
 	Interval time.Duration
 	// WorkerMatch is the pattern of worker processes, matched on
 	// WorkerMatchOn (workerproc.OnExe by default); "" turns the pattern

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/nvsmi"
 )
 
@@ -57,13 +57,13 @@ func TestNewGPUSource(t *testing.T) {
 func TestTwoWorkersOnOneGPU(t *testing.T) {
 	const rec = "../../internal/nvsmi/testdata/h200/2-two"
 	a, b := Worker{PIDs: []int32{527}}, Worker{PIDs: []int32{836}}
-	sample := func(s GPUSource) (bus.ProcessStats, bus.ProcessStats, GPUSnapshot) {
+	sample := func(s GPUSource) (wire.ProcessStats, wire.ProcessStats, GPUSnapshot) {
 		t.Helper()
 		snap, err := s.Sample(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sa, sb bus.ProcessStats
+		var sa, sb wire.ProcessStats
 		ix := newGPUIndex(snap)
 		ix.apply(a, &sa)
 		ix.apply(b, &sb)
@@ -78,7 +78,7 @@ func TestTwoWorkersOnOneGPU(t *testing.T) {
 		t.Errorf("memory: a %d/%d b %d/%d", sa.VRAMMB, sa.TotalVRAMMB, sb.VRAMMB, sb.TotalVRAMMB)
 	}
 	// One worker of both processes: their shares add up, at most 100.
-	var both bus.ProcessStats
+	var both wire.ProcessStats
 	newGPUIndex(snap).apply(Worker{PIDs: []int32{527, 836}}, &both)
 	if both.GPUUtilPct != 97 || both.VRAMMB != 4900+2852 {
 		t.Errorf("one worker of both: %.1f %% %d MiB", both.GPUUtilPct, both.VRAMMB)

@@ -1,6 +1,6 @@
 package collector
 
-import "github.com/rbee/hive/bus"
+import "github.com/rbee/hive/bus/wire"
 
 // gpuIndex joins a GPU snapshot to workers by pid.
 type gpuIndex struct {
@@ -26,7 +26,7 @@ func newGPUIndex(s GPUSnapshot) gpuIndex {
 // own utilisation of each (its processes' pmon SM figures summed, at most
 // 100) when the driver gives per-process figures, else of each device's
 // utilisation, whoever ran on it. A worker on no GPU reports zeros.
-func (ix gpuIndex) apply(w Worker, st *bus.ProcessStats) {
+func (ix gpuIndex) apply(w Worker, st *wire.ProcessStats) {
 	own := make(map[string]float64) // per GPU the worker is on
 	var used uint64
 	for _, pid := range w.PIDs {
@@ -56,6 +56,6 @@ func (ix gpuIndex) apply(w Worker, st *bus.ProcessStats) {
 	st.VRAMMB = used
 	st.TotalVRAMMB = total
 	if utilN > 0 {
-		st.GPUUtilPct = bus.Round(util/float64(utilN), 1)
+		st.GPUUtilPct = wire.Round(util/float64(utilN), 1)
 	}
 }

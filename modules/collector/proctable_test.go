@@ -12,8 +12,8 @@ import (
 
 	"github.com/shirou/gopsutil/v3/process"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // A process keeps its pid and start time across exec; its command line
@@ -67,7 +67,7 @@ func TestProcTableRereadsArgsAfterExec(t *testing.T) {
 // first announced worker starts the walk, which its descendants and its
 // sample need.
 func TestNoProcWalkWithoutWorkers(t *testing.T) {
-	c, err := New(Config{Hive: bus.HiveInfo{ID: "idle"}, Interval: time.Second, GPU: NoGPU{}}, bustest.Start(t), nil)
+	c, err := New(Config{Hive: wire.HiveInfo{ID: "idle"}, Interval: time.Second, GPU: NoGPU{}}, bustest.Start(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestNoProcWalkWithoutWorkers(t *testing.T) {
 	if c.table.tick != 0 {
 		t.Fatalf("%d walks of /proc without a worker", c.table.tick)
 	}
-	c.announced.Started(bus.WorkerEvent{PID: os.Getpid(), Instance: "self"})
+	c.announced.Started(wire.WorkerEvent{PID: os.Getpid(), Instance: "self"})
 	if got := c.Collect(ctx); len(got) != 1 || c.table.tick != 1 {
 		t.Fatalf("with a worker: %d workers, %d walks", len(got), c.table.tick)
 	}

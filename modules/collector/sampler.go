@@ -14,6 +14,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // procState is what the sampler remembers of one process between ticks.
@@ -78,20 +79,20 @@ func newSampler() *sampler {
 
 // sample measures one worker. ok is false when its main process is gone,
 // so the worker is left out of this tick rather than reported with zeros.
-func (s *sampler) sample(ctx context.Context, w Worker) (bus.ProcessStats, bool) {
+func (s *sampler) sample(ctx context.Context, w Worker) (wire.ProcessStats, bool) {
 	st, _, ok := s.sampleWithTotals(ctx, w)
 	return st, ok
 }
 
 // sampleWithTotals is sample plus the worker's cumulative counters.
-func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (bus.ProcessStats, bus.WorkerCounter, bool) {
+func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessStats, bus.WorkerCounter, bool) {
 	var sum procSample
 	var main procSample
 	for i, pid := range w.PIDs {
 		ps, ok := s.sampleProc(ctx, pid)
 		if !ok {
 			if i == 0 {
-				return bus.ProcessStats{}, bus.WorkerCounter{}, false
+				return wire.ProcessStats{}, bus.WorkerCounter{}, false
 			}
 			continue // a child that exited mid-sample
 		}
@@ -119,14 +120,14 @@ func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (bus.ProcessSt
 	if uptime < 0 {
 		uptime = 0
 	}
-	st := bus.ProcessStats{
+	st := wire.ProcessStats{
 		PID:        uint32(w.PIDs[0]),
 		Group:      w.Group,
 		Instance:   w.Instance,
-		CPUPct:     bus.Round(min(sum.cpuPct, s.maxCPU), 1),
+		CPUPct:     wire.Round(min(sum.cpuPct, s.maxCPU), 1),
 		RSSMB:      sum.rssBytes / (1 << 20),
-		IOReadMBs:  bus.Round(sum.readBps/1e6, 3),
-		IOWriteMBs: bus.Round(sum.wrtBps/1e6, 3),
+		IOReadMBs:  wire.Round(sum.readBps/1e6, 3),
+		IOWriteMBs: wire.Round(sum.wrtBps/1e6, 3),
 		UptimeS:    uint64(uptime / 1000),
 	}
 	if w.Model != "" {

@@ -4,9 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/rbee/hive/bus/wire"
 	"github.com/shirou/gopsutil/v3/process"
-
-	"github.com/rbee/hive/bus"
 )
 
 // maxAnnounced bounds the announced set; a module announcing more workers
@@ -18,7 +17,7 @@ const maxAnnounced = 4096
 // gone.
 type AnnouncedSource struct {
 	mu      sync.Mutex
-	workers map[int32]bus.WorkerEvent
+	workers map[int32]wire.WorkerEvent
 	dropped uint64
 }
 
@@ -26,14 +25,14 @@ var _ Source = (*AnnouncedSource)(nil)
 
 // NewAnnouncedSource returns an empty source.
 func NewAnnouncedSource() *AnnouncedSource {
-	return &AnnouncedSource{workers: make(map[int32]bus.WorkerEvent)}
+	return &AnnouncedSource{workers: make(map[int32]wire.WorkerEvent)}
 }
 
 // Name implements Source.
 func (s *AnnouncedSource) Name() string { return "announced" }
 
 // Started records a worker. It reports false when the set is full.
-func (s *AnnouncedSource) Started(ev bus.WorkerEvent) bool {
+func (s *AnnouncedSource) Started(ev wire.WorkerEvent) bool {
 	if ev.PID <= 0 {
 		return false
 	}
@@ -51,7 +50,7 @@ func (s *AnnouncedSource) Started(ev bus.WorkerEvent) bool {
 }
 
 // Stopped forgets a worker.
-func (s *AnnouncedSource) Stopped(ev bus.WorkerEvent) {
+func (s *AnnouncedSource) Stopped(ev wire.WorkerEvent) {
 	s.mu.Lock()
 	delete(s.workers, int32(ev.PID))
 	s.mu.Unlock()

@@ -9,9 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rbee/hive/internal/workerproc"
 	"github.com/shirou/gopsutil/v3/process"
-
-	"github.com/rbee/hive/bus"
 )
 
 // DefaultCgroupRoot is the original daemon's cgroup v2 tree.
@@ -57,7 +56,7 @@ func (s *CgroupSource) Scan(ctx context.Context) ([]Worker, error) {
 			}
 			w := Worker{PIDs: pids, Group: g.Name(), Instance: in.Name()}
 			if args, err := (&process.Process{Pid: pids[0]}).CmdlineSliceWithContext(ctx); err == nil {
-				w.Model, _ = bus.WorkerArg(args, "model")
+				w.Model, _ = workerproc.Arg(args, "model")
 			}
 			out = append(out, w)
 		}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -75,10 +74,10 @@ func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
 	for _, r := range roots {
 		args := t.procs[r].args
 		w := Worker{PIDs: []int32{r}, Group: "llm", Instance: strconv.Itoa(int(r))}
-		if port, ok := bus.WorkerArg(args, "port"); ok && port != "" {
+		if port, ok := workerproc.Arg(args, "port"); ok && port != "" {
 			w.Instance = port
 		}
-		w.Model, _ = bus.WorkerArg(args, "model")
+		w.Model, _ = workerproc.Arg(args, "model")
 		// Matching descendants belong to this worker, whoever else does not.
 		w.PIDs = t.descendants(r, w.PIDs, matches)
 		out = append(out, w)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Protocols selectable with Config.API.
@@ -26,7 +26,7 @@ type Config struct {
 	QueenURL string
 	API      string
 	// Hive is the static hive_info used before the first telemetry event.
-	Hive          bus.HiveInfo
+	Hive          wire.HiveInfo
 	AdvertiseURL  string
 	AdvertiseHost string
 	// Delays are the waits before each discovery attempt.
@@ -75,7 +75,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("discovery: unknown API %q (want %s or %s)", c.API, APIHeartbeat, APIReady))
 	}
 	if c.QueenURL != "" {
-		if err := bus.ValidateQueenURL(c.QueenURL); err != nil {
+		if err := wire.ValidateQueenURL(c.QueenURL); err != nil {
 			errs = append(errs, fmt.Errorf("discovery: %w", err))
 		}
 	}

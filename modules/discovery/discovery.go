@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Discovery is the module.
@@ -142,7 +143,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
 	defer func() { _ = ssub.Unsubscribe() }()
-	qsub, err := bus.Handle(nc, bus.SubjectDiscoveryQueen, d.onQueenChange)
+	qsub, err := bus.Handle(nc, wire.SubjectDiscoveryQueen, d.onQueenChange)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
@@ -235,38 +236,38 @@ func (d *Discovery) onTelemetry(data []byte) {
 // configured one may restart an ended loop; any other needs an authorized
 // caller. Every start needs an allowed host and a free slot of the rate
 // limit.
-func (d *Discovery) onQueenChange(q bus.QueenURL) (bus.QueenAccepted, error) {
-	refuse := func(code, msg string, retry int) (bus.QueenAccepted, error) {
+func (d *Discovery) onQueenChange(q wire.QueenURL) (wire.QueenAccepted, error) {
+	refuse := func(code, msg string, retry int) (wire.QueenAccepted, error) {
 		d.refused.Add(1)
-		return bus.QueenAccepted{}, &bus.ReplyError{Code: code, Msg: msg, RetryAfter: retry}
+		return wire.QueenAccepted{}, &bus.ReplyError{Code: code, Msg: msg, RetryAfter: retry}
 	}
-	if err := bus.ValidateQueenURL(q.URL); err != nil {
-		return refuse(bus.CodeInvalid, err.Error(), 0)
+	if err := wire.ValidateQueenURL(q.URL); err != nil {
+		return refuse(wire.CodeInvalid, err.Error(), 0)
 	}
 	d.mu.Lock()
 	same := d.current == q.URL
 	d.mu.Unlock()
 	if same {
-		return bus.QueenAccepted{URL: q.URL, Status: "unchanged"}, nil
+		return wire.QueenAccepted{URL: q.URL, Status: "unchanged"}, nil
 	}
 	// Restarting discovery toward the configured Queen changes nothing an
 	// operator has not chosen; any other Queen does.
 	if !q.Authorized && q.URL != d.cfg.QueenURL {
-		return refuse(bus.CodeForbidden, "changing the Queen needs an authorized caller", 0)
+		return refuse(wire.CodeForbidden, "changing the Queen needs an authorized caller", 0)
 	}
 	if !d.allow.allows(q.URL) {
 		d.log.Warn("queen URL refused: host not allowed", "url", q.URL, "allowed", d.allow.String())
-		return refuse(bus.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), d.allow.String()), 0)
+		return refuse(wire.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), d.allow.String()), 0)
 	}
 	if wait := d.take(); wait > 0 {
-		return refuse(bus.CodeRateLimited, "too many Queen changes; retry later", int(wait.Seconds()+0.999))
+		return refuse(wire.CodeRateLimited, "too many Queen changes; retry later", int(wait.Seconds()+0.999))
 	}
 	select {
 	case d.urls <- q.URL:
-		return bus.QueenAccepted{URL: q.URL, Status: "started"}, nil
+		return wire.QueenAccepted{URL: q.URL, Status: "started"}, nil
 	default:
 		d.droppedQ.Add(1)
-		return refuse(bus.CodeBusy, "too many Queen changes pending", 1)
+		return refuse(wire.CodeBusy, "too many Queen changes pending", 1)
 	}
 }
 

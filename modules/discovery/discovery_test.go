@@ -20,6 +20,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -86,14 +87,14 @@ type harness struct {
 	pub *bus.Conn
 }
 
-var testCaps = bus.Capabilities{Devices: []bus.Device{{ID: "CPU-0", Name: "CPU (2 cores)", DeviceType: "cpu"}}}
+var testCaps = wire.Capabilities{Devices: []wire.Device{{ID: "CPU-0", Name: "CPU (2 cores)", DeviceType: "cpu"}}}
 
 // start runs discovery on a real bus with a capabilities responder.
 func start(t *testing.T, cfg Config) *harness {
 	t.Helper()
 	b := bustest.Start(t)
 	if cfg.Hive.ID == "" {
-		cfg.Hive = bus.HiveInfo{ID: "h1", Hostname: "10.1.1.1", Port: 7835, Version: "test"}
+		cfg.Hive = wire.HiveInfo{ID: "h1", Hostname: "10.1.1.1", Port: 7835, Version: "test"}
 	}
 	if cfg.Delays == nil {
 		cfg.Delays = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}
@@ -105,7 +106,7 @@ func start(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
+	if _, err := nc.Subscribe(wire.SubjectCapabilitiesGet, func(m *nats.Msg) {
 		b, _ := json.Marshal(testCaps)
 		_ = m.Respond(b)
 	}); err != nil {
@@ -120,17 +121,17 @@ func start(t *testing.T, cfg Config) *harness {
 	return &harness{d: d, pub: nc}
 }
 
-func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) bus.TelemetryEvent {
+func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) wire.TelemetryEvent {
 	t.Helper()
-	ev := bus.TelemetryEvent{Type: "telemetry", HiveID: hiveID, Timestamp: "2026-01-02T03:04:05.5+00:00",
-		HiveInfo: bus.HiveInfo{ID: hiveID, Hostname: "10.1.1.1", Port: 7835, OperationalStatus: bus.StatusReady, HealthStatus: bus.Healthy, Version: "test"},
-		Workers:  []bus.ProcessStats{}}
+	ev := wire.TelemetryEvent{Type: "telemetry", HiveID: hiveID, Timestamp: "2026-01-02T03:04:05.5+00:00",
+		HiveInfo: wire.HiveInfo{ID: hiveID, Hostname: "10.1.1.1", Port: 7835, OperationalStatus: wire.StatusReady, HealthStatus: wire.Healthy, Version: "test"},
+		Workers:  []wire.ProcessStats{}}
 	for _, p := range pids {
-		ev.Workers = append(ev.Workers, bus.ProcessStats{PID: p, Group: "llm", Instance: "9000", CPUPct: 12.5, RSSMB: 100})
+		ev.Workers = append(ev.Workers, wire.ProcessStats{PID: p, Group: "llm", Instance: "9000", CPUPct: 12.5, RSSMB: 100})
 	}
 	data, _ := json.Marshal(ev)
-	m := &nats.Msg{Subject: bus.SubjectTelemetry, Data: data, Header: nats.Header{}}
-	m.Header.Set(bus.HeaderHiveID, hiveID)
+	m := &nats.Msg{Subject: wire.SubjectTelemetry, Data: data, Header: nats.Header{}}
+	m.Header.Set(wire.HeaderHiveID, hiveID)
 	if err := h.pub.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
@@ -141,21 +142,21 @@ func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) bus.Tel
 // would, and returns the reply's status, or its error code.
 func (h *harness) queenURL(t *testing.T, u string) string {
 	t.Helper()
-	return h.askQueen(t, bus.QueenURL{URL: u, Authorized: true})
+	return h.askQueen(t, wire.QueenURL{URL: u, Authorized: true})
 }
 
-func (h *harness) askQueen(t *testing.T, q bus.QueenURL) string {
+func (h *harness) askQueen(t *testing.T, q wire.QueenURL) string {
 	t.Helper()
 	b, _ := json.Marshal(q)
-	m, err := h.pub.Request(bus.SubjectDiscoveryQueen, b, 5*time.Second)
+	m, err := h.pub.Request(wire.SubjectDiscoveryQueen, b, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e bus.ErrorReply
+	var e wire.ErrorReply
 	if json.Unmarshal(m.Data, &e) == nil && e.Code != "" {
 		return e.Code
 	}
-	var ok bus.QueenAccepted
+	var ok wire.QueenAccepted
 	if err := json.Unmarshal(m.Data, &ok); err != nil || ok.Status == "" {
 		t.Fatalf("reply %s", m.Data)
 	}
@@ -220,9 +221,9 @@ func TestPushEveryEventAfterDiscovery(t *testing.T) {
 	if first.Body["capabilities"] == nil {
 		t.Fatalf("discovery without capabilities: %s", first.Raw)
 	}
-	var hive bus.HiveInfo
+	var hive wire.HiveInfo
 	_ = json.Unmarshal(first.Body["hive"], &hive)
-	if hive.OperationalStatus != bus.StatusStarting {
+	if hive.OperationalStatus != wire.StatusStarting {
 		t.Fatalf("before the first tick status %q, want starting", hive.OperationalStatus)
 	}
 	// Events are sent one at a time so none is superseded.
@@ -233,13 +234,13 @@ func TestPushEveryEventAfterDiscovery(t *testing.T) {
 		if r.Body["capabilities"] != nil {
 			t.Fatalf("push %d carries capabilities", i)
 		}
-		var body bus.HiveHeartbeat
+		var body wire.HiveHeartbeat
 		dec := json.NewDecoder(bytes.NewReader(r.Raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
 			t.Fatal(err)
 		}
-		if len(body.Workers) != 1 || body.Workers[0].PID != pid || body.Hive.OperationalStatus != bus.StatusReady {
+		if len(body.Workers) != 1 || body.Workers[0].PID != pid || body.Hive.OperationalStatus != wire.StatusReady {
 			t.Fatalf("push %d: %s", i, r.Raw)
 		}
 		if body.Timestamp != "2026-01-02T03:04:05.5Z" {
@@ -405,7 +406,7 @@ func TestQueenURLStartsReplacesNeverDuplicates(t *testing.T) {
 	b := newFakeQueen(t, nil)
 	h := start(t, Config{QueenAllow: "127.0.0.0/8"})
 	for _, bad := range []string{"not a url", "ftp://x/"} {
-		if got := h.queenURL(t, bad); got != bus.CodeInvalid {
+		if got := h.queenURL(t, bad); got != wire.CodeInvalid {
 			t.Errorf("queen %q: %s", bad, got)
 		}
 	}
@@ -494,7 +495,7 @@ func TestHiveURLAdvertised(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	b := bustest.Start(t)
-	good := Config{Hive: bus.HiveInfo{ID: "h"}}
+	good := Config{Hive: wire.HiveInfo{ID: "h"}}
 	for name, mut := range map[string]func(*Config){
 		"api":    func(c *Config) { c.API = "pull" },
 		"url":    func(c *Config) { c.QueenURL = "localhost:7833" },

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // follow is one Queen's loop: discover, then (heartbeat API) push until the
@@ -67,11 +68,11 @@ func (d *Discovery) discover(ctx context.Context, queen string) bool {
 // attempt sends one discovery request.
 func (d *Discovery) attempt(ctx context.Context, queen string) error {
 	if d.cfg.API == APIReady {
-		body := bus.HiveReady{
+		body := wire.HiveReady{
 			HiveID:  d.cfg.Hive.ID,
 			HiveURL: HiveURL(queen, d.cfg.AdvertiseURL, d.cfg.AdvertiseHost, int(d.cfg.Hive.Port)),
 		}
-		_, err := d.post(ctx, bus.JoinURL(queen, "/v1/hive/ready"), body)
+		_, err := d.post(ctx, wire.JoinURL(queen, "/v1/hive/ready"), body)
 		return err
 	}
 	caps, err := d.capabilities(ctx)
@@ -79,15 +80,15 @@ func (d *Discovery) attempt(ctx context.Context, queen string) error {
 		return err
 	}
 	ev := d.snapshot()
-	body := pushBody{Hive: ev.HiveInfo, Timestamp: bus.PushTimestamp(time.Now()), Workers: ev.Workers, Capabilities: caps}
-	_, err = d.post(ctx, bus.JoinURL(queen, "/v1/hive-heartbeat"), body)
+	body := pushBody{Hive: ev.HiveInfo, Timestamp: wire.PushTimestamp(time.Now()), Workers: ev.Workers, Capabilities: caps}
+	_, err = d.post(ctx, wire.JoinURL(queen, "/v1/hive-heartbeat"), body)
 	return err
 }
 
-func (d *Discovery) capabilities(ctx context.Context) ([]bus.Device, error) {
+func (d *Discovery) capabilities(ctx context.Context) ([]wire.Device, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
-	caps, err := bus.Request[bus.CapabilitiesRequest, bus.Capabilities](rctx, d.nc, bus.SubjectCapabilitiesGet, bus.CapabilitiesRequest{})
+	caps, err := bus.Request[wire.CapabilitiesRequest, wire.Capabilities](rctx, d.nc, wire.SubjectCapabilitiesGet, wire.CapabilitiesRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
@@ -101,7 +102,7 @@ func (d *Discovery) capabilities(ctx context.Context) ([]bus.Device, error) {
 // when the Queen looks restarted (404, 400 or connection refused), false
 // when ctx ends.
 func (d *Discovery) push(ctx context.Context, queen string) bool {
-	url := bus.JoinURL(queen, "/v1/hive-heartbeat")
+	url := wire.JoinURL(queen, "/v1/hive-heartbeat")
 	fl := failureLog{log: d.log.With("queen", queen)}
 	replaced := d.replaced.Load()
 	for {
@@ -115,9 +116,9 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 			d.log.Debug("Queen slower than the tick: pushing the newest event only", "skipped", n-replaced)
 			replaced = n
 		}
-		ts := bus.PushTimestamp(time.Now())
+		ts := wire.PushTimestamp(time.Now())
 		if t, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
-			ts = bus.PushTimestamp(t) // the instant of the sample, in the push's "Z" form
+			ts = wire.PushTimestamp(t) // the instant of the sample, in the push's "Z" form
 		}
 		status, err := d.post(ctx, url, pushBody{Hive: ev.HiveInfo, Timestamp: ts, Workers: ev.Workers})
 		if err == nil {

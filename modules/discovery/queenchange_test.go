@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // A Queen change needs an authorized caller (unless it names the running
@@ -24,15 +24,15 @@ func TestQueenChangeRefusals(t *testing.T) {
 	q.waitN(t, 1)
 
 	// Unauthorized: the running Queen is fine, another is not.
-	if got := h.askQueen(t, bus.QueenURL{URL: q.srv.URL}); got != "unchanged" {
+	if got := h.askQueen(t, wire.QueenURL{URL: q.srv.URL}); got != "unchanged" {
 		t.Errorf("running Queen, unauthorized: %s", got)
 	}
-	if got := h.askQueen(t, bus.QueenURL{URL: "http://queen.example:7833"}); got != bus.CodeForbidden {
+	if got := h.askQueen(t, wire.QueenURL{URL: "http://queen.example:7833"}); got != wire.CodeForbidden {
 		t.Errorf("other Queen, unauthorized: %s", got)
 	}
 	// Authorized but not allowed: never sent to.
 	for _, u := range []string{"http://10.0.0.1:7833", "http://evil.example", "http://127.0.0.2:7833", "http://[::1]:7833"} {
-		if got := h.queenURL(t, u); got != bus.CodeForbidden {
+		if got := h.queenURL(t, u); got != wire.CodeForbidden {
 			t.Errorf("%s not allowed: %s", u, got)
 		}
 	}
@@ -45,7 +45,7 @@ func TestQueenChangeRefusals(t *testing.T) {
 	if got := h.queenURL(t, urls[1]); got != "started" {
 		t.Fatalf("second change: %s", got)
 	}
-	if got := h.queenURL(t, urls[2]); got != bus.CodeRateLimited {
+	if got := h.queenURL(t, urls[2]); got != wire.CodeRateLimited {
 		t.Fatalf("third change at once: %s", got)
 	}
 	mu.Lock()

@@ -3,7 +3,7 @@ package discovery
 import (
 	"encoding/json"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // event is a telemetry event split into the parts a push copies as they
@@ -15,20 +15,20 @@ type event struct {
 	Workers   json.RawMessage `json:"workers"`
 }
 
-// pushBody is bus.HiveHeartbeat with its parts spliced in: the same keys
+// pushBody is wire.HiveHeartbeat with its parts spliced in: the same keys
 // in the same order, so the Queen reads the same JSON.
 type pushBody struct {
 	Hive         json.RawMessage `json:"hive"`
 	Timestamp    string          `json:"timestamp"`
 	Workers      json.RawMessage `json:"workers"`
-	Capabilities []bus.Device    `json:"capabilities,omitempty"`
+	Capabilities []wire.Device   `json:"capabilities,omitempty"`
 }
 
 // startingEvent is what discovery sends before the first tick: the static
 // hive_info, status "starting", no workers.
-func startingEvent(info bus.HiveInfo) event {
-	info.OperationalStatus = bus.StatusStarting
-	info.HealthStatus = bus.Healthy
+func startingEvent(info wire.HiveInfo) event {
+	info.OperationalStatus = wire.StatusStarting
+	info.HealthStatus = wire.Healthy
 	b, _ := json.Marshal(info)
 	return event{HiveInfo: b, Workers: json.RawMessage("[]")}
 }

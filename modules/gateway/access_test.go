@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -35,10 +35,10 @@ func routerFor(t *testing.T, cfg Config) http.Handler {
 	}
 	ok := func(body string) nats.MsgHandler { return func(m *nats.Msg) { _ = m.Respond([]byte(body)) } }
 	for subj, body := range map[string]string{
-		bus.SubjectJobsCreate:      `{"job_id":"` + jobID + `","sse_url":"/v1/jobs/` + jobID + `/stream"}`,
-		bus.SubjectHiveShutdown:    `{"status":"shutting down"}`,
-		bus.SubjectJobsCancel:      `{"job_id":"` + jobID + `","status":"cancelled"}`,
-		bus.SubjectCapabilitiesGet: capsBody,
+		wire.SubjectJobsCreate:      `{"job_id":"` + jobID + `","sse_url":"/v1/jobs/` + jobID + `/stream"}`,
+		wire.SubjectHiveShutdown:    `{"status":"shutting down"}`,
+		wire.SubjectJobsCancel:      `{"job_id":"` + jobID + `","status":"cancelled"}`,
+		wire.SubjectCapabilitiesGet: capsBody,
 	} {
 		if _, err := nc.Subscribe(subj, ok(body)); err != nil {
 			t.Fatal(err)

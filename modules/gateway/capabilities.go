@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // capabilitiesTimeout bounds the wait for the capabilities module; a
@@ -41,16 +42,16 @@ func (g *Gateway) getCapabilities(nc *bus.Conn) gin.HandlerFunc {
 				abortJSON(c, http.StatusBadRequest, "queen_url given more than once")
 				return
 			}
-			if err := bus.ValidateQueenURL(vals[0]); err != nil {
+			if err := wire.ValidateQueenURL(vals[0]); err != nil {
 				abortJSON(c, http.StatusBadRequest, err.Error())
 				return
 			}
 			ctrl := g.check(c, control)
 			ctx, cancel := context.WithTimeout(c.Request.Context(), busTimeout)
-			_, err := bus.Request[bus.QueenURL, bus.QueenAccepted](ctx, nc, bus.SubjectDiscoveryQueen, bus.QueenURL{URL: vals[0], Authorized: ctrl.status == 0})
+			_, err := bus.Request[wire.QueenURL, wire.QueenAccepted](ctx, nc, wire.SubjectDiscoveryQueen, wire.QueenURL{URL: vals[0], Authorized: ctrl.status == 0})
 			cancel()
 			var re *bus.ReplyError
-			if errors.As(err, &re) && re.Code == bus.CodeForbidden && ctrl.status != 0 {
+			if errors.As(err, &re) && re.Code == wire.CodeForbidden && ctrl.status != 0 {
 				// Not the Queen in use, and this client may not change it:
 				// say why in the access policy's words.
 				g.deny(c, ctrl)
@@ -63,7 +64,7 @@ func (g *Gateway) getCapabilities(nc *bus.Conn) gin.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), capabilitiesTimeout)
 		defer cancel()
-		caps, err := bus.Request[bus.CapabilitiesRequest, bus.Capabilities](ctx, nc, bus.SubjectCapabilitiesGet, bus.CapabilitiesRequest{})
+		caps, err := bus.Request[wire.CapabilitiesRequest, wire.Capabilities](ctx, nc, wire.SubjectCapabilitiesGet, wire.CapabilitiesRequest{})
 		if err != nil || caps.Devices == nil {
 			abortJSON(c, http.StatusServiceUnavailable, fmt.Sprintf("capabilities unavailable: %v", cmp.Or(err, errors.New("no devices in the reply"))))
 			return

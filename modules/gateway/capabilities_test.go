@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 const capsBody = `{"devices":[{"id":"GPU-0","name":"NVIDIA A10","device_type":"gpu","vram_gb":22,"compute_capability":"8.6"},{"id":"CPU-0","name":"CPU (2 cores)","device_type":"cpu","vram_gb":23,"compute_capability":null}]}`
@@ -32,11 +31,11 @@ func TestCapabilitiesRoutes(t *testing.T) {
 	if code, body, _ := get(t, g.base+"/capabilities"); code != 503 || !strings.Contains(body, `"error"`) {
 		t.Fatalf("without the capabilities module: %d %s", code, body)
 	}
-	if _, err := g.pub.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) { _ = m.Respond([]byte(capsBody)) }); err != nil {
+	if _, err := g.pub.Subscribe(wire.SubjectCapabilitiesGet, func(m *nats.Msg) { _ = m.Respond([]byte(capsBody)) }); err != nil {
 		t.Fatal(err)
 	}
 	// A stand-in for discovery: it accepts every change it is asked for.
-	queens, err := g.pub.SubscribeSync(bus.SubjectDiscoveryQueen)
+	queens, err := g.pub.SubscribeSync(wire.SubjectDiscoveryQueen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,12 +45,12 @@ func TestCapabilitiesRoutes(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		var q bus.QueenURL
+		var q wire.QueenURL
 		_ = json.Unmarshal(m.Data, &q)
 		if q.URL != "http://queen.example:7833/" || !q.Authorized {
 			t.Errorf("asked discovery %s; want the URL, authorized (loopback, no token)", m.Data)
 		}
-		b, _ := json.Marshal(bus.QueenAccepted{URL: q.URL, Status: "started"})
+		b, _ := json.Marshal(wire.QueenAccepted{URL: q.URL, Status: "started"})
 		_ = m.Respond(b)
 	}
 	_ = g.pub.Flush()

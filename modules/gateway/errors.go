@@ -4,8 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // apiError is every error body the gateway sends.
@@ -16,17 +15,17 @@ type apiError struct {
 // codeStatus maps a bus error code to the HTTP status it answers.
 func codeStatus(code string) int {
 	switch code {
-	case bus.CodeInvalid:
+	case wire.CodeInvalid:
 		return http.StatusBadRequest
-	case bus.CodeNotFound:
+	case wire.CodeNotFound:
 		return http.StatusNotFound
-	case bus.CodeBusy:
+	case wire.CodeBusy:
 		return http.StatusServiceUnavailable
-	case bus.CodeConflict:
+	case wire.CodeConflict:
 		return http.StatusConflict
-	case bus.CodeForbidden:
+	case wire.CodeForbidden:
 		return http.StatusForbidden
-	case bus.CodeRateLimited:
+	case wire.CodeRateLimited:
 		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError

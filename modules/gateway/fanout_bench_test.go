@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 func BenchmarkEncodeFrame(b *testing.B) {
@@ -68,7 +68,7 @@ func BenchmarkSSEEndToEnd(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := pub.Publish(bus.SubjectTelemetry, []byte(payload)); err != nil {
+				if err := pub.Publish(wire.SubjectTelemetry, []byte(payload)); err != nil {
 					b.Fatal(err)
 				}
 				for range n {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -55,8 +56,8 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 func (g *testGateway) publish(t *testing.T, payload string) {
 	t.Helper()
 	before := g.fanout.published.Load()
-	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: []byte(payload), Header: nats.Header{}}
-	msg.Header.Set(bus.HeaderHiveID, g.cfg.HiveID)
+	msg := &nats.Msg{Subject: wire.SubjectTelemetry, Data: []byte(payload), Header: nats.Header{}}
+	msg.Header.Set(wire.HeaderHiveID, g.cfg.HiveID)
 	if err := g.pub.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // maxJobBody bounds POST /v1/jobs bodies; maxSmallBody the bodies of
@@ -73,7 +74,7 @@ func (g *Gateway) createJob(nc *bus.Conn) gin.HandlerFunc {
 			abortJSON(c, http.StatusBadRequest, `body needs an "operation" string`)
 			return
 		}
-		if out, ok := call[json.RawMessage, bus.JobCreated](c, nc, "jobs", bus.SubjectJobsCreate, body); ok {
+		if out, ok := call[json.RawMessage, wire.JobCreated](c, nc, "jobs", wire.SubjectJobsCreate, body); ok {
 			c.JSON(http.StatusOK, out)
 		}
 	}
@@ -84,7 +85,7 @@ func (g *Gateway) createJob(nc *bus.Conn) gin.HandlerFunc {
 // '.', '*' or '>'.
 func jobParam(c *gin.Context) (string, bool) {
 	id := c.Param("id")
-	if !bus.ValidJobID(id) {
+	if !wire.ValidJobID(id) {
 		abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
 		return "", false
 	}
@@ -98,7 +99,7 @@ func (g *Gateway) cancelJob(nc *bus.Conn) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		if out, ok := call[bus.JobRef, bus.JobCancelled](c, nc, "jobs", bus.SubjectJobsCancel, bus.JobRef{JobID: id}); ok {
+		if out, ok := call[wire.JobRef, wire.JobCancelled](c, nc, "jobs", wire.SubjectJobsCancel, wire.JobRef{JobID: id}); ok {
 			c.JSON(http.StatusOK, out)
 		}
 	}
@@ -114,14 +115,14 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 		}
 		// Subscribe before asking for the replay, so nothing falls between;
 		// events in both are told apart by Seq.
-		live, sub, err := bus.SubscribeChan[bus.JobEvent](nc, bus.JobEventsSubject(id), 1024, &g.liveDropped)
+		live, sub, err := bus.SubscribeChan[wire.JobEvent](nc, wire.JobEventsSubject(id), 1024, &g.liveDropped)
 		if err != nil {
 			abortJSON(c, http.StatusServiceUnavailable, "bus: "+err.Error())
 			return
 		}
 		defer func() { _ = sub.Unsubscribe() }()
-		ref := bus.JobRef{JobID: id}
-		replay, ok := call[bus.JobRef, bus.JobReplay](c, nc, "jobs", bus.SubjectJobsReplay, ref)
+		ref := wire.JobRef{JobID: id}
+		replay, ok := call[wire.JobRef, wire.JobReplay](c, nc, "jobs", wire.SubjectJobsReplay, ref)
 		if !ok {
 			return
 		}
@@ -139,7 +140,7 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 		last := 0
 		// emit writes ev unless already sent; more is false after the end
 		// marker, ok false when the client is gone.
-		emit := func(ev bus.JobEvent) (more, ok bool) {
+		emit := func(ev wire.JobEvent) (more, ok bool) {
 			if ev.Seq <= last {
 				return true, true
 			}
@@ -188,7 +189,7 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 				// gateway has stopped: send what the job said last, and
 				// unless it ended, its cancellation.
 				if more, ok = catchUp(0); more && ok {
-					_ = write(jobFrame(bus.EndCancelled))
+					_ = write(jobFrame(wire.EndCancelled))
 				}
 				return
 			case ev := <-live:
@@ -212,10 +213,10 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 }
 
 // replay asks the jobs module for a job's kept events.
-func (g *Gateway) replay(ctx context.Context, nc *bus.Conn, ref bus.JobRef) (bus.JobReplay, error) {
+func (g *Gateway) replay(ctx context.Context, nc *bus.Conn, ref wire.JobRef) (wire.JobReplay, error) {
 	ctx, cancel := context.WithTimeout(ctx, busTimeout)
 	defer cancel()
-	return bus.Request[bus.JobRef, bus.JobReplay](ctx, nc, bus.SubjectJobsReplay, ref)
+	return bus.Request[wire.JobRef, wire.JobReplay](ctx, nc, wire.SubjectJobsReplay, ref)
 }
 
 // ansiEscape matches the SGR sequences (colours, bold) of the narration.
@@ -243,7 +244,7 @@ func jobFrame(text string) []byte {
 // gracefully.
 func (g *Gateway) shutdown(nc *bus.Conn) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := call[struct{}, json.RawMessage](c, nc, "shutdown", bus.SubjectHiveShutdown, struct{}{}); ok {
+		if _, ok := call[struct{}, json.RawMessage](c, nc, "shutdown", wire.SubjectHiveShutdown, struct{}{}); ok {
 			c.JSON(http.StatusOK, gin.H{"status": "shutting down"})
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 const jobID = "job-0b5e9d2c-1f0a-4c3e-9a7b-2d4f6e8a0c1e"
@@ -44,7 +45,7 @@ func respond(t *testing.T, nc *bus.Conn, subject string, fn func(*nats.Msg) stri
 func TestCreateJobInputs(t *testing.T) {
 	g := startGateway(t, Config{})
 	var forwarded []string
-	respond(t, g.pub, bus.SubjectJobsCreate, func(m *nats.Msg) string {
+	respond(t, g.pub, wire.SubjectJobsCreate, func(m *nats.Msg) string {
 		forwarded = append(forwarded, string(m.Data))
 		if strings.Contains(string(m.Data), `"busy"`) {
 			return `{"error":"too many jobs","code":"busy","retry_after":1}`
@@ -90,17 +91,17 @@ func TestCreateJobInputs(t *testing.T) {
 
 func TestJobStreamReplayThenLive(t *testing.T) {
 	g := startGateway(t, Config{KeepAlive: 50 * time.Millisecond})
-	ev := func(seq int, text, end string) bus.JobEvent { return bus.JobEvent{Seq: seq, Text: text, End: end} }
+	ev := func(seq int, text, end string) wire.JobEvent { return wire.JobEvent{Seq: seq, Text: text, End: end} }
 	replayed := make(chan struct{})
 	var once sync.Once
-	respond(t, g.pub, bus.SubjectJobsReplay, func(m *nats.Msg) string {
-		var ref bus.JobRef
+	respond(t, g.pub, wire.SubjectJobsReplay, func(m *nats.Msg) string {
+		var ref wire.JobRef
 		_ = json.Unmarshal(m.Data, &ref)
 		if ref.JobID != jobID {
 			return `{"error":"job not found","code":"not_found"}`
 		}
 		defer once.Do(func() { close(replayed) })
-		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: []bus.JobEvent{ev(1, "one\n", ""), ev(2, "two", "")}})
+		b, _ := json.Marshal(wire.JobReplay{JobID: jobID, Events: []wire.JobEvent{ev(1, "one\n", ""), ev(2, "two", "")}})
 		return string(b)
 	})
 	resp, err := http.Get(g.base + "/v1/jobs/" + jobID + "/stream")
@@ -113,9 +114,9 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 	}
 	<-replayed
 	// Live events: 2 again (already replayed), then 3, a quiet spell, the end.
-	pub := func(e bus.JobEvent) {
+	pub := func(e wire.JobEvent) {
 		b, _ := json.Marshal(e)
-		_ = g.pub.Publish(bus.JobEventsSubject(jobID), b)
+		_ = g.pub.Publish(wire.JobEventsSubject(jobID), b)
 	}
 	pub(ev(2, "two", ""))
 	pub(ev(3, "three", ""))
@@ -143,8 +144,8 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 
 func TestJobRoutesUnknownIDs(t *testing.T) {
 	g := startGateway(t, Config{})
-	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string { return `{"error":"job not found","code":"not_found"}` })
-	respond(t, g.pub, bus.SubjectJobsCancel, func(m *nats.Msg) string { return `{"error":"job not found or already finished","code":"not_found"}` })
+	respond(t, g.pub, wire.SubjectJobsReplay, func(*nats.Msg) string { return `{"error":"job not found","code":"not_found"}` })
+	respond(t, g.pub, wire.SubjectJobsCancel, func(m *nats.Msg) string { return `{"error":"job not found or already finished","code":"not_found"}` })
 	for _, path := range []string{"/v1/jobs/" + jobID + "/stream", "/v1/jobs/nope/stream", "/v1/jobs/job-x.%3E/stream"} {
 		code, body, ctype := get(t, g.base+path)
 		if code != 404 || !strings.HasPrefix(ctype, "application/json") || !strings.Contains(body, `"error"`) {
@@ -182,12 +183,12 @@ func TestJobsModuleAbsentIs503(t *testing.T) {
 // keep-alive.
 func TestJobStreamRecoversLostLiveEvents(t *testing.T) {
 	g := startGateway(t, Config{KeepAlive: 50 * time.Millisecond})
-	kept := []bus.JobEvent{{Seq: 1, Text: "one"}}
+	kept := []wire.JobEvent{{Seq: 1, Text: "one"}}
 	var mu sync.Mutex
-	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string {
+	respond(t, g.pub, wire.SubjectJobsReplay, func(*nats.Msg) string {
 		mu.Lock()
 		defer mu.Unlock()
-		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: kept})
+		b, _ := json.Marshal(wire.JobReplay{JobID: jobID, Events: kept})
 		return string(b)
 	})
 	resp, err := http.Get(g.base + "/v1/jobs/" + jobID + "/stream")
@@ -196,16 +197,16 @@ func TestJobStreamRecoversLostLiveEvents(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	mu.Lock()
-	kept = append(kept, bus.JobEvent{Seq: 2, Text: "two"}, bus.JobEvent{Seq: 3, Text: "three"})
+	kept = append(kept, wire.JobEvent{Seq: 2, Text: "two"}, wire.JobEvent{Seq: 3, Text: "three"})
 	mu.Unlock()
 	// Only 3 arrives live; 2 was lost.
 	// The stream subscribed before it asked for the replay, which came
 	// before the headers: this one is live.
-	b, _ := json.Marshal(bus.JobEvent{Seq: 3, Text: "three"})
-	_ = g.pub.Publish(bus.JobEventsSubject(jobID), b)
+	b, _ := json.Marshal(wire.JobEvent{Seq: 3, Text: "three"})
+	_ = g.pub.Publish(wire.JobEventsSubject(jobID), b)
 	// The end marker never arrives live at all.
 	mu.Lock()
-	kept = append(kept, bus.JobEvent{Seq: 4, End: "[DONE]"})
+	kept = append(kept, wire.JobEvent{Seq: 4, End: "[DONE]"})
 	mu.Unlock()
 	body, _ := io.ReadAll(resp.Body)
 	got := strings.ReplaceAll(string(body), ": keep-alive\n\n", "")
@@ -218,8 +219,8 @@ func TestJobStreamRecoversLostLiveEvents(t *testing.T) {
 func TestJobStreamANSIOnRequest(t *testing.T) {
 	g := startGateway(t, Config{})
 	text := "\x1b[1mrbee_hive::job_router\x1b[0m \x1b[2mroute_job\x1b[0m\nExecuting operation: model_list\n"
-	respond(t, g.pub, bus.SubjectJobsReplay, func(*nats.Msg) string {
-		b, _ := json.Marshal(bus.JobReplay{JobID: jobID, Events: []bus.JobEvent{{Seq: 1, Text: text}, {Seq: 2, End: "[DONE]"}}})
+	respond(t, g.pub, wire.SubjectJobsReplay, func(*nats.Msg) string {
+		b, _ := json.Marshal(wire.JobReplay{JobID: jobID, Events: []wire.JobEvent{{Seq: 1, Text: text}, {Seq: 2, End: "[DONE]"}}})
 		return string(b)
 	})
 	for query, wantANSI := range map[string]bool{"": false, "?ansi=1": true} {

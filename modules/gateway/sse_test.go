@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 func TestStreamHeadersAndLatestOnConnect(t *testing.T) {
@@ -238,8 +238,8 @@ func TestKeepAliveWhileQuiet(t *testing.T) {
 
 func TestForeignHiveTelemetryIgnored(t *testing.T) {
 	g := startGateway(t, Config{HiveID: "mine"})
-	msg := &nats.Msg{Subject: bus.SubjectTelemetry, Data: []byte(payload(1)), Header: nats.Header{}}
-	msg.Header.Set(bus.HeaderHiveID, "other")
+	msg := &nats.Msg{Subject: wire.SubjectTelemetry, Data: []byte(payload(1)), Header: nats.Header{}}
+	msg.Header.Set(wire.HeaderHiveID, "other")
 	if err := g.pub.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}

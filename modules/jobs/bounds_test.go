@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // However much a job narrates (a 400-worker list, a huge error), its
@@ -25,16 +25,16 @@ func TestNarrationBoundedByBytes(t *testing.T) {
 	j := h.m.jobs[id]
 	line := strings.Repeat("\x1bW", 700) // escapes double in JSON
 	for range 2000 {
-		h.m.emitLocked(j, bus.JobEvent{Text: line}, false)
+		h.m.emitLocked(j, wire.JobEvent{Text: line}, false)
 	}
-	h.m.emitLocked(j, bus.JobEvent{Text: strings.Repeat("y", 4<<20)}, false) // one giant line
+	h.m.emitLocked(j, wire.JobEvent{Text: strings.Repeat("y", 4<<20)}, false) // one giant line
 	kept, dropped := j.bytes, j.dropped
 	h.m.mu.Unlock()
 	if kept > DefaultMaxJobBytes || dropped == 0 {
 		t.Fatalf("kept %d bytes (max %d), dropped %d events", kept, DefaultMaxJobBytes, dropped)
 	}
-	ref, _ := json.Marshal(bus.JobRef{JobID: id})
-	msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, 5*time.Second)
+	ref, _ := json.Marshal(wire.JobRef{JobID: id})
+	msg, err := h.nc.Request(wire.SubjectJobsReplay, ref, 5*time.Second)
 	if err != nil {
 		t.Fatalf("replay of a long job: %v", err)
 	}
@@ -43,7 +43,7 @@ func TestNarrationBoundedByBytes(t *testing.T) {
 	}
 	cancelJob(t, h, id, "")
 	evs := h.events(t, id, 5*time.Second)
-	if !strings.Contains(text(evs), "narration lines were not kept for replay") || endOf(evs) != bus.EndCancelled {
+	if !strings.Contains(text(evs), "narration lines were not kept for replay") || endOf(evs) != wire.EndCancelled {
 		t.Fatalf("end of a long job: %q", endOf(evs))
 	}
 }

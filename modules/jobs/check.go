@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // hiveCheck is a self-test that narrates every step: the bus, the age of
@@ -83,7 +84,7 @@ func (m *Jobs) checkTick(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", fmt.Errorf("no collector tick: %w", ctx.Err())
 	case data := <-ch:
-		var ev bus.TelemetryEvent
+		var ev wire.TelemetryEvent
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return "", fmt.Errorf("undecodable telemetry: %w", err)
 		}
@@ -96,7 +97,7 @@ func (m *Jobs) checkTick(ctx context.Context) (string, error) {
 }
 
 func (m *Jobs) checkCapabilities(ctx context.Context) (string, error) {
-	caps, err := bus.Request[bus.CapabilitiesRequest, bus.Capabilities](ctx, m.nc, bus.SubjectCapabilitiesGet, bus.CapabilitiesRequest{})
+	caps, err := bus.Request[wire.CapabilitiesRequest, wire.Capabilities](ctx, m.nc, wire.SubjectCapabilitiesGet, wire.CapabilitiesRequest{})
 	if err != nil {
 		return "", fmt.Errorf("capabilities: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -110,18 +111,18 @@ func start(t *testing.T, cfg Config) *harness {
 }
 
 // create submits an operation; it returns the job id or the error reply.
-func (h *harness) create(t *testing.T, body string) (string, bus.ErrorReply) {
+func (h *harness) create(t *testing.T, body string) (string, wire.ErrorReply) {
 	t.Helper()
-	msg, err := h.nc.Request(bus.SubjectJobsCreate, []byte(body), 5*time.Second)
+	msg, err := h.nc.Request(wire.SubjectJobsCreate, []byte(body), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e bus.ErrorReply
+	var e wire.ErrorReply
 	if json.Unmarshal(msg.Data, &e); e.Error != "" {
 		return "", e
 	}
-	var c bus.JobCreated
-	if err := json.Unmarshal(msg.Data, &c); err != nil || !bus.ValidJobID(c.JobID) || c.SSEURL != "/v1/jobs/"+c.JobID+"/stream" {
+	var c wire.JobCreated
+	if err := json.Unmarshal(msg.Data, &c); err != nil || !wire.ValidJobID(c.JobID) || c.SSEURL != "/v1/jobs/"+c.JobID+"/stream" {
 		t.Fatalf("create reply %s", msg.Data)
 	}
 	return c.JobID, e
@@ -129,26 +130,26 @@ func (h *harness) create(t *testing.T, body string) (string, bus.ErrorReply) {
 
 // events follows a job as the gateway does (subscribe, replay, merge by
 // Seq) until its end marker, and returns every event.
-func (h *harness) events(t *testing.T, id string, timeout time.Duration) []bus.JobEvent {
+func (h *harness) events(t *testing.T, id string, timeout time.Duration) []wire.JobEvent {
 	t.Helper()
 	ch := make(chan *nats.Msg, 1024)
-	sub, err := h.nc.ChanSubscribe(bus.JobEventsSubject(id), ch)
+	sub, err := h.nc.ChanSubscribe(wire.JobEventsSubject(id), ch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	ref, _ := json.Marshal(bus.JobRef{JobID: id})
-	msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, 5*time.Second)
+	ref, _ := json.Marshal(wire.JobRef{JobID: id})
+	msg, err := h.nc.Request(wire.SubjectJobsReplay, ref, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rp bus.JobReplay
+	var rp wire.JobReplay
 	if err := json.Unmarshal(msg.Data, &rp); err != nil || rp.JobID != id {
 		t.Fatalf("replay %s", msg.Data)
 	}
-	var out []bus.JobEvent
+	var out []wire.JobEvent
 	last := 0
-	add := func(ev bus.JobEvent) bool {
+	add := func(ev wire.JobEvent) bool {
 		if ev.Seq <= last {
 			return false
 		}
@@ -168,7 +169,7 @@ func (h *harness) events(t *testing.T, id string, timeout time.Duration) []bus.J
 	for {
 		select {
 		case m := <-ch:
-			var ev bus.JobEvent
+			var ev wire.JobEvent
 			_ = json.Unmarshal(m.Data, &ev)
 			if add(ev) {
 				return out
@@ -179,7 +180,7 @@ func (h *harness) events(t *testing.T, id string, timeout time.Duration) []bus.J
 	}
 }
 
-func text(evs []bus.JobEvent) string {
+func text(evs []wire.JobEvent) string {
 	var b strings.Builder
 	for _, e := range evs {
 		b.WriteString(e.Text)
@@ -188,4 +189,4 @@ func text(evs []bus.JobEvent) string {
 	return b.String()
 }
 
-func endOf(evs []bus.JobEvent) string { return evs[len(evs)-1].End }
+func endOf(evs []wire.JobEvent) string { return evs[len(evs)-1].End }

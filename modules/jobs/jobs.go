@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -120,16 +121,16 @@ func (m *Jobs) Run(ctx context.Context) error {
 	defer cancelJobs()
 
 	// The gateway forwards the POST body as it came: create parses it.
-	create, err := bus.Handle(nc, bus.SubjectJobsCreate, func(body json.RawMessage) (bus.JobCreated, error) {
+	create, err := bus.Handle(nc, wire.SubjectJobsCreate, func(body json.RawMessage) (wire.JobCreated, error) {
 		return m.create(jctx, body)
 	})
 	if err != nil {
 		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
 	defer func() { _ = create.Unsubscribe() }()
-	cancel, err := bus.Handle(nc, bus.SubjectJobsCancel, func(ref bus.JobRef) (bus.JobCancelled, error) {
-		if !bus.ValidJobID(ref.JobID) {
-			return bus.JobCancelled{}, fmt.Errorf("%w: bad job reference", errNotFound)
+	cancel, err := bus.Handle(nc, wire.SubjectJobsCancel, func(ref wire.JobRef) (wire.JobCancelled, error) {
+		if !wire.ValidJobID(ref.JobID) {
+			return wire.JobCancelled{}, fmt.Errorf("%w: bad job reference", errNotFound)
 		}
 		return m.cancelJob(ref.JobID)
 	})
@@ -137,9 +138,9 @@ func (m *Jobs) Run(ctx context.Context) error {
 		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
 	defer func() { _ = cancel.Unsubscribe() }()
-	replay, err := bus.Handle(nc, bus.SubjectJobsReplay, func(ref bus.JobRef) (bus.JobReplay, error) {
-		if !bus.ValidJobID(ref.JobID) {
-			return bus.JobReplay{}, fmt.Errorf("%w: bad job reference", errNotFound)
+	replay, err := bus.Handle(nc, wire.SubjectJobsReplay, func(ref wire.JobRef) (wire.JobReplay, error) {
+		if !wire.ValidJobID(ref.JobID) {
+			return wire.JobReplay{}, fmt.Errorf("%w: bad job reference", errNotFound)
 		}
 		return m.replay(ref.JobID)
 	})
@@ -160,7 +161,7 @@ func (m *Jobs) Run(ctx context.Context) error {
 	reapDone := make(chan struct{})
 	go func() {
 		defer close(reapDone)
-		m.procs.reapLoop(jctx, func(w *spawned) { m.announce(bus.SubjectWorkersStopped, w) })
+		m.procs.reapLoop(jctx, func(w *spawned) { m.announce(wire.SubjectWorkersStopped, w) })
 	}()
 	every := min(max(m.cfg.Retention/4, 10*time.Millisecond), 30*time.Second)
 	prune := time.NewTicker(every)
@@ -181,7 +182,7 @@ func (m *Jobs) Run(ctx context.Context) error {
 	<-reapDone
 	if m.cfg.StopWorkersOnExit {
 		for _, w := range m.procs.stopAll(m.grace()) {
-			m.announce(bus.SubjectWorkersStopped, w)
+			m.announce(wire.SubjectWorkersStopped, w)
 		}
 	} else if n := m.procs.count(); n > 0 {
 		m.log.Info("leaving spawned workers running", "workers", n)
@@ -199,7 +200,7 @@ func (m *Jobs) grace() time.Duration {
 
 // announce tells the collector about a worker.
 func (m *Jobs) announce(subject string, w *spawned) {
-	if err := m.nc.PublishJSON(subject, bus.WorkerEvent{PID: w.pid, Group: "llm", Instance: fmt.Sprint(w.port), Model: w.model}); err != nil {
+	if err := m.nc.PublishJSON(subject, wire.WorkerEvent{PID: w.pid, Group: "llm", Instance: fmt.Sprint(w.port), Model: w.model}); err != nil {
 		m.log.Warn("announce worker", "subject", subject, "err", err)
 	}
 }

@@ -15,15 +15,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
 func TestSpawnListGetDeleteWorker(t *testing.T) {
 	h := start(t, Config{})
-	started, _ := h.nc.SubscribeSync(bus.SubjectWorkersStarted)
-	stopped, _ := h.nc.SubscribeSync(bus.SubjectWorkersStopped)
+	started, _ := h.nc.SubscribeSync(wire.SubjectWorkersStarted)
+	stopped, _ := h.nc.SubscribeSync(wire.SubjectWorkersStopped)
 	_ = h.nc.Flush()
 
 	id, e := h.create(t, `{"operation":"worker_spawn","hive_id":"h1","model":"tinyllama","worker":"cpu","device":0,"extra":"ignored"}`)
@@ -31,14 +31,14 @@ func TestSpawnListGetDeleteWorker(t *testing.T) {
 		t.Fatal(e.Error)
 	}
 	evs := h.events(t, id, 30*time.Second)
-	if endOf(evs) != bus.EndDone {
+	if endOf(evs) != wire.EndDone {
 		t.Fatalf("spawn ended %q:\n%s", endOf(evs), text(evs))
 	}
 	msg, err := started.NextMsg(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w bus.WorkerEvent
+	var w wire.WorkerEvent
 	_ = json.Unmarshal(msg.Data, &w)
 	port, _ := strconv.Atoi(w.Instance)
 	if w.PID <= 0 || w.Group != "llm" || w.Model != "tinyllama" || port < 9000 || port > 9999 {
@@ -51,16 +51,16 @@ func TestSpawnListGetDeleteWorker(t *testing.T) {
 
 	id, _ = h.create(t, `{"operation":"worker_process_list","hive_id":"h1"}`)
 	evs = h.events(t, id, 10*time.Second)
-	if endOf(evs) != bus.EndDone || !strings.Contains(text(evs), fmt.Sprintf(`"pid":%d,"port":"%d","model":"tinyllama","spawned_by_hive":true`, w.PID, port)) {
+	if endOf(evs) != wire.EndDone || !strings.Contains(text(evs), fmt.Sprintf(`"pid":%d,"port":"%d","model":"tinyllama","spawned_by_hive":true`, w.PID, port)) {
 		t.Fatalf("list:\n%s", text(evs))
 	}
 	id, _ = h.create(t, fmt.Sprintf(`{"operation":"worker_process_get","hive_id":"h1","pid":%d}`, w.PID))
-	if evs = h.events(t, id, 10*time.Second); endOf(evs) != bus.EndDone || !strings.Contains(text(evs), `"model":"tinyllama"`) {
+	if evs = h.events(t, id, 10*time.Second); endOf(evs) != wire.EndDone || !strings.Contains(text(evs), `"model":"tinyllama"`) {
 		t.Fatalf("get:\n%s", text(evs))
 	}
 
 	id, _ = h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h1","pid":%d}`, w.PID))
-	if evs = h.events(t, id, 10*time.Second); endOf(evs) != bus.EndDone {
+	if evs = h.events(t, id, 10*time.Second); endOf(evs) != wire.EndDone {
 		t.Fatalf("delete:\n%s", text(evs))
 	}
 	if _, err := stopped.NextMsg(2 * time.Second); err != nil {
@@ -126,7 +126,7 @@ func TestSpawnFailures(t *testing.T) {
 		})
 		cancelJob(t, h, id, "")
 		evs := h.events(t, id, 10*time.Second)
-		if endOf(evs) != bus.EndCancelled || !strings.Contains(text(evs), "Spawn cancelled; stopped") {
+		if endOf(evs) != wire.EndCancelled || !strings.Contains(text(evs), "Spawn cancelled; stopped") {
 			t.Fatalf("cancelled spawn:\n%s", text(evs))
 		}
 		if h.m.procs.count() != 0 {
@@ -137,8 +137,8 @@ func TestSpawnFailures(t *testing.T) {
 
 func cancelJob(t *testing.T, h *harness, id string, wantCode string) {
 	t.Helper()
-	ref, _ := json.Marshal(bus.JobRef{JobID: id})
-	msg, err := h.nc.Request(bus.SubjectJobsCancel, ref, 5*time.Second)
+	ref, _ := json.Marshal(wire.JobRef{JobID: id})
+	msg, err := h.nc.Request(wire.SubjectJobsCancel, ref, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func cancelJob(t *testing.T, h *harness, id string, wantCode string) {
 		}
 		return
 	}
-	var e bus.ErrorReply
+	var e wire.ErrorReply
 	if json.Unmarshal(msg.Data, &e); e.Code != wantCode {
 		t.Fatalf("cancel reply %s, want code %s", msg.Data, wantCode)
 	}
@@ -157,7 +157,7 @@ func cancelJob(t *testing.T, h *harness, id string, wantCode string) {
 // capsResponder and ticker stand in for the capabilities module and the
 // collector, which hive_check asks over the bus.
 func capsResponder(t *testing.T, h *harness) {
-	_, err := h.nc.Subscribe(bus.SubjectCapabilitiesGet, func(m *nats.Msg) {
+	_, err := h.nc.Subscribe(wire.SubjectCapabilitiesGet, func(m *nats.Msg) {
 		_ = m.Respond([]byte(`{"devices":[{"id":"CPU-0","name":"CPU (2 cores)","device_type":"cpu","vram_gb":23,"compute_capability":null}]}`))
 	})
 	if err != nil {
@@ -176,9 +176,9 @@ func ticker(t *testing.T, h *harness) {
 			case <-stop:
 				return
 			case <-time.After(50 * time.Millisecond):
-				b, _ := json.Marshal(bus.TelemetryEvent{Type: "telemetry", HiveID: "h1", Timestamp: bus.SSETimestamp(time.Now()), Workers: []bus.ProcessStats{}})
-				m := &nats.Msg{Subject: bus.SubjectTelemetry, Data: b, Header: nats.Header{}}
-				m.Header.Set(bus.HeaderHiveID, "h1")
+				b, _ := json.Marshal(wire.TelemetryEvent{Type: "telemetry", HiveID: "h1", Timestamp: wire.SSETimestamp(time.Now()), Workers: []wire.ProcessStats{}})
+				m := &nats.Msg{Subject: wire.SubjectTelemetry, Data: b, Header: nats.Header{}}
+				m.Header.Set(wire.HeaderHiveID, "h1")
 				_ = h.nc.PublishMsg(m)
 			}
 		}
@@ -198,7 +198,7 @@ func TestHiveCheck(t *testing.T) {
 			t.Errorf("hive_check narration lacks %q:\n%s", want, out)
 		}
 	}
-	if endOf(evs) != bus.EndDone {
+	if endOf(evs) != wire.EndDone {
 		t.Fatalf("end %q", endOf(evs))
 	}
 	// Two streams of one job see the same events.
@@ -222,11 +222,11 @@ func TestCancelLongHiveCheck(t *testing.T) {
 	id, _ := h.create(t, `{"operation":"hive_check"}`)
 	cancelJob(t, h, id, "")
 	evs := h.events(t, id, 5*time.Second)
-	if endOf(evs) != bus.EndCancelled {
+	if endOf(evs) != wire.EndCancelled {
 		t.Fatalf("end %q", endOf(evs))
 	}
-	cancelJob(t, h, id, bus.CodeNotFound) // finished: cannot be cancelled again
-	cancelJob(t, h, "job-00000000-0000-4000-8000-000000000000", bus.CodeNotFound)
+	cancelJob(t, h, id, wire.CodeNotFound) // finished: cannot be cancelled again
+	cancelJob(t, h, "job-00000000-0000-4000-8000-000000000000", wire.CodeNotFound)
 }
 
 func TestRejectedAtSubmit(t *testing.T) {
@@ -251,16 +251,16 @@ func TestRejectedAtSubmit(t *testing.T) {
 	}
 	for body, want := range cases {
 		id, e := h.create(t, body)
-		if id != "" || e.Code != bus.CodeInvalid || !strings.Contains(e.Error, want) {
+		if id != "" || e.Code != wire.CodeInvalid || !strings.Contains(e.Error, want) {
 			t.Errorf("%s: id %q reply %+v, want 400 containing %q", body, id, e, want)
 		}
 	}
 	// Bad references on cancel and replay are unknown jobs, never
 	// subjects; a body that is not JSON is an invalid request.
-	for ref, code := range map[string]string{`{"job_id":"job-x.>"}`: bus.CodeNotFound, `{}`: bus.CodeNotFound, `nope`: bus.CodeInvalid} {
-		for _, subj := range []string{bus.SubjectJobsReplay, bus.SubjectJobsCancel} {
+	for ref, code := range map[string]string{`{"job_id":"job-x.>"}`: wire.CodeNotFound, `{}`: wire.CodeNotFound, `nope`: wire.CodeInvalid} {
+		for _, subj := range []string{wire.SubjectJobsReplay, wire.SubjectJobsCancel} {
 			msg, _ := h.nc.Request(subj, []byte(ref), time.Second)
-			var e bus.ErrorReply
+			var e wire.ErrorReply
 			if json.Unmarshal(msg.Data, &e); e.Code != code {
 				t.Errorf("%s %s: %s, want code %s", subj, ref, msg.Data, code)
 			}
@@ -271,7 +271,7 @@ func TestRejectedAtSubmit(t *testing.T) {
 func TestMaxJobsAndRetention(t *testing.T) {
 	h := start(t, Config{MaxJobs: 1, CheckPause: time.Hour, Retention: 100 * time.Millisecond})
 	first, _ := h.create(t, `{"operation":"hive_check"}`)
-	if _, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`); e.Code != bus.CodeBusy || e.RetryAfter != 1 {
+	if _, e := h.create(t, `{"operation":"model_list","hive_id":"h"}`); e.Code != wire.CodeBusy || e.RetryAfter != 1 {
 		t.Fatalf("second job with max-jobs 1: %+v", e)
 	}
 	cancelJob(t, h, first, "")
@@ -283,8 +283,8 @@ func TestMaxJobsAndRetention(t *testing.T) {
 	}
 	h.events(t, second, 5*time.Second)
 	bustest.WaitFor(t, 5*time.Second, func() error {
-		ref, _ := json.Marshal(bus.JobRef{JobID: second})
-		msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, time.Second)
+		ref, _ := json.Marshal(wire.JobRef{JobID: second})
+		msg, err := h.nc.Request(wire.SubjectJobsReplay, ref, time.Second)
 		if err != nil {
 			return err
 		}
@@ -310,13 +310,13 @@ func TestModels(t *testing.T) {
 		t.Fatalf("model_list JSON line %q: %v", last, err)
 	}
 	id, _ = h.create(t, `{"operation":"model_get","hive_id":"h","id":"tiny.gguf"}`)
-	if evs = h.events(t, id, 5*time.Second); endOf(evs) != bus.EndDone || !strings.Contains(text(evs), `"size": 10`) {
+	if evs = h.events(t, id, 5*time.Second); endOf(evs) != wire.EndDone || !strings.Contains(text(evs), `"size": 10`) {
 		t.Fatalf("model_get:\n%s", text(evs))
 	}
 	// A path or a hidden name is refused at submit; a missing model fails
 	// the job.
 	for _, bad := range []string{"../etc", "a/b", ".hidden", "-rf"} {
-		if _, e := h.create(t, `{"operation":"model_delete","hive_id":"h","id":"`+bad+`"}`); e.Code != bus.CodeInvalid {
+		if _, e := h.create(t, `{"operation":"model_delete","hive_id":"h","id":"`+bad+`"}`); e.Code != wire.CodeInvalid {
 			t.Fatalf("model_delete %q: %+v, want invalid", bad, e)
 		}
 	}
@@ -325,7 +325,7 @@ func TestModels(t *testing.T) {
 		t.Fatalf("model_delete nope: %s", endOf(evs))
 	}
 	id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"llama-3.2-1b"}`)
-	if evs = h.events(t, id, 5*time.Second); endOf(evs) != bus.EndDone {
+	if evs = h.events(t, id, 5*time.Second); endOf(evs) != wire.EndDone {
 		t.Fatalf("model_delete: %s", text(evs))
 	}
 	if _, err := os.Stat(filepath.Join(dir, "llama-3.2-1b")); err == nil {
@@ -344,19 +344,19 @@ func TestNarrationBoundedForReplay(t *testing.T) {
 	h.gaps = true
 	id, _ := h.create(t, `{"operation":"model_list","hive_id":"h"}`)
 	h.events(t, id, 5*time.Second)
-	ref, _ := json.Marshal(bus.JobRef{JobID: id})
-	msg, err := h.nc.Request(bus.SubjectJobsReplay, ref, time.Second)
+	ref, _ := json.Marshal(wire.JobRef{JobID: id})
+	msg, err := h.nc.Request(wire.SubjectJobsReplay, ref, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rp bus.JobReplay
+	var rp wire.JobReplay
 	_ = json.Unmarshal(msg.Data, &rp)
 	var seqs []int
 	for _, ev := range rp.Events {
 		seqs = append(seqs, ev.Seq)
 	}
 	if fmt.Sprint(seqs) != "[1 2 4 5]" || !strings.Contains(rp.Events[2].Text, "(1 narration lines were not kept for replay)") ||
-		rp.Events[3].End != bus.EndDone {
+		rp.Events[3].End != wire.EndDone {
 		t.Fatalf("replay %+v", rp.Events)
 	}
 }
@@ -400,12 +400,12 @@ func TestDeleteEscalatesToSIGKILL(t *testing.T) {
 	exited := make(chan struct{})
 	go func() { _ = p.Wait(); close(exited) }()
 	defer func() { _ = p.Process.Kill(); <-exited }()
-	stopped, _ := h.nc.SubscribeSync(bus.SubjectWorkersStopped)
+	stopped, _ := h.nc.SubscribeSync(wire.SubjectWorkersStopped)
 	_ = h.nc.Flush()
 
 	id, _ := h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, p.Process.Pid))
 	evs := h.events(t, id, 10*time.Second)
-	if endOf(evs) != bus.EndDone || !strings.Contains(text(evs), "still running after 200ms; sending SIGKILL") {
+	if endOf(evs) != wire.EndDone || !strings.Contains(text(evs), "still running after 200ms; sending SIGKILL") {
 		t.Fatalf("delete:\n%s", text(evs))
 	}
 	select {

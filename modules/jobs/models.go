@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // modelEntry mirrors the original's ModelEntry JSON (H model catalog).
@@ -67,7 +67,7 @@ func (m *Jobs) model(id string) (modelEntry, error) {
 			return nil
 		})
 	}
-	return modelEntry{ID: id, Name: id, Path: path, Size: size, Status: "Available", AddedAt: bus.PushTimestamp(st.ModTime())}, nil
+	return modelEntry{ID: id, Name: id, Path: path, Size: size, Status: "Available", AddedAt: wire.PushTimestamp(st.ModTime())}, nil
 }
 
 func (m *Jobs) listModels(n *narrator) error {

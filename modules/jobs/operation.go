@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Operation is a parsed, validated job request.
@@ -36,7 +37,7 @@ var workerTypes = map[string]bool{"cpu": true, "cuda": true, "metal": true}
 
 // errInvalid marks a request that is well-formed JSON but not a valid
 // operation: the gateway answers 400.
-var errInvalid = &bus.ReplyError{Code: bus.CodeInvalid, Msg: "invalid operation"}
+var errInvalid = &bus.ReplyError{Code: wire.CodeInvalid, Msg: "invalid operation"}
 
 // ParseOperation decodes and validates an operation body. Unknown fields
 // are ignored, as the original's serde did.

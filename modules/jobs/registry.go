@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // job is one operation in flight or finished. Its fields are guarded by
@@ -19,7 +20,7 @@ type job struct {
 	id       string
 	op       Operation
 	cancel   context.CancelFunc
-	events   []bus.JobEvent
+	events   []wire.JobEvent
 	bytes    int // encoded size of events
 	seq      int
 	dropped  int
@@ -38,26 +39,26 @@ const maxEventBytes = 128 << 10
 // errNotFound, errBusy and errTooManyWorkers map to the not_found, busy
 // and conflict codes.
 var (
-	errNotFound       = &bus.ReplyError{Code: bus.CodeNotFound, Msg: "job not found"}
-	errBusy           = &bus.ReplyError{Code: bus.CodeBusy, Msg: "too many jobs", RetryAfter: 1}
-	errTooManyWorkers = &bus.ReplyError{Code: bus.CodeConflict, Msg: "too many workers"}
+	errNotFound       = &bus.ReplyError{Code: wire.CodeNotFound, Msg: "job not found"}
+	errBusy           = &bus.ReplyError{Code: wire.CodeBusy, Msg: "too many jobs", RetryAfter: 1}
+	errTooManyWorkers = &bus.ReplyError{Code: wire.CodeConflict, Msg: "too many workers"}
 )
 
 // create registers and starts a job for body.
-func (m *Jobs) create(ctx context.Context, body json.RawMessage) (bus.JobCreated, error) {
+func (m *Jobs) create(ctx context.Context, body json.RawMessage) (wire.JobCreated, error) {
 	op, err := ParseOperation(body)
 	if err != nil {
-		return bus.JobCreated{}, err
+		return wire.JobCreated{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running >= m.cfg.MaxJobs {
-		return bus.JobCreated{}, fmt.Errorf("%w: %d jobs running (max %d); retry shortly", errBusy, m.running, m.cfg.MaxJobs)
+		return wire.JobCreated{}, fmt.Errorf("%w: %d jobs running (max %d); retry shortly", errBusy, m.running, m.cfg.MaxJobs)
 	}
 	j := &job{id: "job-" + uuid.NewString(), op: op}
 	if op.Name == "worker_spawn" {
 		if live := m.procs.count() + m.reserved; live >= m.cfg.MaxWorkers {
-			return bus.JobCreated{}, fmt.Errorf("%w: %d workers spawned by this hive are live or starting (max %d, --max-workers); stop one first",
+			return wire.JobCreated{}, fmt.Errorf("%w: %d workers spawned by this hive are live or starting (max %d, --max-workers); stop one first",
 				errTooManyWorkers, live, m.cfg.MaxWorkers)
 		}
 		m.reserved++
@@ -68,7 +69,7 @@ func (m *Jobs) create(ctx context.Context, body json.RawMessage) (bus.JobCreated
 	m.jobs[j.id] = j
 	m.running++
 	m.wg.Go(func() { m.execute(jctx, j) })
-	return bus.JobCreated{JobID: j.id, SSEURL: "/v1/jobs/" + j.id + "/stream"}, nil
+	return wire.JobCreated{JobID: j.id, SSEURL: "/v1/jobs/" + j.id + "/stream"}, nil
 }
 
 // execute runs j's operation and ends its narration with the marker that
@@ -78,25 +79,25 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 	n.say("route_job", "Executing operation: "+j.op.Name)
 	err := m.dispatch(ctx, n, j.op)
 	m.unreserve(j)
-	end := bus.EndDone
+	end := wire.EndDone
 	switch {
 	case ctx.Err() != nil:
-		end = bus.EndCancelled
+		end = wire.EndCancelled
 	case err != nil:
-		end = bus.EndErrorPfx + truncate(strings.ReplaceAll(err.Error(), "\n", " "), 1024)
+		end = wire.EndErrorPfx + truncate(strings.ReplaceAll(err.Error(), "\n", " "), 1024)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if j.dropped > 0 {
 		m.log.Warn("job narration not kept for replay", "job", j.id, "lines", j.dropped, "total_all_jobs", m.droppedEvents)
-		m.emitLocked(j, bus.JobEvent{Text: fmt.Sprintf("(%d narration lines were not kept for replay)\n", j.dropped)}, true)
+		m.emitLocked(j, wire.JobEvent{Text: fmt.Sprintf("(%d narration lines were not kept for replay)\n", j.dropped)}, true)
 	}
-	m.emitLocked(j, bus.JobEvent{End: end}, true)
+	m.emitLocked(j, wire.JobEvent{End: end}, true)
 	result := "done"
 	switch {
-	case end == bus.EndCancelled:
+	case end == wire.EndCancelled:
 		result = "cancelled"
-	case end != bus.EndDone:
+	case end != wire.EndDone:
 		result = "error"
 	}
 	if m.totals[j.op.Name] == nil {
@@ -142,7 +143,7 @@ func (m *Jobs) forgetOldestLocked() {
 // emitLocked numbers ev, keeps it for replay (bounded, unless keep) and
 // publishes it. Publishing under the lock keeps the published order equal
 // to Seq order.
-func (m *Jobs) emitLocked(j *job, ev bus.JobEvent, keep bool) {
+func (m *Jobs) emitLocked(j *job, ev wire.JobEvent, keep bool) {
 	j.seq++
 	ev.Seq = j.seq
 	if len(ev.Text) > maxEventBytes {
@@ -156,7 +157,7 @@ func (m *Jobs) emitLocked(j *job, ev bus.JobEvent, keep bool) {
 		j.dropped++
 		m.droppedEvents++
 	}
-	if err := m.nc.Publish(bus.JobEventsSubject(j.id), b); err != nil {
+	if err := m.nc.Publish(wire.JobEventsSubject(j.id), b); err != nil {
 		m.log.Warn("publish job event", "job", j.id, "err", err)
 	}
 }
@@ -171,7 +172,7 @@ type narrator struct {
 func (n *narrator) say(action, msg string) {
 	n.m.mu.Lock()
 	defer n.m.mu.Unlock()
-	n.m.emitLocked(n.j, bus.JobEvent{Text: narration(n.fn, action, msg)}, false)
+	n.m.emitLocked(n.j, wire.JobEvent{Text: narration(n.fn, action, msg)}, false)
 }
 
 func (n *narrator) sayf(action, format string, args ...any) {
@@ -179,26 +180,26 @@ func (n *narrator) sayf(action, format string, args ...any) {
 }
 
 // cancelJob cancels a running job.
-func (m *Jobs) cancelJob(id string) (bus.JobCancelled, error) {
+func (m *Jobs) cancelJob(id string) (wire.JobCancelled, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[id]
 	if !ok || j.done {
-		return bus.JobCancelled{}, fmt.Errorf("%w: job %s not found or already finished", errNotFound, id)
+		return wire.JobCancelled{}, fmt.Errorf("%w: job %s not found or already finished", errNotFound, id)
 	}
 	j.cancel()
-	return bus.JobCancelled{JobID: id, Status: "cancelled"}, nil
+	return wire.JobCancelled{JobID: id, Status: "cancelled"}, nil
 }
 
 // replay returns the events kept so far.
-func (m *Jobs) replay(id string) (bus.JobReplay, error) {
+func (m *Jobs) replay(id string) (wire.JobReplay, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	j, ok := m.jobs[id]
 	if !ok {
-		return bus.JobReplay{}, fmt.Errorf("%w: job %s not found (unknown, or finished more than %v ago)", errNotFound, id, m.cfg.Retention)
+		return wire.JobReplay{}, fmt.Errorf("%w: job %s not found (unknown, or finished more than %v ago)", errNotFound, id, m.cfg.Retention)
 	}
-	return bus.JobReplay{JobID: id, Events: append([]bus.JobEvent(nil), j.events...)}, nil
+	return wire.JobReplay{JobID: id, Events: append([]wire.JobEvent(nil), j.events...)}, nil
 }
 
 // prune forgets jobs finished more than Retention ago. Jobs finish in

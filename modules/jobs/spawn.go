@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // Worker ports are chosen in [portMin, portMax], as the original did.
@@ -62,7 +62,7 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	_ = cmd.Process.Release() // reaped by procManager, not by cmd.Wait
 	m.procs.add(w)
 	m.unreserve(n.j) // the worker now counts as live itself
-	m.announce(bus.SubjectWorkersStarted, w)
+	m.announce(wire.SubjectWorkersStarted, w)
 	n.sayf("worker_spawn_pid", "Started %s (PID: %d, port: %d), log %s", workerID, w.pid, port, logPath)
 	if msg := m.placeInCgroup(w); msg != "" {
 		n.say("worker_cgroup", msg)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/shirou/gopsutil/v3/process"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -39,8 +39,8 @@ func (m *Jobs) workerProcess(ctx context.Context, pid int) (workerInfo, bool, er
 		return workerInfo{}, false, nil
 	}
 	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: workerproc.Describe(args)}
-	info.Port, _ = bus.WorkerArg(args, "port")
-	info.Model, _ = bus.WorkerArg(args, "model")
+	info.Port, _ = workerproc.Arg(args, "port")
+	info.Model, _ = workerproc.Arg(args, "model")
 	return info, true, nil
 }
 
@@ -95,7 +95,7 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 		m.procs.stop(w, m.grace())
 		// The reaper announces the stop; it may already have, and a second
 		// announcement is harmless.
-		m.announce(bus.SubjectWorkersStopped, w)
+		m.announce(wire.SubjectWorkersStopped, w)
 		n.sayf("worker_proc_del_ok", "Worker PID %d stopped", pid)
 		return nil
 	}
@@ -109,7 +109,7 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		waitGone(ctx, pid, 5*time.Second)
 	}
-	if err := m.nc.PublishJSON(bus.SubjectWorkersStopped, bus.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model}); err != nil {
+	if err := m.nc.PublishJSON(wire.SubjectWorkersStopped, wire.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model}); err != nil {
 		m.log.Warn("announce stopped worker", "pid", pid, "err", err)
 	}
 	n.sayf("worker_proc_del_ok", "Worker PID %d stopped", pid)

@@ -1,10 +1,10 @@
-package bus_test
+package wire_test
 
 import (
 	"net/url"
 	"testing"
 
-	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 )
 
 // An accepted Queen URL is an absolute http(s) URL with a host, and joining
@@ -14,14 +14,14 @@ func FuzzValidateQueenURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if bus.ValidateQueenURL(s) != nil {
+		if wire.ValidateQueenURL(s) != nil {
 			return
 		}
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 			t.Fatalf("accepted %q", s)
 		}
-		j := bus.JoinURL(s, "/v1/hive/ready")
+		j := wire.JoinURL(s, "/v1/hive/ready")
 		if len(j) < len("/v1/hive/ready")+1 || j[len(j)-len("//v1/hive/ready"):] == "//v1/hive/ready" {
 			t.Fatalf("JoinURL(%q) = %q", s, j)
 		}
