@@ -90,7 +90,7 @@ bench-hives: build ## N hives against a local 3-node hub cluster; HIVES=100 WIND
 FUZZTIME ?= 15s
 fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOperation$$' -fuzztime $(FUZZTIME) ./modules/jobs
-	$(GO) test -run '^$$' -fuzz '^FuzzValidateQueenURL$$$$' -fuzztime $(FUZZTIME) ./bus/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateQueenURL$$' -fuzztime $(FUZZTIME) ./bus/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/nvsmi
 
 lint: ## go vet and a gofmt check
