@@ -217,17 +217,6 @@ func (b *Bus) ClientURL() string {
 	return b.edge.ns.ClientURL()
 }
 
-// Server exposes the modules' server for monitoring and tests.
-func (b *Bus) Server() *server.Server { return b.ns }
-
-// EdgeServer is the server external clients and the hub use, or nil.
-func (b *Bus) EdgeServer() *server.Server {
-	if b.edge == nil {
-		return nil
-	}
-	return b.edge.ns
-}
-
 // BridgeDropped counts exported messages the edge could not take in time
 // (its clients were slow) and that were dropped for them.
 func (b *Bus) BridgeDropped() uint64 {

@@ -25,7 +25,6 @@ import (
 	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
 	"github.com/rbee/hive/modules/jobs"
-	"github.com/rbee/hive/modules/metrics"
 )
 
 // version is reported in hive_info.version; set with -ldflags -X.
@@ -114,11 +113,20 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
 	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
 
-	coll, err := collector.New(mc.collector, b, log)
+	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := b.RegisterMetrics(hiveReg); err != nil {
+		return fmt.Errorf("bus metrics: %w", err)
+	}
+	mc.gateway.Metrics = reg
+
+	coll, err := collector.New(mc.collector, b, log, hiveReg)
 	if err != nil {
 		return err
 	}
-	gw, err := gateway.New(mc.gateway, b, log)
+	gw, err := gateway.New(mc.gateway, b, log, hiveReg)
 	if err != nil {
 		return err
 	}
@@ -126,15 +134,11 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	disc, err := discovery.New(mc.discovery, b, log)
+	disc, err := discovery.New(mc.discovery, b, log, hiveReg)
 	if err != nil {
 		return err
 	}
-	jobsMod, err := jobs.New(mc.jobs, b, log)
-	if err != nil {
-		return err
-	}
-	met, err := metrics.New(mc.metrics, b, log)
+	jobsMod, err := jobs.New(mc.jobs, b, log, hiveReg)
 	if err != nil {
 		return err
 	}
@@ -157,7 +161,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		[]named{{"collector", coll}},
 		[]named{{"gateway", gw}},
 		[]named{{"discovery", disc}},
-		[]named{{"capabilities", caps}, {"jobs", jobsMod}, {"metrics", met}},
+		[]named{{"capabilities", caps}, {"jobs", jobsMod}},
 	)
 }
 

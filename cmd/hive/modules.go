@@ -11,7 +11,6 @@ import (
 	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
 	"github.com/rbee/hive/modules/jobs"
-	"github.com/rbee/hive/modules/metrics"
 )
 
 // moduleConfigs are the modules' configurations built from the settings:
@@ -25,7 +24,6 @@ type moduleConfigs struct {
 	discovery    discovery.Config
 	capabilities capabilities.Config
 	jobs         jobs.Config
-	metrics      metrics.Config
 }
 
 func (c *config) modules(info wire.HiveInfo) moduleConfigs {
@@ -40,10 +38,7 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 		discovery:    discovery.DefaultConfig(),
 		capabilities: capabilities.DefaultConfig(),
 		jobs:         jobs.DefaultConfig(),
-		metrics:      metrics.DefaultConfig(),
 	}
-	m.metrics.HiveID = c.HiveID
-	m.metrics.Version, m.metrics.Commit = info.Version, commit()
 
 	col := &m.collector
 	col.Hive = info
@@ -94,5 +89,5 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 // validate runs every module's own Validate.
 func (m moduleConfigs) validate() error {
 	return errors.Join(m.collector.Validate(), m.gateway.Validate(), m.discovery.Validate(),
-		m.capabilities.Validate(), m.jobs.Validate(), m.metrics.Validate())
+		m.capabilities.Validate(), m.jobs.Validate())
 }

@@ -36,17 +36,17 @@ func BenchmarkCollect(b *testing.B) {
 				}
 			}()
 			c, err := New(Config{Hive: wire.HiveInfo{ID: "bench"}, Interval: time.Second, WorkerMatch: m,
-				WorkerMatchOn: workerproc.OnCmdline, GPU: NoGPU{}}, bustest.Start(b), nil)
+				WorkerMatchOn: workerproc.OnCmdline, GPU: NoGPU{}}, bustest.Start(b), nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
-			if got := len(c.Collect(ctx)); got != n {
+			if got := len(c.collectSamples(ctx)); got != n {
 				b.Fatalf("collected %d workers, want %d", got, n)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				c.Collect(ctx)
+				c.collectSamples(ctx)
 			}
 		})
 	}

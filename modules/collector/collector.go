@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
 )
@@ -23,7 +24,7 @@ type Collector struct {
 	announced *AnnouncedSource
 	sources   []Source
 	sampler   *sampler
-	stats     collectorStats
+	metrics   *metrics
 	// table is the tick's one walk of /proc, shared by the pattern source,
 	// the descendant folding and the sampler.
 	table    *procTable
@@ -33,8 +34,9 @@ type Collector struct {
 	utilSrc string // last source of gpu_util_pct logged
 }
 
-// New validates cfg and builds the sources. It starts nothing.
-func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
+// New validates cfg, builds the sources and registers the collector's
+// metrics with reg (nil: not exported). It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*Collector, error) {
 	if b == nil {
 		return nil, errors.New("collector: nil bus")
 	}
@@ -47,7 +49,15 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 	if cfg.GPU == nil {
 		cfg.GPU = NoGPU{}
 	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	met, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("collector: metrics: %w", err)
+	}
 	c := &Collector{
+		metrics:   met,
 		cfg:       cfg,
 		bus:       b,
 		log:       log.With("module", "collector"),
@@ -74,8 +84,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Collector, error) {
 	return c, nil
 }
 
-// Run samples and publishes every Interval until ctx ends or Close is
-// called, then publishes a last event with operational_status "stopping".
+// Run samples and publishes every Interval until ctx ends, then publishes a last event with operational_status "stopping".
 // The first event is published at once.
 func (c *Collector) Run(ctx context.Context) error {
 	nc, err := c.bus.Connect("collector")
@@ -104,13 +113,6 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
-	stats, err := bus.Handle(nc, bus.StatsSubject("collector"), func(struct{}) (bus.CollectorStats, error) {
-		return c.stats.snapshot(), nil
-	})
-	if err != nil {
-		return fmt.Errorf("collector: subscribe stats: %w", err)
-	}
-	subs = append(subs, stats)
 	// Announcements published before the first tick must be seen by it.
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("collector: flush: %w", err)
@@ -138,29 +140,22 @@ func (c *Collector) publishStopping(nc *bus.Conn, workers []wire.ProcessStats) {
 	_ = nc.FlushTimeout(time.Second)
 }
 
-// tick collects one sample of every worker and publishes it, then the
-// same tick's counters for the metrics module.
+// tick collects one sample of every worker, publishes it and keeps the
+// same tick's counters for /metrics.
 // The event's timestamp is the tick's instant (the ticker's), not the end
 // of sampling: consumers see the cadence, whatever one tick cost.
 func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) []wire.ProcessStats {
 	start := time.Now()
 	workers, counters := c.collect(ctx)
 	c.publish(nc, status, workers, at)
-	if err := nc.PublishJSON(bus.SubjectWorkerCounters, bus.WorkerCounters{HiveID: c.cfg.Hive.ID, Workers: counters}); err != nil {
-		c.log.Warn("publish worker counters", "err", err)
-	}
-	c.stats.observeTick(time.Since(start))
+	c.metrics.setWorkers(counters)
+	c.metrics.tick.Observe(time.Since(start).Seconds())
 	return workers
 }
 
-// Collect runs one collection: sources, process samples, one GPU query.
-func (c *Collector) Collect(ctx context.Context) []wire.ProcessStats {
-	workers, _ := c.collect(ctx)
-	return workers
-}
-
-// collect is Collect plus each worker's cumulative counters.
-func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []bus.WorkerCounter) {
+// collect runs one collection (sources, process samples, one GPU query)
+// and returns each worker's sample and cumulative counters.
+func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerCounter) {
 	gpuCtx, cancel := context.WithTimeout(ctx, c.cfg.Interval*8/10)
 	defer cancel()
 	gpuDone := make(chan GPUSnapshot, 1)
@@ -180,7 +175,7 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []bus.Wor
 	refresh := func() {
 		refreshed = true
 		if err := c.table.refresh(ctx, c.withArgs); err != nil {
-			c.stats.sampleErrors.Add(1)
+			c.metrics.sampleErrors.Inc()
 			c.log.Warn("process table", "err", err)
 		}
 	}
@@ -192,7 +187,7 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []bus.Wor
 	for _, s := range c.sources {
 		ws, err := s.Scan(ctx)
 		if err != nil {
-			c.stats.sampleErrors.Add(1)
+			c.metrics.sampleErrors.Inc()
 			c.log.Warn("worker source failed", "source", s.Name(), "err", err)
 			continue
 		}
@@ -230,7 +225,7 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []bus.Wor
 		}
 	}
 	out := make([]wire.ProcessStats, 0, len(list))
-	counters := make([]bus.WorkerCounter, 0, len(list))
+	counters := make([]workerCounter, 0, len(list))
 	kept := make([]Worker, 0, len(list))
 	for _, w := range list {
 		if st, wc, ok := c.sampler.sampleWithTotals(ctx, w); ok {
@@ -244,15 +239,15 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []bus.Wor
 	ix := newGPUIndex(<-gpuDone)
 	for i := range out {
 		ix.apply(kept[i], &out[i])
-		counters[i].GPUUtilRatio = float64(out[i].GPUUtilPct) / 100
-		counters[i].GPUMemoryBytes = out[i].VRAMMB << 20
+		counters[i].gpuUtilRatio = float64(out[i].GPUUtilPct) / 100
+		counters[i].gpuMemoryBytes = out[i].VRAMMB << 20
 	}
 	return out, counters
 }
 
 func (c *Collector) noteGPUErr(err error) {
 	if err != nil && !errors.Is(err, ErrNoGPU) {
-		c.stats.sampleErrors.Add(1)
+		c.metrics.sampleErrors.Inc()
 	}
 	msg := ""
 	if err != nil {
@@ -309,7 +304,7 @@ func (c *Collector) publish(nc *bus.Conn, status string, workers []wire.ProcessS
 		c.log.Error("encode telemetry", "err", err)
 		return
 	}
-	c.stats.published.Add(1)
+	c.metrics.published.Inc()
 	if err := nc.PublishTelemetry(info.ID, data); err != nil {
 		c.log.Warn("publish telemetry", "err", err)
 	}

@@ -67,13 +67,13 @@ func TestProcTableRereadsArgsAfterExec(t *testing.T) {
 // first announced worker starts the walk, which its descendants and its
 // sample need.
 func TestNoProcWalkWithoutWorkers(t *testing.T) {
-	c, err := New(Config{Hive: wire.HiveInfo{ID: "idle"}, Interval: time.Second, GPU: NoGPU{}}, bustest.Start(t), nil)
+	c, err := New(Config{Hive: wire.HiveInfo{ID: "idle"}, Interval: time.Second, GPU: NoGPU{}}, bustest.Start(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	for range 3 {
-		if got := c.Collect(ctx); len(got) != 0 {
+		if got := c.collectSamples(ctx); len(got) != 0 {
 			t.Fatalf("workers %+v", got)
 		}
 	}
@@ -81,7 +81,7 @@ func TestNoProcWalkWithoutWorkers(t *testing.T) {
 		t.Fatalf("%d walks of /proc without a worker", c.table.tick)
 	}
 	c.announced.Started(wire.WorkerEvent{PID: os.Getpid(), Instance: "self"})
-	if got := c.Collect(ctx); len(got) != 1 || c.table.tick != 1 {
+	if got := c.collectSamples(ctx); len(got) != 1 || c.table.tick != 1 {
 		t.Fatalf("with a worker: %d workers, %d walks", len(got), c.table.tick)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/shirou/gopsutil/v3/host"
 	"github.com/shirou/gopsutil/v3/process"
 
-	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
 )
 
@@ -85,14 +84,14 @@ func (s *sampler) sample(ctx context.Context, w Worker) (wire.ProcessStats, bool
 }
 
 // sampleWithTotals is sample plus the worker's cumulative counters.
-func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessStats, bus.WorkerCounter, bool) {
+func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessStats, workerCounter, bool) {
 	var sum procSample
 	var main procSample
 	for i, pid := range w.PIDs {
 		ps, ok := s.sampleProc(ctx, pid)
 		if !ok {
 			if i == 0 {
-				return wire.ProcessStats{}, bus.WorkerCounter{}, false
+				return wire.ProcessStats{}, workerCounter{}, false
 			}
 			continue // a child that exited mid-sample
 		}
@@ -134,11 +133,11 @@ func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessS
 		m := w.Model
 		st.Model = &m
 	}
-	wc := bus.WorkerCounter{
-		PID: st.PID, Group: w.Group, Instance: w.Instance, Model: w.Model,
-		CPUSecondsTotal: tot.cpu, ResidentBytes: sum.rssBytes,
-		IOReadBytesTotal: tot.ioRead, IOWriteBytesTotal: tot.ioWrite,
-		StartTimeSeconds: float64(main.createTime) / 1000,
+	wc := workerCounter{
+		pid: st.PID, group: w.Group, instance: w.Instance, model: w.Model,
+		cpuSeconds: tot.cpu, residentBytes: sum.rssBytes,
+		ioReadBytes: tot.ioRead, ioWriteBytes: tot.ioWrite,
+		startTimeSeconds: float64(main.createTime) / 1000,
 	}
 	return st, wc, true
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
 )
@@ -48,8 +49,9 @@ type Discovery struct {
 // Ready is closed once Run listens for telemetry and Queen URLs.
 func (d *Discovery) Ready() <-chan struct{} { return d.ready }
 
-// New validates cfg. It starts nothing.
-func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
+// New validates cfg and registers the module's metrics with reg (nil: not
+// exported). It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*Discovery, error) {
 	if b == nil {
 		return nil, errors.New("discovery: nil bus")
 	}
@@ -84,7 +86,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 		return nil, err
 	}
 	allow, _ := cfg.allowList() // checked by Validate
-	return &Discovery{
+	d := &Discovery{
 		cfg:    cfg,
 		bus:    b,
 		log:    log.With("module", "discovery"),
@@ -99,7 +101,14 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Discovery, error) {
 		latest: make(chan event, 1),
 		urls:   make(chan string, 8),
 		ready:  make(chan struct{}),
-	}, nil
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := d.register(reg); err != nil {
+		return nil, fmt.Errorf("discovery: metrics: %w", err)
+	}
+	return d, nil
 }
 
 // loop is one discovery loop toward one Queen.
@@ -121,7 +130,7 @@ func (l *loop) running() bool {
 	}
 }
 
-// Run follows telemetry and Queen URLs until ctx ends or Close. At most one
+// Run follows telemetry and Queen URLs until ctx ends. At most one
 // loop runs: a new Queen URL replaces it, the same URL while it runs is
 // ignored.
 func (d *Discovery) Run(ctx context.Context) error {
@@ -136,13 +145,6 @@ func (d *Discovery) Run(ctx context.Context) error {
 		return fmt.Errorf("discovery: subscribe: %w", err)
 	}
 	defer func() { _ = tsub.Unsubscribe() }()
-	ssub, err := bus.Handle(nc, bus.StatsSubject("discovery"), func(struct{}) (bus.DiscoveryStats, error) {
-		return bus.DiscoveryStats{PushFailures: d.pushFails.Load(), Refused: d.refused.Load()}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("discovery: subscribe: %w", err)
-	}
-	defer func() { _ = ssub.Unsubscribe() }()
 	qsub, err := bus.Handle(nc, wire.SubjectDiscoveryQueen, d.onQueenChange)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)

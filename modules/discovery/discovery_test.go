@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/rbee/hive/bus"
@@ -85,6 +86,7 @@ func (q *fakeQueen) waitN(t *testing.T, n int) []queenReq {
 type harness struct {
 	d   *Discovery
 	pub *bus.Conn
+	reg *prometheus.Registry // the module's metrics, pedantic
 }
 
 var testCaps = wire.Capabilities{Devices: []wire.Device{{ID: "CPU-0", Name: "CPU (2 cores)", DeviceType: "cpu"}}}
@@ -113,12 +115,13 @@ func start(t *testing.T, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	d, err := New(cfg, b, bustest.Logger(t))
+	reg := prometheus.NewPedanticRegistry()
+	d, err := New(cfg, b, bustest.Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bustest.RunModule(t, "discovery", d.Run, d.Ready())
-	return &harness{d: d, pub: nc}
+	return &harness{d: d, pub: nc, reg: reg}
 }
 
 func (h *harness) telemetry(t *testing.T, hiveID string, pids ...uint32) wire.TelemetryEvent {
@@ -505,7 +508,7 @@ func TestNewValidates(t *testing.T) {
 	} {
 		c := good
 		mut(&c)
-		if _, err := New(c, b, nil); err == nil {
+		if _, err := New(c, b, nil, nil); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/bus/wire"
 )
@@ -54,8 +56,16 @@ func TestQueenChangeRefusals(t *testing.T) {
 	if got := h.queenURL(t, urls[2]); got != "started" {
 		t.Fatalf("change after the interval: %s", got)
 	}
-	if n := h.d.refused.Load(); n != 6 {
-		t.Errorf("refused counter %d, want 6", n)
+	want := `
+# HELP hive_discovery_queen_changes_refused_total Queen URLs refused: host not allowed, caller not authorised, or too many changes.
+# TYPE hive_discovery_queen_changes_refused_total counter
+hive_discovery_queen_changes_refused_total 6
+`
+	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "hive_discovery_queen_changes_refused_total"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(h.reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
 	}
 }
 

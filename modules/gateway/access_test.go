@@ -25,7 +25,7 @@ func routerFor(t *testing.T, cfg Config) http.Handler {
 	if cfg.HiveID == "" {
 		cfg.HiveID = "h1"
 	}
-	g, err := New(cfg, b, nil)
+	g, err := New(cfg, b, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

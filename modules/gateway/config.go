@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures the gateway.
@@ -49,6 +51,10 @@ type Config struct {
 	RetryHint time.Duration
 	// ShutdownTimeout bounds the HTTP server's graceful shutdown.
 	ShutdownTimeout time.Duration
+
+	// Metrics is what GET /metrics serves: the hive's one registry, which
+	// every module registers its own series with. nil serves an empty one.
+	Metrics prometheus.Gatherer
 }
 
 // DefaultConfig returns the defaults of the original daemon's wire, and

@@ -30,7 +30,7 @@ func BenchmarkSSEEndToEnd(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
 			bb := bustest.Start(b)
-			g, err := New(Config{Listen: "127.0.0.1:0", HiveID: "h", QueueSize: 64}, bb, nil)
+			g, err := New(Config{Listen: "127.0.0.1:0", HiveID: "h", QueueSize: 64}, bb, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

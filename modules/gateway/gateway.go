@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rbee/hive/bus"
 )
@@ -30,6 +31,7 @@ type Gateway struct {
 	token []byte
 
 	denied      atomic.Uint64 // requests refused by access checks
+	shed        atomic.Uint64 // connections refused past a cap
 	liveDropped atomic.Uint64 // live job events a slow stream missed (recovered from the replay)
 	ln          *limitListener
 
@@ -38,8 +40,9 @@ type Gateway struct {
 	stopping chan struct{}
 }
 
-// New validates cfg. It starts nothing.
-func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
+// New validates cfg and registers the gateway's metrics with reg (nil: not
+// exported). It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
 	if b == nil {
 		return nil, errors.New("gateway: nil bus")
 	}
@@ -77,7 +80,13 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		token = sum[:]
 	}
-	return &Gateway{
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	g := &Gateway{
 		token:    token,
 		cfg:      cfg,
 		bus:      b,
@@ -85,7 +94,11 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Gateway, error) {
 		fanout:   newFanout(cfg.History, cfg.QueueSize, cmp.Or(cfg.FirstEventID, uint64(time.Now().UnixMilli())), cfg.WriteTimeout),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
-	}, nil
+	}
+	if err := g.register(reg); err != nil {
+		return nil, fmt.Errorf("gateway: metrics: %w", err)
+	}
+	return g, nil
 }
 
 // Ready is closed once the gateway listens; Addr is valid from then on.
@@ -94,8 +107,7 @@ func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 // Addr is the bound address. Only valid after Ready.
 func (g *Gateway) Addr() net.Addr { return g.addr }
 
-// Run subscribes to telemetry, listens and serves until ctx ends or Close,
-// then ends every stream and shuts the server down.
+// Run subscribes to telemetry, listens and serves until ctx ends, then ends every stream and shuts the server down.
 func (g *Gateway) Run(ctx context.Context) error {
 	nc, err := g.bus.Connect("gateway")
 	if err != nil {
@@ -121,7 +133,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
 	}
-	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP)
+	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP, &g.shed)
 	g.ln = ln
 	g.addr = ln.Addr()
 	srv := &http.Server{
@@ -135,12 +147,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	var stopOnce sync.Once
 	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
-	stats, err := bus.Handle(nc, bus.StatsSubject("gateway"), func(struct{}) (bus.GatewayStats, error) { return g.stats(), nil })
-	if err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("gateway: subscribe stats: %w", err)
-	}
-	defer func() { _ = stats.Unsubscribe() }()
 	close(g.ready)
 	g.log.Info("gateway listening", "addr", g.addr.String(), "auth", g.authMode(),
 		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
@@ -214,7 +220,7 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	reads("/v1/capabilities", caps)
 	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
 	reads("/v1/jobs/:id/stream", g.guard(read), g.streamJob(nc))
-	reads("/metrics", g.guard(read), g.metrics(nc))
+	reads("/metrics", g.guard(read), g.metricsHandler())
 	r.GET("/", noBody, dashboardFile("index.html", "text/html; charset=utf-8"))
 	r.GET("/dashboard/dashboard.js", noBody, dashboardFile("dashboard.js", "text/javascript; charset=utf-8"))
 	r.GET("/dashboard/dashboard.css", noBody, dashboardFile("dashboard.css", "text/css; charset=utf-8"))
@@ -234,17 +240,4 @@ func (g *Gateway) authMode() string {
 		return "none (--allow-unauthenticated)"
 	}
 	return "loopback-only control"
-}
-
-// stats are the gateway's counters, answered on hive.stats.gateway; valid
-// after Ready.
-func (g *Gateway) stats() bus.GatewayStats {
-	s := bus.GatewayStats{Denied: g.denied.Load(), Subscribers: g.fanout.numClients(),
-		Published: g.fanout.published.Load(), Dropped: g.fanout.dropped.Load(), Kicked: g.fanout.kicked.Load(),
-		Stalls: g.fanout.stalls.Load()}
-	if g.ln != nil {
-		s.ConnsShed = g.ln.shed.Load()
-		s.ConnsOpen = g.ln.openConns()
-	}
-	return s
 }

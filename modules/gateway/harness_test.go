@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/rbee/hive/bus"
@@ -23,7 +24,8 @@ type testGateway struct {
 	*Gateway
 	pub  *bus.Conn
 	base string
-	stop func() // ends Run, as the hive's shutdown does
+	reg  *prometheus.Registry // the gateway's metrics, served on /metrics
+	stop func()               // ends Run, as the hive's shutdown does
 }
 
 // startGateway runs a gateway on a real in-process bus and returns it with
@@ -40,7 +42,11 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 	if cfg.FirstEventID == 0 {
 		cfg.FirstEventID = 1 // ids the cases below can name
 	}
-	g, err := New(cfg, b, bustest.Logger(t))
+	reg := prometheus.NewPedanticRegistry()
+	if cfg.Metrics == nil {
+		cfg.Metrics = reg
+	}
+	g, err := New(cfg, b, bustest.Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +55,7 @@ func startGateway(t *testing.T, cfg Config) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testGateway{Gateway: g, pub: pub, base: "http://" + g.Addr().String(), stop: stop}
+	return &testGateway{Gateway: g, reg: reg, pub: pub, base: "http://" + g.Addr().String(), stop: stop}
 }
 
 // publish sends a telemetry payload and waits until the fanout has it.

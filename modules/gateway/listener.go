@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,15 +20,15 @@ type limitListener struct {
 	net.Listener
 	max, perIP int
 
-	mu    sync.Mutex
-	open  int
-	byIP  map[string]int
-	shed  atomic.Uint64 // connections refused
-	total atomic.Uint64 // connections accepted and kept
+	shed *atomic.Uint64 // connections refused, the gateway's counter
+
+	mu   sync.Mutex
+	open int
+	byIP map[string]int
 }
 
-func newLimitListener(ln net.Listener, max, perIP int) *limitListener {
-	return &limitListener{Listener: ln, max: max, perIP: perIP, byIP: make(map[string]int)}
+func newLimitListener(ln net.Listener, max, perIP int, shed *atomic.Uint64) *limitListener {
+	return &limitListener{Listener: ln, max: max, perIP: perIP, shed: shed, byIP: make(map[string]int)}
 }
 
 // rejectBody is the whole answer to a connection past a cap.
@@ -63,7 +61,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		l.total.Add(1)
 		return &trackedConn{Conn: c, l: l, ip: ip}, nil
 	}
 }
@@ -77,12 +74,6 @@ func (l *limitListener) release(ip string) {
 	l.mu.Unlock()
 }
 
-func (l *limitListener) openConns() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.open
-}
-
 func peerIP(a net.Addr) string {
 	if t, ok := a.(*net.TCPAddr); ok {
 		return t.IP.String()
@@ -94,9 +85,8 @@ func peerIP(a net.Addr) string {
 	return host
 }
 
-// trackedConn gives its slot back on Close, and turns the plain-text error
-// answers net/http writes itself (431, 400, 501: before any handler runs)
-// into the JSON every other error has.
+// trackedConn gives its slot back on Close. Its Write turns net/http's own
+// plain-text errors into JSON (plainerrors.go).
 type trackedConn struct {
 	net.Conn
 	l    *limitListener
@@ -115,39 +105,4 @@ func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() { c.l.release(c.ip) })
 	return c.Conn.Close()
-}
-
-// plainErrHeaders is what net/http puts between the status line and the
-// body of the errors it writes on its own (net/http server.go).
-var plainErrHeaders = []byte("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
-
-func (c *trackedConn) Write(b []byte) (int, error) {
-	if j, ok := jsonServerError(b); ok {
-		if _, err := c.Conn.Write(j); err != nil {
-			return 0, err
-		}
-		return len(b), nil
-	}
-	return c.Conn.Write(b)
-}
-
-// jsonServerError rewrites one of net/http's own error answers, written in
-// one piece as "HTTP/1.1 <code> <text>" + plainErrHeaders + <text>, as
-// JSON. Anything else is left alone.
-func jsonServerError(b []byte) ([]byte, bool) {
-	rest, ok := bytes.CutPrefix(b, []byte("HTTP/1.1 "))
-	if !ok || len(rest) < 4 || rest[0] < '4' || rest[0] > '5' {
-		return nil, false
-	}
-	status, body, ok := bytes.Cut(rest, plainErrHeaders)
-	if !ok || bytes.IndexByte(status, '\n') >= 0 {
-		return nil, false
-	}
-	code, err := strconv.Atoi(string(status[:3]))
-	if err != nil || http.StatusText(code) == "" {
-		return nil, false
-	}
-	j, _ := json.Marshal(apiError{Error: string(body)})
-	out := []byte("HTTP/1.1 " + string(status) + "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(j)) + "\r\n\r\n")
-	return append(out, j...), true
 }

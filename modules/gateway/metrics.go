@@ -1,22 +1,46 @@
 package gateway
 
 import (
-	"net/http"
+	"fmt"
+	"log/slog"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/rbee/hive/bus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics serves GET /metrics: the metrics module's Prometheus exposition,
-// passed through. The gateway computes nothing here, so a scrape costs the
-// same whatever the number of SSE clients.
-func (g *Gateway) metrics(nc *bus.Conn) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		out, ok := call[struct{}, bus.MetricsScrape](c, nc, "metrics", bus.SubjectMetricsScrape, struct{}{})
-		if !ok {
-			return
-		}
-		c.Data(http.StatusOK, out.ContentType, []byte(out.Body))
+// register exports the counters the gateway keeps as it goes: a scrape
+// reads them and costs the same with ten SSE clients or ten thousand.
+func (g *Gateway) register(reg prometheus.Registerer) error {
+	counter := func(name, help string, v func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
 	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hive_sse_subscribers", Help: "Clients on the telemetry SSE stream."},
+			func() float64 { return float64(g.fanout.numClients()) }),
+		counter("hive_sse_events_dropped_total", "Events not delivered to an SSE client that was too slow.", g.fanout.dropped.Load),
+		counter("hive_sse_subscribers_kicked_total", "SSE clients disconnected for being too slow.", g.fanout.kicked.Load),
+		counter("hive_sse_write_stalls_total", "Events an SSE client's socket could not take at once (then queued for it).", g.fanout.stalls.Load),
+		counter("hive_http_requests_denied_total", "HTTP requests refused by the access checks.", g.denied.Load),
+		counter("hive_http_connections_shed_total", "HTTP connections refused past a connection cap.", g.shed.Load),
+		counter("hive_job_stream_events_dropped_total", "Live job events a slow job stream missed (it recovers them from the replay).", g.liveDropped.Load),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// metricsHandler serves GET /metrics from the hive's one registry.
+func (g *Gateway) metricsHandler() gin.HandlerFunc {
+	// A collector that fails leaves its series out of that scrape; the
+	// rest is served, as Prometheus' own exporters do.
+	h := promhttp.HandlerFor(g.cfg.Metrics, promhttp.HandlerOpts{ErrorLog: slogPrinter{g.log}, ErrorHandling: promhttp.ContinueOnError})
+	return gin.WrapH(h)
+}
+
+// slogPrinter is promhttp's error log.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", fmt.Sprint(v...)) }

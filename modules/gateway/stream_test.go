@@ -196,7 +196,7 @@ func readStream(t *testing.T, conn net.Conn, resp *http.Response) *sseStream {
 // being left open with their goroutines.
 func TestListenerFailureEndsTheStreams(t *testing.T) {
 	b := bustest.Start(t)
-	g, err := New(Config{Listen: "127.0.0.1:0", HiveID: "h1", FirstEventID: 1}, b, bustest.Logger(t))
+	g, err := New(Config{Listen: "127.0.0.1:0", HiveID: "h1", FirstEventID: 1}, b, bustest.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/rbee/hive/bus"
@@ -72,8 +73,9 @@ func zombies() []int {
 }
 
 type harness struct {
-	m  *Jobs
-	nc *bus.Conn
+	m   *Jobs
+	nc  *bus.Conn
+	reg *prometheus.Registry // the module's metrics, pedantic
 	// gaps allows Seq gaps in replays (narration beyond MaxEvents).
 	gaps bool
 }
@@ -98,7 +100,8 @@ func start(t *testing.T, cfg Config) *harness {
 	if cfg.StopGrace == 0 {
 		cfg.StopGrace = time.Second
 	}
-	m, err := New(cfg, b, bustest.Logger(t))
+	reg := prometheus.NewPedanticRegistry()
+	m, err := New(cfg, b, bustest.Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,7 @@ func start(t *testing.T, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	bustest.RunModule(t, "jobs", m.Run, m.Ready())
-	return &harness{m: m, nc: nc}
+	return &harness{m: m, nc: nc, reg: reg}
 }
 
 // create submits an operation; it returns the job id or the error reply.

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
@@ -36,8 +37,8 @@ type Jobs struct {
 	finished      []*job // finished jobs still kept, oldest first
 	keptBytes     int64  // narration bytes of the jobs in finished
 	running       int
-	totals        map[string]map[string]uint64 // finished jobs: operation -> result -> count
-	reserved      int                          // worker slots held by spawns in progress
+	finishedTotal *prometheus.CounterVec // finished jobs by operation and result
+	reserved      int                    // worker slots held by spawns in progress
 	droppedEvents uint64
 	evicted       uint64 // finished jobs forgotten early for the bounds
 	stopping      atomic.Bool
@@ -46,8 +47,9 @@ type Jobs struct {
 	ready chan struct{}
 }
 
-// New validates cfg. It starts nothing.
-func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
+// New validates cfg and registers the module's metrics with reg (nil: not
+// exported). It starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*Jobs, error) {
 	if b == nil {
 		return nil, errors.New("jobs: nil bus")
 	}
@@ -93,18 +95,23 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Jobs, error) {
 			// never goes where a redirect points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		jobs:   make(map[string]*job),
-		totals: make(map[string]map[string]uint64),
-		ready:  make(chan struct{}),
+		jobs:  make(map[string]*job),
+		ready: make(chan struct{}),
 	}
 	m.procs = newProcManager(m.log)
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := m.register(reg); err != nil {
+		return nil, fmt.Errorf("jobs: metrics: %w", err)
+	}
 	return m, nil
 }
 
 // Ready is closed once Run answers requests.
 func (m *Jobs) Ready() <-chan struct{} { return m.ready }
 
-// Run answers job requests until ctx ends or Close; then it cancels the
+// Run answers job requests until ctx ends; then it cancels the
 // running jobs, waits for them, and stops the workers it spawned if
 // configured to.
 func (m *Jobs) Run(ctx context.Context) error {
@@ -148,11 +155,6 @@ func (m *Jobs) Run(ctx context.Context) error {
 		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
 	defer func() { _ = replay.Unsubscribe() }()
-	stats, err := bus.Handle(nc, bus.StatsSubject("jobs"), func(struct{}) (bus.JobsStats, error) { return m.stats(), nil })
-	if err != nil {
-		return fmt.Errorf("jobs: subscribe: %w", err)
-	}
-	defer func() { _ = stats.Unsubscribe() }()
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("jobs: flush: %w", err)
 	}

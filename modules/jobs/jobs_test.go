@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/bus/wire"
@@ -334,6 +335,26 @@ func TestModels(t *testing.T) {
 	id, _ = h.create(t, `{"operation":"model_download","hive_id":"h","model":"m"}`)
 	if evs = h.events(t, id, 5*time.Second); !strings.HasPrefix(endOf(evs), "[ERROR] model_download is not supported by this hive") {
 		t.Fatalf("model_download: %s", endOf(evs))
+	}
+
+	// Every job above is counted by operation and result, lint-clean.
+	want := `
+# HELP hive_jobs_total Finished jobs by operation and result.
+# TYPE hive_jobs_total counter
+hive_jobs_total{operation="model_delete",result="done"} 1
+hive_jobs_total{operation="model_delete",result="error"} 1
+hive_jobs_total{operation="model_download",result="error"} 1
+hive_jobs_total{operation="model_get",result="done"} 1
+hive_jobs_total{operation="model_list",result="done"} 1
+# HELP hive_jobs_running Jobs running now.
+# TYPE hive_jobs_running gauge
+hive_jobs_running 0
+`
+	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "hive_jobs_total", "hive_jobs_running"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(h.reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
 	}
 }
 

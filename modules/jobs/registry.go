@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -100,10 +99,7 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 	case end != wire.EndDone:
 		result = "error"
 	}
-	if m.totals[j.op.Name] == nil {
-		m.totals[j.op.Name] = map[string]uint64{}
-	}
-	m.totals[j.op.Name][result]++
+	m.finishedTotal.WithLabelValues(j.op.Name, result).Inc()
 	j.done = true
 	j.finished = m.cfg.Now()
 	j.cancel()
@@ -214,15 +210,4 @@ func (m *Jobs) prune() int {
 		n++
 	}
 	return n
-}
-
-// stats answers hive.stats.jobs.
-func (m *Jobs) stats() bus.JobsStats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	totals := make(map[string]map[string]uint64, len(m.totals))
-	for op, byResult := range m.totals {
-		totals[op] = maps.Clone(byResult)
-	}
-	return bus.JobsStats{Running: m.running, Workers: m.procs.count(), Totals: totals}
 }
