@@ -19,7 +19,7 @@ for i in $(seq 8); do
   setsid sh -c 'sleep 100000; true' llm-worker-fanout --model "model-$i" --port "$((21000 + i))" & pids+=($!)
 done
 setsid bin/hive --port 17951 --nats-listen "" --queen-url "" --gpu-source none --cgroup-root "" \
-  --worker-match llm-worker-fanout --worker-match-on cmdline --log-level error \
+  --worker-match cmdline:llm-worker-fanout --log-level error \
   --http-max-conns 30000 --http-max-conns-per-ip 30000 & hive=$!; pids+=($hive)
 wait_http http://127.0.0.1:17951/health
 bin/fanoutload -name hive -url http://127.0.0.1:17951/v1/heartbeats/stream -pid "$hive" -clients "$clients" -window "$window"

@@ -124,7 +124,7 @@ func (c *check) startHive() error {
 	}
 	c.hive = exec.Command(c.cfg.hive, "--queen-url", "", "--listen", "127.0.0.1:"+strconv.Itoa(c.cfg.port),
 		"--nats-listen", "", "--hive-id", "gpucheck", "--cgroup-root", "", "--gpu-source", "auto",
-		"--worker-match-on", "cmdline", "--worker-match", "llm-worker --model gpu-probe")
+		"--worker-match", "cmdline:llm-worker --model gpu-probe")
 	c.hive.Env, c.hive.Stdout, c.hive.Stderr = c.env, log, log
 	if err := c.hive.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", c.cfg.hive, err)

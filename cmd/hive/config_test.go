@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rbee/hive/modules/gateway"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -18,7 +20,7 @@ func env(m map[string]string) func(string) (string, bool) {
 
 func TestConfigPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "hive.yaml")
-	if err := os.WriteFile(file, []byte("port: 1111\nhive-id: from-file\nqueen-url: http://file:7833\ntelemetry-interval: 2s\n"), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte("hive-id: from-file\nhttp:\n  port: 1111\nqueen:\n  url: http://file:7833\nworkers:\n  telemetry-interval: 2s\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c, err := loadConfig([]string{"--config", file, "--port", "3333"},
@@ -26,12 +28,12 @@ func TestConfigPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Port != 3333 || c.HiveID != "from-env" || c.QueenURL != "" || c.TelemetryInterval != 2*time.Second {
-		t.Fatalf("got port=%d id=%q queen=%q interval=%v", c.Port, c.HiveID, c.QueenURL, c.TelemetryInterval)
+	if c.Port != 3333 || c.HiveID != "from-env" || c.Queen.QueenURL != "" || c.Workers.Interval != 2*time.Second {
+		t.Fatalf("got port=%d id=%q queen=%q interval=%v", c.Port, c.HiveID, c.Queen.QueenURL, c.Workers.Interval)
 	}
 	// The file may also be named by the environment.
 	c, err = loadConfig(nil, env(map[string]string{"HIVE_CONFIG": file}), io.Discard)
-	if err != nil || c.HiveID != "from-file" {
+	if err != nil || c.HiveID != "from-file" || c.Port != 1111 {
 		t.Fatalf("HIVE_CONFIG: %v %+v", err, c)
 	}
 }
@@ -42,24 +44,99 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := loadConfig([]string{"--config", "../../configs/hive.yaml"}, env(nil), io.Discard)
+	var warned bytes.Buffer
+	ex, err := loadConfig([]string{"--config", "../../configs/hive.yaml"}, env(nil), &warned)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if warned.Len() > 0 {
+		t.Errorf("the example file is not in the current layout: %s", warned.String())
 	}
 	ex.ConfigFile = ""
 	if !reflect.DeepEqual(def, ex) {
 		t.Fatalf("configs/hive.yaml differs from the defaults:\n%+v\n%+v", def, ex)
 	}
-	// And it names every setting.
+	// And it names every setting, in its group.
 	b, _ := os.ReadFile("../../configs/hive.yaml")
-	var missing []string
-	newFlagSet(new(config)).VisitAll(func(f *flag.Flag) {
-		if !commandFlags[f.Name] && !strings.Contains(string(b), "\n"+f.Name+":") {
-			missing = append(missing, f.Name)
+	for _, g := range groups {
+		indent := ""
+		if g.name != "" {
+			indent = "  "
+			if !strings.Contains(string(b), "\n"+g.name+":\n") {
+				t.Errorf("configs/hive.yaml lacks the group %s", g.name)
+			}
 		}
+		for _, k := range g.keys {
+			if !strings.Contains(string(b), "\n"+indent+k.yaml+":") {
+				t.Errorf("configs/hive.yaml lacks %s", g.yamlPath(k))
+			}
+		}
+	}
+}
+
+// Every flag has a place in the layout, once; the command line holds at
+// most 32 settings.
+func TestEverySettingIsLaidOut(t *testing.T) {
+	seen := map[string]int{}
+	flags := 0
+	for _, g := range groups {
+		for _, k := range g.keys {
+			seen[k.flag]++
+			if !k.fileOnly {
+				flags++
+			}
+		}
+	}
+	newFlagSet(new(config)).VisitAll(func(f *flag.Flag) {
+		if commandFlags[f.Name] {
+			return
+		}
+		if seen[f.Name] != 1 {
+			t.Errorf("--%s is laid out %d times", f.Name, seen[f.Name])
+		}
+		delete(seen, f.Name)
 	})
-	if len(missing) > 0 {
-		t.Fatalf("configs/hive.yaml lacks %v", missing)
+	for name := range seen {
+		t.Errorf("%s is laid out but is no flag", name)
+	}
+	if flags > 32 {
+		t.Errorf("%d settings on the command line, want at most 32", flags)
+	}
+}
+
+// An old flat file (flag-name: value, with the settings since folded into
+// others) loads as it meant, with one warning naming the new keys.
+func TestOldFlatFileLoadsWithAWarning(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "old.yaml")
+	old := "port: 1111\nqueen-url: http://old:7833\nauth-read: false\nadvertise-host: 10.0.0.9\n" +
+		"gpu-util: device\nworker-match: llm\nworker-match-on: cmdline\nnats-max-conns: 9\nmax-retained-jobs: 7\n"
+	if err := os.WriteFile(file, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var warned bytes.Buffer
+	c, err := loadConfig([]string{"--config", file}, env(nil), &warned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 1111 || c.Queen.QueenURL != "http://old:7833" || c.HTTP.Access != gateway.AccessOpenReads ||
+		c.Queen.AdvertiseHost != "10.0.0.9" || c.GPUSource != "smi-device" || c.WorkerMatch != "cmdline:llm" ||
+		c.NATS.Observers.MaxConns != 9 || c.Jobs.MaxRetained != 7 {
+		t.Fatalf("old file read as %+v", c)
+	}
+	w := warned.String()
+	if strings.Count(w, "\n") != 1 || !strings.Contains(w, "old flat layout") {
+		t.Fatalf("want one warning line, got %q", w)
+	}
+	for _, want := range []string{"port -> http.port", "queen-url -> queen.url", "auth-read -> http.access", "advertise-host -> queen.advertise-url",
+		"gpu-util -> workers.gpu-source", "worker-match-on -> workers.match", "nats-max-conns -> limits.nats-max-conns"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warning lacks %q: %s", want, w)
+		}
+	}
+	// allow-unauthenticated becomes --access open.
+	_ = os.WriteFile(file, []byte("allow-unauthenticated: true\n"), 0o644)
+	if c, err = loadConfig([]string{"--config", file}, env(nil), io.Discard); err != nil || c.HTTP.Access != gateway.AccessOpen {
+		t.Fatalf("allow-unauthenticated: %v %+v", err, c)
 	}
 }
 
@@ -75,23 +152,29 @@ func TestConfigErrors(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"unknown file key":  {args: []string{"--config", write("a.yaml", "prot: 1\n")}, want: `unknown setting "prot"`},
-		"bad file value":    {args: []string{"--config", write("b.yaml", "port: many\n")}, want: "port"},
-		"nested value":      {args: []string{"--config", write("c.yaml", "port: {a: 1}\n")}, want: "scalar"},
-		"not yaml":          {args: []string{"--config", write("d.yaml", "port: [\n")}, want: "d.yaml"},
-		"missing file":      {args: []string{"--config", filepath.Join(dir, "nope.yaml")}, want: "no such file"},
-		"bad env":           {env: map[string]string{"HIVE_TELEMETRY_INTERVAL": "soon"}, want: "HIVE_TELEMETRY_INTERVAL"},
-		"range":             {args: []string{"--port", "-1"}, want: "out of range"},
-		"empty id":          {args: []string{"--hive-id", " "}, want: "hive-id"},
-		"queen api":         {args: []string{"--queen-api", "pull"}, want: `unknown API "pull"`},
-		"bad regexp":        {args: []string{"--worker-match", "(["}, want: "worker match"},
-		"interval":          {args: []string{"--telemetry-interval", "1ms"}, want: "interval 1ms too short"},
-		"short token":       {env: map[string]string{"HIVE_API_TOKEN": "short"}, want: "API token shorter"},
-		"queen not allowed": {args: []string{"--queen-allow", "10.0.0.0/8"}, want: "not in the allowed hosts"},
-		"gpu source":        {args: []string{"--gpu-source", "nvml"}, want: "--gpu-source"},
-		"gpu util":          {args: []string{"--gpu-util", "sm"}, want: "--gpu-util"},
-		"hub hive id":       {args: []string{"--hive-id", "a b", "--nats-hub", "nats-leaf://127.0.0.1:7422"}, want: "--hive-id"},
-		"positional":        {args: []string{"extra"}, want: "unexpected arguments"},
+		"unknown file key":    {args: []string{"--config", write("a.yaml", "prot: 1\n")}, want: `unknown setting "prot"`},
+		"unknown group key":   {args: []string{"--config", write("a2.yaml", "http:\n  prot: 1\n")}, want: `unknown setting "http.prot"`},
+		"group not a map":     {args: []string{"--config", write("a3.yaml", "http: 1\n")}, want: "want a group"},
+		"bad file value":      {args: []string{"--config", write("b.yaml", "http:\n  port: many\n")}, want: "http.port"},
+		"nested value":        {args: []string{"--config", write("c.yaml", "hive-id: {a: 1}\n")}, want: "scalar"},
+		"not yaml":            {args: []string{"--config", write("d.yaml", "port: [\n")}, want: "d.yaml"},
+		"missing file":        {args: []string{"--config", filepath.Join(dir, "nope.yaml")}, want: "no such file"},
+		"bad env":             {env: map[string]string{"HIVE_TELEMETRY_INTERVAL": "soon"}, want: "HIVE_TELEMETRY_INTERVAL"},
+		"range":               {args: []string{"--port", "-1"}, want: "out of range"},
+		"empty id":            {args: []string{"--hive-id", " "}, want: "hive-id"},
+		"queen api":           {args: []string{"--queen-api", "pull"}, want: `unknown API "pull"`},
+		"bad regexp":          {args: []string{"--worker-match", "(["}, want: "worker match"},
+		"interval":            {args: []string{"--telemetry-interval", "1ms"}, want: "interval 1ms too short"},
+		"short token":         {env: map[string]string{"HIVE_API_TOKEN": "short"}, want: "API token shorter"},
+		"queen not allowed":   {args: []string{"--queen-allow", "10.0.0.0/8"}, want: "not in the allowed hosts"},
+		"gpu source":          {args: []string{"--gpu-source", "bogus"}, want: "--gpu-source"},
+		"access":              {args: []string{"--access", "everyone"}, want: "want token, open-reads or open"},
+		"open with token":     {args: []string{"--access", "open"}, env: map[string]string{"HIVE_API_TOKEN": strings.Repeat("t", 32)}, want: "guard nothing"},
+		"file-only as flag":   {args: []string{"--http-body-timeout", "1s"}, want: "HIVE_HTTP_BODY_TIMEOUT"},
+		"old flag":            {args: []string{"--gpu-util", "device"}, want: "gpu-util"},
+		"hub hive id":         {args: []string{"--hive-id", "a b", "--nats-hub", "nats-leaf://127.0.0.1:7422"}, want: "--hive-id"},
+		"positional":          {args: []string{"extra"}, want: "unexpected arguments"},
+		"bad worker match on": {args: []string{"--config", write("e.yaml", "worker-match-on: argv\n")}, want: "want exe or cmdline"},
 	}
 	for name, tc := range cases {
 		_, err := loadConfig(tc.args, env(tc.env), io.Discard)
@@ -99,17 +182,43 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: err %v, want one containing %q", name, err, tc.want)
 		}
 	}
+	// A file-only setting works from the environment.
+	c, err := loadConfig(nil, env(map[string]string{"HIVE_HTTP_BODY_TIMEOUT": "2s"}), io.Discard)
+	if err != nil || c.HTTP.BodyTimeout != 2*time.Second {
+		t.Fatalf("HIVE_HTTP_BODY_TIMEOUT: %v %+v", err, c)
+	}
 }
 
-func TestPrintConfigMasksSecrets(t *testing.T) {
+func TestConfigCommandMasksSecrets(t *testing.T) {
 	var out bytes.Buffer
-	code := run([]string{"--print-config", "--nats-hub", "nats-leaf://u:secret@hub:7422"}, &out, io.Discard)
+	code := run([]string{"config", "--nats-hub", "nats-leaf://u:secret@hub:7422"}, &out, io.Discard)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	s := out.String()
-	if strings.Contains(s, "secret") || !strings.Contains(s, `nats-hub: "nats-leaf://u:xxxxx@hub:7422"`) || !strings.Contains(s, `port: "7835"`) {
-		t.Fatalf("print-config:\n%s", s)
+	if strings.Contains(s, "secret") || !strings.Contains(s, "\nnats:\n") || !strings.Contains(s, `  hub: "nats-leaf://u:xxxxx@hub:7422"`) ||
+		!strings.Contains(s, "\nhttp:\n  port: \"7835\"") {
+		t.Fatalf("hive config:\n%s", s)
+	}
+}
+
+// hive --help exits 0, names the subcommands and groups the flags.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out bytes.Buffer
+		if code := run([]string{arg}, &out, io.Discard); code != 0 {
+			t.Fatalf("%s: exit %d", arg, code)
+		}
+		s := out.String()
+		for _, want := range []string{"hive config", "hive healthcheck", "hive watch", "\nHTTP and access:\n", "\nQueen:\n",
+			"\nNATS and hub:\n", "\nWorkers and GPUs:\n", "\nJobs:\n", "\nLimits:\n", "--queen-url", "--version", "limits.http-body-timeout"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s lacks %q", arg, want)
+			}
+		}
+		if n := strings.Count(s, "\n  --") - 2; n > 32 { // less --config and --version
+			t.Errorf("%s lists %d settings", arg, n)
+		}
 	}
 }
 

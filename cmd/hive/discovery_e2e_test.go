@@ -224,7 +224,7 @@ func TestCapabilitiesQueenURLStartsDiscovery(t *testing.T) {
 func TestReadyModeCallback(t *testing.T) {
 	q, srv := newQueen(t)
 	port := freePort(t)
-	startHive(t, "--queen-url", srv.URL, "--queen-api", "ready", "--advertise-host", "hive-3.lan", "--port", port,
+	startHive(t, "--queen-url", srv.URL, "--queen-api", "ready", "--advertise-url", "hive-3.lan", "--port", port,
 		"--hive-id", "ready-hive")
 	r := q.wait(t, 1)[0]
 	want := `{"hive_id":"ready-hive","hive_url":"http://hive-3.lan:` + port + `"}`

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net"
 	"syscall"
+
+	"github.com/rbee/hive/modules/gateway"
 )
 
 // warnExposure says once, at startup, what an unauthenticated client can
@@ -12,20 +14,17 @@ import (
 func warnExposure(cfg *config, log *slog.Logger) {
 	switch {
 	case cfg.apiToken != "":
-		log.Info("API token set: every request but GET /health needs it", "reads_need_token", cfg.AuthRead)
-		if cfg.AllowUnauthenticated {
-			log.Warn("--allow-unauthenticated has no effect while an API token is set")
-		}
-	case cfg.AllowUnauthenticated:
-		log.Warn("!!! --allow-unauthenticated: ANYONE who reaches " + cfg.httpListen() +
+		log.Info("API token set: every request but GET /health needs it", "reads_need_token", cfg.HTTP.Access != gateway.AccessOpenReads)
+	case cfg.HTTP.Access == gateway.AccessOpen:
+		log.Warn("!!! --access open: ANYONE who reaches " + cfg.httpListen() +
 			" can spawn and stop processes and shut this hive down. Set HIVE_API_TOKEN or --api-token-file instead.")
 	default:
 		log.Info("remote control is off until an API token is set (HIVE_API_TOKEN or --api-token-file): jobs, DELETE, shutdown and Queen changes are accepted from loopback only",
 			"listen", cfg.httpListen())
 	}
-	if cfg.NATSListen != "" && cfg.NATSUser == "" && !loopbackAddr(cfg.NATSListen) {
+	if cfg.NATS.Listen != "" && cfg.NATS.ObserverUser == "" && !loopbackAddr(cfg.NATS.Listen) {
 		log.Warn("NATS listens beyond loopback without credentials: anyone who reaches it can read telemetry (set --nats-user and --nats-password-file)",
-			"nats_listen", cfg.NATSListen)
+			"nats_listen", cfg.NATS.Listen)
 	}
 }
 
@@ -50,12 +49,12 @@ const fdReserve = 256
 // connBudget caps the HTTP connection limits below the process's file
 // descriptor limit, keeping fdReserve plus the NATS connections free.
 func connBudget(cfg *config, log *slog.Logger) (max, perIP int) {
-	max, perIP = cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP
+	max, perIP = cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return max, perIP
 	}
-	avail := int(min(rl.Cur, 1<<30)) - fdReserve - cfg.NATSMaxConns
+	avail := int(min(rl.Cur, 1<<30)) - fdReserve - cfg.NATS.Observers.MaxConns
 	if avail < 16 {
 		avail = 16
 	}

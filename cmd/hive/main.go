@@ -5,26 +5,16 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"syscall"
-	"time"
-
-	"github.com/rbee/hive/bus"
-	"github.com/rbee/hive/bus/wire"
-	"github.com/rbee/hive/internal/nvsmi"
-	"github.com/rbee/hive/modules/capabilities"
-	"github.com/rbee/hive/modules/collector"
-	"github.com/rbee/hive/modules/discovery"
-	"github.com/rbee/hive/modules/gateway"
-	"github.com/rbee/hive/modules/jobs"
 )
 
 // version is reported in hive_info.version; set with -ldflags -X.
@@ -52,11 +42,27 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the whole command line: a subcommand (config, healthcheck,
+// watch), help, or the hive itself. It returns the exit code: 2 for a bad
+// command line or configuration.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "watch" {
-		return watch(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "watch":
+			return watch(args[1:], stdout, stderr)
+		case "config":
+			return printConfig(args[1:], stdout, stderr)
+		case "healthcheck":
+			return healthCheck(args[1:], os.LookupEnv, stderr)
+		case "help", "-h", "-help", "--help":
+			usage(newFlagSet(new(config)), stdout)
+			return 0
+		}
 	}
 	cfg, err := loadConfig(args, os.LookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "hive:", err)
 		return 2
@@ -64,13 +70,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cfg.Version {
 		fmt.Fprintf(stdout, "hive %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0
-	}
-	if cfg.PrintConfig {
-		cfg.print(stdout)
-		return 0
-	}
-	if cfg.HealthCheck {
-		return healthCheck(cfg, stderr)
 	}
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -83,110 +82,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve starts the bus, then the modules; on ctx's end it stops the
-// modules in order and the bus last.
-func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
-	host := discovery.AdvertiseHost(cfg.QueenURL, cfg.AdvertiseURL, cfg.AdvertiseHost)
-	mc := cfg.modules(wire.HiveInfo{ID: cfg.HiveID, Hostname: host, Port: uint16(cfg.Port), Version: version})
-	b, err := bus.Start(mc.bus, log)
+// printConfig runs `hive config [flags]`: the configuration those flags,
+// the environment and the file make, secrets masked.
+func printConfig(args []string, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(args, os.LookupEnv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
-		return err
+		fmt.Fprintln(stderr, "hive config:", err)
+		return 2
 	}
-	defer b.Close()
-	if err := servePprof(ctx, cfg.PprofListen, log); err != nil {
-		return err
-	}
-	if cfg.NATSHub != "" {
-		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATSHub))
-	}
-	warnExposure(cfg, log)
-
-	// One nvidia-smi (or replay) for both modules that read GPUs.
-	gpu, err := nvsmi.New(cfg.GPUSource)
-	if err != nil {
-		return fmt.Errorf("--gpu-source: %w", err)
-	}
-	mc.collector.GPU = collector.NewGPUSource(gpu)
-	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
-		smi.DeviceUtil = cfg.GPUUtil == "device"
-	}
-	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
-	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
-
-	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	if err := b.RegisterMetrics(hiveReg); err != nil {
-		return fmt.Errorf("bus metrics: %w", err)
-	}
-	mc.gateway.Metrics = reg
-
-	coll, err := collector.New(mc.collector, b, log, hiveReg)
-	if err != nil {
-		return err
-	}
-	gw, err := gateway.New(mc.gateway, b, log, hiveReg)
-	if err != nil {
-		return err
-	}
-	caps, err := capabilities.New(mc.capabilities, b, log)
-	if err != nil {
-		return err
-	}
-	disc, err := discovery.New(mc.discovery, b, log, hiveReg)
-	if err != nil {
-		return err
-	}
-	jobsMod, err := jobs.New(mc.jobs, b, log, hiveReg)
-	if err != nil {
-		return err
-	}
-	ctx, err = onShutdownRequest(ctx, b, log)
-	if err != nil {
-		return err
-	}
-	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", mc.gateway.Listen, "advertise_host", host, "version", version)
-	// Stages stop in this order and start in the reverse one, each
-	// waiting until the later stage's modules are ready:
-	//   - capabilities and jobs answer before anything asks them: the
-	//     first discovery attempt carries capabilities (no "no responders"
-	//     race), the gateway fronts both;
-	//   - discovery and the gateway are subscribed before the collector's
-	//     first tick, so it reaches the SSE history and the Queen.
-	// The collector stops first so that its last event, marked "stopping",
-	// still reaches the streams and, with the gateway's stop in between,
-	// discovery's push to a legacy Queen.
-	return runStages(ctx, log, cfg.ShutdownTimeout,
-		[]named{{"collector", coll}},
-		[]named{{"gateway", gw}},
-		[]named{{"discovery", disc}},
-		[]named{{"capabilities", caps}, {"jobs", jobsMod}},
-	)
-}
-
-// healthCheck probes a running hive, for container healthchecks in images
-// that have no curl.
-func healthCheck(cfg *config, stderr io.Writer) int {
-	u := cfg.HealthCheckURL
-	if u == "" {
-		_, port, _ := net.SplitHostPort(cfg.httpListen())
-		u = "http://127.0.0.1:" + port + "/health"
-	}
-	c := &http.Client{
-		Timeout:       3 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	resp, err := c.Get(u)
-	if err != nil {
-		fmt.Fprintln(stderr, "unhealthy:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(stderr, "unhealthy: status", resp.StatusCode)
-		return 1
-	}
+	cfg.print(stdout)
 	return 0
 }
 

@@ -13,10 +13,13 @@ import (
 	"github.com/rbee/hive/modules/jobs"
 )
 
-// moduleConfigs are the modules' configurations built from the settings:
-// each starts from the module's DefaultConfig, so a setting the hive does
-// not expose keeps the module's default. Runtime pieces (the GPU reader,
-// file descriptor budget) are added by serve.
+// moduleConfigs are the modules' configurations. Each group's settings
+// are bound into its module's Config already (settings.go); what is added
+// here is what several modules share (the hive's id and info, the Queen
+// URL, the worker pattern and cgroup tree) and what needs the hive's own
+// settings (the listen address, the token). Runtime pieces (the GPU
+// reader, the metrics registry, the file descriptor budget) are added by
+// serve.
 type moduleConfigs struct {
 	bus          bus.Config
 	collector    collector.Config
@@ -27,59 +30,34 @@ type moduleConfigs struct {
 }
 
 func (c *config) modules(info wire.HiveInfo) moduleConfigs {
-	m := moduleConfigs{
-		bus: bus.Config{
-			Name: c.HiveID, Listen: c.NATSListen, Hub: c.NATSHub, HubHiveID: c.HiveID,
-			Observers:    bus.ObserverLimits{MaxConns: c.NATSMaxConns},
-			ObserverUser: c.NATSUser, ObserverPassword: c.natsPassword,
-		},
-		collector:    collector.DefaultConfig(),
-		gateway:      gateway.DefaultConfig(),
-		discovery:    discovery.DefaultConfig(),
-		capabilities: capabilities.DefaultConfig(),
-		jobs:         jobs.DefaultConfig(),
-	}
+	m := moduleConfigs{bus: c.NATS, collector: c.Workers, gateway: c.HTTP, discovery: c.Queen,
+		capabilities: capabilities.DefaultConfig(), jobs: c.Jobs}
+	pattern, on := workerMatch(c.WorkerMatch)
 
-	col := &m.collector
-	col.Hive = info
-	col.Interval = c.TelemetryInterval
-	col.WorkerMatch, col.WorkerMatchOn = c.WorkerMatch, c.WorkerMatchOn
-	col.CgroupRoot = c.CgroupRoot
+	m.bus.Name, m.bus.HubHiveID = c.HiveID, c.HiveID
+	m.bus.ObserverPassword = c.natsPassword
 
-	gw := &m.gateway
-	gw.Listen = c.httpListen()
-	gw.HiveID = c.HiveID
-	gw.Token = c.apiToken
-	gw.AuthRead = c.AuthRead
-	gw.AllowUnauthenticated = c.AllowUnauthenticated
-	gw.MaxConns, gw.MaxConnsPerIP = c.HTTPMaxConns, c.HTTPMaxConnsPerIP
-	gw.BodyTimeout = c.HTTPBodyTimeout
-	gw.CORSOrigins = []string{}
+	m.collector.Hive = info
+	m.collector.WorkerMatch, m.collector.WorkerMatchOn = pattern, on
+
+	m.gateway.Listen = c.httpListen()
+	m.gateway.HiveID = c.HiveID
+	m.gateway.Token = c.apiToken
+	m.gateway.CORSOrigins = []string{}
 	for _, o := range strings.Split(c.CORSOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
-			gw.CORSOrigins = append(gw.CORSOrigins, o)
+			m.gateway.CORSOrigins = append(m.gateway.CORSOrigins, o)
 		}
 	}
 
-	d := &m.discovery
-	d.QueenURL = c.QueenURL
-	d.API = c.QueenAPI
-	d.Hive = info
-	d.AdvertiseURL, d.AdvertiseHost = c.AdvertiseURL, c.AdvertiseHost
-	d.Retry = c.DiscoveryRetry
-	d.QueenAllow = c.QueenAllow
+	m.discovery.Hive = info
 
 	j := &m.jobs
 	j.HiveID = c.HiveID
-	j.QueenURL = c.QueenURL
-	j.WorkerDir = expandHome(c.WorkerDir)
-	j.LogDir = expandHome(c.WorkerLogDir)
-	j.ModelDir = expandHome(c.ModelDir)
-	j.CgroupRoot = c.CgroupRoot
-	j.WorkerMatch, j.WorkerMatchOn = c.WorkerMatch, c.WorkerMatchOn
-	j.MaxJobs, j.MaxWorkers = c.MaxJobs, c.MaxWorkers
-	j.Retention, j.MaxRetained = c.JobRetention, c.MaxRetainedJobs
-	j.StopWorkersOnExit = c.StopWorkersOnExit
+	j.QueenURL = c.Queen.QueenURL
+	j.WorkerDir, j.LogDir, j.ModelDir = expandHome(j.WorkerDir), expandHome(j.LogDir), expandHome(j.ModelDir)
+	j.CgroupRoot = c.Workers.CgroupRoot
+	j.WorkerMatch, j.WorkerMatchOn = pattern, on
 	// Workers that ignore SIGTERM are killed within the budget, with time
 	// left for the other stages.
 	j.ShutdownGrace = c.ShutdownTimeout / 4

@@ -28,7 +28,7 @@ func (c *config) loadSecrets(lookupEnv func(string) (string, bool)) error {
 		}
 		c.apiToken = tok
 	}
-	if (c.NATSUser == "") != (c.NATSPasswordFile == "") {
+	if (c.NATS.ObserverUser == "") != (c.NATSPasswordFile == "") {
 		return errors.New("--nats-user and --nats-password-file go together")
 	}
 	if c.NATSPasswordFile != "" {

@@ -121,7 +121,7 @@ func TestAPITokenFileMustBePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr strings.Builder
-	if code := run([]string{"--api-token-file", f, "--print-config"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "chmod 600") {
+	if code := run([]string{"config", "--api-token-file", f}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "chmod 600") {
 		t.Fatalf("world-readable token file: exit %d, %q", code, stderr.String())
 	}
 	_ = os.Chmod(f, 0o600)
@@ -133,7 +133,7 @@ func TestAPITokenFileMustBePrivate(t *testing.T) {
 		t.Errorf("capabilities with the file's token: %d", code)
 	}
 	stderr.Reset()
-	if code := run([]string{"--health-check", "--health-check-url", h.httpBase + "/health"}, io.Discard, &stderr); code != 0 {
+	if code := run([]string{"healthcheck", "--url", h.httpBase + "/health"}, io.Discard, &stderr); code != 0 {
 		t.Errorf("health check: %d %s", code, stderr.String())
 	}
 }
@@ -153,7 +153,7 @@ func TestAttackDiscoverySSRF(t *testing.T) {
 		}
 		return hiveBase.Load().(string) + "/v1/shutdown"
 	})
-	h := startHive(t, "--queen-allow", "127.0.0.1", "--discovery-retry", "1s")
+	h := startHiveEnv(t, []string{"HIVE_DISCOVERY_RETRY=1s"}, "--queen-allow", "127.0.0.1")
 	hiveBase.Store(h.httpBase)
 	code, body, _ := do(t, "GET", h.httpBase+"/capabilities?queen_url="+url.QueryEscape(evil), nil, "")
 	if code != 200 {
@@ -223,7 +223,7 @@ func serveTest(t *testing.T, srv *http.Server) string {
 // Attack 4 and 5: oversized and hostile fields are refused at submit; the
 // number of kept jobs is bounded.
 func TestAttackJobInputs(t *testing.T) {
-	h := startHive(t, "--model-dir", t.TempDir(), "--worker-dir", binDir, "--worker-log-dir", t.TempDir(), "--max-retained-jobs", "20")
+	h := startHiveEnv(t, []string{"HIVE_MAX_RETAINED_JOBS=20"}, "--model-dir", t.TempDir(), "--worker-dir", binDir, "--worker-log-dir", t.TempDir())
 	ct := map[string]string{"Content-Type": "application/json"}
 	for name, tc := range map[string]struct {
 		body string
@@ -248,7 +248,7 @@ func TestAttackJobInputs(t *testing.T) {
 		ids = append(ids, id)
 	}
 	if code, _, _ := do(t, "GET", h.httpBase+"/v1/jobs/"+ids[0]+"/stream", nil, ""); code != 404 {
-		t.Errorf("the oldest of 30 finished jobs is still kept with --max-retained-jobs 20: %d", code)
+		t.Errorf("the oldest of 30 finished jobs is still kept with max-retained-jobs 20: %d", code)
 	}
 	if code, _, _ := do(t, "GET", h.httpBase+"/v1/jobs/"+ids[29]+"/stream", nil, ""); code != 200 {
 		t.Errorf("the newest finished job is gone: %d", code)

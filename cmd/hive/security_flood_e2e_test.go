@@ -232,7 +232,7 @@ func TestNATSObserverCredentialsAndConnCap(t *testing.T) {
 // once; the rest are cut at the body deadline; clients on other addresses
 // keep working meanwhile; no connection stays open.
 func TestAttackSlowBodiesAndConnectionFlood(t *testing.T) {
-	h := startHive(t, "--http-max-conns-per-ip", "32", "--http-body-timeout", "1s")
+	h := startHiveEnv(t, []string{"HIVE_HTTP_BODY_TIMEOUT=1s"}, "--http-max-conns-per-ip", "32")
 	g := watchSSE(t, h.httpBase+"/v1/heartbeats/stream")
 	addr := strings.TrimPrefix(h.httpBase, "http://")
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}

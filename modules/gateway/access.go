@@ -18,11 +18,11 @@ const (
 	// public routes answer anyone: GET /health.
 	public access = iota
 	// read routes (streams, capabilities) need the token when one is set,
-	// unless AuthRead is off.
+	// unless Access is AccessOpenReads.
 	read
 	// control routes change state (jobs, cancel, shutdown, a new Queen):
 	// the token when one is set; without one, loopback only, unless
-	// AllowUnauthenticated. Never from another site's page.
+	// Access is AccessOpen. Never from another site's page.
 	control
 )
 
@@ -43,7 +43,7 @@ func (g *Gateway) check(c *gin.Context, a access) denial {
 		}
 	}
 	if g.token != nil {
-		if a == read && !g.cfg.AuthRead {
+		if a == read && g.cfg.Access == AccessOpenReads {
 			return denial{}
 		}
 		if !g.bearerOK(c.Request) {
@@ -51,7 +51,7 @@ func (g *Gateway) check(c *gin.Context, a access) denial {
 		}
 		return denial{}
 	}
-	if a == read || g.cfg.AllowUnauthenticated {
+	if a == read || g.cfg.Access == AccessOpen {
 		return denial{}
 	}
 	if !fromLoopback(c.Request) {

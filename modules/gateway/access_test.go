@@ -119,7 +119,7 @@ func TestAccessWithoutToken(t *testing.T) {
 }
 
 func TestAccessWithToken(t *testing.T) {
-	h := routerFor(t, Config{Token: testToken, AuthRead: true})
+	h := routerFor(t, Config{Token: testToken, Access: AccessToken})
 	for _, tc := range []struct {
 		name string
 		c    apiCall
@@ -146,7 +146,7 @@ func TestAccessWithToken(t *testing.T) {
 		}
 	}
 	// --auth-read=false: reads open, control still needs the token.
-	open := routerFor(t, Config{Token: testToken, AuthRead: false})
+	open := routerFor(t, Config{Token: testToken, Access: AccessOpenReads})
 	if rec := (apiCall{method: "GET", path: "/capabilities", remote: remote}).do(open); rec.Code != 200 {
 		t.Errorf("reads open: capabilities %d", rec.Code)
 	}
@@ -155,8 +155,8 @@ func TestAccessWithToken(t *testing.T) {
 	}
 }
 
-func TestAllowUnauthenticated(t *testing.T) {
-	h := routerFor(t, Config{AllowUnauthenticated: true})
+func TestAccessOpen(t *testing.T) {
+	h := routerFor(t, Config{Access: AccessOpen})
 	if rec := (apiCall{method: "POST", path: "/v1/jobs", remote: remote, host: "10.1.1.1", hdr: jsonCT, body: jobOp}).do(h); rec.Code != 200 {
 		t.Errorf("remote job with --allow-unauthenticated: %d %s", rec.Code, rec.Body)
 	}

@@ -16,11 +16,11 @@ type Config struct {
 	// reaches hives over the network).
 	Listen string
 	// Token, when set, is the bearer token every request but GET /health
-	// needs (reads only if AuthRead). When empty, state-changing requests
-	// are accepted from loopback only, unless AllowUnauthenticated.
-	Token                string
-	AuthRead             bool
-	AllowUnauthenticated bool
+	// needs (reads too unless Access is AccessOpenReads). When empty,
+	// state-changing requests are accepted from loopback only, unless
+	// Access is AccessOpen.
+	Token  string
+	Access string
 	// CORSOrigins may read the read-only routes from a browser: "*" for
 	// any, none for no CORS. State-changing routes never allow CORS.
 	CORSOrigins []string
@@ -63,7 +63,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:          "0.0.0.0:7835",
-		AuthRead:        true,
+		Access:          AccessToken,
 		CORSOrigins:     []string{"*"},
 		MaxConns:        1024,
 		MaxConnsPerIP:   128,
@@ -77,6 +77,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// Access levels: who may read (streams, capabilities, metrics) and who
+// may change state (jobs, shutdown, a new Queen).
+const (
+	// AccessToken: with a token, reads and control need it; without one,
+	// reads are open and control is accepted from loopback only.
+	AccessToken = "token"
+	// AccessOpenReads: reads need no token; control as AccessToken.
+	AccessOpenReads = "open-reads"
+	// AccessOpen: without a token, control from anywhere (the original's
+	// behaviour; unsafe). Not allowed with a token, which it would void.
+	AccessOpen = "open"
+)
+
 // MinTokenLen is the shortest API token accepted: anything shorter is
 // guessable.
 const MinTokenLen = 16
@@ -88,6 +101,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("gateway: listen %q: %w", c.Listen, err))
 	} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
 		errs = append(errs, fmt.Errorf("gateway: listen %q: bad port", c.Listen))
+	}
+	switch c.Access {
+	case AccessToken, AccessOpenReads:
+	case AccessOpen:
+		if c.Token != "" {
+			errs = append(errs, errors.New("gateway: access \"open\" with an API token set: the token would guard nothing; drop one"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("gateway: access %q: want token, open-reads or open", c.Access))
 	}
 	if c.Token != "" && len(c.Token) < MinTokenLen {
 		errs = append(errs, fmt.Errorf("gateway: API token shorter than %d characters; use a random one (openssl rand -hex 32)", MinTokenLen))

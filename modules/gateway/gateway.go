@@ -50,6 +50,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		log = slog.New(slog.DiscardHandler)
 	}
 	def := DefaultConfig()
+	if cfg.Access == "" {
+		cfg.Access = def.Access
+	}
 	if cfg.Listen == "" {
 		cfg.Listen = def.Listen
 	}
@@ -232,12 +235,12 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 // authMode names the access policy for the startup log.
 func (g *Gateway) authMode() string {
 	switch {
-	case g.token != nil && g.cfg.AuthRead:
-		return "token"
-	case g.token != nil:
+	case g.token != nil && g.cfg.Access == AccessOpenReads:
 		return "token (reads open)"
-	case g.cfg.AllowUnauthenticated:
-		return "none (--allow-unauthenticated)"
+	case g.token != nil:
+		return "token"
+	case g.cfg.Access == AccessOpen:
+		return "none (--access open)"
 	}
 	return "loopback-only control"
 }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// healthCheck runs `hive healthcheck [--url URL]`: it probes a running
+// hive's /health, for container healthchecks in images that have no curl.
+// Without --url it asks the hive on this machine, at the port the
+// environment and the config file set.
+func healthCheck(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) int {
+	fs := flag.NewFlagSet("hive healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	u := fs.String("url", "", "URL to probe (default http://127.0.0.1:<the hive's port>/health)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *u == "" {
+		cfg, err := loadConfig(nil, lookupEnv, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "hive healthcheck:", err)
+			return 2
+		}
+		_, port, _ := net.SplitHostPort(cfg.httpListen())
+		*u = "http://127.0.0.1:" + port + "/health"
+	}
+	c := &http.Client{
+		Timeout:       3 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := c.Get(*u)
+	if err != nil {
+		fmt.Fprintln(stderr, "unhealthy:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "unhealthy: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/modules/capabilities"
+	"github.com/rbee/hive/modules/collector"
+	"github.com/rbee/hive/modules/discovery"
+	"github.com/rbee/hive/modules/gateway"
+	"github.com/rbee/hive/modules/jobs"
+)
+
+// serve starts the bus, then the modules; on ctx's end it stops the
+// modules in order and the bus last.
+func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
+	host := discovery.AdvertiseHost(cfg.Queen.QueenURL, cfg.Queen.AdvertiseURL, cfg.Queen.AdvertiseHost)
+	mc := cfg.modules(wire.HiveInfo{ID: cfg.HiveID, Hostname: host, Port: uint16(cfg.Port), Version: version})
+	b, err := bus.Start(mc.bus, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := servePprof(ctx, cfg.PprofListen, log); err != nil {
+		return err
+	}
+	if cfg.NATS.Hub != "" {
+		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATS.Hub))
+	}
+	warnExposure(cfg, log)
+	stages, err := buildModules(cfg, mc, b, log)
+	if err != nil {
+		return err
+	}
+	ctx, err = onShutdownRequest(ctx, b, log)
+	if err != nil {
+		return err
+	}
+	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", mc.gateway.Listen, "advertise_host", host, "version", version)
+	return runStages(ctx, log, cfg.ShutdownTimeout, stages...)
+}
+
+// buildModules makes every module with its runtime pieces (the GPU
+// reader, the metrics registry) and returns them in stop order.
+func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, error) {
+	// One nvidia-smi (or replay) for both modules that read GPUs.
+	gpu, deviceOnly, err := cfg.gpuSource()
+	if err != nil {
+		return nil, fmt.Errorf("--gpu-source: %w", err)
+	}
+	mc.collector.GPU = collector.NewGPUSource(gpu)
+	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
+		smi.DeviceUtil = deviceOnly
+	}
+	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
+	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
+
+	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := b.RegisterMetrics(hiveReg); err != nil {
+		return nil, fmt.Errorf("bus metrics: %w", err)
+	}
+	mc.gateway.Metrics = reg
+
+	coll, err := collector.New(mc.collector, b, log, hiveReg)
+	if err != nil {
+		return nil, err
+	}
+	gw, err := gateway.New(mc.gateway, b, log, hiveReg)
+	if err != nil {
+		return nil, err
+	}
+	caps, err := capabilities.New(mc.capabilities, b, log)
+	if err != nil {
+		return nil, err
+	}
+	disc, err := discovery.New(mc.discovery, b, log, hiveReg)
+	if err != nil {
+		return nil, err
+	}
+	jobsMod, err := jobs.New(mc.jobs, b, log, hiveReg)
+	if err != nil {
+		return nil, err
+	}
+	// Stages stop in this order and start in the reverse one, each
+	// waiting until the later stage's modules are ready:
+	//   - capabilities and jobs answer before anything asks them: the
+	//     first discovery attempt carries capabilities (no "no responders"
+	//     race), the gateway fronts both;
+	//   - discovery and the gateway are subscribed before the collector's
+	//     first tick, so it reaches the SSE history and the Queen.
+	// The collector stops first so that its last event, marked "stopping",
+	// still reaches the streams and, with the gateway's stop in between,
+	// discovery's push to a legacy Queen.
+	return [][]named{
+		{{"collector", coll}},
+		{{"gateway", gw}},
+		{{"discovery", disc}},
+		{{"capabilities", caps}, {"jobs", jobsMod}},
+	}, nil
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/workerproc"
+	"github.com/rbee/hive/modules/collector"
+	"github.com/rbee/hive/modules/discovery"
+	"github.com/rbee/hive/modules/gateway"
+	"github.com/rbee/hive/modules/jobs"
+)
+
+// group is one section of the settings: a YAML group of the config file
+// and a heading of --help.
+type group struct {
+	name  string // key of the group in the YAML file; "" is its top level
+	title string
+	keys  []key
+}
+
+// key is one setting: a flag, a key in its YAML group, and the
+// environment variable HIVE_<FLAG> (upper-cased, "-" as "_").
+type key struct {
+	flag string
+	yaml string
+	// fileOnly settings are tuning knobs read from the file and the
+	// environment only, which keeps the command line short.
+	fileOnly bool
+}
+
+// groups is the layout of every setting. The flags are defined in
+// newFlagSet; TestEverySettingIsLaidOut keeps the two in step.
+var groups = []group{
+	{"", "Hive", []key{{"hive-id", "hive-id", false}, {"log-format", "log-format", false}, {"log-level", "log-level", false}}},
+	{"http", "HTTP and access", []key{{"port", "port", false}, {"listen", "listen", false}, {"api-token-file", "api-token-file", false},
+		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", false}}},
+	{"queen", "Queen", []key{{"queen-url", "url", false}, {"queen-api", "api", false}, {"queen-allow", "allow", false},
+		{"advertise-url", "advertise-url", false}, {"discovery-retry", "discovery-retry", true}}},
+	{"nats", "NATS and hub", []key{{"nats-listen", "listen", false}, {"nats-user", "user", false},
+		{"nats-password-file", "password-file", false}, {"nats-hub", "hub", false}}},
+	{"workers", "Workers and GPUs", []key{{"telemetry-interval", "telemetry-interval", false}, {"worker-match", "match", false},
+		{"cgroup-root", "cgroup-root", false}, {"gpu-source", "gpu-source", false}}},
+	{"jobs", "Jobs", []key{{"worker-dir", "worker-dir", false}, {"worker-log-dir", "log-dir", false}, {"model-dir", "model-dir", false},
+		{"job-retention", "retention", false}, {"stop-workers-on-exit", "stop-workers-on-exit", false}}},
+	{"limits", "Limits", []key{{"http-max-conns", "http-max-conns", false}, {"http-max-conns-per-ip", "http-max-conns-per-ip", false},
+		{"http-body-timeout", "http-body-timeout", true}, {"nats-max-conns", "nats-max-conns", false}, {"max-jobs", "max-jobs", false},
+		{"max-workers", "max-workers", false}, {"max-retained-jobs", "max-retained-jobs", true}, {"shutdown-timeout", "shutdown-timeout", false}}},
+}
+
+// commandFlags select what the binary does rather than configure the
+// hive: they have no YAML key and `hive config` does not print them.
+var commandFlags = map[string]bool{"config": true, "version": true}
+
+// secretFlags are masked by `hive config`.
+var secretFlags = map[string]bool{"nats-hub": true}
+
+// lookupKey finds a setting by its flag name.
+func lookupKey(flagName string) (group, key, bool) {
+	for _, g := range groups {
+		for _, k := range g.keys {
+			if k.flag == flagName {
+				return g, k, true
+			}
+		}
+	}
+	return group{}, key{}, false
+}
+
+// yamlPath is where a setting sits in the file: "queen.url".
+func (g group) yamlPath(k key) string {
+	if g.name == "" {
+		return k.yaml
+	}
+	return g.name + "." + k.yaml
+}
+
+// newFlagSet binds every setting to c, with the modules' own defaults: a
+// module's DefaultConfig is the one place a default lives.
+func newFlagSet(c *config) *flag.FlagSet {
+	*c = config{
+		HTTP:    gateway.DefaultConfig(),
+		Queen:   discovery.DefaultConfig(),
+		NATS:    bus.Config{Observers: bus.DefaultObserverLimits},
+		Workers: collector.DefaultConfig(),
+		Jobs:    jobs.DefaultConfig(),
+	}
+	_, defPort, _ := net.SplitHostPort(c.HTTP.Listen)
+	port, _ := strconv.Atoi(defPort)
+	fs := flag.NewFlagSet("hive", flag.ContinueOnError)
+	fs.StringVar(&c.HiveID, "hive-id", "localhost", "this hive's id (hive_id everywhere)")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	fs.IntVar(&c.Port, "port", port, "HTTP port on all interfaces; the short form of --listen 0.0.0.0:PORT")
+	fs.StringVar(&c.Listen, "listen", "", "HTTP address HOST:PORT (default 0.0.0.0:<port>)")
+	fs.StringVar(&c.APITokenFile, "api-token-file", "", "file holding the API bearer token (mode 0600 or stricter); or set HIVE_API_TOKEN")
+	fs.StringVar(&c.HTTP.Access, "access", c.HTTP.Access, "token: a token guards reads and control (without one, control from loopback only); open-reads: reads need no token; open: no token, control from anywhere (unsafe)")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", strings.Join(c.HTTP.CORSOrigins, ","), `origins whose pages may read the streams, capabilities and health (comma-separated; "*" any, "" none); never state-changing routes`)
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", `loopback HOST:PORT serving /debug/pprof/ (profiling; "" = off)`)
+
+	fs.StringVar(&c.Queen.QueenURL, "queen-url", c.Queen.QueenURL, `Queen base URL; "" = standalone`)
+	fs.StringVar(&c.Queen.API, "queen-api", c.Queen.API, "discovery protocol: heartbeat (POST /v1/hive-heartbeat) or ready (POST /v1/hive/ready)")
+	fs.StringVar(&c.Queen.QueenAllow, "queen-allow", c.Queen.QueenAllow, "hosts, IPs or CIDRs discovery may send to, comma-separated (default: the host of --queen-url)")
+	fs.Var(advertiseFlag{&c.Queen.AdvertiseURL, &c.Queen.AdvertiseHost}, "advertise-url", "URL the Queen reaches this hive at, or only its host (default: the outbound address toward the Queen)")
+	fs.DurationVar(&c.Queen.Retry, "discovery-retry", c.Queen.Retry, "retry interval after the five discovery attempts (0 = give up like the original)")
+
+	fs.StringVar(&c.NATS.Listen, "nats-listen", "127.0.0.1:4222", `NATS client listener for external subscribers; "" = in-process only`)
+	fs.StringVar(&c.NATS.ObserverUser, "nats-user", "", "user external NATS clients must log in as (with --nats-password-file); default: no credentials, read-only")
+	fs.StringVar(&c.NATSPasswordFile, "nats-password-file", "", "file holding the --nats-user password (mode 0600 or stricter)")
+	fs.StringVar(&c.NATS.Hub, "nats-hub", "", "hub NATS leafnode URL (nats-leaf://[user:pass@]host:7422) to export hive.telemetry to; comma-separated for the nodes of a hub cluster")
+
+	fs.DurationVar(&c.Workers.Interval, "telemetry-interval", c.Workers.Interval, "collector tick")
+	fs.StringVar(&c.WorkerMatch, "worker-match", c.Workers.WorkerMatch, `regexp that marks a worker process by argv[0]'s base name; "cmdline:REGEXP" matches the whole command line; "" = off (only announced, cgroup and spawned workers)`)
+	fs.StringVar(&c.Workers.CgroupRoot, "cgroup-root", c.Workers.CgroupRoot, `cgroup v2 tree of workers (<group>/<instance>); "" = off`)
+	fs.StringVar(&c.GPUSource, "gpu-source", "auto", "GPU reader: auto|smi (nvidia-smi; per-process utilisation from pmon where the driver has it), smi-device (the device mean: one nvidia-smi run less per tick), none, replay:<dir> (recorded nvidia-smi CSV)")
+
+	fs.StringVar(&c.Jobs.WorkerDir, "worker-dir", c.Jobs.WorkerDir, "directory of worker binaries (llm-worker-rbee-<type>)")
+	fs.StringVar(&c.Jobs.LogDir, "worker-log-dir", c.Jobs.LogDir, "directory of the spawned workers' log files")
+	fs.StringVar(&c.Jobs.ModelDir, "model-dir", c.Jobs.ModelDir, "model directory")
+	fs.DurationVar(&c.Jobs.Retention, "job-retention", c.Jobs.Retention, "how long finished jobs stay streamable")
+	fs.BoolVar(&c.Jobs.StopWorkersOnExit, "stop-workers-on-exit", c.Jobs.StopWorkersOnExit, "stop the workers this hive spawned when it exits")
+
+	fs.IntVar(&c.HTTP.MaxConns, "http-max-conns", c.HTTP.MaxConns, "open HTTP connections at most; more get 503")
+	fs.IntVar(&c.HTTP.MaxConnsPerIP, "http-max-conns-per-ip", c.HTTP.MaxConnsPerIP, "open HTTP connections per client address at most; more get 503")
+	fs.DurationVar(&c.HTTP.BodyTimeout, "http-body-timeout", c.HTTP.BodyTimeout, "time a client has to send a request body; slower ones get 408")
+	fs.IntVar(&c.NATS.Observers.MaxConns, "nats-max-conns", c.NATS.Observers.MaxConns, "external NATS connections at most")
+	fs.IntVar(&c.Jobs.MaxJobs, "max-jobs", c.Jobs.MaxJobs, "jobs running at once; more get 503")
+	fs.IntVar(&c.Jobs.MaxWorkers, "max-workers", c.Jobs.MaxWorkers, "live workers spawned by this hive; more spawns get 409")
+	fs.IntVar(&c.Jobs.MaxRetained, "max-retained-jobs", c.Jobs.MaxRetained, "finished jobs kept streamable at most (also bounded to 64 MiB of narration)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 5*time.Second, "budget of a graceful shutdown; workers ignoring SIGTERM are killed within it")
+
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file of the settings, in the groups below (configs/hive.yaml)")
+	fs.BoolVar(&c.Version, "version", false, "print the version, commit and Go version, and exit")
+	fs.Usage = func() { usage(fs, fs.Output()) }
+	return fs
+}
+
+// advertiseFlag is --advertise-url: a whole URL, or a host alone, which
+// discovery completes with the hive's scheme and port.
+type advertiseFlag struct{ url, host *string }
+
+func (a advertiseFlag) String() string {
+	if a.url == nil || *a.url != "" {
+		return deref(a.url)
+	}
+	return deref(a.host)
+}
+
+func (a advertiseFlag) Set(v string) error {
+	*a.url, *a.host = "", ""
+	if strings.Contains(v, "://") {
+		*a.url = v
+	} else {
+		*a.host = v
+	}
+	return nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// workerMatch splits --worker-match into the pattern and what it applies
+// to: "cmdline:RE" the whole command line, "exe:RE" or "RE" argv[0]'s
+// base name.
+func workerMatch(v string) (pattern, on string) {
+	if p, ok := strings.CutPrefix(v, workerproc.OnCmdline+":"); ok {
+		return p, workerproc.OnCmdline
+	}
+	if p, ok := strings.CutPrefix(v, workerproc.OnExe+":"); ok {
+		return p, workerproc.OnExe
+	}
+	return v, workerproc.OnExe
+}
+
+// usage writes `hive --help`: the subcommands, then the flags by group,
+// as nats-server --help does.
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `Usage: hive [flags]             run the hive
+       hive config [flags]      print the effective configuration (secrets masked)
+       hive healthcheck [--url] probe a running hive's /health (exit 0 if 200)
+       hive watch [flags]       a live table of workers (hive watch --help)
+
+Every flag is also HIVE_<FLAG> in the environment (HIVE_QUEEN_URL) and a key
+of its group in the --config file (queen: {url: ...}).
+Precedence: flag > environment > file > default.
+`)
+	line := func(name string) {
+		f := fs.Lookup(name)
+		def := ""
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+			def = " (default " + strconv.Quote(f.DefValue) + ")"
+		}
+		fmt.Fprintf(w, "  --%s\n        %s%s\n", name, f.Usage, def)
+	}
+	var fileOnly []string
+	for _, g := range groups {
+		fmt.Fprintf(w, "\n%s:\n", g.title)
+		for _, k := range g.keys {
+			if k.fileOnly {
+				fileOnly = append(fileOnly, g.yamlPath(k)+" (HIVE_"+envSuffix(k.flag)+"): "+fs.Lookup(k.flag).Usage)
+				continue
+			}
+			line(k.flag)
+		}
+	}
+	fmt.Fprintln(w, "\nOther:")
+	line("config")
+	line("version")
+	fmt.Fprintln(w, "\nTuning, in the file or the environment only:")
+	for _, s := range fileOnly {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+}
