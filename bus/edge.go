@@ -57,6 +57,39 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 		}
 		exports = append(exports[:len(exports):len(exports)], perHive)
 	}
+	opts, err := edgeOptions(cfg, acc, bpub, exports)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := startServer(opts, cfg.ReadyTimeout, log)
+	if err != nil {
+		return nil, err
+	}
+	e := &edge{ns: ns}
+	if e.out, err = b.connect(ns, bpub, bkp, "bridge-out"); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.in, err = b.connect(b.ns, b.pub, b.key, "bridge-in"); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.bridge(cfg.HubExports, perHive); err != nil {
+		e.close()
+		return nil, err
+	}
+	if cfg.Listen != "" {
+		log.Info("nats listening", "url", ns.ClientURL(), "max_conns", lim.MaxConns, "max_subs", lim.MaxSubs,
+			"max_pending", lim.MaxPending, "write_deadline", lim.WriteDeadline.String(), "auth", cfg.ObserverUser != "")
+	}
+	return e, nil
+}
+
+// edgeOptions are the edge server's: the EDGE account with the bridge's
+// key (in-process, publish the exports only), the read-only observer
+// (anonymous, or the configured user), the listener and the hub remote.
+func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []string) (*server.Options, error) {
+	lim := cfg.Observers
 	readOnly := &server.Permissions{
 		Publish:   &server.SubjectPermission{Deny: []string{">"}},
 		Subscribe: &server.SubjectPermission{Allow: subscribable(cfg.HubExports)},
@@ -70,7 +103,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 		Port:     -1,
 		Accounts: []*server.Account{acc},
 		Nkeys: []*server.NkeyUser{{
-			Nkey: bpub, Account: acc,
+			Nkey: bridgePub, Account: acc,
 			AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}},
 			Permissions: &server.Permissions{
 				Publish:   &server.SubjectPermission{Allow: exports},
@@ -117,20 +150,15 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 			return nil, err
 		}
 	}
-	ns, err := startServer(opts, cfg.ReadyTimeout, log)
-	if err != nil {
-		return nil, err
-	}
-	e := &edge{ns: ns}
-	if e.out, err = b.connect(ns, bpub, bkp, "bridge-out"); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.in, err = b.connect(b.ns, b.pub, b.key, "bridge-in"); err != nil {
-		e.close()
-		return nil, err
-	}
-	for _, subj := range cfg.HubExports {
+	return opts, nil
+}
+
+// bridge copies each exported subject from the modules' server into the
+// edge, and telemetry a second time as perHive when set. Each
+// subscription's queue is bounded (bridgeQueue); what overflows is
+// dropped and counted by nats.go (dropped).
+func (e *edge) bridge(subjects []string, perHive string) error {
+	for _, subj := range subjects {
 		s, err := e.in.Subscribe(subj, func(m *nats.Msg) {
 			_ = e.out.PublishMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 			if perHive != "" && m.Subject == wire.SubjectTelemetry {
@@ -138,21 +166,15 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 			}
 		})
 		if err != nil {
-			e.close()
-			return nil, fmt.Errorf("bus: bridge %s: %w", subj, err)
+			return fmt.Errorf("bus: bridge %s: %w", subj, err)
 		}
 		_ = s.SetPendingLimits(bridgeQueue, -1)
 		e.subs = append(e.subs, s)
 	}
 	if err := e.in.Flush(); err != nil {
-		e.close()
-		return nil, fmt.Errorf("bus: bridge: %w", err)
+		return fmt.Errorf("bus: bridge: %w", err)
 	}
-	if cfg.Listen != "" {
-		log.Info("nats listening", "url", ns.ClientURL(), "max_conns", lim.MaxConns, "max_subs", lim.MaxSubs,
-			"max_pending", lim.MaxPending, "write_deadline", lim.WriteDeadline.String(), "auth", cfg.ObserverUser != "")
-	}
-	return e, nil
+	return nil
 }
 
 // subscribable is what an observer may subscribe to: the exported

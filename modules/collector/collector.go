@@ -158,30 +158,65 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerCounter) {
 	gpuCtx, cancel := context.WithTimeout(ctx, c.cfg.Interval*8/10)
 	defer cancel()
-	gpuDone := make(chan GPUSnapshot, 1)
-	go func() {
-		snap, err := c.cfg.GPU.Sample(gpuCtx)
-		c.noteGPUErr(err)
-		if err == nil {
-			c.noteUtilSource(snap)
-		}
-		gpuDone <- snap
-	}()
+	gpuDone := c.sampleGPU(gpuCtx)
 
 	// The walk of /proc serves the pattern, the descendants and the
 	// sampler. Without a pattern it waits for a worker: a hive with none
 	// (--worker-match "" on a host between jobs) reads no /proc at all.
-	refreshed := false
-	refresh := func() {
-		refreshed = true
-		if err := c.table.refresh(ctx, c.withArgs); err != nil {
-			c.metrics.sampleErrors.Inc()
-			c.log.Warn("process table", "err", err)
+	if c.withArgs {
+		c.refreshTable(ctx)
+	}
+	list, claimed := c.scanSources(ctx)
+	if len(list) > 0 && !c.withArgs {
+		c.refreshTable(ctx)
+	}
+	c.foldDescendants(list, claimed)
+	out := make([]wire.ProcessStats, 0, len(list))
+	counters := make([]workerCounter, 0, len(list))
+	kept := make([]Worker, 0, len(list))
+	for _, w := range list {
+		if st, wc, ok := c.sampler.sampleWithTotals(ctx, w); ok {
+			out = append(out, st)
+			counters = append(counters, wc)
+			kept = append(kept, w)
 		}
 	}
-	if c.withArgs {
-		refresh()
+	c.sampler.endTick()
+
+	ix := newGPUIndex(<-gpuDone)
+	for i := range out {
+		ix.apply(kept[i], &out[i])
+		counters[i].gpuUtilRatio = float64(out[i].GPUUtilPct) / 100
+		counters[i].gpuMemoryBytes = out[i].VRAMMB << 20
 	}
+	return out, counters
+}
+
+// sampleGPU queries the GPUs in their own goroutine, beside the /proc
+// work, under ctx's deadline; the snapshot arrives on the channel.
+func (c *Collector) sampleGPU(ctx context.Context) <-chan GPUSnapshot {
+	done := make(chan GPUSnapshot, 1)
+	go func() {
+		snap, err := c.cfg.GPU.Sample(ctx)
+		c.noteGPUErr(err)
+		if err == nil {
+			c.noteUtilSource(snap)
+		}
+		done <- snap
+	}()
+	return done
+}
+
+func (c *Collector) refreshTable(ctx context.Context) {
+	if err := c.table.refresh(ctx, c.withArgs); err != nil {
+		c.metrics.sampleErrors.Inc()
+		c.log.Warn("process table", "err", err)
+	}
+}
+
+// scanSources lists the workers of every source. A pid claimed by an
+// earlier source is skipped by later ones; claimed holds them all.
+func (c *Collector) scanSources(ctx context.Context) ([]Worker, map[int32]bool) {
 	claimed := make(map[int32]bool)
 	var list []Worker
 	for _, s := range c.sources {
@@ -206,12 +241,13 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 			list = append(list, w)
 		}
 	}
-	if len(list) > 0 && !refreshed {
-		refresh()
-	}
-	// Every descendant of a worker's processes counts toward it, matching
-	// or not (a server's tokenizer or helper processes), unless another
-	// worker claimed it: listed processes are claimed above, first.
+	return list, claimed
+}
+
+// foldDescendants adds to each worker every descendant of its processes,
+// matching or not (a server's tokenizer or helper processes), unless
+// another worker claimed it: listed processes are claimed first.
+func (c *Collector) foldDescendants(list []Worker, claimed map[int32]bool) {
 	claim := func(pid int32) bool {
 		if claimed[pid] {
 			return false
@@ -224,25 +260,6 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 			list[i].PIDs = c.table.descendants(pid, list[i].PIDs, claim)
 		}
 	}
-	out := make([]wire.ProcessStats, 0, len(list))
-	counters := make([]workerCounter, 0, len(list))
-	kept := make([]Worker, 0, len(list))
-	for _, w := range list {
-		if st, wc, ok := c.sampler.sampleWithTotals(ctx, w); ok {
-			out = append(out, st)
-			counters = append(counters, wc)
-			kept = append(kept, w)
-		}
-	}
-	c.sampler.endTick()
-
-	ix := newGPUIndex(<-gpuDone)
-	for i := range out {
-		ix.apply(kept[i], &out[i])
-		counters[i].gpuUtilRatio = float64(out[i].GPUUtilPct) / 100
-		counters[i].gpuMemoryBytes = out[i].VRAMMB << 20
-	}
-	return out, counters
 }
 
 func (c *Collector) noteGPUErr(err error) {

@@ -151,46 +151,56 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 	if st != nil && st.seen == s.tick {
 		return procSample{}, false // listed twice in one tick: count it once
 	}
-	var cpuSec float64
-	var rss uint64
-	fromTable := false
+	st, cpuSec, rss, fromTable, ok := s.read(ctx, pid, st)
+	if !ok {
+		delete(s.procs, pid)
+		return procSample{}, false
+	}
+	// I/O counters need ptrace-read rights on other users' processes; their
+	// absence must not drop the CPU and memory figures.
+	io, ioErr := s.ioCounters(ctx, st.proc, fromTable)
+	out := st.advance(now, cpuSec, rss, io, ioErr)
+	st.seen = s.tick
+	return out, true
+}
+
+// read is pid's CPU time and resident memory: from the tick's process
+// table when it has the process (one read of /proc/<pid>/stat for both),
+// else through gopsutil. st is pid's state, made anew for a new process
+// (a reused pid has another start time). ok is false when the process is
+// gone; fromTable says which way it was read.
+func (s *sampler) read(ctx context.Context, pid int32, st *procState) (_ *procState, cpuSec float64, rss uint64, fromTable, ok bool) {
 	if e := s.entry(pid); e != nil && s.boot(ctx) {
 		if st == nil || st.startTicks != e.startTicks {
 			st = &procState{proc: &process.Process{Pid: pid}, startTicks: e.startTicks,
 				createTime: s.bootMs + int64(e.startTicks)*1000/clockTicks}
 			s.procs[pid] = st
 		}
-		cpuSec, rss, fromTable = e.cpuSec, e.rssPages*pageSize, true
-	} else {
-		if st == nil || !s.sameProcess(ctx, st) {
-			p := &process.Process{Pid: pid}
-			ct, err := p.CreateTimeWithContext(ctx)
-			if err != nil {
-				delete(s.procs, pid)
-				return procSample{}, false
-			}
-			st = &procState{proc: p, createTime: ct}
-			s.procs[pid] = st
-		}
-		times, err := st.proc.TimesWithContext(ctx)
-		if err != nil {
-			delete(s.procs, pid)
-			return procSample{}, false
-		}
-		cpuSec = times.User + times.System
+		return st, e.cpuSec, e.rssPages * pageSize, true, true
 	}
-	if !fromTable {
-		mem, err := st.proc.MemoryInfoWithContext(ctx)
+	if st == nil || !s.sameProcess(ctx, st) {
+		p := &process.Process{Pid: pid}
+		ct, err := p.CreateTimeWithContext(ctx)
 		if err != nil {
-			delete(s.procs, pid)
-			return procSample{}, false
+			return nil, 0, 0, false, false
 		}
-		rss = mem.RSS
+		st = &procState{proc: p, createTime: ct}
+		s.procs[pid] = st
 	}
-	// I/O counters need ptrace-read rights on other users' processes; their
-	// absence must not drop the CPU and memory figures.
-	io, ioErr := s.ioCounters(ctx, st.proc, fromTable)
+	times, err := st.proc.TimesWithContext(ctx)
+	if err != nil {
+		return nil, 0, 0, false, false
+	}
+	mem, err := st.proc.MemoryInfoWithContext(ctx)
+	if err != nil {
+		return nil, 0, 0, false, false
+	}
+	return st, times.User + times.System, mem.RSS, false, true
+}
 
+// advance turns this reading into deltas and rates since the previous one
+// (since the process started, on the first), and keeps it for the next.
+func (st *procState) advance(now time.Time, cpuSec float64, rss uint64, io *process.IOCountersStat, ioErr error) procSample {
 	out := procSample{rssBytes: rss, createTime: st.createTime}
 	first := st.at.IsZero()
 	if first {
@@ -236,8 +246,7 @@ func (s *sampler) sampleProc(ctx context.Context, pid int32) (procSample, bool) 
 		st.ioOK = false
 	}
 	st.at = now
-	st.seen = s.tick
-	return out, true
+	return out
 }
 
 // entry is pid's line of the tick's process table, or nil.

@@ -9,15 +9,6 @@ import (
 	"time"
 )
 
-// frame is one SSE event, serialised once and shared by every client.
-type frame struct {
-	seq uint64
-	// wire is the event as an HTTP/1.1 chunk: "<hex len>\r\n" + the
-	// "id: ..\nevent: ..\ndata: ..\n\n" bytes + "\r\n".
-	wire []byte
-	data []byte // the event alone, a slice of wire
-}
-
 // fanout sends telemetry to SSE clients. Publish never blocks: it keeps the
 // frame in the history ring and wakes the writer shards, which write it to
 // their clients without blocking (see stream). A client that cannot take a
@@ -28,8 +19,7 @@ type frame struct {
 // The shards replace a goroutine, a channel send and a flush per client
 // per event: at 10,000 clients those cost more than the writes.
 type fanout struct {
-	queueSize    int
-	writeTimeout time.Duration
+	queueSize int
 
 	mu      sync.Mutex
 	seq     uint64
@@ -52,7 +42,7 @@ type fanout struct {
 
 // newFanout numbers events from firstID on. Its shards run from start
 // until close.
-func newFanout(history, queueSize int, firstID uint64, writeTimeout time.Duration) *fanout {
+func newFanout(history, queueSize int, firstID uint64) *fanout {
 	if history < 1 {
 		history = 1
 	}
@@ -60,7 +50,7 @@ func newFanout(history, queueSize int, firstID uint64, writeTimeout time.Duratio
 		queueSize = 1
 	}
 	n := min(runtime.GOMAXPROCS(0), 8)
-	h := &fanout{queueSize: queueSize, writeTimeout: writeTimeout, seq: firstID - 1, ring: make([]frame, history)}
+	h := &fanout{queueSize: queueSize, seq: firstID - 1, ring: make([]frame, history)}
 	for range n {
 		h.shards = append(h.shards, newShard(h))
 	}
@@ -97,8 +87,6 @@ func (h *fanout) publish(event string, payload []byte) {
 
 // keepAliveFrame is an SSE comment: it keeps proxies and clients from
 // timing out a quiet stream and is never an event.
-var keepAliveFrame = newFrame(0, []byte(": keep-alive\n\n"))
-
 // keepAlive sends a keep-alive to every client when nothing was sent for
 // quiet. A client that cannot take it is not kicked for it: it is behind
 // on real events, which decide.
@@ -248,16 +236,4 @@ func encodeFrame(seq uint64, event string, payload []byte) frame {
 	writeData(&b, payload)
 	b.WriteByte('\n')
 	return newFrame(seq, b.Bytes())
-}
-
-// newFrame wraps data as one HTTP/1.1 chunk, keeping data itself for
-// clients that speak HTTP/1.0.
-func newFrame(seq uint64, data []byte) frame {
-	n := strconv.FormatInt(int64(len(data)), 16)
-	w := make([]byte, 0, len(n)+len(data)+4)
-	w = append(w, n...)
-	w = append(w, "\r\n"...)
-	w = append(w, data...)
-	w = append(w, "\r\n"...)
-	return frame{seq: seq, wire: w, data: w[len(n)+2 : len(w)-2]}
 }

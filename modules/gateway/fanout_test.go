@@ -12,11 +12,11 @@ import (
 // counted, so that they reconnect and are told what was lost, rather than
 // miss events silently. A client that joined later lost nothing.
 func TestShardBehindTheHistoryCutsItsClients(t *testing.T) {
-	h := newFanout(2, 16, 1, time.Second)
+	h := newFanout(2, 16, 1)
 	h.shards = h.shards[:1]
 	old, oldPeer := net.Pipe()
 	defer oldPeer.Close()
-	early := newStream(h, old, true, slog.New(slog.DiscardHandler))
+	early := newStream(h, sseConn{conn: old, chunked: true, timeout: time.Second}, slog.New(slog.DiscardHandler))
 	if _, _, ok := h.subscribe(early, resume{}); !ok {
 		t.Fatal("subscribe refused")
 	}
@@ -25,7 +25,7 @@ func TestShardBehindTheHistoryCutsItsClients(t *testing.T) {
 	}
 	fresh, freshPeer := net.Pipe()
 	defer freshPeer.Close()
-	late := newStream(h, fresh, true, slog.New(slog.DiscardHandler))
+	late := newStream(h, sseConn{conn: fresh, chunked: true, timeout: time.Second}, slog.New(slog.DiscardHandler))
 	if _, _, ok := h.subscribe(late, resume{}); !ok {
 		t.Fatal("subscribe refused")
 	}

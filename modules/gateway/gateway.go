@@ -30,9 +30,10 @@ type Gateway struct {
 	// token is the SHA-256 of Config.Token, nil without one.
 	token []byte
 
-	denied      atomic.Uint64 // requests refused by access checks
-	shed        atomic.Uint64 // connections refused past a cap
-	liveDropped atomic.Uint64 // live job events a slow stream missed (recovered from the replay)
+	denied      atomic.Uint64  // requests refused by access checks
+	shed        atomic.Uint64  // connections refused past a cap
+	liveDropped atomic.Uint64  // live job events a slow stream missed (recovered from the replay)
+	jobStreams  sync.WaitGroup // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
 
 	ready    chan struct{}
@@ -94,7 +95,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		cfg:      cfg,
 		bus:      b,
 		log:      log.With("module", "gateway"),
-		fanout:   newFanout(cfg.History, cfg.QueueSize, cmp.Or(cfg.FirstEventID, uint64(time.Now().UnixMilli())), cfg.WriteTimeout),
+		fanout:   newFanout(cfg.History, cfg.QueueSize, cmp.Or(cfg.FirstEventID, uint64(time.Now().UnixMilli()))),
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
 	}
@@ -119,7 +120,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer nc.Close()
 	// Another hive's telemetry (over a leafnode) is not this hive's stream;
 	// the bus's accounts keep it out already, the filter is the second lock.
-	sub, err := bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.fanout.publish("heartbeat", data) })
+	sub, err := bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.fanout.publish(sseTelemetryEvent, data) })
 	if err != nil {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
@@ -189,6 +190,7 @@ serve:
 		<-errc
 	}
 	<-streamsEnded
+	g.jobStreams.Wait()
 	return serveErr
 }
 
@@ -215,7 +217,7 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	reads("/health", func(c *gin.Context) {
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok"))
 	})
-	reads("/v1/heartbeats/stream", g.guard(read), g.streamHeartbeats)
+	reads("/v1/heartbeats/stream", g.guard(read), g.streamTelemetry)
 	// Capabilities are a read, unless ?queen_url= asks for a change: the
 	// handler checks that itself.
 	caps := g.getCapabilities(nc)

@@ -109,7 +109,9 @@ func TestJobStreamReplayThenLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+	// The stream's connection serves nothing after it: the client must
+	// not pool it.
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || !resp.Close {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 	}
 	<-replayed

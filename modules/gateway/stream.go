@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"log/slog"
-	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -23,11 +22,10 @@ import (
 // A goroutine blocked in Read sees the client hang up at once, so a gone
 // client leaves even while no event is sent.
 type stream struct {
-	h       *fanout
-	conn    net.Conn
-	raw     syscall.RawConn // nil: no direct writes; drain sends everything
-	chunked bool            // HTTP/1.1: frames are chunks, the end is the last chunk
-	log     *slog.Logger
+	sseConn
+	h   *fanout
+	raw syscall.RawConn // nil: no direct writes; drain sends everything
+	log *slog.Logger
 
 	after uint64 // frames after it are the shard's to send; set by subscribe
 	shard *shard
@@ -42,23 +40,15 @@ type stream struct {
 	done    chan struct{} // closed by end
 }
 
-func newStream(h *fanout, conn net.Conn, chunked bool, log *slog.Logger) *stream {
-	c := &stream{h: h, conn: conn, chunked: chunked, log: log, idx: -1,
+func newStream(h *fanout, sc sseConn, log *slog.Logger) *stream {
+	c := &stream{sseConn: sc, h: h, log: log, idx: -1,
 		queue: make(chan []byte, h.queueSize), done: make(chan struct{})}
-	if sc, ok := conn.(syscall.Conn); ok {
+	if sc, ok := sc.conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil && rawWriteSupported {
 			c.raw = raw
 		}
 	}
 	return c
-}
-
-// bytes is what f is on this connection.
-func (c *stream) bytes(f frame) []byte {
-	if c.chunked {
-		return f.wire
-	}
-	return f.data
 }
 
 // send hands f to the client without blocking. kick says whether a full
@@ -146,9 +136,6 @@ func (c *stream) drain() {
 	}
 }
 
-// lastChunk ends a chunked response.
-var lastChunk = []byte("0\r\n\r\n")
-
 // finish ends the stream after what was sent to it (the fan-out closes).
 // A client too far behind to take the end is cut.
 func (c *stream) finish() {
@@ -172,15 +159,6 @@ func (c *stream) finish() {
 		c.mu.Unlock()
 		c.end()
 	}
-}
-
-// write sends b, blocking up to the write timeout.
-func (c *stream) write(b []byte) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.writeTimeout)); err != nil {
-		return err
-	}
-	_, err := c.conn.Write(b)
-	return err
 }
 
 // read waits for the client to hang up; anything it sends is discarded
