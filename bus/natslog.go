@@ -52,8 +52,11 @@ func (l *natsLogger) Fatalf(format string, v ...any) {
 // emit writes one line if the token bucket allows it.
 func (l *natsLogger) emit(level slog.Level, format string, v []any) {
 	if level == slog.LevelDebug {
-		// Debug lines are off in production and cost nothing to drop.
-		l.log.Debug(fmt.Sprintf(format, v...))
+		// Debug lines are off in production: check before formatting,
+		// so a dropped one costs no Sprintf.
+		if l.log.Enabled(context.Background(), slog.LevelDebug) {
+			l.log.Debug(fmt.Sprintf(format, v...))
+		}
 		return
 	}
 	l.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	neturl "net/url"
 	"os"
@@ -46,17 +47,53 @@ func main() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	tr := &http.Transport{MaxIdleConnsPerHost: *clients, DisableCompression: true}
+	r := &recorder{published: map[string]bool{}}
+	ok := r.connect(ctx, *url, *clients)
+	time.Sleep(3 * time.Second) // everyone has the snapshot; steady state
+	c0 := cpu(*pid)
+	r.mu.Lock()
+	r.t0 = time.Now()
+	r.mu.Unlock()
+	time.Sleep(*window)
+	r.mu.Lock()
+	r.t1 = time.Now()
+	r.mu.Unlock()
+	c1 := cpu(*pid)
+	time.Sleep(2 * time.Second) // events published just before t1 arrive
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delivery := 0.0
+	if len(r.published) > 0 {
+		delivery = float64(r.received) / float64(len(r.published)*ok)
+	}
+	slices.Sort(r.lat)
+	q := func(p float64) float64 {
+		if len(r.lat) == 0 {
+			return -1
+		}
+		return r.lat[min(len(r.lat)-1, int(p*float64(len(r.lat))))]
+	}
+	fmt.Printf("%-12s clients %6d (connected %d)  delivery %.3f  cpu %6.2f%%  rss %6.1f MiB  latency p50 %6.1f ms  p99 %6.1f ms\n",
+		*name, *clients, ok, delivery, (c1-c0)/r.t1.Sub(r.t0).Seconds()*100, rssMiB(*pid), q(0.5), q(0.99))
+}
+
+// recorder keeps what the clients received inside the window [t0, t1).
+type recorder struct {
+	mu        sync.Mutex
+	lat       []float64 // ms from an event's timestamp to its arrival
+	published map[string]bool
+	received  int
+	t0, t1    time.Time
+}
+
+// connect opens n SSE clients to url and returns how many connected.
+func (r *recorder) connect(ctx context.Context, url string, n int) int {
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
 	hc := &http.Client{Transport: tr}
-	var mu sync.Mutex
-	var lat []float64
-	published := map[string]bool{}
-	received := 0
-	var t0, t1 time.Time
-	connected := make(chan bool, *clients)
-	for range *clients {
+	connected := make(chan bool, n)
+	for range n {
 		go func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			resp, err := hc.Do(req)
 			if err != nil {
 				connected <- false
@@ -64,60 +101,40 @@ func main() {
 			}
 			defer resp.Body.Close()
 			connected <- true
-			sc := bufio.NewScanner(resp.Body)
-			sc.Buffer(make([]byte, 64<<10), 16<<20)
-			for sc.Scan() {
-				ts, ok := timestamp(sc.Bytes())
-				if !ok {
-					continue
-				}
-				now := time.Now()
-				pub, err := time.Parse(time.RFC3339Nano, ts)
-				if err != nil {
-					continue
-				}
-				mu.Lock()
-				if !t0.IsZero() && !pub.Before(t0) && (t1.IsZero() || pub.Before(t1)) {
-					published[ts] = true
-					received++
-					lat = append(lat, float64(now.Sub(pub))/float64(time.Millisecond))
-				}
-				mu.Unlock()
-			}
+			r.read(resp.Body)
 		}()
 	}
 	ok := 0
-	for range *clients {
+	for range n {
 		if <-connected {
 			ok++
 		}
 	}
-	time.Sleep(3 * time.Second) // everyone has the snapshot; steady state
-	c0 := cpu(*pid)
-	mu.Lock()
-	t0 = time.Now()
-	mu.Unlock()
-	time.Sleep(*window)
-	mu.Lock()
-	t1 = time.Now()
-	mu.Unlock()
-	c1 := cpu(*pid)
-	time.Sleep(2 * time.Second) // events published just before t1 arrive
-	mu.Lock()
-	defer mu.Unlock()
-	delivery := 0.0
-	if len(published) > 0 {
-		delivery = float64(received) / float64(len(published)*ok)
-	}
-	slices.Sort(lat)
-	q := func(p float64) float64 {
-		if len(lat) == 0 {
-			return -1
+	return ok
+}
+
+// read records every event of one stream.
+func (r *recorder) read(body io.Reader) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		ts, ok := timestamp(sc.Bytes())
+		if !ok {
+			continue
 		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+		now := time.Now()
+		pub, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		if !r.t0.IsZero() && !pub.Before(r.t0) && (r.t1.IsZero() || pub.Before(r.t1)) {
+			r.published[ts] = true
+			r.received++
+			r.lat = append(r.lat, float64(now.Sub(pub))/float64(time.Millisecond))
+		}
+		r.mu.Unlock()
 	}
-	fmt.Printf("%-12s clients %6d (connected %d)  delivery %.3f  cpu %6.2f%%  rss %6.1f MiB  latency p50 %6.1f ms  p99 %6.1f ms\n",
-		*name, *clients, ok, delivery, (c1-c0)/t1.Sub(t0).Seconds()*100, rssMiB(*pid), q(0.5), q(0.99))
 }
 
 // timestamp finds "timestamp":"..." in a data: line without decoding it:

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/rbee/hive/internal/text"
 )
 
 // Pmon asks for one sample of per-process utilisation and framebuffer
@@ -66,7 +68,7 @@ func ParsePmon(r io.Reader) ([]ProcUtil, error) {
 		pi, ok2 := col["pid"]
 		si, ok3 := col["sm"]
 		if !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("pmon: data before a header naming gpu, pid and sm: %q", truncate(sc.Text(), 80))
+			return nil, fmt.Errorf("pmon: data before a header naming gpu, pid and sm: %q", text.Truncate(sc.Text(), 80))
 		}
 		if len(f) <= max(gi, pi, si) {
 			continue
@@ -98,11 +100,4 @@ func ParsePmon(r io.Reader) ([]ProcUtil, error) {
 		return nil, fmt.Errorf("pmon: no header naming an sm column")
 	}
 	return out, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }

@@ -61,7 +61,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
 	return &Capabilities{cfg: cfg, bus: b, log: log.With("module", "capabilities"), ready: make(chan struct{})}, nil
 }
 
-// Run answers requests until ctx ends or Close, detecting the devices once
+// Run answers requests until ctx ends, detecting the devices once
 // right after it subscribed.
 func (c *Capabilities) Run(ctx context.Context) error {
 	nc, err := c.bus.Connect("capabilities")

@@ -36,7 +36,7 @@ func DefaultConfig() Config {
 		Interval:      time.Second,
 		WorkerMatch:   workerproc.DefaultPattern,
 		WorkerMatchOn: workerproc.OnExe,
-		CgroupRoot:    "/sys/fs/cgroup/rbee.slice",
+		CgroupRoot:    workerproc.DefaultCgroupRoot,
 	}
 }
 

@@ -13,8 +13,6 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 )
 
-// DefaultCgroupRoot is the original daemon's cgroup v2 tree.
-const DefaultCgroupRoot = "/sys/fs/cgroup/rbee.slice"
 
 // CgroupSource reports every non-empty cgroup Root/<group>/<instance> as a
 // worker, with every process of the cgroup folded into it. A missing Root

@@ -5,6 +5,7 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/wait"
 )
 
 // Discovery is the module.
@@ -61,26 +63,18 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	// Zero means "the default" for these; for Jitter and Retry zero is a
 	// setting (none, give up).
 	def := DefaultConfig()
-	if cfg.API == "" {
-		cfg.API = def.API
-	}
+	cfg.API = cmp.Or(cfg.API, def.API)
 	if len(cfg.Delays) == 0 {
 		cfg.Delays = def.Delays
 	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = def.RequestTimeout
-	}
-	if cfg.ChangeBurst == 0 {
-		cfg.ChangeBurst = def.ChangeBurst
-	}
-	if cfg.ChangeEvery == 0 {
-		cfg.ChangeEvery = def.ChangeEvery
-	}
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, def.RequestTimeout)
+	cfg.ChangeBurst = cmp.Or(cfg.ChangeBurst, def.ChangeBurst)
+	cfg.ChangeEvery = cmp.Or(cfg.ChangeEvery, def.ChangeEvery)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = wait.Sleep
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/wait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -320,7 +321,7 @@ func TestQueenDownThenUp(t *testing.T) {
 	var waits atomic.Int64
 	counting := func(ctx context.Context, d time.Duration) bool {
 		waits.Add(1)
-		return sleep(ctx, d)
+		return wait.Sleep(ctx, d)
 	}
 	h := start(t, Config{QueenURL: "http://" + addr, Retry: 50 * time.Millisecond, Sleep: counting})
 	bustest.WaitFor(t, 10*time.Second, func() error {

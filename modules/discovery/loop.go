@@ -88,7 +88,7 @@ func (d *Discovery) attempt(ctx context.Context, queen string) error {
 func (d *Discovery) capabilities(ctx context.Context) ([]wire.Device, error) {
 	rctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
-	caps, err := bus.Request[wire.CapabilitiesRequest, wire.Capabilities](rctx, d.nc, wire.SubjectCapabilitiesGet, wire.CapabilitiesRequest{})
+	caps, err := bus.RequestCapabilities(rctx, d.nc)
 	if err != nil {
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
@@ -176,18 +176,4 @@ func (d *Discovery) jitter(w time.Duration) time.Duration {
 	}
 	f := 1 + d.cfg.Jitter*(2*rand.Float64()-1)
 	return time.Duration(float64(w) * f)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/rbee/hive/internal/text"
 )
 
 // access is what a route needs from its caller.
@@ -135,7 +136,7 @@ func crossSite(r *http.Request) denial {
 	}
 	u, err := url.Parse(origin)
 	if err != nil || origin == "null" || !strings.EqualFold(u.Host, r.Host) {
-		return denial{http.StatusForbidden, "cross-origin request refused (Origin: " + truncate(origin, 80) + ")"}
+		return denial{http.StatusForbidden, "cross-origin request refused (Origin: " + text.Truncate(origin, 80) + ")"}
 	}
 	return denial{}
 }

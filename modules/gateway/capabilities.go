@@ -64,7 +64,7 @@ func (g *Gateway) getCapabilities(nc *bus.Conn) gin.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), capabilitiesTimeout)
 		defer cancel()
-		caps, err := bus.Request[wire.CapabilitiesRequest, wire.Capabilities](ctx, nc, wire.SubjectCapabilitiesGet, wire.CapabilitiesRequest{})
+		caps, err := bus.RequestCapabilities(ctx, nc)
 		if err != nil || caps.Devices == nil {
 			abortJSON(c, http.StatusServiceUnavailable, fmt.Sprintf("capabilities unavailable: %v", cmp.Or(err, errors.New("no devices in the reply"))))
 			return

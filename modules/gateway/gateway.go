@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/text"
 )
 
 // Gateway is the HTTP module.
@@ -50,32 +51,23 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Zero means "the default"; CORSOrigins is the exception: an empty,
+	// non-nil list turns CORS off.
 	def := DefaultConfig()
-	if cfg.Access == "" {
-		cfg.Access = def.Access
-	}
-	if cfg.Listen == "" {
-		cfg.Listen = def.Listen
-	}
-	if cfg.CORSOrigins == nil { // an empty, non-nil list turns CORS off
+	cfg.Access = cmp.Or(cfg.Access, def.Access)
+	cfg.Listen = cmp.Or(cfg.Listen, def.Listen)
+	if cfg.CORSOrigins == nil {
 		cfg.CORSOrigins = def.CORSOrigins
 	}
-	for _, f := range []struct{ v, d *int }{
-		{&cfg.History, &def.History}, {&cfg.QueueSize, &def.QueueSize},
-		{&cfg.MaxConns, &def.MaxConns}, {&cfg.MaxConnsPerIP, &def.MaxConnsPerIP},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	for _, f := range []struct{ v, d *time.Duration }{
-		{&cfg.KeepAlive, &def.KeepAlive}, {&cfg.WriteTimeout, &def.WriteTimeout}, {&cfg.RetryHint, &def.RetryHint},
-		{&cfg.ShutdownTimeout, &def.ShutdownTimeout}, {&cfg.BodyTimeout, &def.BodyTimeout},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
+	cfg.History = cmp.Or(cfg.History, def.History)
+	cfg.QueueSize = cmp.Or(cfg.QueueSize, def.QueueSize)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, def.MaxConns)
+	cfg.MaxConnsPerIP = cmp.Or(cfg.MaxConnsPerIP, def.MaxConnsPerIP)
+	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, def.KeepAlive)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, def.WriteTimeout)
+	cfg.RetryHint = cmp.Or(cfg.RetryHint, def.RetryHint)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, def.ShutdownTimeout)
+	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, def.BodyTimeout)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,24 +125,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// The fan-out never blocks, so the subscription can afford the
 	// client library's default pending limits.
 
-	raw, err := net.Listen("tcp", g.cfg.Listen)
+	srv, ln, err := g.listen(nc)
 	if err != nil {
-		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+		return err
 	}
-	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP, &g.shed)
-	g.ln = ln
-	g.addr = ln.Addr()
-	srv := &http.Server{
-		Handler:           g.router(nc),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		// No WriteTimeout: it would cut every SSE stream. Streams set a
-		// deadline per write instead. No ReadTimeout either, for the same
-		// reason: bodies are read under their own deadline (readBody).
-	}
-	var stopOnce sync.Once
-	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
 	close(g.ready)
 	g.log.Info("gateway listening", "addr", g.addr.String(), "auth", g.authMode(),
 		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
@@ -158,24 +136,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.fanout.start()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	// Keep-alives for quiet streams, checked at a quarter of the interval
-	// so that none is later than 1.25 x KeepAlive.
-	ka := time.NewTicker(g.cfg.KeepAlive / 4)
-	defer ka.Stop()
-	var serveErr error
-serve:
-	for {
-		select {
-		case err := <-errc:
-			// The listener failed: the open streams still end properly.
-			serveErr = fmt.Errorf("gateway: serve: %w", err)
-			break serve
-		case <-ctx.Done():
-			break serve
-		case <-ka.C:
-			g.fanout.keepAlive(g.cfg.KeepAlive)
-		}
-	}
+	serveErr := g.keepAliveUntil(ctx, errc)
 	// Telemetry streams are the fan-out's, not the server's (their
 	// connections are hijacked): both end within the one budget, the
 	// streams after the events published before the stop.
@@ -194,6 +155,49 @@ serve:
 	return serveErr
 }
 
+// listen binds the HTTP address behind the connection caps and makes the
+// server; its Shutdown closes g.stopping, which ends the job streams.
+func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
+	raw, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+	}
+	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP, &g.shed)
+	g.ln = ln
+	g.addr = ln.Addr()
+	srv := &http.Server{
+		Handler:           g.router(nc),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		// No WriteTimeout: it would cut every SSE stream. Streams set a
+		// deadline per write instead. No ReadTimeout either, for the same
+		// reason: bodies are read under their own deadline (readBody).
+	}
+	var stopOnce sync.Once
+	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
+	return srv, ln, nil
+}
+
+// keepAliveUntil sends keep-alives to quiet telemetry streams until ctx
+// ends or the server fails (its error). It checks at a quarter of the
+// interval, so that none is later than 1.25 x KeepAlive.
+func (g *Gateway) keepAliveUntil(ctx context.Context, serveErr <-chan error) error {
+	ka := time.NewTicker(g.cfg.KeepAlive / 4)
+	defer ka.Stop()
+	for {
+		select {
+		case err := <-serveErr:
+			// The listener failed: the open streams still end properly.
+			return fmt.Errorf("gateway: serve: %w", err)
+		case <-ctx.Done():
+			return nil
+		case <-ka.C:
+			g.fanout.keepAlive(g.cfg.KeepAlive)
+		}
+	}
+}
+
 func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -203,10 +207,10 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	r.RedirectFixedPath = false
 	r.Use(g.recoverJSON, g.bodyDeadline)
 	r.NoRoute(func(c *gin.Context) {
-		abortJSON(c, http.StatusNotFound, "no route "+c.Request.Method+" "+truncate(c.Request.URL.Path, 200))
+		abortJSON(c, http.StatusNotFound, "no route "+c.Request.Method+" "+text.Truncate(c.Request.URL.Path, 200))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		abortJSON(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" not allowed on "+truncate(c.Request.URL.Path, 200))
+		abortJSON(c, http.StatusMethodNotAllowed, "method "+c.Request.Method+" not allowed on "+text.Truncate(c.Request.URL.Path, 200))
 	})
 	// Read-only routes answer browsers of the allowed origins (CORS) and
 	// their preflights; state-changing ones never do.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
 )
 
 // maxJobBody bounds POST /v1/jobs bodies; maxSmallBody the bodies of
@@ -50,7 +51,7 @@ func (g *Gateway) createJob(nc *bus.Conn) gin.HandlerFunc {
 func jobParam(c *gin.Context) (string, bool) {
 	id := c.Param("id")
 	if !wire.ValidJobID(id) {
-		abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(truncate(id, 80))+" not found")
+		abortJSON(c, http.StatusNotFound, "job "+strconv.Quote(text.Truncate(id, 80))+" not found")
 		return "", false
 	}
 	return id, true

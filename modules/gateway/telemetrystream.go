@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/rbee/hive/internal/text"
 )
 
 // sseTelemetryEvent names the telemetry events on the SSE stream (the
@@ -26,7 +27,7 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 	if raw != "" {
 		id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
 		if err != nil {
-			notes = append(notes, "malformed Last-Event-ID "+strconv.Quote(truncate(raw, 64))+" ignored; starting from the latest event")
+			notes = append(notes, "malformed Last-Event-ID "+strconv.Quote(text.Truncate(raw, 64))+" ignored; starting from the latest event")
 		} else {
 			r = resume{lastID: id, hasLast: true}
 		}
@@ -69,11 +70,4 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 	// Events published since subscribe are queued; drain sends them and
 	// hands the stream to its shard.
 	st.drain()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -43,7 +43,7 @@ func TestNarrationBoundedByBytes(t *testing.T) {
 	}
 	cancelJob(t, h, id, "")
 	evs := h.events(t, id, 5*time.Second)
-	if !strings.Contains(text(evs), "narration lines were not kept for replay") || endOf(evs) != wire.EndCancelled {
+	if !strings.Contains(allText(evs), "narration lines were not kept for replay") || endOf(evs) != wire.EndCancelled {
 		t.Fatalf("end of a long job: %q", endOf(evs))
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/wait"
 )
 
 // hiveCheck is a self-test that narrates every step: the bus, the age of
@@ -20,7 +21,7 @@ func (m *Jobs) hiveCheck(ctx context.Context, n *narrator) error {
 	n.say("hive_check_start", "🔍 Hive self-check of "+m.cfg.HiveID)
 	failed := 0
 	step := func(action string, f func(context.Context) (string, error)) bool {
-		if !pause(ctx, m.cfg.CheckPause) {
+		if !wait.Sleep(ctx, m.cfg.CheckPause) {
 			return false
 		}
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -97,7 +98,7 @@ func (m *Jobs) checkTick(ctx context.Context) (string, error) {
 }
 
 func (m *Jobs) checkCapabilities(ctx context.Context) (string, error) {
-	caps, err := bus.Request[wire.CapabilitiesRequest, wire.Capabilities](ctx, m.nc, wire.SubjectCapabilitiesGet, wire.CapabilitiesRequest{})
+	caps, err := bus.RequestCapabilities(ctx, m.nc)
 	if err != nil {
 		return "", fmt.Errorf("capabilities: %w", err)
 	}
@@ -124,18 +125,4 @@ func diskFree(what, dir string) (string, error) {
 	}
 	free := st.Bavail * uint64(st.Bsize)
 	return fmt.Sprintf("%s %s: %.1f GiB free", what, dir, float64(free)/(1<<30)), nil
-}
-
-func pause(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -60,7 +60,7 @@ func DefaultConfig() Config {
 		WorkerDir:        "~/.cache/rbee/workers",
 		LogDir:           "~/.cache/rbee/logs",
 		ModelDir:         "~/.cache/rbee/models",
-		CgroupRoot:       "/sys/fs/cgroup/rbee.slice",
+		CgroupRoot:       workerproc.DefaultCgroupRoot,
 		WorkerMatch:      workerproc.DefaultPattern,
 		WorkerMatchOn:    workerproc.OnExe,
 		MaxJobs:          64,

@@ -183,7 +183,7 @@ func (h *harness) events(t *testing.T, id string, timeout time.Duration) []wire.
 	}
 }
 
-func text(evs []wire.JobEvent) string {
+func allText(evs []wire.JobEvent) string {
 	var b strings.Builder
 	for _, e := range evs {
 		b.WriteString(e.Text)

@@ -6,6 +6,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,25 +59,16 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	}
 	// Zero means "the default" for the bounds and waits.
 	def := DefaultConfig()
-	for _, f := range []struct{ v, d *int }{
-		{&cfg.MaxJobs, &def.MaxJobs}, {&cfg.MaxWorkers, &def.MaxWorkers}, {&cfg.MaxRetained, &def.MaxRetained},
-		{&cfg.MaxEvents, &def.MaxEvents}, {&cfg.MaxJobBytes, &def.MaxJobBytes},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	for _, f := range []struct{ v, d *time.Duration }{
-		{&cfg.Retention, &def.Retention}, {&cfg.ShutdownGrace, &def.ShutdownGrace},
-		{&cfg.HealthTimeout, &def.HealthTimeout}, {&cfg.StopGrace, &def.StopGrace},
-	} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-	if cfg.MaxRetainedBytes == 0 {
-		cfg.MaxRetainedBytes = def.MaxRetainedBytes
-	}
+	cfg.MaxJobs = cmp.Or(cfg.MaxJobs, def.MaxJobs)
+	cfg.MaxWorkers = cmp.Or(cfg.MaxWorkers, def.MaxWorkers)
+	cfg.MaxRetained = cmp.Or(cfg.MaxRetained, def.MaxRetained)
+	cfg.MaxEvents = cmp.Or(cfg.MaxEvents, def.MaxEvents)
+	cfg.MaxJobBytes = cmp.Or(cfg.MaxJobBytes, def.MaxJobBytes)
+	cfg.MaxRetainedBytes = cmp.Or(cfg.MaxRetainedBytes, def.MaxRetainedBytes)
+	cfg.Retention = cmp.Or(cfg.Retention, def.Retention)
+	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, def.ShutdownGrace)
+	cfg.HealthTimeout = cmp.Or(cfg.HealthTimeout, def.HealthTimeout)
+	cfg.StopGrace = cmp.Or(cfg.StopGrace, def.StopGrace)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -33,7 +33,7 @@ func TestSpawnListGetDeleteWorker(t *testing.T) {
 	}
 	evs := h.events(t, id, 30*time.Second)
 	if endOf(evs) != wire.EndDone {
-		t.Fatalf("spawn ended %q:\n%s", endOf(evs), text(evs))
+		t.Fatalf("spawn ended %q:\n%s", endOf(evs), allText(evs))
 	}
 	msg, err := started.NextMsg(2 * time.Second)
 	if err != nil {
@@ -46,23 +46,23 @@ func TestSpawnListGetDeleteWorker(t *testing.T) {
 		t.Fatalf("announcement %+v", w)
 	}
 	want := fmt.Sprintf("spawned (PID: %d, port: %d)", w.PID, port)
-	if !strings.Contains(text(evs), want) || !strings.Contains(evs[0].Text, "Executing operation: worker_spawn") {
-		t.Fatalf("narration lacks %q:\n%s", want, text(evs))
+	if !strings.Contains(allText(evs), want) || !strings.Contains(evs[0].Text, "Executing operation: worker_spawn") {
+		t.Fatalf("narration lacks %q:\n%s", want, allText(evs))
 	}
 
 	id, _ = h.create(t, `{"operation":"worker_process_list","hive_id":"h1"}`)
 	evs = h.events(t, id, 10*time.Second)
-	if endOf(evs) != wire.EndDone || !strings.Contains(text(evs), fmt.Sprintf(`"pid":%d,"port":"%d","model":"tinyllama","spawned_by_hive":true`, w.PID, port)) {
-		t.Fatalf("list:\n%s", text(evs))
+	if endOf(evs) != wire.EndDone || !strings.Contains(allText(evs), fmt.Sprintf(`"pid":%d,"port":"%d","model":"tinyllama","spawned_by_hive":true`, w.PID, port)) {
+		t.Fatalf("list:\n%s", allText(evs))
 	}
 	id, _ = h.create(t, fmt.Sprintf(`{"operation":"worker_process_get","hive_id":"h1","pid":%d}`, w.PID))
-	if evs = h.events(t, id, 10*time.Second); endOf(evs) != wire.EndDone || !strings.Contains(text(evs), `"model":"tinyllama"`) {
-		t.Fatalf("get:\n%s", text(evs))
+	if evs = h.events(t, id, 10*time.Second); endOf(evs) != wire.EndDone || !strings.Contains(allText(evs), `"model":"tinyllama"`) {
+		t.Fatalf("get:\n%s", allText(evs))
 	}
 
 	id, _ = h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h1","pid":%d}`, w.PID))
 	if evs = h.events(t, id, 10*time.Second); endOf(evs) != wire.EndDone {
-		t.Fatalf("delete:\n%s", text(evs))
+		t.Fatalf("delete:\n%s", allText(evs))
 	}
 	if _, err := stopped.NextMsg(2 * time.Second); err != nil {
 		t.Fatal("no hive.workers.stopped")
@@ -127,8 +127,8 @@ func TestSpawnFailures(t *testing.T) {
 		})
 		cancelJob(t, h, id, "")
 		evs := h.events(t, id, 10*time.Second)
-		if endOf(evs) != wire.EndCancelled || !strings.Contains(text(evs), "Spawn cancelled; stopped") {
-			t.Fatalf("cancelled spawn:\n%s", text(evs))
+		if endOf(evs) != wire.EndCancelled || !strings.Contains(allText(evs), "Spawn cancelled; stopped") {
+			t.Fatalf("cancelled spawn:\n%s", allText(evs))
 		}
 		if h.m.procs.count() != 0 {
 			t.Fatal("cancelled spawn left its worker running")
@@ -193,7 +193,7 @@ func TestHiveCheck(t *testing.T) {
 	ticker(t, h)
 	id, _ := h.create(t, `{"operation":"hive_check"}`)
 	evs := h.events(t, id, 20*time.Second)
-	out := text(evs)
+	out := allText(evs)
 	for _, want := range []string{"bus round trip", "collector tick", "1 device(s): CPU (2 cores)", "worker dir", "model dir", "All checks passed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("hive_check narration lacks %q:\n%s", want, out)
@@ -213,8 +213,8 @@ func TestHiveCheckFailsWithoutCollector(t *testing.T) {
 	capsResponder(t, h)
 	id, _ := h.create(t, `{"operation":"hive_check"}`)
 	evs := h.events(t, id, 20*time.Second)
-	if e := endOf(evs); e != "[ERROR] hive check: 1 of 5 checks failed" || !strings.Contains(text(evs), "❌ no collector tick") {
-		t.Fatalf("end %q:\n%s", e, text(evs))
+	if e := endOf(evs); e != "[ERROR] hive check: 1 of 5 checks failed" || !strings.Contains(allText(evs), "❌ no collector tick") {
+		t.Fatalf("end %q:\n%s", e, allText(evs))
 	}
 }
 
@@ -311,8 +311,8 @@ func TestModels(t *testing.T) {
 		t.Fatalf("model_list JSON line %q: %v", last, err)
 	}
 	id, _ = h.create(t, `{"operation":"model_get","hive_id":"h","id":"tiny.gguf"}`)
-	if evs = h.events(t, id, 5*time.Second); endOf(evs) != wire.EndDone || !strings.Contains(text(evs), `"size": 10`) {
-		t.Fatalf("model_get:\n%s", text(evs))
+	if evs = h.events(t, id, 5*time.Second); endOf(evs) != wire.EndDone || !strings.Contains(allText(evs), `"size": 10`) {
+		t.Fatalf("model_get:\n%s", allText(evs))
 	}
 	// A path or a hidden name is refused at submit; a missing model fails
 	// the job.
@@ -327,7 +327,7 @@ func TestModels(t *testing.T) {
 	}
 	id, _ = h.create(t, `{"operation":"model_delete","hive_id":"h","id":"llama-3.2-1b"}`)
 	if evs = h.events(t, id, 5*time.Second); endOf(evs) != wire.EndDone {
-		t.Fatalf("model_delete: %s", text(evs))
+		t.Fatalf("model_delete: %s", allText(evs))
 	}
 	if _, err := os.Stat(filepath.Join(dir, "llama-3.2-1b")); err == nil {
 		t.Fatal("model still on disk")
@@ -426,8 +426,8 @@ func TestDeleteEscalatesToSIGKILL(t *testing.T) {
 
 	id, _ := h.create(t, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, p.Process.Pid))
 	evs := h.events(t, id, 10*time.Second)
-	if endOf(evs) != wire.EndDone || !strings.Contains(text(evs), "still running after 200ms; sending SIGKILL") {
-		t.Fatalf("delete:\n%s", text(evs))
+	if endOf(evs) != wire.EndDone || !strings.Contains(allText(evs), "still running after 200ms; sending SIGKILL") {
+		t.Fatalf("delete:\n%s", allText(evs))
 	}
 	select {
 	case <-exited:

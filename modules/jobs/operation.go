@@ -11,6 +11,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
 )
 
 // Operation is a parsed, validated job request.
@@ -131,7 +132,7 @@ const maxModelFile = 255
 func (op Operation) validate() error {
 	check := func(field, v string, re *regexp.Regexp) error {
 		if v != "" && !re.MatchString(v) {
-			return fmt.Errorf("%w: field %q: %s does not match %s", errInvalid, field, strconv.Quote(truncate(v, 40)), re)
+			return fmt.Errorf("%w: field %q: %s does not match %s", errInvalid, field, strconv.Quote(text.Truncate(v, 40)), re)
 		}
 		return nil
 	}
@@ -150,7 +151,7 @@ func (op Operation) validate() error {
 		if len(op.ModelID) > maxModelFile || strings.HasPrefix(op.ModelID, ".") || strings.HasPrefix(op.ModelID, "-") ||
 			strings.ContainsAny(op.ModelID, `/\`) || !utf8.ValidString(op.ModelID) || strings.IndexFunc(op.ModelID, unicode.IsControl) >= 0 {
 			return fmt.Errorf("%w: field \"id\": %s is not a model file name (at most %d bytes, no '/', no control characters, not hidden)",
-				errInvalid, strconv.Quote(truncate(op.ModelID, 40)), maxModelFile)
+				errInvalid, strconv.Quote(text.Truncate(op.ModelID, 40)), maxModelFile)
 		}
 	}
 	return nil
@@ -167,7 +168,7 @@ func field(raw map[string]json.RawMessage, name string, dst any, required bool) 
 		return nil
 	}
 	if err := json.Unmarshal(v, dst); err != nil {
-		return fmt.Errorf("%w: field %q: want %s, got %s", errInvalid, name, kind(dst), truncate(string(v), 40))
+		return fmt.Errorf("%w: field %q: want %s, got %s", errInvalid, name, kind(dst), text.Truncate(string(v), 40))
 	}
 	return nil
 }
@@ -180,11 +181,4 @@ func kind(dst any) string {
 		return "a non-negative integer"
 	}
 	return "another type"
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

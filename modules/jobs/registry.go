@@ -11,6 +11,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
 )
 
 // job is one operation in flight or finished. Its fields are guarded by
@@ -83,7 +84,7 @@ func (m *Jobs) execute(ctx context.Context, j *job) {
 	case ctx.Err() != nil:
 		end = wire.EndCancelled
 	case err != nil:
-		end = wire.EndErrorPfx + truncate(strings.ReplaceAll(err.Error(), "\n", " "), 1024)
+		end = wire.EndErrorPfx + text.Truncate(strings.ReplaceAll(err.Error(), "\n", " "), 1024)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
