@@ -13,7 +13,6 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 )
 
-
 // CgroupSource reports every non-empty cgroup Root/<group>/<instance> as a
 // worker, with every process of the cgroup folded into it. A missing Root
 // means no workers.
