@@ -38,6 +38,7 @@ type config struct {
 	WorkerMatch      string // [exe:|cmdline:]REGEXP, for the collector and jobs
 	GPUSource        string
 	ShutdownTimeout  time.Duration
+	ReadyFile        string // written once the hive serves (serve.go)
 	ConfigFile       string
 	Version          bool
 

@@ -76,8 +76,9 @@ func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
 	t.Helper()
 	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
 		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", ""}
+	readyPath := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(hiveBin, append(base, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "HIVE_READY_FILE="+readyPath), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -87,8 +88,6 @@ func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
 		t.Fatal(err)
 	}
 	h := &hiveProc{cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan struct{})
-	var readyOnce sync.Once
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -98,16 +97,6 @@ func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
 			}
 			h.mu.Lock()
 			h.logs = append(h.logs, rec)
-			switch rec["msg"] {
-			case "gateway listening":
-				addr := rec["addr"].(string)
-				h.httpBase = "http://127.0.0.1:" + addr[strings.LastIndex(addr, ":")+1:]
-			case "nats listening":
-				h.natsURL, _ = rec["url"].(string)
-			}
-			if h.httpBase != "" && (h.natsURL != "" || !hasArg(args, "--nats-listen")) {
-				readyOnce.Do(func() { close(ready) })
-			}
 			h.mu.Unlock()
 		}
 		h.exitErr = cmd.Wait()
@@ -120,23 +109,27 @@ func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
 			t.Logf("hive log:\n%s", h.logText())
 		}
 	})
-	select {
-	case <-ready:
-	case <-h.exited:
-		t.Fatalf("hive exited early: %v\n%s", h.exitErr, h.logText())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("hive not listening after 10s\n%s", h.logText())
-	}
-	return h
-}
-
-func hasArg(args []string, name string) bool {
-	for _, a := range args {
-		if a == name {
-			return true
+	// The hive started on port 0 says where it listens in its ready file,
+	// once every module serves.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(readyPath); err == nil {
+			var rf struct{ HTTP, NATS string }
+			if err := json.Unmarshal(b, &rf); err != nil {
+				t.Fatalf("ready file %s: %v", b, err)
+			}
+			h.httpBase, h.natsURL = rf.HTTP, rf.NATS
+			return h
+		}
+		select {
+		case <-h.exited:
+			t.Fatalf("hive exited early: %v\n%s", h.exitErr, h.logText())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hive not serving after 10s\n%s", h.logText())
 		}
 	}
-	return false
 }
 
 func (h *hiveProc) logText() string {

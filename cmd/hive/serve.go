@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
@@ -31,7 +34,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATS.Hub))
 	}
 	warnExposure(cfg, log)
-	stages, err := buildModules(cfg, mc, b, log)
+	stages, gw, err := buildModules(cfg, mc, b, log)
 	if err != nil {
 		return err
 	}
@@ -40,16 +43,30 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", mc.gateway.Listen, "advertise_host", host, "version", version)
-	return runStages(ctx, log, cfg.ShutdownTimeout, stages...)
+	ready := func() {
+		if cfg.ReadyFile == "" {
+			return
+		}
+		if err := writeReadyFile(cfg.ReadyFile, gw.Addr(), b.ClientURL()); err != nil {
+			log.Warn("ready file", "path", cfg.ReadyFile, "err", err)
+		}
+	}
+	if cfg.ReadyFile != "" {
+		// A file left from an earlier run must not say this one serves.
+		_ = os.Remove(cfg.ReadyFile)
+		defer os.Remove(cfg.ReadyFile)
+	}
+	return runStages(ctx, log, cfg.ShutdownTimeout, ready, stages...)
 }
 
 // buildModules makes every module with its runtime pieces (the GPU
-// reader, the metrics registry) and returns them in stop order.
-func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, error) {
+// reader, the metrics registry) and returns them in stop order, and the
+// gateway, which knows the bound HTTP address.
+func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, *gateway.Gateway, error) {
 	// One nvidia-smi (or replay) for both modules that read GPUs.
 	gpu, deviceOnly, err := cfg.gpuSource()
 	if err != nil {
-		return nil, fmt.Errorf("--gpu-source: %w", err)
+		return nil, nil, fmt.Errorf("--gpu-source: %w", err)
 	}
 	mc.collector.GPU = collector.NewGPUSource(gpu)
 	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
@@ -60,32 +77,32 @@ func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) (
 
 	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, nil, fmt.Errorf("metrics: %w", err)
 	}
 	if err := b.RegisterMetrics(hiveReg); err != nil {
-		return nil, fmt.Errorf("bus metrics: %w", err)
+		return nil, nil, fmt.Errorf("bus metrics: %w", err)
 	}
 	mc.gateway.Metrics = reg
 
 	coll, err := collector.New(mc.collector, b, log, hiveReg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gw, err := gateway.New(mc.gateway, b, log, hiveReg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	caps, err := capabilities.New(mc.capabilities, b, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	disc, err := discovery.New(mc.discovery, b, log, hiveReg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	jobsMod, err := jobs.New(mc.jobs, b, log, hiveReg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Stages stop in this order and start in the reverse one, each
 	// waiting until the later stage's modules are ready:
@@ -102,5 +119,35 @@ func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) (
 		{{"gateway", gw}},
 		{{"discovery", disc}},
 		{{"capabilities", caps}, {"jobs", jobsMod}},
-	}, nil
+	}, gw, nil
+}
+
+// readyFile is what the hive writes to its ready file once every module
+// serves: where to reach it. Tests and supervisors start it on port 0 and
+// read the bound addresses here, rather than from a log line.
+type readyFile struct {
+	PID  int    `json:"pid"`
+	HTTP string `json:"http"`           // base URL, e.g. http://127.0.0.1:7835
+	NATS string `json:"nats,omitempty"` // the edge server's client URL, if it listens
+}
+
+// writeReadyFile writes the ready file whole (a reader never sees half of
+// it).
+func writeReadyFile(path string, httpAddr net.Addr, natsURL string) error {
+	host, port, err := net.SplitHostPort(httpAddr.String())
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every address: loopback is one
+	}
+	b, err := json.Marshal(readyFile{PID: os.Getpid(), HTTP: "http://" + net.JoinHostPort(host, port), NATS: natsURL})
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -38,7 +38,8 @@ type key struct {
 // groups is the layout of every setting. The flags are defined in
 // newFlagSet; TestEverySettingIsLaidOut keeps the two in step.
 var groups = []group{
-	{"", "Hive", []key{{"hive-id", "hive-id", false}, {"log-format", "log-format", false}, {"log-level", "log-level", false}}},
+	{"", "Hive", []key{{"hive-id", "hive-id", false}, {"log-format", "log-format", false}, {"log-level", "log-level", false},
+		{"ready-file", "ready-file", true}}},
 	{"http", "HTTP and access", []key{{"port", "port", false}, {"listen", "listen", false}, {"api-token-file", "api-token-file", false},
 		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", false}}},
 	{"queen", "Queen", []key{{"queen-url", "url", false}, {"queen-api", "api", false}, {"queen-allow", "allow", false},
@@ -97,6 +98,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.HiveID, "hive-id", "localhost", "this hive's id (hive_id everywhere)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.ReadyFile, "ready-file", "", `file the hive writes, once every module serves, with its bound HTTP and NATS addresses (JSON; for a --port 0 start); "" = none`)
 
 	fs.IntVar(&c.Port, "port", port, "HTTP port on all interfaces; the short form of --listen 0.0.0.0:PORT")
 	fs.StringVar(&c.Listen, "listen", "", "HTTP address HOST:PORT (default 0.0.0.0:<port>)")
@@ -217,7 +219,7 @@ Precedence: flag > environment > file > default.
 	fmt.Fprintln(w, "\nOther:")
 	line("config")
 	line("version")
-	fmt.Fprintln(w, "\nTuning, in the file or the environment only:")
+	fmt.Fprintln(w, "\nIn the file or the environment only:")
 	for _, s := range fileOnly {
 		fmt.Fprintf(w, "  %s\n", s)
 	}
