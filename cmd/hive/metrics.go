@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rbee/hive/internal/metric"
 )
 
 // newRegistry is the hive's one metrics registry, served on GET /metrics.
@@ -17,12 +18,10 @@ func newRegistry(hiveID, version, commit string) (*prometheus.Registry, promethe
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit},
 	})
 	build.Set(1)
-	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
-		if err := reg.Register(c); err != nil {
-			return nil, nil, err
-		}
+	if err := metric.Register(reg, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, nil, err
 	}
-	if err := hive.Register(build); err != nil {
+	if err := metric.Register(hive, build); err != nil {
 		return nil, nil, err
 	}
 	return reg, hive, nil

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rbee/hive/internal/metric"
 )
 
 // workerCounter is what Prometheus wants of one worker: counters in base
@@ -67,10 +68,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Telemetry events the collector published.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.tick, m.sampleErrors, m.published, (*workerSeries)(m)} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := metric.Register(reg, m.tick, m.sampleErrors, m.published, (*workerSeries)(m)); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -7,29 +7,21 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rbee/hive/internal/metric"
 )
 
 // register exports the counters the gateway keeps as it goes: a scrape
 // reads them and costs the same with ten SSE clients or ten thousand.
 func (g *Gateway) register(reg prometheus.Registerer) error {
-	counter := func(name, help string, v func() uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v()) })
-	}
-	for _, c := range []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hive_sse_subscribers", Help: "Clients on the telemetry SSE stream."},
-			func() float64 { return float64(g.fanout.numClients()) }),
-		counter("hive_sse_events_dropped_total", "Events not delivered to an SSE client that was too slow.", g.fanout.dropped.Load),
-		counter("hive_sse_subscribers_kicked_total", "SSE clients disconnected for being too slow.", g.fanout.kicked.Load),
-		counter("hive_sse_write_stalls_total", "Events an SSE client's socket could not take at once (then queued for it).", g.fanout.stalls.Load),
-		counter("hive_http_requests_denied_total", "HTTP requests refused by the access checks.", g.denied.Load),
-		counter("hive_http_connections_shed_total", "HTTP connections refused past a connection cap.", g.shed.Load),
-		counter("hive_job_stream_events_dropped_total", "Live job events a slow job stream missed (it recovers them from the replay).", g.liveDropped.Load),
-	} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return metric.Register(reg,
+		metric.Gauge("hive_sse_subscribers", "Clients on the telemetry SSE stream.", func() float64 { return float64(g.fanout.numClients()) }),
+		metric.Counter("hive_sse_events_dropped_total", "Events not delivered to an SSE client that was too slow.", g.fanout.dropped.Load),
+		metric.Counter("hive_sse_subscribers_kicked_total", "SSE clients disconnected for being too slow.", g.fanout.kicked.Load),
+		metric.Counter("hive_sse_write_stalls_total", "Events an SSE client's socket could not take at once (then queued for it).", g.fanout.stalls.Load),
+		metric.Counter("hive_http_requests_denied_total", "HTTP requests refused by the access checks.", g.denied.Load),
+		metric.Counter("hive_http_connections_shed_total", "HTTP connections refused past a connection cap.", g.shed.Load),
+		metric.Counter("hive_job_stream_events_dropped_total", "Live job events a slow job stream missed (it recovers them from the replay).", g.liveDropped.Load),
+	)
 }
 
 // metricsHandler serves GET /metrics from the hive's one registry.
