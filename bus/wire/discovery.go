@@ -48,6 +48,7 @@ type HiveHeartbeat struct {
 	Hive         HiveInfo       `json:"hive"`
 	Timestamp    string         `json:"timestamp"` // RFC 3339, "Z"
 	Workers      []ProcessStats `json:"workers"`
+	Node         *Node          `json:"node,omitempty"` // additive: the machine, as in the telemetry event
 	Capabilities []Device       `json:"capabilities,omitempty"`
 }
 

@@ -22,6 +22,35 @@ type TelemetryEvent struct {
 	HiveInfo  HiveInfo       `json:"hive_info"`
 	Timestamp string         `json:"timestamp"` // RFC 3339, "+00:00"
 	Workers   []ProcessStats `json:"workers"`   // never null
+	// Node is additive (after the original's fields; the Queen ignores
+	// fields it does not know): the machine itself.
+	Node Node `json:"node"`
+}
+
+// Node is the machine the hive runs on.
+type Node struct {
+	CPUPct     Float     `json:"cpu_pct"`      // busy share of all cores, 0-100
+	RAMUsedMB  uint64    `json:"ram_used_mb"`  // MiB in use (total less available)
+	RAMTotalMB uint64    `json:"ram_total_mb"` // MiB
+	GPUs       []NodeGPU `json:"gpus"`         // never null
+}
+
+// NodeGPU is one GPU of the machine. A figure the GPU source cannot read
+// (nvidia-smi has no ECC or throttle query here) is left out, never sent
+// as a zero or a null.
+type NodeGPU struct {
+	Index          int          `json:"index"`
+	UUID           string       `json:"uuid"`
+	Name           string       `json:"name"`
+	UtilPct        Float        `json:"util_pct"`
+	VRAMUsedMB     uint64       `json:"vram_used_mb"`
+	VRAMTotalMB    uint64       `json:"vram_total_mb"`
+	TempC          *uint32      `json:"temp_c,omitempty"`
+	PowerW         *Float       `json:"power_w,omitempty"`
+	PowerLimitW    *Float       `json:"power_limit_w,omitempty"`
+	Throttle       []string     `json:"throttle,omitempty"` // active clock-event reasons: sw_power_cap, hw_slowdown, ...
+	ECCUncorrected *uint64      `json:"ecc_uncorrected,omitempty"`
+	Health         HealthStatus `json:"health"`
 }
 
 // HiveInfo describes the hive itself.
@@ -34,15 +63,36 @@ type HiveInfo struct {
 	Version           string       `json:"version"`
 }
 
-// HealthStatus is the internally tagged health enum: {"status":"healthy"}
-// or {"status":"degraded","reason":"..."}.
+// HealthStatus is the internally tagged health enum: {"status":"healthy"},
+// {"status":"degraded","reason":"..."} or {"status":"unhealthy","reason":"..."}.
 type HealthStatus struct {
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 }
 
-// Healthy is the health every hive reports while it runs.
-var Healthy = HealthStatus{Status: "healthy"}
+// Health values of HealthStatus.Status, from best to worst.
+const (
+	HealthHealthy   = "healthy"
+	HealthDegraded  = "degraded"
+	HealthUnhealthy = "unhealthy"
+)
+
+// Healthy is the health of a hive, or a GPU, with nothing wrong.
+var Healthy = HealthStatus{Status: HealthHealthy}
+
+// Worse reports whether h is worse than o (unhealthy > degraded >
+// healthy); an unknown status counts as degraded.
+func (h HealthStatus) Worse(o HealthStatus) bool { return healthRank(h.Status) > healthRank(o.Status) }
+
+func healthRank(s string) int {
+	switch s {
+	case HealthHealthy:
+		return 0
+	case HealthUnhealthy:
+		return 2
+	}
+	return 1
+}
 
 // ProcessStats is one worker's sample. Every field is always present; the
 // Queen drops a worker with a missing or mistyped field.
@@ -59,6 +109,9 @@ type ProcessStats struct {
 	VRAMMB      uint64  `json:"vram_mb"`       // MiB held by the worker
 	TotalVRAMMB uint64  `json:"total_vram_mb"` // MiB of the GPUs it uses
 	Model       *string `json:"model"`         // null when unknown
+	// GPUIndices is additive: the GPUs the worker holds memory on, by
+	// index (node.gpus[].index); never null.
+	GPUIndices []int `json:"gpu_indices"`
 }
 
 // Float is a float64 that always encodes as a JSON number with a fraction

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 
 // Protocol 3.7: the legacy push body, and 3.4: a capabilities device.
 var (
-	heartbeatKeys  = []string{"hive", "timestamp", "workers", "capabilities"}
+	heartbeatKeys  = []string{"hive", "timestamp", "workers", "capabilities"} // and node, additive, after workers
 	deviceKeys     = []string{"id", "name", "device_type", "vram_gb", "compute_capability"}
 	pushTimestamp  = `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$`
 	pushTimeRegexp = mustRegexp(pushTimestamp)
@@ -27,13 +28,23 @@ var (
 // heartbeatWireErr checks a POST /v1/hive-heartbeat body; withCaps says
 // whether capabilities must be present (discovery) or absent (push).
 func heartbeatWireErr(raw []byte, withCaps bool) error {
-	want := heartbeatKeys
-	if !withCaps {
-		want = heartbeatKeys[:3]
+	want := slices.Clone(heartbeatKeys[:3])
+	// The node block comes from the collector's tick: a discovery attempt
+	// before the first one has none yet.
+	if keys, _, err := orderedObject(raw); err == nil && slices.Contains(keys, "node") {
+		want = append(want, "node")
+	}
+	if withCaps {
+		want = append(want, "capabilities")
 	}
 	v, err := checkKeys("heartbeat", raw, want)
 	if err != nil {
 		return err
+	}
+	if n, ok := v["node"]; ok {
+		if err := checkNodeWire(n); err != nil {
+			return err
+		}
 	}
 	if _, err := checkHiveInfoWire(v["hive"]); err != nil {
 		return err

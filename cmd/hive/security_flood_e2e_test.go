@@ -145,8 +145,10 @@ func TestAttackNATSObserversCannotStallTelemetry(t *testing.T) {
 	worst, n := g.maxGap(start, end)
 	t.Logf("during %v of attack: %d SSE events, longest gap %v (control %v); the observer got %d messages in all",
 		window, n, worst.Round(time.Millisecond), control.Round(time.Millisecond), before)
-	if limit := control + 250*time.Millisecond; worst > limit {
-		t.Errorf("SSE gap of %v during the attack (limit %v: the control's %v and a quarter tick)", worst, limit, control)
+	// A stall behind the flood would cost the write deadline (2 s) or
+	// more; one tick beyond the quiet control is the machine's own load.
+	if limit := control + time.Second; worst > limit {
+		t.Errorf("SSE gap of %v during the attack (limit %v: the control's %v and one tick)", worst, limit, control)
 	}
 	// Subscriptions past the per-connection cap were refused.
 	if h.countLogs("maximum subscriptions exceeded") == 0 {

@@ -13,10 +13,13 @@ import (
 // names in order, and the JSON kind of every value. A rename, a reorder, a
 // float sent as an integer or a null number fails here.
 var (
-	telemetryKeys = []string{"type", "hive_id", "hive_info", "timestamp", "workers"}
+	// The original's keys, then the additive ones (node, gpu_indices):
+	// after them, so the Queen's decode, which ignores unknown keys, reads
+	// the same.
+	telemetryKeys = []string{"type", "hive_id", "hive_info", "timestamp", "workers", "node"}
 	hiveInfoKeys  = []string{"id", "hostname", "port", "operational_status", "health_status", "version"}
 	workerKeys    = []string{"pid", "group", "instance", "cpu_pct", "rss_mb", "io_r_mb_s", "io_w_mb_s",
-		"uptime_s", "gpu_util_pct", "vram_mb", "total_vram_mb", "model"}
+		"uptime_s", "gpu_util_pct", "vram_mb", "total_vram_mb", "model", "gpu_indices"}
 	workerKinds = map[string]string{
 		"pid": "uint", "group": "string", "instance": "string", "cpu_pct": "float", "rss_mb": "uint",
 		"io_r_mb_s": "float", "io_w_mb_s": "float", "uptime_s": "uint", "gpu_util_pct": "float",
@@ -132,7 +135,23 @@ func telemetryWireErr(data string) error {
 	if string(v["hive_id"]) != string(hv["id"]) {
 		return fmt.Errorf("hive_id %s != hive_info.id %s", v["hive_id"], hv["id"])
 	}
+	if err := checkNodeWire(v["node"]); err != nil {
+		return err
+	}
 	return checkWorkersWire(v["workers"])
+}
+
+// checkNodeWire checks the node block: numbers of the right kind, a GPU
+// list that is never null.
+func checkNodeWire(raw json.RawMessage) error {
+	nv, err := checkKeys("node", raw, []string{"cpu_pct", "ram_used_mb", "ram_total_mb", "gpus"})
+	if err != nil {
+		return err
+	}
+	if kindOf(nv["cpu_pct"]) != "float" || kindOf(nv["ram_used_mb"]) != "uint" || kindOf(nv["ram_total_mb"]) != "uint" || !strings.HasPrefix(string(nv["gpus"]), "[") {
+		return fmt.Errorf("node %s", raw)
+	}
+	return nil
 }
 
 func checkTelemetryWire(t *testing.T, data string) {
@@ -143,18 +162,21 @@ func checkTelemetryWire(t *testing.T, data string) {
 }
 
 func TestWireCheckerRejectsDrift(t *testing.T) {
-	good := `{"type":"telemetry","hive_id":"h","hive_info":{"id":"h","hostname":"x","port":7835,"operational_status":"ready","health_status":{"status":"healthy"},"version":"0.1.0"},"timestamp":"2025-10-31T12:44:41.123+00:00","workers":[{"pid":1,"group":"llm","instance":"9","cpu_pct":0.0,"rss_mb":1,"io_r_mb_s":0.0,"io_w_mb_s":0.0,"uptime_s":3,"gpu_util_pct":0.0,"vram_mb":0,"total_vram_mb":0,"model":null}]}`
+	good := `{"type":"telemetry","hive_id":"h","hive_info":{"id":"h","hostname":"x","port":7835,"operational_status":"ready","health_status":{"status":"healthy"},"version":"0.1.0"},"timestamp":"2025-10-31T12:44:41.123+00:00","workers":[{"pid":1,"group":"llm","instance":"9","cpu_pct":0.0,"rss_mb":1,"io_r_mb_s":0.0,"io_w_mb_s":0.0,"uptime_s":3,"gpu_util_pct":0.0,"vram_mb":0,"total_vram_mb":0,"model":null,"gpu_indices":[]}],` +
+		`"node":{"cpu_pct":1.5,"ram_used_mb":100,"ram_total_mb":1000,"gpus":[]}}`
 	if err := telemetryWireErr(good); err != nil {
 		t.Fatal(err)
 	}
 	for name, bad := range map[string]string{
-		"int cpu":     strings.Replace(good, `"cpu_pct":0.0`, `"cpu_pct":0`, 1),
-		"float rss":   strings.Replace(good, `"rss_mb":1`, `"rss_mb":1.5`, 1),
-		"null vram":   strings.Replace(good, `"vram_mb":0`, `"vram_mb":null`, 1),
-		"Z timestamp": strings.Replace(good, `+00:00`, `Z`, 1),
-		"renamed":     strings.Replace(good, `"uptime_s"`, `"uptime"`, 1),
-		"null list":   strings.Replace(good, `"workers":[{`, `"workers":null,"x":[{`, 1),
-		"hive id":     strings.Replace(good, `"hive_id":"h"`, `"hive_id":"g"`, 1),
+		"int cpu":      strings.Replace(good, `"cpu_pct":0.0`, `"cpu_pct":0`, 1),
+		"float rss":    strings.Replace(good, `"rss_mb":1`, `"rss_mb":1.5`, 1),
+		"null vram":    strings.Replace(good, `"vram_mb":0`, `"vram_mb":null`, 1),
+		"Z timestamp":  strings.Replace(good, `+00:00`, `Z`, 1),
+		"renamed":      strings.Replace(good, `"uptime_s"`, `"uptime"`, 1),
+		"null list":    strings.Replace(good, `"workers":[{`, `"workers":null,"x":[{`, 1),
+		"hive id":      strings.Replace(good, `"hive_id":"h"`, `"hive_id":"g"`, 1),
+		"null gpus":    strings.Replace(good, `"gpus":[]`, `"gpus":null`, 1),
+		"int node cpu": strings.Replace(good, `"cpu_pct":1.5`, `"cpu_pct":1`, 1),
 	} {
 		if telemetryWireErr(bad) == nil {
 			t.Errorf("%s: drift not detected", name)

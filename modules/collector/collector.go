@@ -3,6 +3,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,11 @@ type Collector struct {
 	sources   []Source
 	sampler   *sampler
 	metrics   *metrics
+	node      *nodeSampler
+	health    *healthTracker
+	// lastHealth is the hive's health last published, to log changes.
+	lastHealth wire.HealthStatus
+	lastGPU    map[string]string // each GPU's status last published
 	// table is the tick's one walk of /proc, shared by the pattern source,
 	// the descendant folding and the sampler.
 	table    *procTable
@@ -57,13 +63,16 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		return nil, fmt.Errorf("collector: metrics: %w", err)
 	}
 	c := &Collector{
-		metrics:   met,
-		cfg:       cfg,
-		bus:       b,
-		log:       log.With("module", "collector"),
-		announced: NewAnnouncedSource(),
-		sampler:   newSampler(),
-		table:     newProcTable(),
+		metrics:    met,
+		node:       &nodeSampler{},
+		health:     newHealthTracker(),
+		lastHealth: wire.Healthy,
+		cfg:        cfg,
+		bus:        b,
+		log:        log.With("module", "collector"),
+		announced:  NewAnnouncedSource(),
+		sampler:    newSampler(),
+		table:      newProcTable(),
 	}
 	c.sampler.table = c.table
 	// Precedence on a shared pid: what a module announced, then the cgroup
@@ -123,52 +132,78 @@ func (c *Collector) Run(ctx context.Context) error {
 	// tick takes, and drops ticks rather than bunching them up.
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
-	workers := c.tick(ctx, nc, wire.StatusReady, time.Now())
+	last := c.tick(ctx, nc, wire.StatusReady, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
-			c.publishStopping(nc, workers)
+			c.publishStopping(nc, last)
 			return nil
 		case at := <-t.C:
-			workers = c.tick(ctx, nc, wire.StatusReady, at)
+			last = c.tick(ctx, nc, wire.StatusReady, at)
 		}
 	}
 }
 
-func (c *Collector) publishStopping(nc *bus.Conn, workers []wire.ProcessStats) {
-	c.publish(nc, wire.StatusStopping, workers, time.Now())
+func (c *Collector) publishStopping(nc *bus.Conn, last tickSample) {
+	c.publish(nc, wire.StatusStopping, last, time.Now())
 	_ = nc.FlushTimeout(time.Second)
 }
 
-// tick collects one sample of every worker, publishes it and keeps the
-// same tick's counters for /metrics.
+// tickSample is what one tick publishes.
+type tickSample struct {
+	workers []wire.ProcessStats
+	node    wire.Node
+	health  wire.HealthStatus
+}
+
+// tick collects one sample of every worker and of the machine, judges the
+// health, publishes it and keeps the same tick's counters for /metrics.
 // The event's timestamp is the tick's instant (the ticker's), not the end
 // of sampling: consumers see the cadence, whatever one tick cost.
-func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) []wire.ProcessStats {
+func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) tickSample {
 	start := time.Now()
-	workers, counters := c.collect(ctx)
-	c.publish(nc, status, workers, at)
+	workers, counters, gpu := c.collect(ctx)
+	node, err := c.node.sample(ctx)
+	if err != nil {
+		c.metrics.sampleErrors.Inc()
+	}
+	health, perGPU := c.health.observe(at, gpu.snap, gpu.err, gpu.procErr)
+	node.GPUs = nodeGPUs(gpu.snap, perGPU)
+	c.noteHealth(health, node.GPUs)
+	s := tickSample{workers: workers, node: node, health: health}
+	c.publish(nc, status, s, at)
 	c.metrics.setWorkers(counters)
+	c.metrics.setGPUs(node.GPUs, health)
 	c.metrics.tick.Observe(time.Since(start).Seconds())
-	return workers
+	return s
+}
+
+// gpuTick is the GPU part of one collection, and how the /proc part went,
+// for the health rules.
+type gpuTick struct {
+	snap    GPUSnapshot
+	err     error // the GPU source's, nil or ErrNoGPU when there is none
+	procErr error // the process walk's or a worker source's
 }
 
 // collect runs one collection (sources, process samples, one GPU query)
 // and returns each worker's sample and cumulative counters.
-func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerCounter) {
+func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerCounter, gpuTick) {
 	gpuCtx, cancel := context.WithTimeout(ctx, c.cfg.Interval*8/10)
 	defer cancel()
 	gpuDone := c.sampleGPU(gpuCtx)
+	var procErr error
 
 	// The walk of /proc serves the pattern, the descendants and the
 	// sampler. Without a pattern it waits for a worker: a hive with none
 	// (--worker-match "" on a host between jobs) reads no /proc at all.
 	if c.withArgs {
-		c.refreshTable(ctx)
+		procErr = c.refreshTable(ctx)
 	}
-	list, claimed := c.scanSources(ctx)
+	list, claimed, err := c.scanSources(ctx)
+	procErr = cmp.Or(procErr, err)
 	if len(list) > 0 && !c.withArgs {
-		c.refreshTable(ctx)
+		procErr = cmp.Or(procErr, c.refreshTable(ctx))
 	}
 	c.foldDescendants(list, claimed)
 	out := make([]wire.ProcessStats, 0, len(list))
@@ -183,47 +218,56 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 	}
 	c.sampler.endTick()
 
-	ix := newGPUIndex(<-gpuDone)
+	gpu := <-gpuDone
+	gpu.procErr = procErr
+	ix := newGPUIndex(gpu.snap)
 	for i := range out {
 		ix.apply(kept[i], &out[i])
 		counters[i].gpuUtilRatio = float64(out[i].GPUUtilPct) / 100
 		counters[i].gpuMemoryBytes = out[i].VRAMMB << 20
 	}
-	return out, counters
+	return out, counters, gpu
 }
 
 // sampleGPU queries the GPUs in their own goroutine, beside the /proc
 // work, under ctx's deadline; the snapshot arrives on the channel.
-func (c *Collector) sampleGPU(ctx context.Context) <-chan GPUSnapshot {
-	done := make(chan GPUSnapshot, 1)
+func (c *Collector) sampleGPU(ctx context.Context) <-chan gpuTick {
+	done := make(chan gpuTick, 1)
 	go func() {
 		snap, err := c.cfg.GPU.Sample(ctx)
 		c.noteGPUErr(err)
 		if err == nil {
 			c.noteUtilSource(snap)
+			c.metrics.countXIDs(snap.XIDs)
 		}
-		done <- snap
+		if errors.Is(err, ErrNoGPU) {
+			err = nil // a host without GPUs is not a failure
+		}
+		done <- gpuTick{snap: snap, err: err}
 	}()
 	return done
 }
 
-func (c *Collector) refreshTable(ctx context.Context) {
-	if err := c.table.refresh(ctx, c.withArgs); err != nil {
+func (c *Collector) refreshTable(ctx context.Context) error {
+	err := c.table.refresh(ctx, c.withArgs)
+	if err != nil {
 		c.metrics.sampleErrors.Inc()
 		c.log.Warn("process table", "err", err)
 	}
+	return err
 }
 
 // scanSources lists the workers of every source. A pid claimed by an
-// earlier source is skipped by later ones; claimed holds them all.
-func (c *Collector) scanSources(ctx context.Context) ([]Worker, map[int32]bool) {
-	claimed := make(map[int32]bool)
-	var list []Worker
+// earlier source is skipped by later ones; claimed holds them all. err is
+// the first source's failure: the list may lack workers.
+func (c *Collector) scanSources(ctx context.Context) (list []Worker, claimed map[int32]bool, err error) {
+	claimed = make(map[int32]bool)
 	for _, s := range c.sources {
-		ws, err := s.Scan(ctx)
-		if err != nil {
+		ws, serr := s.Scan(ctx)
+		if serr != nil {
 			c.metrics.sampleErrors.Inc()
-			c.log.Warn("worker source failed", "source", s.Name(), "err", err)
+			c.log.Warn("worker source failed", "source", s.Name(), "err", serr)
+			err = cmp.Or(err, fmt.Errorf("%s source: %w", s.Name(), serr))
 			continue
 		}
 		for _, w := range ws {
@@ -241,7 +285,7 @@ func (c *Collector) scanSources(ctx context.Context) ([]Worker, map[int32]bool) 
 			list = append(list, w)
 		}
 	}
-	return list, claimed
+	return list, claimed, err
 }
 
 // foldDescendants adds to each worker every descendant of its processes,
@@ -302,19 +346,23 @@ func (c *Collector) noteUtilSource(s GPUSnapshot) {
 	c.log.Info("gpu_util_pct is the mean utilisation of the worker's GPUs, shared by every process on them", "reason", s.Fallback)
 }
 
-func (c *Collector) publish(nc *bus.Conn, status string, workers []wire.ProcessStats, at time.Time) {
+func (c *Collector) publish(nc *bus.Conn, status string, s tickSample, at time.Time) {
 	info := c.cfg.Hive
 	info.OperationalStatus = status
-	info.HealthStatus = wire.Healthy
-	if workers == nil {
-		workers = []wire.ProcessStats{}
+	info.HealthStatus = s.health
+	if s.workers == nil {
+		s.workers = []wire.ProcessStats{}
+	}
+	if s.node.GPUs == nil {
+		s.node.GPUs = []wire.NodeGPU{}
 	}
 	ev := wire.TelemetryEvent{
 		Type:      "telemetry",
 		HiveID:    info.ID,
 		HiveInfo:  info,
 		Timestamp: wire.SSETimestamp(at),
-		Workers:   workers,
+		Workers:   s.workers,
+		Node:      s.node,
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {

@@ -1,6 +1,10 @@
 package collector
 
-import "github.com/rbee/hive/bus/wire"
+import (
+	"slices"
+
+	"github.com/rbee/hive/bus/wire"
+)
 
 // gpuIndex joins a GPU snapshot to workers by pid.
 type gpuIndex struct {
@@ -38,11 +42,13 @@ func (ix gpuIndex) apply(w Worker, st *wire.ProcessStats) {
 	var total uint64
 	var util float64
 	var utilN int
+	st.GPUIndices = st.GPUIndices[:0]
 	for uuid, mine := range own {
 		d, ok := ix.byUUID[uuid]
 		if !ok {
 			continue
 		}
+		st.GPUIndices = append(st.GPUIndices, d.Index)
 		total += d.MemTotalMiB
 		switch {
 		case ix.perProcess:
@@ -53,6 +59,7 @@ func (ix gpuIndex) apply(w Worker, st *wire.ProcessStats) {
 			utilN++
 		}
 	}
+	slices.Sort(st.GPUIndices)
 	st.VRAMMB = used
 	st.TotalVRAMMB = total
 	if utilN > 0 {

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/metric"
 )
 
@@ -46,8 +47,13 @@ type metrics struct {
 	sampleErrors prometheus.Counter // a worker source or the GPU query failed
 	published    prometheus.Counter
 
+	xids          *prometheus.CounterVec // by gpu index and code
+	healthChanges *prometheus.CounterVec // by the new status
+
 	mu     sync.Mutex
 	latest []workerCounter // the last tick's workers
+	gpus   []wire.NodeGPU  // the last tick's GPUs
+	health wire.HealthStatus
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -68,7 +74,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Telemetry events the collector published.",
 		}),
 	}
-	if err := metric.Register(reg, m.tick, m.sampleErrors, m.published, (*workerSeries)(m)); err != nil {
+	m.xids = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hive_gpu_xid_errors_total",
+		Help: "XID errors the driver reported, by GPU index and XID code.",
+	}, []string{"gpu", "xid"})
+	m.healthChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hive_health_changes_total",
+		Help: "Changes of the hive's health, by the status changed to.",
+	}, []string{"status"})
+	if err := metric.Register(reg, m.tick, m.sampleErrors, m.published, m.xids, m.healthChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -105,5 +119,81 @@ func (s *workerSeries) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(workerGPUUtil, prometheus.GaugeValue, w.gpuUtilRatio, lv...)
 		ch <- prometheus.MustNewConstMetric(workerGPUMem, prometheus.GaugeValue, float64(w.gpuMemoryBytes), lv...)
 		ch <- prometheus.MustNewConstMetric(workerStart, prometheus.GaugeValue, w.startTimeSeconds, lv...)
+	}
+}
+
+func (m *metrics) countXIDs(xs []GPUXID) {
+	for _, x := range xs {
+		m.xids.WithLabelValues(strconv.Itoa(x.Index), strconv.FormatUint(x.Code, 10)).Inc()
+	}
+}
+
+func (m *metrics) setGPUs(gpus []wire.NodeGPU, health wire.HealthStatus) {
+	m.mu.Lock()
+	m.gpus, m.health = gpus, health
+	m.mu.Unlock()
+}
+
+var gpuLabels = []string{"gpu", "uuid"}
+
+func gpuDesc(name, help string, extra ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, append(gpuLabels[:2:2], extra...), nil)
+}
+
+var (
+	gpuUtil      = gpuDesc("hive_gpu_utilization_ratio", "Utilisation of the GPU, 0 to 1.")
+	gpuMemUsed   = gpuDesc("hive_gpu_memory_used_bytes", "GPU memory in use.")
+	gpuMemTotal  = gpuDesc("hive_gpu_memory_total_bytes", "GPU memory.")
+	gpuTemp      = gpuDesc("hive_gpu_temperature_celsius", "GPU core temperature.")
+	gpuPower     = gpuDesc("hive_gpu_power_watts", "GPU power draw.")
+	gpuPowerCap  = gpuDesc("hive_gpu_power_limit_watts", "GPU power limit.")
+	gpuThrottle  = gpuDesc("hive_gpu_throttle_reasons", "1 for each clock-event (throttle) reason active on the GPU.", "reason")
+	gpuECC       = gpuDesc("hive_gpu_ecc_uncorrected_errors", "Volatile uncorrectable ECC errors since the driver loaded.")
+	gpuHealth    = gpuDesc("hive_gpu_health", "The GPU's health: 0 healthy, 1 degraded, 2 unhealthy (README: GPU health).")
+	hiveHealth   = prometheus.NewDesc("hive_health", "The hive's health, the worst of its GPUs' and its own: 0 healthy, 1 degraded, 2 unhealthy.", nil, nil)
+	healthValues = map[string]float64{wire.HealthHealthy: 0, wire.HealthDegraded: 1, wire.HealthUnhealthy: 2}
+)
+
+// gpuSeries are the per-GPU series, built at scrape time from the last
+// tick, like the workers'.
+type gpuSeries metrics
+
+// Describe implements prometheus.Collector.
+func (s *gpuSeries) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{gpuUtil, gpuMemUsed, gpuMemTotal, gpuTemp, gpuPower, gpuPowerCap, gpuThrottle, gpuECC, gpuHealth, hiveHealth} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *gpuSeries) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	gpus, health := s.gpus, s.health
+	s.mu.Unlock()
+	if health.Status != "" {
+		ch <- prometheus.MustNewConstMetric(hiveHealth, prometheus.GaugeValue, healthValues[health.Status])
+	}
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	for _, g := range gpus {
+		lv := []string{strconv.Itoa(g.Index), g.UUID}
+		gauge(gpuUtil, float64(g.UtilPct)/100, lv...)
+		gauge(gpuMemUsed, float64(g.VRAMUsedMB<<20), lv...)
+		gauge(gpuMemTotal, float64(g.VRAMTotalMB<<20), lv...)
+		gauge(gpuHealth, healthValues[g.Health.Status], lv...)
+		if g.TempC != nil {
+			gauge(gpuTemp, float64(*g.TempC), lv...)
+		}
+		if g.PowerW != nil {
+			gauge(gpuPower, float64(*g.PowerW), lv...)
+			gauge(gpuPowerCap, float64(*g.PowerLimitW), lv...)
+		}
+		if g.ECCUncorrected != nil {
+			gauge(gpuECC, float64(*g.ECCUncorrected), lv...)
+		}
+		for _, r := range g.Throttle {
+			gauge(gpuThrottle, 1, append(lv, r)...)
+		}
 	}
 }

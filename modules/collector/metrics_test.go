@@ -18,7 +18,7 @@ import (
 
 // collectSamples is collect without the counters.
 func (c *Collector) collectSamples(ctx context.Context) []wire.ProcessStats {
-	ws, _ := c.collect(ctx)
+	ws, _, _ := c.collect(ctx)
 	return ws
 }
 

@@ -128,6 +128,7 @@ func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessS
 		IOReadMBs:  wire.Round(sum.readBps/1e6, 3),
 		IOWriteMBs: wire.Round(sum.wrtBps/1e6, 3),
 		UptimeS:    uint64(uptime / 1000),
+		GPUIndices: []int{},
 	}
 	if w.Model != "" {
 		m := w.Model

@@ -80,7 +80,7 @@ func (d *Discovery) attempt(ctx context.Context, queen string) error {
 		return err
 	}
 	ev := d.snapshot()
-	body := pushBody{Hive: ev.HiveInfo, Timestamp: wire.PushTimestamp(time.Now()), Workers: ev.Workers, Capabilities: caps}
+	body := pushBody{Hive: ev.HiveInfo, Timestamp: wire.PushTimestamp(time.Now()), Workers: ev.Workers, Node: ev.Node, Capabilities: caps}
 	_, err = d.post(ctx, wire.JoinURL(queen, "/v1/hive-heartbeat"), body)
 	return err
 }
@@ -120,7 +120,7 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 		if t, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
 			ts = wire.PushTimestamp(t) // the instant of the sample, in the push's "Z" form
 		}
-		status, err := d.post(ctx, url, pushBody{Hive: ev.HiveInfo, Timestamp: ts, Workers: ev.Workers})
+		status, err := d.post(ctx, url, pushBody{Hive: ev.HiveInfo, Timestamp: ts, Workers: ev.Workers, Node: ev.Node})
 		if err == nil {
 			fl.ok()
 			continue

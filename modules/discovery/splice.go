@@ -13,6 +13,7 @@ type event struct {
 	HiveInfo  json.RawMessage `json:"hive_info"`
 	Timestamp string          `json:"timestamp"`
 	Workers   json.RawMessage `json:"workers"`
+	Node      json.RawMessage `json:"node"`
 }
 
 // pushBody is wire.HiveHeartbeat with its parts spliced in: the same keys
@@ -21,6 +22,7 @@ type pushBody struct {
 	Hive         json.RawMessage `json:"hive"`
 	Timestamp    string          `json:"timestamp"`
 	Workers      json.RawMessage `json:"workers"`
+	Node         json.RawMessage `json:"node,omitempty"` // additive, as in the event
 	Capabilities []wire.Device   `json:"capabilities,omitempty"`
 }
 
@@ -47,6 +49,10 @@ func (p pushBody) MarshalJSON() ([]byte, error) {
 	b = append(b, ts...)
 	b = append(b, `,"workers":`...)
 	b = append(b, p.Workers...)
+	if len(p.Node) > 0 {
+		b = append(b, `,"node":`...)
+		b = append(b, p.Node...)
+	}
 	if len(p.Capabilities) > 0 {
 		caps, err := json.Marshal(p.Capabilities)
 		if err != nil {

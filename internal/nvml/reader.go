@@ -1,0 +1,326 @@
+//go:build cgo
+
+package nvml
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// xidQueue bounds the XIDs kept between two Samples; past it they are
+// dropped and counted (XIDsDropped).
+const xidQueue = 256
+
+// Reader reads the GPUs through one NVML library.
+type Reader struct {
+	lib  gonvml.Interface
+	info Info
+	devs []handle
+
+	calls chan func() // run, one at a time, by the NVML goroutine
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	busy  atomic.Bool // a call has not returned: the driver is wedged
+
+	mu          sync.Mutex
+	lastTS      map[int]uint64 // per device: newest process sample seen, driver µs
+	xids        []XID
+	xidsDropped uint64
+}
+
+type handle struct {
+	dev gonvml.Device
+	GPUInfo
+}
+
+// Open loads NVML from path ("" is libnvidia-ml.so.1 from the loader's
+// search path), initialises it and caches every device's handle. Any
+// failure is ErrUnavailable with the cause.
+func Open(path string) (*Reader, error) {
+	var opts []gonvml.LibraryOption
+	if path != "" {
+		opts = append(opts, gonvml.WithLibraryPath(path))
+	}
+	return newReader(gonvml.New(opts...))
+}
+
+func newReader(lib gonvml.Interface) (r *Reader, err error) {
+	defer func() {
+		// A library that fails to load can panic inside the binding.
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("%w: %v", ErrUnavailable, p)
+		}
+	}()
+	if ret := lib.Init(); ret != gonvml.SUCCESS {
+		return nil, fmt.Errorf("%w: init: %v", ErrUnavailable, lib.ErrorString(ret))
+	}
+	r = &Reader{lib: lib, calls: make(chan func()), stop: make(chan struct{}), lastTS: map[int]uint64{}}
+	if err := r.load(); err != nil {
+		_ = lib.Shutdown()
+		return nil, err
+	}
+	r.wg.Go(r.serve)
+	r.wg.Go(r.watchXIDs)
+	return r, nil
+}
+
+// load reads what does not change: the driver, CUDA and each device.
+func (r *Reader) load() error {
+	lib := r.lib
+	if v, ret := lib.SystemGetDriverVersion(); ret == gonvml.SUCCESS {
+		r.info.Driver = v
+	}
+	if v, ret := lib.SystemGetCudaDriverVersion(); ret == gonvml.SUCCESS {
+		r.info.CUDA = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
+	}
+	n, ret := lib.DeviceGetCount()
+	if ret != gonvml.SUCCESS {
+		return fmt.Errorf("%w: device count: %v", ErrUnavailable, lib.ErrorString(ret))
+	}
+	for i := range n {
+		dev, ret := lib.DeviceGetHandleByIndex(i)
+		if ret != gonvml.SUCCESS {
+			return fmt.Errorf("%w: device %d: %v", ErrUnavailable, i, lib.ErrorString(ret))
+		}
+		h := handle{dev: dev, GPUInfo: GPUInfo{Index: i}}
+		h.UUID, _ = dev.GetUUID()
+		h.Name, _ = dev.GetName()
+		if m, ret := dev.GetMemoryInfo(); ret == gonvml.SUCCESS {
+			h.MemTotalMiB = m.Total >> 20
+		}
+		if major, minor, ret := dev.GetCudaComputeCapability(); ret == gonvml.SUCCESS {
+			h.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
+		}
+		r.devs = append(r.devs, h)
+		r.info.GPUs = append(r.info.GPUs, h.GPUInfo)
+	}
+	return nil
+}
+
+// Info is the driver, CUDA and the GPUs as Open found them.
+func (r *Reader) Info() Info { return r.info }
+
+// Name names the source for logs and /capabilities.
+func (r *Reader) Name() string { return "nvml" }
+
+// Close stops the goroutines (a wedged call is not waited for beyond a
+// second) and shuts NVML down.
+func (r *Reader) Close() {
+	close(r.stop)
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		_ = r.lib.Shutdown()
+	case <-time.After(time.Second):
+	}
+}
+
+// serve runs the calls one at a time.
+func (r *Reader) serve() {
+	for {
+		select {
+		case f := <-r.calls:
+			f()
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// Sample reads every GPU within ctx's deadline. A reading that does not
+// finish in time is ErrWedged; so is every Sample while it has not.
+func (r *Reader) Sample(ctx context.Context) (Snapshot, error) {
+	if r.busy.Load() {
+		return Snapshot{}, fmt.Errorf("%w (still waiting for an earlier one)", ErrWedged)
+	}
+	out := make(chan Snapshot, 1)
+	r.busy.Store(true)
+	call := func() {
+		s := r.read()
+		r.busy.Store(false) // before the result: the next Sample may follow at once
+		out <- s
+	}
+	select {
+	case r.calls <- call:
+	case <-ctx.Done():
+		r.busy.Store(false)
+		return Snapshot{}, fmt.Errorf("%w: %v", ErrWedged, ctx.Err())
+	case <-r.stop:
+		r.busy.Store(false)
+		return Snapshot{}, ErrUnavailable
+	}
+	select {
+	case s := <-out:
+		r.mu.Lock()
+		s.XIDs, r.xids = r.xids, nil
+		r.mu.Unlock()
+		return s, nil
+	case <-ctx.Done():
+		return Snapshot{}, fmt.Errorf("%w: %v", ErrWedged, ctx.Err())
+	}
+}
+
+// XIDsDropped counts XIDs that found the queue between two Samples full.
+func (r *Reader) XIDsDropped() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.xidsDropped
+}
+
+// read is one reading of every device; it runs on the NVML goroutine.
+func (r *Reader) read() Snapshot {
+	s := Snapshot{PerProcess: true}
+	for _, h := range r.devs {
+		d, lost := r.readDevice(h)
+		s.Devices = append(s.Devices, d)
+		if lost {
+			s.PerProcess = false
+			continue
+		}
+		procs, perProcess := r.readProcs(h)
+		s.Procs = append(s.Procs, procs...)
+		s.PerProcess = s.PerProcess && perProcess
+	}
+	if len(s.Procs) == 0 {
+		s.PerProcess = true // nothing to tell apart
+	}
+	return s
+}
+
+// readDevice reads one GPU's figures. lost: NVML says it is gone.
+func (r *Reader) readDevice(h handle) (Device, bool) {
+	d := Device{Index: h.Index, UUID: h.UUID, Name: h.Name, UtilPct: -1, MemTotalMiB: h.MemTotalMiB}
+	u, ret := h.dev.GetUtilizationRates()
+	if ret == gonvml.ERROR_GPU_IS_LOST {
+		d.Lost = true
+		return d, true
+	}
+	if ret == gonvml.SUCCESS {
+		d.UtilPct = float64(u.Gpu)
+	}
+	if m, ret := h.dev.GetMemoryInfo(); ret == gonvml.SUCCESS {
+		d.MemTotalMiB, d.MemUsedMiB = m.Total>>20, m.Used>>20
+	}
+	if t, ret := h.dev.GetTemperature(gonvml.TEMPERATURE_GPU); ret == gonvml.SUCCESS {
+		d.TempC, d.Has = t, d.Has|HasTemp
+	}
+	pw, ret1 := h.dev.GetPowerUsage()
+	lim, ret2 := h.dev.GetEnforcedPowerLimit()
+	if ret1 == gonvml.SUCCESS && ret2 == gonvml.SUCCESS {
+		d.PowerW, d.PowerLimitW, d.Has = float64(pw)/1000, float64(lim)/1000, d.Has|HasPower
+	}
+	if mask, ret := h.dev.GetCurrentClocksEventReasons(); ret == gonvml.SUCCESS {
+		d.Throttle, d.Has = throttleNames(mask), d.Has|HasThrottle
+	}
+	if n, ret := h.dev.GetTotalEccErrors(gonvml.MEMORY_ERROR_TYPE_UNCORRECTED, gonvml.VOLATILE_ECC); ret == gonvml.SUCCESS {
+		d.ECCUncorrected, d.Has = n, d.Has|HasECC
+	}
+	if _, _, pending, failed, ret := h.dev.GetRemappedRows(); ret == gonvml.SUCCESS {
+		d.RemapPending, d.RemapFailed, d.Has = pending, failed, d.Has|HasRemap
+	}
+	return d, false
+}
+
+// readProcs lists one GPU's compute processes with their share of it
+// since the previous reading. perProcess is false where the driver offers
+// no per-process figures.
+func (r *Reader) readProcs(h handle) ([]Proc, bool) {
+	infos, ret := h.dev.GetComputeRunningProcesses()
+	if ret != gonvml.SUCCESS || len(infos) == 0 {
+		return nil, true
+	}
+	r.mu.Lock()
+	since, ok := r.lastTS[h.Index]
+	r.mu.Unlock()
+	if !ok {
+		since = uint64(time.Now().Add(-time.Second).UnixMicro())
+	}
+	samples, ret := h.dev.GetProcessUtilization(since)
+	// NOT_FOUND (and an empty SUCCESS) is "no sample since then": no
+	// process ran a kernel. NOT_SUPPORTED and the rest: no figures.
+	perProcess := ret == gonvml.SUCCESS || ret == gonvml.ERROR_NOT_FOUND
+	sm := map[uint32]gonvml.ProcessUtilizationSample{}
+	newest := since
+	for _, smp := range samples {
+		if prev, seen := sm[smp.Pid]; !seen || smp.TimeStamp > prev.TimeStamp {
+			sm[smp.Pid] = smp
+		}
+		newest = max(newest, smp.TimeStamp)
+	}
+	r.mu.Lock()
+	r.lastTS[h.Index] = newest
+	r.mu.Unlock()
+	out := make([]Proc, 0, len(infos))
+	for _, p := range infos {
+		pr := Proc{PID: p.Pid, UUID: h.UUID, UsedMiB: p.UsedGpuMemory >> 20, SMPct: -1}
+		if perProcess {
+			pr.SMPct = min(float64(sm[p.Pid].SmUtil), 100)
+		}
+		out = append(out, pr)
+	}
+	return out, perProcess
+}
+
+// watchXIDs waits on an event set for XID errors of every GPU and keeps
+// them for the next Sample. It ends with Close.
+func (r *Reader) watchXIDs() {
+	set, ret := r.lib.EventSetCreate()
+	if ret != gonvml.SUCCESS {
+		return
+	}
+	defer set.Free()
+	registered := 0
+	for _, h := range r.devs {
+		if h.dev.RegisterEvents(gonvml.EventTypeXidCriticalError, set) == gonvml.SUCCESS {
+			registered++
+		}
+	}
+	if registered == 0 {
+		return
+	}
+	for {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		// A bounded wait, so Close is seen within it.
+		ev, ret := set.Wait(500)
+		switch {
+		case ret == gonvml.SUCCESS && ev.EventType == gonvml.EventTypeXidCriticalError:
+			r.keepXID(ev)
+		case ret == gonvml.ERROR_TIMEOUT, ret == gonvml.SUCCESS:
+		default:
+			select { // a failing wait is not spun on
+			case <-r.stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (r *Reader) keepXID(ev gonvml.EventData) {
+	x := XID{Index: -1, Code: ev.EventData, At: time.Now()}
+	if ev.Device != nil {
+		x.UUID, _ = ev.Device.GetUUID()
+	}
+	for _, h := range r.devs {
+		if h.UUID == x.UUID {
+			x.Index = h.Index
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.xids) >= xidQueue {
+		r.xidsDropped++
+		return
+	}
+	r.xids = append(r.xids, x)
+}

@@ -1,0 +1,259 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
+)
+
+// The health rules, in one place; the README's "GPU health" table says the
+// same. A GPU's health is the worst rule that holds for it; the hive's is
+// the worst of its GPUs' and its own, with that rule's reason.
+var (
+	// xidApplication are the XIDs an application causes (a bad kernel, an
+	// illegal address, a reset by the app): counted, not health, as
+	// NVIDIA's device plugin treats them.
+	xidApplication = []uint64{13, 31, 43, 45, 68, 109}
+	// xidReset are the XIDs after which the GPU needs a reset or a reboot
+	// (79: fell off the bus; 48, 95: uncorrectable ECC; 62, 64, 74, 119,
+	// 120: firmware, NVLink, GSP): unhealthy until the hive restarts.
+	xidReset = []uint64{48, 62, 64, 74, 79, 95, 119, 120}
+)
+
+const (
+	// xidHold is how long another XID keeps its GPU degraded.
+	xidHold = 10 * time.Minute
+	// slowdownWindow and slowdownShare: a GPU held in a hardware or
+	// thermal slowdown for more than this share of the window is
+	// degraded, until the slowdown stops.
+	slowdownWindow = time.Minute
+	slowdownShare  = 0.5
+)
+
+// slowdownReasons are the clock-event reasons that mean the GPU cannot
+// run at speed (power caps and idle clocks are normal operation).
+var slowdownReasons = []string{"hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown"}
+
+// ErrGPUWedged marks a GPU source call that did not return in time: the
+// tick went on without fresh GPU figures.
+var ErrGPUWedged = errors.New("GPU driver call did not return in time")
+
+// verdict is one rule's finding.
+type verdict struct {
+	status string
+	reason string
+}
+
+func (v verdict) health() wire.HealthStatus {
+	if v.status == wire.HealthHealthy {
+		return wire.Healthy
+	}
+	return wire.HealthStatus{Status: v.status, Reason: text.Truncate(v.reason, 512)}
+}
+
+// worst keeps the worst of the verdicts; reasons of the same severity
+// are joined.
+func worst(vs []verdict) verdict {
+	out := verdict{status: wire.HealthHealthy}
+	var reasons []string
+	for _, v := range vs {
+		h, o := wire.HealthStatus{Status: v.status}, wire.HealthStatus{Status: out.status}
+		switch {
+		case h.Worse(o):
+			out.status, reasons = v.status, []string{v.reason}
+		case v.status == out.status && v.status != wire.HealthHealthy:
+			reasons = append(reasons, v.reason)
+		}
+	}
+	out.reason = strings.Join(reasons, "; ")
+	return out
+}
+
+// healthTracker keeps what the rules need across ticks. It is used by the
+// tick's goroutine alone.
+type healthTracker struct {
+	gpus     map[string]*gpuState // by UUID
+	readable bool                 // GPUs were read at least once
+}
+
+// gpuState is one GPU's history.
+type gpuState struct {
+	index    int
+	name     string // "GPU 0 (GPU-4d8d...)"
+	resetXID uint64 // a reset-class XID seen: sticky
+	xid      uint64 // the last other XID, degrading until xidUntil
+	xidUntil time.Time
+	slow     []slowSample // samples of the last slowdownWindow
+	listed   bool         // listed by the last snapshot
+}
+
+type slowSample struct {
+	at      time.Time
+	reasons []string // the slowdown reasons active then
+}
+
+func newHealthTracker() *healthTracker { return &healthTracker{gpus: map[string]*gpuState{}} }
+
+func gpuName(index int, uuid string) string { return fmt.Sprintf("GPU %d (%s)", index, uuid) }
+
+// observe applies one tick: the GPU snapshot or the source's error, and
+// the process walk's error. It returns the hive's health and each listed
+// GPU's, by UUID.
+func (t *healthTracker) observe(now time.Time, snap GPUSnapshot, gpuErr, procErr error) (wire.HealthStatus, map[string]wire.HealthStatus) {
+	for _, x := range snap.XIDs {
+		st := t.state(x.Index, x.UUID)
+		switch {
+		case slices.Contains(xidApplication, x.Code):
+		case slices.Contains(xidReset, x.Code):
+			st.resetXID = x.Code
+		default:
+			st.xid, st.xidUntil = x.Code, now.Add(xidHold)
+		}
+	}
+	var all []verdict
+	perGPU := make(map[string]wire.HealthStatus, len(snap.Devices))
+	if gpuErr == nil {
+		for _, st := range t.gpus {
+			st.listed = false
+		}
+		for _, d := range snap.Devices {
+			st := t.state(d.Index, d.UUID)
+			st.listed = true
+			v := st.judge(now, d)
+			perGPU[d.UUID] = v.health()
+			all = append(all, v)
+		}
+		if len(snap.Devices) > 0 {
+			t.readable = true
+		}
+	}
+	all = append(all, t.judgeSource(gpuErr)...)
+	if procErr != nil {
+		all = append(all, verdict{wire.HealthDegraded, "process collection failed (workers may be missing): " + procErr.Error()})
+	}
+	return worst(all).health(), perGPU
+}
+
+// judgeSource is the rules about the GPU source itself: GPUs that could
+// be read and no longer can, or a wedged call.
+func (t *healthTracker) judgeSource(gpuErr error) []verdict {
+	var out []verdict
+	switch {
+	case errors.Is(gpuErr, ErrGPUWedged):
+		out = append(out, verdict{wire.HealthDegraded, "GPU figures are stale: " + gpuErr.Error()})
+	case gpuErr != nil && t.readable:
+		out = append(out, verdict{wire.HealthDegraded, "GPUs could be read and no longer can: " + gpuErr.Error()})
+	}
+	if gpuErr != nil {
+		return out
+	}
+	for _, st := range t.gpus {
+		if !st.listed && st.resetXID == 0 {
+			out = append(out, verdict{wire.HealthDegraded, st.name + " is no longer listed by the driver"})
+		}
+		if !st.listed && st.resetXID != 0 {
+			out = append(out, verdict{wire.HealthUnhealthy, fmt.Sprintf("%s: XID %d, then gone: reset or reboot needed", st.name, st.resetXID)})
+		}
+	}
+	return out
+}
+
+func (t *healthTracker) state(index int, uuid string) *gpuState {
+	st := t.gpus[uuid]
+	if st == nil {
+		st = &gpuState{index: index, name: gpuName(index, uuid)}
+		t.gpus[uuid] = st
+	}
+	return st
+}
+
+// judge is the rules about one GPU as the snapshot shows it.
+func (st *gpuState) judge(now time.Time, d GPUDevice) verdict {
+	var vs []verdict
+	if d.Lost {
+		vs = append(vs, verdict{wire.HealthUnhealthy, st.name + " is lost (fell off the bus?): reset or reboot needed"})
+	}
+	if st.resetXID != 0 {
+		vs = append(vs, verdict{wire.HealthUnhealthy, fmt.Sprintf("%s: XID %d: reset or reboot needed", st.name, st.resetXID)})
+	}
+	if d.Has&HasECC != 0 && d.ECCUncorrected > 0 {
+		vs = append(vs, verdict{wire.HealthDegraded, fmt.Sprintf("%s: %d uncorrectable ECC errors: reboot needed", st.name, d.ECCUncorrected)})
+	}
+	if d.Has&HasRemap != 0 && d.RemapPending {
+		vs = append(vs, verdict{wire.HealthDegraded, st.name + ": row remap pending: reboot needed"})
+	}
+	if d.Has&HasRemap != 0 && d.RemapFailed {
+		vs = append(vs, verdict{wire.HealthDegraded, st.name + ": a row remap failed: the GPU needs service"})
+	}
+	if st.xid != 0 && now.Before(st.xidUntil) {
+		vs = append(vs, verdict{wire.HealthDegraded, fmt.Sprintf("%s: XID %d in the last %v", st.name, st.xid, xidHold)})
+	}
+	if d.Has&HasThrottle != 0 {
+		if v, ok := st.slowdown(now, d.Throttle); ok {
+			vs = append(vs, v)
+		}
+	}
+	return worst(vs)
+}
+
+// slowdown records this sample and reports a slowdown that held for most
+// of the window and holds now.
+func (st *gpuState) slowdown(now time.Time, throttle []string) (verdict, bool) {
+	var active []string
+	for _, r := range throttle {
+		if slices.Contains(slowdownReasons, r) {
+			active = append(active, r)
+		}
+	}
+	cut := now.Add(-slowdownWindow)
+	keep := st.slow[:0]
+	for _, s := range st.slow {
+		if s.at.After(cut) {
+			keep = append(keep, s)
+		}
+	}
+	st.slow = append(keep, slowSample{at: now, reasons: active})
+	if len(active) == 0 {
+		return verdict{}, false
+	}
+	// Each sample stands for the time until the next one.
+	var slowed time.Duration
+	for i := 0; i+1 < len(st.slow); i++ {
+		if len(st.slow[i].reasons) > 0 {
+			slowed += st.slow[i+1].at.Sub(st.slow[i].at)
+		}
+	}
+	if slowed < time.Duration(slowdownShare*float64(slowdownWindow)) {
+		return verdict{}, false
+	}
+	return verdict{wire.HealthDegraded, fmt.Sprintf("%s: %s for %v of the last %v",
+		st.name, strings.Join(active, ","), slowed.Round(time.Second), slowdownWindow)}, true
+}
+
+// noteHealth logs and counts a change of the hive's health, and of each
+// GPU's, once per change.
+func (c *Collector) noteHealth(h wire.HealthStatus, gpus []wire.NodeGPU) {
+	if h != c.lastHealth {
+		c.metrics.healthChanges.WithLabelValues(h.Status).Inc()
+		if h.Status == wire.HealthHealthy {
+			c.log.Info("hive health: healthy", "was", c.lastHealth.Status)
+		} else {
+			c.log.Warn("hive health: "+h.Status, "reason", h.Reason, "was", c.lastHealth.Status)
+		}
+		c.lastHealth = h
+	}
+	if c.lastGPU == nil {
+		c.lastGPU = map[string]string{}
+	}
+	for _, g := range gpus {
+		if prev, ok := c.lastGPU[g.UUID]; ok && prev != g.Health.Status {
+			c.log.Warn("GPU health changed", "gpu", g.Index, "uuid", g.UUID, "status", g.Health.Status, "reason", g.Health.Reason, "was", prev)
+		}
+		c.lastGPU[g.UUID] = g.Health.Status
+	}
+}
