@@ -5,20 +5,26 @@ BIN       := bin
 GOBIN_ABS := $(abspath $(BIN))
 NATSCLI   := $(BIN)/nats
 export GORACE := atexit_sleep_ms=0
-# Static binaries: they run in FROM scratch images and on any Linux.
+# Static binaries by default: they run in FROM scratch images and on any
+# Linux. bin/hive is the exception where a C compiler is at hand: NVML is
+# loaded with dlopen (go-nvml), which needs cgo; that binary links glibc
+# and reads NVML wherever libnvidia-ml.so.1 loads, else nvidia-smi.
 export CGO_ENABLED ?= 0
+HIVE_CGO  ?= $(shell command -v cc >/dev/null 2>&1 && echo 1 || echo 0)
+# go-nvml's header marks calls the hive never makes as deprecated.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: nvml-fake bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
-build: ## hive and the demo worker into bin/
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
+build: ## hive (with NVML where a C compiler is at hand) and the demo worker into bin/
+	CGO_ENABLED=$(HIVE_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/demo-worker ./cmd/demo-worker
 
 # Standalone by default: no Queen, so nothing to fail at. Join one with
@@ -31,6 +37,13 @@ $(NATSCLI):
 	GOBIN=$(GOBIN_ABS) $(GO) install github.com/nats-io/natscli/nats@v0.5.0
 
 tools: $(NATSCLI)
+
+# A stand-in for libnvidia-ml.so.1 (internal/nvml/fake), for the GPU
+# health tests on machines without a GPU.
+nvml-fake: $(BIN)/fake-nvml/libnvidia-ml.so.1 ## the fake NVML library, bin/fake-nvml/libnvidia-ml.so.1
+$(BIN)/fake-nvml/libnvidia-ml.so.1: internal/nvml/fake/fake_nvml.c
+	@mkdir -p $(dir $@)
+	cc -shared -fPIC -O2 -Wall -o $@ $< -lpthread
 
 test: lint tools ## every test, with the race detector
 	CGO_ENABLED=1 PATH="$(GOBIN_ABS):$$PATH" $(GO) test -race -count=1 -timeout 9m ./...
@@ -104,7 +117,9 @@ fmt:
 # Static binaries and build contexts for the FROM scratch images.
 dist: build
 	rm -rf dist && mkdir -p dist/data/models dist/data/logs
-	cp $(BIN)/hive $(BIN)/demo-worker deployments/hub.conf deployments/hub-stream.json dist/
+	cp $(BIN)/demo-worker deployments/hub.conf deployments/hub-stream.json dist/
+	# The images get a static hive (no NVML): FROM scratch has no libc.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/hive ./cmd/hive
 	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '$(LDFLAGS)' github.com/nats-io/nats-server/v2@v2.15.2
 	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '-s -w' github.com/nats-io/natscli/nats@v0.5.0
 

@@ -19,6 +19,11 @@ type Device struct {
 // SubjectCapabilitiesGet.
 type Capabilities struct {
 	Devices []Device `json:"devices"`
+	// Additive: how the hive reads its GPUs ("nvml", "nvidia-smi",
+	// "none") and, where the source says, the driver and CUDA versions.
+	GPUSource     string `json:"gpu_source,omitempty"`
+	DriverVersion string `json:"driver_version,omitempty"`
+	CUDAVersion   string `json:"cuda_version,omitempty"`
 }
 
 // CapabilitiesRequest is the optional body of SubjectCapabilitiesGet: a

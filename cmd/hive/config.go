@@ -37,6 +37,7 @@ type config struct {
 	NATSPasswordFile string
 	WorkerMatch      string // [exe:|cmdline:]REGEXP, for the collector and jobs
 	GPUSource        string
+	NVMLLib          string // libnvidia-ml.so.1 to load; "" is the loader's
 	ShutdownTimeout  time.Duration
 	ReadyFile        string // written once the hive serves (serve.go)
 	ConfigFile       string
@@ -126,16 +127,19 @@ func (c *config) httpListen() string {
 	return net.JoinHostPort("0.0.0.0", strconv.Itoa(c.Port))
 }
 
-// gpuSource is the GPU reader --gpu-source names, and whether it reads
-// the device mean alone.
-func (c *config) gpuSource() (nvsmi.Runner, bool, error) {
+// smiSource is the nvidia-smi reader --gpu-source names (auto and nvml
+// fall back to nvidia-smi), and whether it reads the device mean alone.
+func (c *config) smiSource() (nvsmi.Runner, bool, error) {
 	spec, deviceOnly := c.GPUSource, false
-	if spec == "smi-device" {
+	switch spec {
+	case "smi-device":
 		spec, deviceOnly = "smi", true
+	case "nvml":
+		spec = "smi"
 	}
 	r, err := nvsmi.New(spec)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w (or smi-device)", err)
+		return nil, false, fmt.Errorf("%w (or nvml, smi-device)", err)
 	}
 	return r, deviceOnly, nil
 }
@@ -172,7 +176,7 @@ func (c *config) validate() error {
 	if c.ShutdownTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v too short (min 1s)", c.ShutdownTimeout))
 	}
-	if _, _, err := c.gpuSource(); err != nil {
+	if _, _, err := c.smiSource(); err != nil {
 		errs = append(errs, fmt.Errorf("--gpu-source: %w", err))
 	}
 	errs = append(errs, c.modules(wire.HiveInfo{ID: c.HiveID}).validate())

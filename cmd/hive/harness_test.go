@@ -28,6 +28,11 @@ var (
 	hiveBin   string
 	workerBin string
 	binDir    string
+	// nvmlHiveBin is the hive built with cgo, which loads NVML, and
+	// fakeNVML the fake libnvidia-ml.so.1 (internal/nvml/fake); both ""
+	// where no C compiler is at hand.
+	nvmlHiveBin string
+	fakeNVML    string
 )
 
 func TestMain(m *testing.M) {
@@ -47,6 +52,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	buildNVML(dir)
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
@@ -71,13 +77,40 @@ func startHive(t *testing.T, args ...string) *hiveProc {
 	return startHiveEnv(t, nil, args...)
 }
 
+// buildNVML builds the cgo hive and the fake NVML library into dir, if a
+// C compiler is at hand; the NVML tests skip without them.
+func buildNVML(dir string) {
+	if _, err := exec.LookPath("cc"); err != nil {
+		fmt.Fprintln(os.Stderr, "no C compiler: the NVML tests will be skipped")
+		return
+	}
+	bin, lib := filepath.Join(dir, "hive-nvml"), filepath.Join(dir, "fake-nvml", "libnvidia-ml.so.1")
+	_ = os.MkdirAll(filepath.Dir(lib), 0o755)
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1", "CGO_CFLAGS=-O2 -g -Wno-deprecated-declarations")
+	cc := exec.Command("cc", "-shared", "-fPIC", "-O2", "-o", lib, "../../internal/nvml/fake/fake_nvml.c", "-lpthread")
+	for _, cmd := range []*exec.Cmd{build, cc} {
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "%v: %v\n%s", cmd.Args, err, b)
+			return
+		}
+	}
+	nvmlHiveBin, fakeNVML = bin, lib
+}
+
 // startHiveEnv is startHive with extra environment variables.
 func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
+	t.Helper()
+	return startHiveBin(t, hiveBin, env, args...)
+}
+
+// startHiveBin is startHiveEnv with another build of the hive.
+func startHiveBin(t *testing.T, bin string, env []string, args ...string) *hiveProc {
 	t.Helper()
 	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
 		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", ""}
 	readyPath := filepath.Join(t.TempDir(), "ready.json")
-	cmd := exec.Command(hiveBin, append(base, args...)...)
+	cmd := exec.Command(bin, append(base, args...)...)
 	cmd.Env = append(append(os.Environ(), "HIVE_READY_FILE="+readyPath), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/nvml"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
@@ -63,16 +64,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 // reader, the metrics registry) and returns them in stop order, and the
 // gateway, which knows the bound HTTP address.
 func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, *gateway.Gateway, error) {
-	// One nvidia-smi (or replay) for both modules that read GPUs.
-	gpu, deviceOnly, err := cfg.gpuSource()
-	if err != nil {
-		return nil, nil, fmt.Errorf("--gpu-source: %w", err)
+	if err := openGPU(cfg, &mc, log); err != nil {
+		return nil, nil, err
 	}
-	mc.collector.GPU = collector.NewGPUSource(gpu)
-	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
-		smi.DeviceUtil = deviceOnly
-	}
-	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
 	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
 
 	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
@@ -150,4 +144,34 @@ func writeReadyFile(path string, httpAddr net.Addr, natsURL string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// openGPU gives the collector and capabilities one GPU reader: NVML in
+// process where it loads (auto, nvml), else nvidia-smi (or its replay).
+// The NVML reader lives as long as the process.
+func openGPU(cfg *config, mc *moduleConfigs, log *slog.Logger) error {
+	if cfg.GPUSource == "auto" || cfg.GPUSource == "nvml" {
+		r, err := nvml.Open(cfg.NVMLLib)
+		if err == nil {
+			info := r.Info()
+			log.Info("GPUs read through NVML", "gpus", len(info.GPUs), "driver", info.Driver, "cuda", info.CUDA)
+			mc.collector.GPU = collector.NVML{Reader: r}
+			mc.capabilities.Detector = capabilities.NVML{Reader: r}
+			return nil
+		}
+		if cfg.GPUSource == "nvml" {
+			return fmt.Errorf("--gpu-source nvml: %w", err)
+		}
+		log.Info("NVML not used: GPUs read with nvidia-smi where it runs", "reason", err.Error())
+	}
+	gpu, deviceOnly, err := cfg.smiSource()
+	if err != nil {
+		return fmt.Errorf("--gpu-source: %w", err)
+	}
+	mc.collector.GPU = collector.NewGPUSource(gpu)
+	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
+		smi.DeviceUtil = deviceOnly
+	}
+	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
+	return nil
 }

@@ -139,12 +139,16 @@ func (r *Reader) Sample(ctx context.Context) (Snapshot, error) {
 	if r.busy.Load() {
 		return Snapshot{}, fmt.Errorf("%w (still waiting for an earlier one)", ErrWedged)
 	}
-	out := make(chan Snapshot, 1)
+	type result struct {
+		s   Snapshot
+		err error
+	}
+	out := make(chan result, 1)
 	r.busy.Store(true)
 	call := func() {
-		s := r.read()
+		s, err := r.read()
 		r.busy.Store(false) // before the result: the next Sample may follow at once
-		out <- s
+		out <- result{s, err}
 	}
 	select {
 	case r.calls <- call:
@@ -156,11 +160,12 @@ func (r *Reader) Sample(ctx context.Context) (Snapshot, error) {
 		return Snapshot{}, ErrUnavailable
 	}
 	select {
-	case s := <-out:
+	case res := <-out:
+		s := res.s
 		r.mu.Lock()
 		s.XIDs, r.xids = r.xids, nil
 		r.mu.Unlock()
-		return s, nil
+		return s, res.err
 	case <-ctx.Done():
 		return Snapshot{}, fmt.Errorf("%w: %v", ErrWedged, ctx.Err())
 	}
@@ -173,11 +178,16 @@ func (r *Reader) XIDsDropped() uint64 {
 	return r.xidsDropped
 }
 
-// read is one reading of every device; it runs on the NVML goroutine.
-func (r *Reader) read() Snapshot {
+// read is one reading of every device; it runs on the NVML goroutine. A
+// device that answers neither utilisation nor memory (and is not lost)
+// makes the reading fail: its GPUs could be read and no longer can.
+func (r *Reader) read() (Snapshot, error) {
 	s := Snapshot{PerProcess: true}
 	for _, h := range r.devs {
-		d, lost := r.readDevice(h)
+		d, lost, err := r.readDevice(h)
+		if err != nil {
+			return Snapshot{}, err
+		}
 		s.Devices = append(s.Devices, d)
 		if lost {
 			s.PerProcess = false
@@ -190,22 +200,25 @@ func (r *Reader) read() Snapshot {
 	if len(s.Procs) == 0 {
 		s.PerProcess = true // nothing to tell apart
 	}
-	return s
+	return s, nil
 }
 
 // readDevice reads one GPU's figures. lost: NVML says it is gone.
-func (r *Reader) readDevice(h handle) (Device, bool) {
+func (r *Reader) readDevice(h handle) (Device, bool, error) {
 	d := Device{Index: h.Index, UUID: h.UUID, Name: h.Name, UtilPct: -1, MemTotalMiB: h.MemTotalMiB}
 	u, ret := h.dev.GetUtilizationRates()
 	if ret == gonvml.ERROR_GPU_IS_LOST {
 		d.Lost = true
-		return d, true
+		return d, true, nil
 	}
 	if ret == gonvml.SUCCESS {
 		d.UtilPct = float64(u.Gpu)
 	}
-	if m, ret := h.dev.GetMemoryInfo(); ret == gonvml.SUCCESS {
+	m, mret := h.dev.GetMemoryInfo()
+	if mret == gonvml.SUCCESS {
 		d.MemTotalMiB, d.MemUsedMiB = m.Total>>20, m.Used>>20
+	} else if ret != gonvml.SUCCESS {
+		return Device{}, false, fmt.Errorf("GPU %d (%s): utilisation: %v; memory: %v", h.Index, h.UUID, r.lib.ErrorString(ret), r.lib.ErrorString(mret))
 	}
 	if t, ret := h.dev.GetTemperature(gonvml.TEMPERATURE_GPU); ret == gonvml.SUCCESS {
 		d.TempC, d.Has = t, d.Has|HasTemp
@@ -224,7 +237,7 @@ func (r *Reader) readDevice(h handle) (Device, bool) {
 	if _, _, pending, failed, ret := h.dev.GetRemappedRows(); ret == gonvml.SUCCESS {
 		d.RemapPending, d.RemapFailed, d.Has = pending, failed, d.Has|HasRemap
 	}
-	return d, false
+	return d, false, nil
 }
 
 // readProcs lists one GPU's compute processes with their share of it

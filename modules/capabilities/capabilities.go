@@ -129,5 +129,9 @@ func (c *Capabilities) detect(ctx context.Context) wire.Capabilities {
 	devices = append(devices, wire.Device{
 		ID: "CPU-0", Name: fmt.Sprintf("CPU (%d cores)", cores), DeviceType: "cpu", VRAMGB: &ramGB,
 	})
-	return wire.Capabilities{Devices: devices}
+	caps := wire.Capabilities{Devices: devices}
+	if d, ok := c.cfg.Detector.(Driver); ok {
+		caps.GPUSource, caps.DriverVersion, caps.CUDAVersion = d.Driver()
+	}
+	return caps
 }

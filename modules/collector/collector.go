@@ -58,7 +58,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	met, err := newMetrics(reg)
+	met, err := newMetrics(reg, cfg.GPU.Name())
 	if err != nil {
 		return nil, fmt.Errorf("collector: metrics: %w", err)
 	}
@@ -311,7 +311,10 @@ func (c *Collector) noteGPUErr(err error) {
 		c.metrics.sampleErrors.Inc()
 	}
 	msg := ""
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrGPUWedged):
+		msg = "wedged" // logged once, however the wait ended
+	case err != nil:
 		msg = err.Error()
 	}
 	if msg == c.gpuErr {
@@ -319,6 +322,9 @@ func (c *Collector) noteGPUErr(err error) {
 	}
 	c.gpuErr = msg
 	switch {
+	case errors.Is(err, ErrGPUWedged):
+		c.metrics.gpuWedged.Inc()
+		c.log.Warn("GPU driver call did not return in time: the ticks go on without fresh GPU figures", "gpu", c.cfg.GPU.Name(), "err", err)
 	case errors.Is(err, ErrNoGPU):
 		c.log.Info("no GPU readable: GPU fields are 0", "gpu", c.cfg.GPU.Name(), "reason", msg)
 	case err != nil:
@@ -331,7 +337,7 @@ func (c *Collector) noteGPUErr(err error) {
 // noteUtilSource logs where gpu_util_pct comes from when that changes,
 // so an operator knows whether two workers on one GPU are told apart.
 func (c *Collector) noteUtilSource(s GPUSnapshot) {
-	src := "per process (nvidia-smi pmon)"
+	src := "per process (" + c.cfg.GPU.Name() + ")"
 	if !s.PerProcess {
 		src = "device mean"
 	}
@@ -340,7 +346,7 @@ func (c *Collector) noteUtilSource(s GPUSnapshot) {
 	}
 	c.utilSrc = src
 	if s.PerProcess {
-		c.log.Info("gpu_util_pct is per process", "source", "nvidia-smi pmon")
+		c.log.Info("gpu_util_pct is per process", "source", c.cfg.GPU.Name())
 		return
 	}
 	c.log.Info("gpu_util_pct is the mean utilisation of the worker's GPUs, shared by every process on them", "reason", s.Fallback)

@@ -48,6 +48,7 @@ type metrics struct {
 	published    prometheus.Counter
 
 	xids          *prometheus.CounterVec // by gpu index and code
+	gpuWedged     prometheus.Counter
 	healthChanges *prometheus.CounterVec // by the new status
 
 	mu     sync.Mutex
@@ -56,7 +57,7 @@ type metrics struct {
 	health wire.HealthStatus
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 	m := &metrics{
 		tick: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hive_collector_tick_duration_seconds",
@@ -78,11 +79,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "hive_gpu_xid_errors_total",
 		Help: "XID errors the driver reported, by GPU index and XID code.",
 	}, []string{"gpu", "xid"})
+	m.gpuWedged = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hive_gpu_source_wedged_total",
+		Help: "Times a GPU driver call did not return within the tick's deadline.",
+	})
 	m.healthChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hive_health_changes_total",
 		Help: "Changes of the hive's health, by the status changed to.",
 	}, []string{"status"})
-	if err := metric.Register(reg, m.tick, m.sampleErrors, m.published, m.xids, m.healthChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
+	source := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "hive_gpu_source_info",
+		Help:        "How the hive reads its GPUs (nvml, nvidia-smi, none, replay:<dir>); always 1.",
+		ConstLabels: prometheus.Labels{"source": gpuSource},
+	})
+	source.Set(1)
+	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.xids, m.gpuWedged, m.healthChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil
