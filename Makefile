@@ -19,7 +19,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: nvml-fake bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -44,6 +44,9 @@ nvml-fake: $(BIN)/fake-nvml/libnvidia-ml.so.1 ## the fake NVML library, bin/fake
 $(BIN)/fake-nvml/libnvidia-ml.so.1: internal/nvml/fake/fake_nvml.c
 	@mkdir -p $(dir $@)
 	cc -shared -fPIC -O2 -Wall -o $@ $< -lpthread
+
+bench-nvml: nvml-fake ## one NVML Sample through go-nvml against the fake library, 1 and 8 GPUs
+	CGO_ENABLED=1 FAKE_NVML_LIB=$(abspath $(BIN))/fake-nvml/libnvidia-ml.so.1 $(GO) test -run '^$$' -bench BenchmarkSampleFakeLibrary -benchmem -count 3 ./internal/nvml
 
 test: lint tools ## every test, with the race detector
 	CGO_ENABLED=1 PATH="$(GOBIN_ABS):$$PATH" $(GO) test -race -count=1 -timeout 9m ./...
