@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/client"
+	"github.com/rbee/hive/internal/text"
 )
 
 // watch runs `hive watch`: a live table of workers, from one hive's SSE
@@ -147,7 +149,50 @@ func (t *table) print() {
 		}
 	}
 	_ = w.Flush()
+	t.printHealth(ids)
 	if t.live {
 		fmt.Fprintf(t.out, "\n%d hive(s) at %s; Ctrl-C to quit\n", len(ids), time.Now().Format(time.TimeOnly))
 	}
+}
+
+// printHealth writes each hive's health and GPUs under the table: the
+// figures the Queen schedules by.
+func (t *table) printHealth(ids []string) {
+	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\nHIVE\tHEALTH\tGPU\tNAME\tUTIL%\tVRAM MiB\tTEMP\tPOWER W\tGPU HEALTH")
+	for _, id := range ids {
+		ev := t.hives[id]
+		health := ev.HiveInfo.HealthStatus.Status
+		if r := ev.HiveInfo.HealthStatus.Reason; r != "" {
+			health += ": " + safeText(r, 120)
+		}
+		if len(ev.Node.GPUs) == 0 {
+			fmt.Fprintf(w, "%s\t%s\t-\t(no GPU)\t\t\t\t\t\n", id, health)
+		}
+		for _, g := range ev.Node.GPUs {
+			temp, power := "-", "-"
+			if g.TempC != nil {
+				temp = fmt.Sprintf("%d C", *g.TempC)
+			}
+			if g.PowerW != nil && g.PowerLimitW != nil {
+				power = fmt.Sprintf("%.0f/%.0f", float64(*g.PowerW), float64(*g.PowerLimitW))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.0f\t%d/%d\t%s\t%s\t%s\n", id, health, g.Index, safeText(g.Name, 40),
+				float64(g.UtilPct), g.VRAMUsedMB, g.VRAMTotalMB, temp, power, g.Health.Status)
+			health = ""
+		}
+	}
+	_ = w.Flush()
+}
+
+// safeText bounds a string from a hive and drops control characters, so
+// a reason or a GPU name cannot move the terminal's cursor.
+func safeText(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+	return text.Truncate(s, n)
 }

@@ -49,8 +49,40 @@ function draw(canvas, points, now) {
   }
 }
 
+// renderNode shows the hive's health in words and a row per GPU; the node
+// block is additive, so an older hive without it shows none.
+function renderNode(ev) {
+  const h = ev.hive_info.health_status;
+  const banner = document.getElementById("health");
+  banner.className = "health " + h.status;
+  banner.textContent = "health: " + h.status + (h.reason ? " — " + h.reason : "");
+  const body = document.getElementById("gpurows");
+  body.replaceChildren();
+  const gpus = (ev.node && ev.node.gpus) || [];
+  for (const g of gpus) {
+    const tr = document.createElement("tr");
+    tr.className = "gpu " + g.health.status;
+    cell(tr, "GPU", String(g.index)).title = g.uuid;
+    cell(tr, "Name", g.name || "—");
+    cell(tr, "Util %", g.util_pct.toFixed(0), true);
+    cell(tr, "VRAM", fmtBytes(g.vram_used_mb) + " / " + fmtBytes(g.vram_total_mb), true);
+    cell(tr, "Temp", g.temp_c === undefined ? "—" : g.temp_c + " °C", true);
+    cell(tr, "Power", g.power_w === undefined ? "—" : g.power_w.toFixed(0) + " / " + g.power_limit_w.toFixed(0) + " W", true);
+    cell(tr, "Throttle", (g.throttle || []).join(", ") || "—");
+    cell(tr, "Health", g.health.status + (g.health.reason ? ": " + g.health.reason : ""));
+    body.appendChild(tr);
+  }
+  if (!gpus.length) {
+    const tr = document.createElement("tr");
+    tr.className = "empty";
+    cell(tr, "", "no GPU readable").colSpan = 8;
+    body.appendChild(tr);
+  }
+}
+
 function render(ev) {
   const now = Date.now();
+  renderNode(ev);
   document.getElementById("hive").textContent = ev.hive_id;
   document.title = "hive " + ev.hive_id;
   document.getElementById("meta").textContent =
