@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/metric"
 	"github.com/rbee/hive/internal/nvml"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
@@ -64,9 +66,6 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 // reader, the metrics registry) and returns them in stop order, and the
 // gateway, which knows the bound HTTP address.
 func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, *gateway.Gateway, error) {
-	if err := openGPU(cfg, &mc, log); err != nil {
-		return nil, nil, err
-	}
 	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
 
 	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
@@ -77,6 +76,9 @@ func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) (
 		return nil, nil, fmt.Errorf("bus metrics: %w", err)
 	}
 	mc.gateway.Metrics = reg
+	if err := openGPU(cfg, &mc, hiveReg, log); err != nil {
+		return nil, nil, err
+	}
 
 	coll, err := collector.New(mc.collector, b, log, hiveReg)
 	if err != nil {
@@ -149,7 +151,7 @@ func writeReadyFile(path string, httpAddr net.Addr, natsURL string) error {
 // openGPU gives the collector and capabilities one GPU reader: NVML in
 // process where it loads (auto, nvml), else nvidia-smi (or its replay).
 // The NVML reader lives as long as the process.
-func openGPU(cfg *config, mc *moduleConfigs, log *slog.Logger) error {
+func openGPU(cfg *config, mc *moduleConfigs, reg prometheus.Registerer, log *slog.Logger) error {
 	if cfg.GPUSource == "auto" || cfg.GPUSource == "nvml" {
 		r, err := nvml.Open(cfg.NVMLLib)
 		if err == nil {
@@ -157,7 +159,8 @@ func openGPU(cfg *config, mc *moduleConfigs, log *slog.Logger) error {
 			log.Info("GPUs read through NVML", "gpus", len(info.GPUs), "driver", info.Driver, "cuda", info.CUDA)
 			mc.collector.GPU = collector.NVML{Reader: r}
 			mc.capabilities.Detector = capabilities.NVML{Reader: r}
-			return nil
+			return metric.Register(reg, metric.Counter("hive_gpu_xids_dropped_total",
+				"XID errors dropped because more than 256 arrived between two ticks.", r.XIDsDropped))
 		}
 		if cfg.GPUSource == "nvml" {
 			return fmt.Errorf("--gpu-source nvml: %w", err)
