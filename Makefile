@@ -121,8 +121,10 @@ fmt:
 dist: build
 	rm -rf dist && mkdir -p dist/data/models dist/data/logs
 	cp $(BIN)/demo-worker deployments/hub.conf deployments/hub-stream.json dist/
-	# The images get a static hive (no NVML): FROM scratch has no libc.
+	# rbee-hive gets a static hive (FROM scratch has no libc, so no NVML);
+	# rbee-hive-gpu, which carries glibc, the cgo one that reads NVML.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/hive ./cmd/hive
+	CGO_ENABLED=$(HIVE_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/hive-nvml ./cmd/hive
 	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '$(LDFLAGS)' github.com/nats-io/nats-server/v2@v2.15.2
 	GOBIN=$(abspath dist) $(GO) install -trimpath -ldflags '-s -w' github.com/nats-io/natscli/nats@v0.5.0
 

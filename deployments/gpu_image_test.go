@@ -45,14 +45,64 @@ func TestImageGPU(t *testing.T) {
 	}
 }
 
+// TestImageGPUReadsNVML runs the GPU image with the fake libnvidia-ml.so.1
+// (internal/nvml/fake) mounted, as the NVIDIA runtime mounts the driver's:
+// the hive in it is the cgo build, and reads the GPU through NVML.
+func TestImageGPUReadsNVML(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "libnvidia-ml.so.1")
+	if out, err := exec.Command("cc", "-shared", "-fPIC", "-O2", "-o", lib, "../internal/nvml/fake/fake_nvml.c", "-lpthread").CombinedOutput(); err != nil {
+		t.Fatalf("build the fake NVML library: %v\n%s", err, out)
+	}
+	for _, f := range []string{"gpus", "procs"} {
+		b, err := os.ReadFile("../internal/nvml/testdata/h200-busy/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = os.Chmod(dir, 0o755)
+	caps := capabilities(t, "rbee-hive-gpu:dev", "-v", dir+":/fake:ro", "-e", "FAKE_NVML_DIR=/fake", "-e", "HIVE_NVML_LIB=/fake/libnvidia-ml.so.1")
+	if caps.GPUSource != "nvml" || caps.DriverVersion != "580.159.04" || len(caps.Devices) < 2 || caps.Devices[0].Name != "NVIDIA H200" {
+		t.Fatalf("capabilities %+v", caps)
+	}
+}
+
+// capsBody is what the image tests read of /capabilities.
+type capsBody struct {
+	Devices []struct {
+		Name       string `json:"name"`
+		DeviceType string `json:"device_type"`
+	} `json:"devices"`
+	GPUSource     string `json:"gpu_source"`
+	DriverVersion string `json:"driver_version"`
+}
+
 // gpuNames starts image with the fake nvidia-smi and returns the GPU
 // names its /capabilities reports.
 func gpuNames(t *testing.T, image, fake string) []string {
 	t.Helper()
+	caps := capabilities(t, image, "-v", fake+":/usr/bin/nvidia-smi:ro")
+	var names []string
+	for _, d := range caps.Devices {
+		if d.DeviceType == "gpu" {
+			names = append(names, d.Name)
+		}
+	}
+	return names
+}
+
+// capabilities starts image with the extra docker run arguments and
+// returns its /capabilities.
+func capabilities(t *testing.T, image string, runArgs ...string) capsBody {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", "run", "-d", "--rm", "-p", "127.0.0.1::7835",
-		"-v", fake+":/usr/bin/nvidia-smi:ro", image, "--queen-url", "", "--nats-listen", "").CombinedOutput()
+	args := append([]string{"run", "-d", "--rm", "-p", "127.0.0.1::7835"}, runArgs...)
+	args = append(args, image, "--queen-url", "", "--nats-listen", "")
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker run %s: %v\n%s", image, err, out)
 	}
@@ -63,12 +113,7 @@ func gpuNames(t *testing.T, image, fake string) []string {
 		t.Fatalf("docker port: %v", err)
 	}
 	url := "http://" + strings.TrimSpace(strings.Split(string(port), "\n")[0]) + "/capabilities"
-	var caps struct {
-		Devices []struct {
-			Name       string `json:"name"`
-			DeviceType string `json:"device_type"`
-		} `json:"devices"`
-	}
+	var caps capsBody
 	for {
 		resp, err := http.Get(url)
 		if err == nil {
@@ -84,11 +129,5 @@ func gpuNames(t *testing.T, image, fake string) []string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var names []string
-	for _, d := range caps.Devices {
-		if d.DeviceType == "gpu" {
-			names = append(names, d.Name)
-		}
-	}
-	return names
+	return caps
 }
