@@ -93,7 +93,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	return c, nil
 }
 
-// Run samples and publishes every Interval until ctx ends, then publishes a last event with operational_status "stopping".
+// Run samples and publishes every Interval until ctx ends, then publishes
+// a last event with operational_status "stopping".
 // The first event is published at once.
 func (c *Collector) Run(ctx context.Context) error {
 	nc, err := c.bus.Connect("collector")

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 
+	"github.com/rbee/hive/internal/nvml"
 	"github.com/rbee/hive/internal/nvsmi"
 )
 
@@ -33,40 +34,22 @@ type GPUSnapshot struct {
 	Fallback string
 }
 
-// GPUDevice is one GPU as a source read it. Figures that only some
-// sources read (nvidia-smi's query here has neither temperature nor ECC;
-// NVML has them all) are valid only where Has says so.
-type GPUDevice struct {
-	Index       int
-	UUID        string
-	Name        string  // "" when the source does not say
-	UtilPct     float64 // -1 when the driver does not report it
-	MemTotalMiB uint64
-	MemUsedMiB  uint64
-
-	Has            GPUFigures
-	TempC          uint32
-	PowerW         float64
-	PowerLimitW    float64
-	Throttle       []string // active clock-event reasons (throttle.go names them)
-	ECCUncorrected uint64   // volatile uncorrectable ECC errors since the driver loaded
-	RemapPending   bool     // rows waiting to be remapped: a reset is needed
-	RemapFailed    bool     // a row remap failed: the GPU needs service
-	// Lost: the driver says the GPU fell off the bus or is otherwise
-	// gone (NVML_ERROR_GPU_IS_LOST).
-	Lost bool
-}
+// GPUDevice is one GPU as a source read it: NVML's description serves
+// every source. Figures that only some sources read (nvidia-smi's query
+// here has neither temperature nor ECC; NVML has them all) are valid only
+// where Has says so.
+type GPUDevice = nvml.Device
 
 // GPUFigures says which optional figures a GPUDevice carries.
-type GPUFigures uint8
+type GPUFigures = nvml.Figures
 
 // The optional figures of GPUDevice.
 const (
-	HasTemp GPUFigures = 1 << iota
-	HasPower
-	HasThrottle
-	HasECC
-	HasRemap
+	HasTemp     = nvml.HasTemp
+	HasPower    = nvml.HasPower
+	HasThrottle = nvml.HasThrottle
+	HasECC      = nvml.HasECC
+	HasRemap    = nvml.HasRemap
 )
 
 // GPUXID is one XID error of one GPU.

@@ -43,12 +43,7 @@ func (n NVML) Sample(ctx context.Context) (GPUSnapshot, error) {
 	if !s.PerProcess {
 		snap.Fallback = "NVML offers no per-process utilisation here (MIG, vGPU)"
 	}
-	for _, d := range s.Devices {
-		snap.Devices = append(snap.Devices, GPUDevice{Index: d.Index, UUID: d.UUID, Name: d.Name, UtilPct: d.UtilPct,
-			MemTotalMiB: d.MemTotalMiB, MemUsedMiB: d.MemUsedMiB, Has: GPUFigures(d.Has), TempC: d.TempC,
-			PowerW: d.PowerW, PowerLimitW: d.PowerLimitW, Throttle: d.Throttle, ECCUncorrected: d.ECCUncorrected,
-			RemapPending: d.RemapPending, RemapFailed: d.RemapFailed, Lost: d.Lost})
-	}
+	snap.Devices = s.Devices
 	for _, p := range s.Procs {
 		snap.Procs = append(snap.Procs, GPUProc{PID: int32(p.PID), GPUUUID: p.UUID, UsedMiB: p.UsedMiB, SMPct: p.SMPct})
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus/wire"
-	"github.com/rbee/hive/internal/nvml"
 )
 
 const testUUID = "GPU-4d8d8a84-cbed-9747-95cd-d830557304f2"
@@ -119,18 +118,5 @@ func TestWorstVerdict(t *testing.T) {
 	}
 	if got := worst([]verdict{{wire.HealthDegraded, "a"}, {wire.HealthUnhealthy, "c"}}); got.status != wire.HealthUnhealthy || got.reason != "c" {
 		t.Fatalf("%+v", got)
-	}
-}
-
-// The NVML source's figures keep their meaning: the two flag sets share
-// their bits.
-func TestNVMLFiguresMatch(t *testing.T) {
-	for _, f := range []struct {
-		nvml uint8
-		ours GPUFigures
-	}{{uint8(nvml.HasTemp), HasTemp}, {uint8(nvml.HasPower), HasPower}, {uint8(nvml.HasThrottle), HasThrottle}, {uint8(nvml.HasECC), HasECC}, {uint8(nvml.HasRemap), HasRemap}} {
-		if GPUFigures(f.nvml) != f.ours {
-			t.Errorf("nvml %b, collector %b", f.nvml, f.ours)
-		}
 	}
 }

@@ -81,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 	}, []string{"gpu", "xid"})
 	m.gpuWedged = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hive_gpu_source_wedged_total",
-		Help: "Times a GPU driver call did not return within the tick's deadline.",
+		Help: "Times the GPU source wedged: a driver call did not return within the tick's deadline (once per episode, until it returns).",
 	})
 	m.healthChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hive_health_changes_total",
