@@ -89,10 +89,11 @@ bench-fanout: build ## SSE fan-out vs the net/http floor and Centrifugo; CLIENTS
 # (bench/gpucheck/gpu_probe.py); elsewhere the fake nvidia-smi, which
 # answers in the format the real card printed. GPUCHECK_ARGS=-record
 # saves every nvidia-smi output as fixtures.
-gpu-check: ## check GPU telemetry on this host's GPU, or on the fake nvidia-smi without one
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
+gpu-check: ## check GPU telemetry on this host's GPU (NVML, then nvidia-smi), or on the fake nvidia-smi without one
+	CGO_ENABLED=$(HIVE_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
 	$(GO) build -trimpath -o $(BIN)/gpucheck ./bench/gpucheck
-	@if command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/gpucheck -hive $(BIN)/hive $(GPUCHECK_ARGS); \
+	@if command -v nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/gpucheck -hive $(BIN)/hive -source nvml $(GPUCHECK_ARGS) && $(BIN)/gpucheck -hive $(BIN)/hive -source smi $(GPUCHECK_ARGS); \
 	else echo "no nvidia-smi here: checking against the fake one"; $(BIN)/gpucheck -fake -hive $(BIN)/hive -window 10s $(GPUCHECK_ARGS); fi
 
 # Many real hives against the 3-node hub cluster of deployments/hub.conf

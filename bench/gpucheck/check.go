@@ -123,7 +123,7 @@ func (c *check) startHive() error {
 		return err
 	}
 	c.hive = exec.Command(c.cfg.hive, "--queen-url", "", "--listen", "127.0.0.1:"+strconv.Itoa(c.cfg.port),
-		"--nats-listen", "", "--hive-id", "gpucheck", "--cgroup-root", "", "--gpu-source", "auto",
+		"--nats-listen", "", "--hive-id", "gpucheck", "--cgroup-root", "", "--gpu-source", c.cfg.source,
 		"--worker-match", "cmdline:llm-worker --model gpu-probe")
 	c.hive.Env, c.hive.Stdout, c.hive.Stderr = c.env, log, log
 	if err := c.hive.Start(); err != nil {

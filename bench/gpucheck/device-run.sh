@@ -1,7 +1,10 @@
 #!/bin/sh
 # One prepared run on a GPU machine that has nvidia-smi and PyTorch but no
-# Go: bin/hive and bin/gpucheck are built here (static, CGO_ENABLED=0) and
-# carried. Everything it learns lands in $OUT (or ./gpu-out).
+# Go: bin/hive (with cgo, so that it can load the driver's NVML) and
+# bin/gpucheck are built here and carried. The check runs twice, once per
+# GPU source, so that NVML and nvidia-smi are compared on the same card:
+# the same checks must pass, and the cost lines put the two side by side.
+# Everything it learns lands in $OUT (or ./gpu-out).
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 {
@@ -13,7 +16,9 @@ mkdir -p "$out"
 	echo "pid 1: $(cat /proc/1/comm)"
 } >"$out/env.txt" 2>&1
 cat "$out/env.txt"
-rm -rf /tmp/gc
-bin/gpucheck -hive bin/hive -probe bench/gpucheck/gpu_probe.py -record -window "${WINDOW:-30s}" -out /tmp/gc 2>&1 | tee "$out/gpucheck.txt"
-tail -n 30 /tmp/gc/hive.log
-tar czf "$out/gc.tgz" -C /tmp gc
+for src in nvml smi; do
+	rm -rf "/tmp/gc-$src"
+	bin/gpucheck -hive bin/hive -source "$src" -probe bench/gpucheck/gpu_probe.py -record -window "${WINDOW:-30s}" -out "/tmp/gc-$src" 2>&1 | tee "$out/gpucheck-$src.txt"
+	tail -n 30 "/tmp/gc-$src/hive.log"
+done
+tar czf "$out/gc.tgz" -C /tmp gc-nvml gc-smi

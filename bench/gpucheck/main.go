@@ -42,6 +42,7 @@ func main() {
 	flag.BoolVar(&cfg.record, "record", false, "record every nvidia-smi query's output per phase under -out/record (fixtures)")
 	flag.DurationVar(&cfg.window, "window", 30*time.Second, "window over which the collector's CPU is measured")
 	flag.IntVar(&cfg.port, "port", 17935, "the hive's HTTP port")
+	flag.StringVar(&cfg.source, "source", "auto", "the hive's --gpu-source: auto, nvml or smi")
 	flag.Parse()
 	c, err := newCheck(cfg)
 	if err != nil {
@@ -60,6 +61,7 @@ func main() {
 
 type config struct {
 	hive, probe, python, out string
+	source                   string
 	fake, record             bool
 	window                   time.Duration
 	port                     int
@@ -79,6 +81,7 @@ func (c *check) run() {
 		return
 	}
 	c.checkCaps(card)
+	c.checkSource()
 	go c.follow()
 
 	a, err := c.startProbe("a", 4096, "busy")
@@ -94,6 +97,7 @@ func (c *check) run() {
 	busy := c.samples(a, 5*time.Second)
 	c.check("busy util", median(busy, util) > 50, "gpu_util_pct median %.1f over %d events while busy (want > 50)", median(busy, util), len(busy))
 	c.checkVRAM(a, card)
+	c.checkNode(card)
 	c.cost("one busy worker")
 	c.recordPhase("1-busy")
 	c.timeQueries()
@@ -109,6 +113,7 @@ func (c *check) run() {
 		ua, ub := median(both[a.pid], util), median(both[b.pid], util)
 		c.check("two workers", ua-ub >= 20, "one GPU, a busy %.1f %% and b at 25 %% duty %.1f %% (want per-process figures, a - b >= 20)", ua, ub)
 		c.checkVRAM(b, card)
+		c.checkNode(card)
 		c.recordPhase("2-two")
 	}
 
