@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +76,13 @@ func ValidateQueenURL(s string) error {
 	}
 	if u.Hostname() == "" {
 		return fmt.Errorf("invalid queen_url %q: no host", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("invalid queen_url %q: port must be 1-65535", s)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("invalid queen_url %q: empty port", s)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("invalid queen_url %q: no query, fragment or user info allowed", s)

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"net/url"
+	"strconv"
 	"testing"
 
 	"github.com/rbee/hive/bus/wire"
@@ -20,6 +21,11 @@ func FuzzValidateQueenURL(f *testing.F) {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 			t.Fatalf("accepted %q", s)
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				t.Fatalf("accepted %q with port %q", s, p)
+			}
 		}
 		j := wire.JoinURL(s, "/v1/hive/ready")
 		if len(j) < len("/v1/hive/ready")+1 || j[len(j)-len("//v1/hive/ready"):] == "//v1/hive/ready" {

@@ -43,3 +43,26 @@ func TestTelemetrySubjectFor(t *testing.T) {
 		}
 	}
 }
+
+// A Queen URL whose port no socket can have is refused before it spends
+// one of the rate-limited Queen changes.
+func TestValidateQueenURLPorts(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"http://q:7833":     true,
+		"http://q":          true,
+		"https://[::1]:1/":  true,
+		"http://q:65535":    true,
+		"http://q:0":        false,
+		"http://q:65536":    false,
+		"http://q:99999999": false,
+		"http://q:":         false,
+		"http://[::1]:0/x":  false,
+		"http://q:7833?x=1": false,
+		"http://u:p@q:7833": false,
+		"ftp://q:21":        false,
+	} {
+		if err := wire.ValidateQueenURL(s); (err == nil) != ok {
+			t.Errorf("ValidateQueenURL(%q) = %v, want ok=%v", s, err, ok)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 
 	"github.com/rbee/hive/bus"
@@ -43,6 +44,10 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m.gateway.Listen = c.httpListen()
 	m.gateway.HiveID = c.HiveID
 	m.gateway.Token = c.apiToken
+	m.gateway.Hosts = []string{info.Hostname}
+	if h, err := os.Hostname(); err == nil {
+		m.gateway.Hosts = append(m.gateway.Hosts, h)
+	}
 	m.gateway.CORSOrigins = []string{}
 	for _, o := range strings.Split(c.CORSOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {

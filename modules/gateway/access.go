@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -41,6 +42,10 @@ func (g *Gateway) check(c *gin.Context, a access) denial {
 	if a == control {
 		if d := crossSite(c.Request); d.status != 0 {
 			return d
+		}
+		if g.token == nil && !g.ownHost(c.Request.Host) {
+			return denial{http.StatusForbidden, "Host " + strconv.Quote(text.Truncate(c.Request.Host, 80)) +
+				" is not this hive's name: without an API token, control requests must address an IP, localhost or the hive's host name (DNS rebinding)"}
 		}
 	}
 	if g.token != nil {
@@ -92,9 +97,9 @@ func (g *Gateway) bearerOK(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], g.token) == 1
 }
 
-// fromLoopback reports whether the TCP peer is a loopback address and the
-// Host header names the loopback too. The peer address is the socket's,
-// never a forwarded header; the Host check stops DNS rebinding, where a
+// fromLoopback reports whether the TCP peer is a loopback address: the
+// socket's, never a forwarded header. check has already refused a Host
+// that is not the hive's (ownHost), which stops DNS rebinding, where a
 // page from evil.example resolves its own name to 127.0.0.1.
 func fromLoopback(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -102,10 +107,7 @@ func fromLoopback(r *http.Request) bool {
 		return false
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return false
-	}
-	return loopbackHost(r.Host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func loopbackHost(hostport string) bool {
@@ -119,6 +121,28 @@ func loopbackHost(hostport string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(h, "[]"))
 	return ip != nil && ip.IsLoopback()
+}
+
+// ownHost reports whether a Host header names this hive: an IP literal
+// (which no DNS answer can rebind), localhost, or one of Config.Hosts.
+func (g *Gateway) ownHost(hostport string) bool {
+	if loopbackHost(hostport) {
+		return true
+	}
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if net.ParseIP(strings.Trim(h, "[]")) != nil {
+		return true
+	}
+	for _, n := range g.cfg.Hosts {
+		if n != "" && strings.EqualFold(strings.TrimSuffix(n, "."), h) {
+			return true
+		}
+	}
+	return false
 }
 
 // crossSite refuses a request a browser sent on behalf of another site's

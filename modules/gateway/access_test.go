@@ -166,6 +166,34 @@ func TestAccessOpen(t *testing.T) {
 	}
 }
 
+// A page on evil.example whose name resolves to the hive (DNS rebinding)
+// sends same-origin requests with Host: evil.example. Without a token they
+// are refused in every access mode; an IP, localhost or the hive's own
+// names still work, and with a token the token decides.
+func TestDNSRebindingRefusedInEveryMode(t *testing.T) {
+	for _, access := range []string{AccessToken, AccessOpenReads, AccessOpen} {
+		h := routerFor(t, Config{Access: access, Hosts: []string{"gpu-01.cluster.example"}})
+		evil := map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example:7835", "Sec-Fetch-Site": "same-origin"}
+		if rec := (apiCall{method: "POST", path: "/v1/shutdown", remote: loop, host: "evil.example:7835", hdr: evil}).do(h); rec.Code != 403 ||
+			!strings.Contains(rec.Body.String(), "DNS rebinding") {
+			t.Errorf("access %s: rebinding shutdown %d %s, want 403", access, rec.Code, rec.Body)
+		}
+		for _, host := range []string{"127.0.0.1:7835", "localhost", "[::1]:7835", "GPU-01.cluster.example.:7835"} {
+			if rec := (apiCall{method: "POST", path: "/v1/jobs", remote: loop, host: host, hdr: jsonCT, body: jobOp}).do(h); rec.Code != 200 {
+				t.Errorf("access %s: job with Host %s: %d %s", access, host, rec.Code, rec.Body)
+			}
+		}
+	}
+	open := routerFor(t, Config{Access: AccessOpen})
+	if rec := (apiCall{method: "POST", path: "/v1/jobs", remote: remote, host: "192.0.2.1:7835", hdr: jsonCT, body: jobOp}).do(open); rec.Code != 200 {
+		t.Errorf("open: remote job by IP: %d %s", rec.Code, rec.Body)
+	}
+	tok := routerFor(t, Config{Token: testToken})
+	if rec := (apiCall{method: "POST", path: "/v1/jobs", remote: remote, host: "any.name.example", hdr: withAuth, body: jobOp}).do(tok); rec.Code != 200 {
+		t.Errorf("token: job under another name: %d %s", rec.Code, rec.Body)
+	}
+}
+
 func TestTrailingSlashIsJSON404(t *testing.T) {
 	h := routerFor(t, Config{})
 	rec := (apiCall{method: "GET", path: "/health/", remote: loop}).do(h)

@@ -24,6 +24,12 @@ type Config struct {
 	// CORSOrigins may read the read-only routes from a browser: "*" for
 	// any, none for no CORS. State-changing routes never allow CORS.
 	CORSOrigins []string
+	// Hosts are the names, besides IP literals and localhost, that a
+	// control request without a token may address in its Host header:
+	// the machine's name and its advertised one. A page whose own name
+	// resolves to this hive (DNS rebinding) addresses another name and is
+	// refused in every access mode. With a token the token decides.
+	Hosts []string
 	// MaxConns and MaxConnsPerIP cap open HTTP connections; past them a
 	// connection is answered 503 and closed.
 	MaxConns      int

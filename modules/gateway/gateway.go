@@ -218,9 +218,11 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 		r.GET(path, append([]gin.HandlerFunc{g.cors, noBody}, h...)...)
 		r.OPTIONS(path, g.preflight)
 	}
-	reads("/health", func(c *gin.Context) {
+	health := func(c *gin.Context) {
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok"))
-	})
+	}
+	reads("/health", health)
+	r.HEAD("/health", g.cors, noBody, health)
 	reads("/v1/heartbeats/stream", g.guard(read), g.streamTelemetry)
 	// Capabilities are a read, unless ?queen_url= asks for a change: the
 	// handler checks that itself.
@@ -230,9 +232,16 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
 	reads("/v1/jobs/:id/stream", g.guard(read), g.streamJob(nc))
 	reads("/metrics", g.guard(read), g.metricsHandler())
-	r.GET("/", noBody, dashboardFile("index.html", "text/html; charset=utf-8"))
-	r.GET("/dashboard/dashboard.js", noBody, dashboardFile("dashboard.js", "text/javascript; charset=utf-8"))
-	r.GET("/dashboard/dashboard.css", noBody, dashboardFile("dashboard.css", "text/css; charset=utf-8"))
+	// The static files answer HEAD too (uptime checkers and load balancers
+	// ask it); net/http sends the headers and drops the body.
+	for path, f := range map[string]gin.HandlerFunc{
+		"/":                        dashboardFile("index.html", "text/html; charset=utf-8"),
+		"/dashboard/dashboard.js":  dashboardFile("dashboard.js", "text/javascript; charset=utf-8"),
+		"/dashboard/dashboard.css": dashboardFile("dashboard.css", "text/css; charset=utf-8"),
+	} {
+		r.GET(path, noBody, f)
+		r.HEAD(path, noBody, f)
+	}
 	r.DELETE("/v1/jobs/:id", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.cancelJob(nc))
 	r.POST("/v1/shutdown", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.shutdown(nc))
 	return r
