@@ -1,12 +1,14 @@
 package bus
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,6 +39,14 @@ type edge struct {
 	out     *nats.Conn // the bridge's connection to the edge
 	subs    []*nats.Subscription
 	pending chan struct{}
+	log     *slog.Logger
+
+	// publishErrors counts copies the edge refused (over its payload
+	// limit, a closed connection); hubTrimmed events whose hub copy was
+	// cut to wire.MaxHubEventBytes. errLogged makes the first refusal of
+	// a run a warning and the rest counts only.
+	publishErrors, hubTrimmed atomic.Uint64
+	errLogged                 atomic.Bool
 }
 
 func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
@@ -65,7 +75,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &edge{ns: ns}
+	e := &edge{ns: ns, log: log}
 	if e.out, err = b.connect(ns, bpub, bkp, "bridge-out"); err != nil {
 		e.close()
 		return nil, err
@@ -160,9 +170,11 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 func (e *edge) bridge(subjects []string, perHive string) error {
 	for _, subj := range subjects {
 		s, err := e.in.Subscribe(subj, func(m *nats.Msg) {
-			_ = e.out.PublishMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+			e.publish(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
 			if perHive != "" && m.Subject == wire.SubjectTelemetry {
-				_ = e.out.PublishMsg(&nats.Msg{Subject: perHive, Header: m.Header, Data: m.Data})
+				if data, ok := e.hubCopy(m.Data); ok {
+					e.publish(&nats.Msg{Subject: perHive, Header: m.Header, Data: data})
+				}
 			}
 		})
 		if err != nil {
@@ -175,6 +187,41 @@ func (e *edge) bridge(subjects []string, perHive string) error {
 		return fmt.Errorf("bus: bridge: %w", err)
 	}
 	return nil
+}
+
+// publish sends m to the edge, counting what it refuses.
+func (e *edge) publish(m *nats.Msg) {
+	err := e.out.PublishMsg(m)
+	if err == nil {
+		return
+	}
+	e.publishErrors.Add(1)
+	if !e.errLogged.Swap(true) {
+		e.log.Warn("bridge: the edge refused a message; later refusals are only counted (hive_nats_bridge_publish_errors_total)",
+			"subject", m.Subject, "bytes", len(m.Data), "err", err)
+	}
+}
+
+// hubCopy is the event as the hub's history keeps it: within
+// wire.MaxHubEventBytes, the stream's max_msg_size, so that no hive holds
+// more than its share of the history whatever its processes are called.
+// ok is false for a body that is not an event (never published so).
+func (e *edge) hubCopy(data []byte) ([]byte, bool) {
+	if len(data) <= wire.MaxHubEventBytes {
+		return data, true
+	}
+	var ev wire.TelemetryEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		e.publishErrors.Add(1)
+		return nil, false
+	}
+	b, _, err := wire.FitEvent(ev, wire.MaxHubEventBytes)
+	if err != nil {
+		e.publishErrors.Add(1)
+		return nil, false
+	}
+	e.hubTrimmed.Add(1)
+	return b, true
 }
 
 // subscribable is what an observer may subscribe to: the exported

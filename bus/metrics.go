@@ -22,6 +22,18 @@ func (b *Bus) RegisterMetrics(reg prometheus.Registerer) error {
 			return 0
 		}),
 		metric.Counter("hive_nats_bridge_dropped_total", "Exported messages dropped because external NATS clients were too slow.", b.BridgeDropped),
+		metric.Counter("hive_nats_bridge_publish_errors_total", "Exported messages the edge server refused (over its payload limit, or while closing).", func() uint64 {
+			if b.edge == nil {
+				return 0
+			}
+			return b.edge.publishErrors.Load()
+		}),
+		metric.Counter("hive_hub_events_trimmed_total", "Telemetry events whose copy for the hub's history was cut to 64 KiB (workers with the highest PIDs left out).", func() uint64 {
+			if b.edge == nil {
+				return 0
+			}
+			return b.edge.hubTrimmed.Load()
+		}),
 		metric.Counter("hive_bus_messages_undecodable_total", "Bus messages no module could decode (counted, then ignored or answered with an error).", b.Undecodable),
 	)
 }

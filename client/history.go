@@ -1,14 +1,13 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rbee/hive/bus/wire"
 )
 
@@ -16,87 +15,70 @@ import (
 // (deployments/hub-stream.json), on hive.telemetry.<hive id>.
 const HistoryStream = "HIVE_TELEMETRY"
 
-// History reads one hive's telemetry kept at a hub cluster: a read-only
-// observer connection is enough. It follows the hub nodes listed in URL
-// (comma-separated) like NATS does.
+// ObserverInboxPrefix is where an anonymous hub client gets its replies:
+// the hub lets it subscribe there and not to _INBOX.>, where named
+// clients' replies go (deployments/hub.conf).
+const ObserverInboxPrefix = "_OBS"
+
+// History reads one hive's telemetry kept at a hub cluster. It reads with
+// JetStream's direct get, batched by start time, which needs no consumer:
+// an anonymous observer connection is enough, and what other anonymous
+// clients do cannot use up what it needs. It follows the hub nodes listed
+// in URL (comma-separated) like NATS does; any replica answers.
 type History struct {
 	// URL of the hub's client port(s), e.g. nats://hub-1:4222,nats://hub-2:4222.
 	URL string
 	// Stream is the history stream; "" is HistoryStream.
 	Stream string
-	// Options are passed to nats.Connect (credentials, TLS, names).
+	// Options are passed to nats.Connect after the defaults (credentials,
+	// TLS, names; a named user's inbox prefix).
 	Options []nats.Option
+	// Batch is how many events one request asks for; 0 is 256.
+	Batch int
 }
 
 // Since delivers hiveID's events from since up to the stream's end when
 // called, oldest first, to fn. Each Event's ID is its sequence in the
-// stream. While the hub cluster elects a new stream leader it can fail:
-// call it again.
+// stream. It fails when no node answers in time: call it again.
 func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn func(Event)) error {
 	subj, err := wire.TelemetrySubjectFor(hiveID)
 	if err != nil {
 		return err
 	}
-	stream := h.Stream
-	if stream == "" {
-		stream = HistoryStream
-	}
-	opts := append([]nats.Option{nats.Name("hive history client")}, h.Options...)
+	stream := cmp.Or(h.Stream, HistoryStream)
+	opts := append([]nats.Option{nats.Name("hive history client"), nats.CustomInboxPrefix(ObserverInboxPrefix)}, h.Options...)
 	nc, err := nats.Connect(h.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("client: connect %s: %w", h.URL, err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
+	r := directReader{nc: nc, api: "$JS.API.DIRECT.GET." + stream}
+	// The end is the subject's last message when the read starts, so a
+	// hive that keeps publishing cannot keep it going.
+	end, err := r.lastSeq(ctx, subj)
+	if err != nil || end == 0 {
+		return err // end 0: nothing kept of this hive
 	}
-	// The end is the stream's last message when the read starts, so a
-	// hive that keeps publishing cannot keep the read going.
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("client: history of %s: %w", hiveID, err)
-	}
-	last := st.CachedInfo().State.LastSeq
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subj},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &since,
-		// While the hub elects a stream leader, fail rather than retry
-		// until ctx ends: the caller may try again.
-		MaxResetAttempts: 5,
-	})
-	if err != nil {
-		return fmt.Errorf("client: history of %s: %w", hiveID, err)
-	}
+	req := directGet{NextFor: subj, Batch: cmp.Or(h.Batch, 256), StartTime: &since}
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return fmt.Errorf("client: history of %s: %w", hiveID, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("client: history of %s: %w", hiveID, err)
+		seq, pending, err := r.batch(ctx, req, func(seq uint64, data []byte) bool {
+			if seq > end {
+				return false
 			}
 			var ev wire.TelemetryEvent
-			if json.Unmarshal(m.Data(), &ev) == nil {
-				fn(Event{ID: md.Sequence.Stream, Telemetry: ev})
+			if json.Unmarshal(data, &ev) == nil {
+				fn(Event{ID: seq, Telemetry: ev})
 			}
-			if md.NumPending == 0 || md.Sequence.Stream >= last {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return true
+		})
+		switch {
+		case err != nil:
 			return fmt.Errorf("client: history of %s: %w", hiveID, err)
-		}
-		if n == 0 {
-			return nil // nothing since then
-		}
-		if ctx.Err() != nil {
+		case seq == 0 || seq >= end || pending == 0:
+			return nil
+		case ctx.Err() != nil:
 			return ctx.Err()
 		}
+		req = directGet{NextFor: subj, Batch: req.Batch, Seq: seq + 1}
 	}
 }

@@ -44,7 +44,7 @@ func main() {
 	dir, err := os.MkdirTemp("", "manyhives-")
 	check(err)
 	defer os.RemoveAll(dir)
-	cl, err := hubcluster.Start(*natsBin, *conf, dir, 3, hubcluster.Passwords{Leaf: "bench-leaf", Route: "bench-route", Admin: "bench-admin"})
+	cl, err := hubcluster.Start(*natsBin, *conf, dir, 3, hubcluster.Passwords{Leaf: "bench-leaf", Route: "bench-route", Admin: "bench-admin", Reader: "bench-reader"})
 	check(err)
 	defer cl.Close()
 	cleanups = append(cleanups, cl.Close)
@@ -84,7 +84,8 @@ func startHives(bin, hub string, n, pace int) []*hiveProc {
 	for i := range n {
 		id := fmt.Sprintf("bench-%04d", i)
 		cmd := exec.Command(bin, "--hive-id", id, "--listen", "127.0.0.1:"+strconv.Itoa(21000+i), "--nats-listen", "",
-			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--nats-hub", hub, "--log-level", "warn")
+			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--log-level", "warn")
+		cmd.Env = append(os.Environ(), "HIVE_NATS_HUB="+hub) // the leaf password is on no command line
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		check(cmd.Start())
 		out = append(out, &hiveProc{id: id, cmd: cmd})

@@ -25,6 +25,9 @@ type TelemetryEvent struct {
 	// Node is additive (after the original's fields; the Queen ignores
 	// fields it does not know): the machine itself.
 	Node Node `json:"node"`
+	// WorkersOmitted, additive, counts the workers left out because the
+	// event would have passed its size bound (FitEvent); absent when none.
+	WorkersOmitted int `json:"workers_omitted,omitempty"`
 }
 
 // Node is the machine the hive runs on.

@@ -66,3 +66,42 @@ func TestValidateQueenURLPorts(t *testing.T) {
 		}
 	}
 }
+
+// An event over its bound keeps the lowest PIDs, as many as fit, and says
+// how many it left out; one that fits is unchanged.
+func TestFitEvent(t *testing.T) {
+	model := strings.Repeat("m", wire.MaxModelBytes)
+	ev := wire.TelemetryEvent{Type: "telemetry", HiveID: "h", Workers: []wire.ProcessStats{}, Node: wire.Node{GPUs: []wire.NodeGPU{}}}
+	for pid := uint32(5000); pid > 0; pid-- {
+		ev.Workers = append(ev.Workers, wire.ProcessStats{PID: pid, Model: &model, GPUIndices: []int{}})
+	}
+	small, omitted, err := wire.FitEvent(wire.TelemetryEvent{Type: "telemetry", Workers: ev.Workers[:3]}, wire.MaxEventBytes)
+	if err != nil || omitted != 0 || strings.Contains(string(small), "workers_omitted") {
+		t.Fatalf("small event: %v %s", err, small)
+	}
+	for _, limit := range []int{wire.MaxEventBytes, wire.MaxHubEventBytes, 2000} {
+		b, omitted, err := wire.FitEvent(ev, limit)
+		if err != nil || len(b) > limit {
+			t.Fatalf("limit %d: %d bytes, %v", limit, len(b), err)
+		}
+		var got wire.TelemetryEvent
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		n := len(got.Workers)
+		if n == 0 || got.WorkersOmitted != 5000-n || omitted != 5000-n {
+			t.Fatalf("limit %d: %d workers, %d omitted", limit, n, got.WorkersOmitted)
+		}
+		for i, w := range got.Workers {
+			if w.PID != uint32(i+1) {
+				t.Fatalf("limit %d: worker %d has pid %d, want the lowest pids first", limit, i, w.PID)
+			}
+		}
+		// Nearly full: one more worker would not have fitted.
+		ev2 := got
+		ev2.Workers = append(ev2.Workers, ev.Workers[0])
+		if more, _ := json.Marshal(ev2); len(more) <= limit {
+			t.Errorf("limit %d: %d workers kept, but %d fit", limit, n, n+1)
+		}
+	}
+}

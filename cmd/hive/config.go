@@ -75,6 +75,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 		if g, k, ok := lookupKey(f.Name); ok && k.fileOnly {
 			errs = append(errs, fmt.Errorf("--%s is set in the file (%s) or the environment (HIVE_%s), not on the command line", f.Name, g.yamlPath(k), envSuffix(f.Name)))
 		}
+		if f.Name == "nats-hub" && urlsCarryPassword(f.Value.String()) {
+			errs = append(errs, errors.New("--nats-hub carries the leafnode password, which ps shows to every user: set HIVE_NATS_HUB or nats.hub in the config file instead"))
+		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -117,6 +120,19 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 		return nil, err
 	}
 	return &c, nil
+}
+
+// urlsCarryPassword reports whether any of the comma-separated URLs has a
+// password in its user info.
+func urlsCarryPassword(list string) bool {
+	for _, u := range strings.Split(list, ",") {
+		if pu, err := url.Parse(strings.TrimSpace(u)); err == nil && pu.User != nil {
+			if _, ok := pu.User.Password(); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // httpListen is the HTTP address: --listen, else all interfaces on --port.

@@ -191,7 +191,8 @@ func TestConfigErrors(t *testing.T) {
 
 func TestConfigCommandMasksSecrets(t *testing.T) {
 	var out bytes.Buffer
-	code := run([]string{"config", "--nats-hub", "nats-leaf://u:secret@hub:7422"}, &out, io.Discard)
+	t.Setenv("HIVE_NATS_HUB", "nats-leaf://u:secret@hub:7422")
+	code := run([]string{"config"}, &out, io.Discard)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -233,5 +234,21 @@ func TestMaskURLList(t *testing.T) {
 	got := maskURL("nats-leaf://hive:s3cret@a:7422, nats-leaf://hive:s3cret@b:7422")
 	if strings.Contains(got, "s3cret") || strings.Count(got, "xxxxx") != 2 {
 		t.Fatalf("maskURL = %q", got)
+	}
+}
+
+// A password on the command line is readable by every user of the host
+// (ps, /proc/<pid>/cmdline): the hub URL with one is refused there and
+// taken from the environment or the file.
+func TestHubPasswordNotOnTheCommandLine(t *testing.T) {
+	_, err := loadConfig([]string{"--nats-hub", "nats-leaf://hive:pw@hub-1:7422,nats-leaf://hive:pw@hub-2:7422"}, env(nil), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "HIVE_NATS_HUB") {
+		t.Fatalf("--nats-hub with a password: %v", err)
+	}
+	if _, err := loadConfig([]string{"--nats-hub", "nats-leaf://hub-1:7422"}, env(nil), io.Discard); err != nil {
+		t.Fatalf("--nats-hub without one: %v", err)
+	}
+	if c, err := loadConfig(nil, env(map[string]string{"HIVE_NATS_HUB": "nats-leaf://hive:pw@hub-1:7422"}), io.Discard); err != nil || c.NATS.Hub == "" {
+		t.Fatalf("HIVE_NATS_HUB: %v", err)
 	}
 }

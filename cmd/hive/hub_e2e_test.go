@@ -44,12 +44,15 @@ func buildNATSServer(t *testing.T) string {
 	return natsServerBin
 }
 
+// hubReaderPassword is the named reader's password in the test clusters.
+const hubReaderPassword = "s3cret-reader"
+
 // startHubCluster runs n nodes of deployments/hub.conf as local
 // processes, with test secrets, and waits until they formed a cluster.
 func startHubCluster(t *testing.T, n int) *hubcluster.Cluster {
 	t.Helper()
 	cl, err := hubcluster.Start(buildNATSServer(t), "../../deployments/hub.conf", t.TempDir(), n,
-		hubcluster.Passwords{Leaf: "s3cret-leaf", Route: "s3cret-route", Admin: "s3cret-admin"})
+		hubcluster.Passwords{Leaf: "s3cret-leaf", Route: "s3cret-route", Admin: "s3cret-admin", Reader: hubReaderPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func TestManyHivesOverAHub(t *testing.T) {
 	hubURL := hub.LeafURLs()
 	procs := map[string]*hiveProc{}
 	for _, id := range []string{"hub-a", "hub-b", "hub-c"} {
-		procs[id] = startHive(t, "--hive-id", id, "--nats-hub", hubURL, "--telemetry-interval", "250ms")
+		procs[id] = startHiveEnv(t, []string{"HIVE_NATS_HUB=" + hubURL}, "--hive-id", id, "--telemetry-interval", "250ms")
 	}
 
 	var mu sync.Mutex

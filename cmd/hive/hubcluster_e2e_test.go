@@ -33,7 +33,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	ids := []string{"hc-a", "hc-b", "hc-c"}
 	procs := map[string]*hiveProc{}
 	for _, id := range ids {
-		procs[id] = startHive(t, "--hive-id", id, "--nats-hub", cl.LeafURLs())
+		procs[id] = startHiveEnv(t, []string{"HIVE_NATS_HUB=" + cl.LeafURLs()}, "--hive-id", id)
 	}
 	// Which node each hive is attached to (the leafnode carries the
 	// hive's server name, its hive id).

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -31,12 +32,20 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:7835", "hive base URL (SSE)")
 	natsURL := fs.String("nats", "", "NATS server (a hive's --nats-listen or a hub): every hive's workers")
+	natsUser := fs.String("nats-user", "", "NATS user (with --nats-password-file), e.g. the hub's named reader")
+	natsPwFile := fs.String("nats-password-file", "", "file holding the --nats-user password (mode 0600 or stricter)")
 	once := fs.Bool("once", false, "print one table and exit")
 	wait := fs.Duration("wait", 3*time.Second, "with --nats --once: how long to gather hives")
-	token := fs.String("token", os.Getenv("HIVE_API_TOKEN"), "API token (default $HIVE_API_TOKEN)")
+	tokenFile := fs.String("token-file", "", "file holding the API token (mode 0600 or stricter); or set HIVE_API_TOKEN")
+	badToken := fs.String("token", "", "refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
 	history := fs.Duration("history", 0, "with --nats at a hub cluster and --hive: print that hive's kept telemetry of this long ago up to now, one JSON event per line, and exit")
 	hive := fs.String("hive", "", "with --history: the hive id")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	token, natsOpts, err := watchCredentials(*badToken, *tokenFile, *natsURL, *natsUser, *natsPwFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "hive watch:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -46,17 +55,16 @@ func watch(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "hive watch: --history needs --nats (a hub) and --hive")
 			return 2
 		}
-		return watchHistory(ctx, *natsURL, *hive, *history, stdout, stderr)
+		return watchHistory(ctx, *natsURL, natsOpts, *hive, *history, stdout, stderr)
 	}
 	t := &table{hives: map[string]wire.TelemetryEvent{}, out: stdout, live: !*once}
-	var err error
 	if *natsURL != "" {
 		if *once {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, *wait)
 			defer cancel()
 		}
-		err = (&client.NATS{URL: *natsURL, Options: []nats.Option{nats.Timeout(5 * time.Second)}}).Run(ctx, func(ev client.Event) { t.update(ev.Telemetry) })
+		err = (&client.NATS{URL: *natsURL, Options: natsOpts}).Run(ctx, func(ev client.Event) { t.update(ev.Telemetry) })
 		if *once {
 			t.print()
 			if len(t.hives) == 0 {
@@ -68,9 +76,9 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	} else {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		s := &client.Stream{URL: *url, Token: *token, OnConnect: func(err error) {
+		s := &client.Stream{URL: *url, Token: token, OnConnect: func(err error) {
 			if err != nil {
-				fmt.Fprintln(stderr, "hive watch:", err, "(reconnecting)")
+				fmt.Fprintln(stderr, "hive watch:", text.Printable(err.Error()), "(reconnecting)")
 			}
 		}}
 		err = s.Run(ctx, func(ev client.Event) {
@@ -85,23 +93,63 @@ func watch(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		fmt.Fprintln(stderr, "hive watch:", err)
+		fmt.Fprintln(stderr, "hive watch:", text.Printable(err.Error()))
 		return 1
 	}
 	return 0
 }
 
+// watchCredentials resolves the API token (HIVE_API_TOKEN or a private
+// file) and the NATS options (a user with a password file). A secret on
+// the command line is refused: any user on the host reads it with ps.
+func watchCredentials(argToken, tokenFile, natsURL, natsUser, natsPwFile string) (string, []nats.Option, error) {
+	opts := []nats.Option{nats.Timeout(5 * time.Second)}
+	if argToken != "" {
+		return "", nil, errors.New("--token is refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
+	}
+	for _, u := range strings.Split(natsURL, ",") {
+		if pu, err := neturl.Parse(strings.TrimSpace(u)); err == nil && pu.User != nil {
+			if _, has := pu.User.Password(); has {
+				return "", nil, errors.New("--nats carries a password, which ps shows: use --nats-user and --nats-password-file")
+			}
+		}
+	}
+	if (natsUser == "") != (natsPwFile == "") {
+		return "", nil, errors.New("--nats-user and --nats-password-file go together")
+	}
+	if natsUser != "" {
+		pw, err := readSecretFile(natsPwFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("--nats-password-file: %w", err)
+		}
+		// A named hub user gets its replies under its own prefix.
+		opts = append(opts, nats.UserInfo(natsUser, pw), nats.CustomInboxPrefix("_"+strings.ToUpper(natsUser)))
+	}
+	env, hasEnv := os.LookupEnv("HIVE_API_TOKEN")
+	switch {
+	case hasEnv && tokenFile != "":
+		return "", nil, errors.New("both HIVE_API_TOKEN and --token-file are set; use one")
+	case tokenFile != "":
+		tok, err := readSecretFile(tokenFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("--token-file: %w", err)
+		}
+		return tok, opts, nil
+	}
+	return strings.TrimSpace(env), opts, nil
+}
+
 // watchHistory prints one hive's events kept at a hub (client.History).
-func watchHistory(ctx context.Context, url, hive string, ago time.Duration, stdout, stderr io.Writer) int {
-	enc := json.NewEncoder(stdout)
+func watchHistory(ctx context.Context, url string, opts []nats.Option, hive string, ago time.Duration, stdout, stderr io.Writer) int {
 	n := 0
-	h := &client.History{URL: url, Options: []nats.Option{nats.Timeout(5 * time.Second)}}
+	h := &client.History{URL: url, Options: opts}
 	err := h.Since(ctx, hive, time.Now().Add(-ago), func(e client.Event) {
 		n++
-		_ = enc.Encode(e.Telemetry)
+		b, _ := json.Marshal(e.Telemetry)
+		fmt.Fprintf(stdout, "%s\n", text.Printable(string(b))) // still the same JSON
 	})
 	if err != nil {
-		fmt.Fprintln(stderr, "hive watch:", err)
+		fmt.Fprintln(stderr, "hive watch:", text.Printable(err.Error()))
 		return 1
 	}
 	fmt.Fprintf(stderr, "hive watch: %d events of %s in the last %v\n", n, hive, ago)
@@ -135,15 +183,16 @@ func (t *table) print() {
 		ev := t.hives[id]
 		ws := slices.Clone(ev.Workers)
 		slices.SortFunc(ws, func(a, b wire.ProcessStats) int { return cmp.Compare(a.PID, b.PID) })
+		sid := safeText(id, 64)
 		if len(ws) == 0 {
-			fmt.Fprintf(w, "%s\t-\t(no workers)\t\t\t\t\t\t\t\t\n", id)
+			fmt.Fprintf(w, "%s\t-\t(no workers)\t\t\t\t\t\t\t\t\n", sid)
 		}
 		for _, p := range ws {
 			model := "-"
 			if p.Model != nil {
-				model = *p.Model
+				model = safeText(*p.Model, 64)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%d\t%s\n", id, p.PID, model, p.Instance,
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%d\t%s\n", sid, p.PID, model, safeText(p.Instance, 32),
 				float64(p.CPUPct), p.RSSMB, float64(p.IOReadMBs), float64(p.IOWriteMBs), float64(p.GPUUtilPct), p.VRAMMB,
 				(time.Duration(p.UptimeS) * time.Second).String())
 		}
@@ -162,12 +211,12 @@ func (t *table) printHealth(ids []string) {
 	fmt.Fprintln(w, "\nHIVE\tHEALTH\tGPU\tNAME\tUTIL%\tVRAM MiB\tTEMP\tPOWER W\tGPU HEALTH")
 	for _, id := range ids {
 		ev := t.hives[id]
-		health := ev.HiveInfo.HealthStatus.Status
+		health := safeText(ev.HiveInfo.HealthStatus.Status, 16)
 		if r := ev.HiveInfo.HealthStatus.Reason; r != "" {
 			health += ": " + safeText(r, 120)
 		}
 		if len(ev.Node.GPUs) == 0 {
-			fmt.Fprintf(w, "%s\t%s\t-\t(no GPU)\t\t\t\t\t\n", id, health)
+			fmt.Fprintf(w, "%s\t%s\t-\t(no GPU)\t\t\t\t\t\n", safeText(id, 64), health)
 		}
 		for _, g := range ev.Node.GPUs {
 			temp, power := "-", "-"
@@ -177,22 +226,18 @@ func (t *table) printHealth(ids []string) {
 			if g.PowerW != nil && g.PowerLimitW != nil {
 				power = fmt.Sprintf("%.0f/%.0f", float64(*g.PowerW), float64(*g.PowerLimitW))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.0f\t%d/%d\t%s\t%s\t%s\n", id, health, g.Index, safeText(g.Name, 40),
-				float64(g.UtilPct), g.VRAMUsedMB, g.VRAMTotalMB, temp, power, g.Health.Status)
+			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.0f\t%d/%d\t%s\t%s\t%s\n", safeText(id, 64), health, g.Index, safeText(g.Name, 40),
+				float64(g.UtilPct), g.VRAMUsedMB, g.VRAMTotalMB, temp, power, safeText(g.Health.Status, 16))
 			health = ""
 		}
 	}
 	_ = w.Flush()
 }
 
-// safeText bounds a string from a hive and drops control characters, so
-// a reason or a GPU name cannot move the terminal's cursor.
+// safeText bounds a string from a hive or a peer and escapes what could
+// steer the terminal (text.Printable), so no field can move the cursor,
+// retitle the window or plant a link.
 func safeText(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return -1
-		}
-		return r
-	}, s)
-	return text.Truncate(s, n)
+	return text.Clip(text.Printable(s), n)
 }
+

@@ -26,7 +26,7 @@ import (
 // Passwords are the cluster's secrets, passed to nats-server in its
 // environment as compose does.
 type Passwords struct {
-	Leaf, Route, Admin string
+	Leaf, Route, Admin, Reader string
 }
 
 // Node is one nats-server of the cluster.
@@ -55,7 +55,8 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{bin: bin, pw: pw, env: append(os.Environ(),
-		"HIVE_LEAF_PASSWORD="+pw.Leaf, "HIVE_ROUTE_PASSWORD="+pw.Route, "HIVE_HUB_ADMIN_PASSWORD="+pw.Admin)}
+		"HIVE_LEAF_PASSWORD="+pw.Leaf, "HIVE_ROUTE_PASSWORD="+pw.Route, "HIVE_HUB_ADMIN_PASSWORD="+pw.Admin,
+		"HIVE_HUB_READER_PASSWORD="+pw.Reader)}
 	for i := range n {
 		nd := &Node{Name: "hub-" + strconv.Itoa(i+1)}
 		ports, err := freeport.Ports(4)
@@ -95,6 +96,13 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 		}
 		c.Nodes = append(c.Nodes, nd)
 	}
+	// Every node's route, its own included, as compose passes them: in
+	// the environment, which hub.conf reads, never as an argument.
+	var routes []string
+	for _, nd := range c.Nodes {
+		routes = append(routes, strconv.Quote(fmt.Sprintf("nats-route://route:%s@127.0.0.1:%d", pw.Route, nd.Cluster)))
+	}
+	c.env = append(c.env, "HIVE_HUB_ROUTES=["+strings.Join(routes, ", ")+"]")
 	for i := range c.Nodes {
 		if err := c.StartNode(i); err != nil {
 			c.Close()
@@ -107,22 +115,12 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 // StartNode starts node i (again).
 func (c *Cluster) StartNode(i int) error {
 	nd := c.Nodes[i]
-	var routes []string
-	for _, o := range c.Nodes {
-		if o != nd {
-			routes = append(routes, fmt.Sprintf("nats-route://route:%s@127.0.0.1:%d", c.pw.Route, o.Cluster))
-		}
-	}
 	log, err := os.OpenFile(strings.TrimSuffix(nd.conf, ".conf")+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	nd.log = log
-	args := []string{"-c", nd.conf, "--name", nd.Name}
-	if len(routes) > 0 {
-		args = append(args, "--routes", strings.Join(routes, ","))
-	}
-	nd.cmd = exec.Command(c.bin, args...)
+	nd.cmd = exec.Command(c.bin, "-c", nd.conf, "--name", nd.Name)
 	nd.cmd.Env, nd.cmd.Stdout, nd.cmd.Stderr = c.env, log, log
 	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := nd.cmd.Start(); err != nil {

@@ -5,7 +5,6 @@ package collector
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,8 +35,9 @@ type Collector struct {
 	table    *procTable
 	withArgs bool
 
-	gpuErr  string // last GPU error logged, to log changes only
-	utilSrc string // last source of gpu_util_pct logged
+	gpuErr   string // last GPU error logged, to log changes only
+	trimming bool   // the last event was over its size bound
+	utilSrc  string // last source of gpu_util_pct logged
 }
 
 // New validates cfg, builds the sources and registers the collector's
@@ -250,7 +250,9 @@ func (c *Collector) sampleGPU(ctx context.Context) <-chan gpuTick {
 }
 
 func (c *Collector) refreshTable(ctx context.Context) error {
+	cut := c.table.cut
 	err := c.table.refresh(ctx, c.withArgs)
+	c.metrics.cmdlinesCut.Add(float64(c.table.cut - cut))
 	if err != nil {
 		c.metrics.sampleErrors.Inc()
 		c.log.Warn("process table", "err", err)
@@ -371,13 +373,34 @@ func (c *Collector) publish(nc *bus.Conn, status string, s tickSample, at time.T
 		Workers:   s.workers,
 		Node:      s.node,
 	}
-	data, err := json.Marshal(ev)
+	data, omitted, err := wire.FitEvent(ev, wire.MaxEventBytes)
 	if err != nil {
 		c.log.Error("encode telemetry", "err", err)
 		return
 	}
-	c.metrics.published.Inc()
+	c.noteTrim(omitted, len(ev.Workers))
 	if err := nc.PublishTelemetry(info.ID, data); err != nil {
-		c.log.Warn("publish telemetry", "err", err)
+		c.metrics.publishErrors.Inc()
+		c.log.Warn("publish telemetry", "err", err, "bytes", len(data))
+		return
+	}
+	c.metrics.published.Inc()
+}
+
+// noteTrim counts an event that FitEvent trimmed and logs when trimming
+// starts and stops, not every second.
+func (c *Collector) noteTrim(omitted, workers int) {
+	c.metrics.omitted.Set(float64(omitted))
+	switch {
+	case omitted > 0:
+		c.metrics.trimmed.Inc()
+		if !c.trimming {
+			c.log.Warn("telemetry event over its size bound: workers with the highest PIDs left out",
+				"workers", workers, "omitted", omitted, "bound_bytes", wire.MaxEventBytes)
+		}
+		c.trimming = true
+	case c.trimming:
+		c.log.Info("telemetry event within its size bound again", "workers", workers)
+		c.trimming = false
 	}
 }

@@ -46,6 +46,13 @@ type metrics struct {
 	tick         prometheus.Histogram
 	sampleErrors prometheus.Counter // a worker source or the GPU query failed
 	published    prometheus.Counter
+	// publishErrors counts events the bus refused; trimmed counts events
+	// over wire.MaxEventBytes sent without some workers, omitted how many
+	// the last event left out; cmdlinesCut command lines over maxCmdline.
+	publishErrors prometheus.Counter
+	trimmed       prometheus.Counter
+	omitted       prometheus.Gauge
+	cmdlinesCut   prometheus.Counter
 
 	xids          *prometheus.CounterVec // by gpu index and code
 	gpuWedged     prometheus.Counter
@@ -75,6 +82,22 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 			Help: "Telemetry events the collector published.",
 		}),
 	}
+	m.publishErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hive_telemetry_publish_errors_total",
+		Help: "Telemetry events the collector could not publish on the bus.",
+	})
+	m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hive_telemetry_events_trimmed_total",
+		Help: "Telemetry events over the size bound, published without the workers with the highest PIDs.",
+	})
+	m.omitted = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hive_telemetry_workers_omitted",
+		Help: "Workers the last telemetry event left out to stay within its size bound.",
+	})
+	m.cmdlinesCut = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hive_collector_cmdlines_cut_total",
+		Help: "Command lines longer than 16 KiB, read and kept cut.",
+	})
 	m.xids = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hive_gpu_xid_errors_total",
 		Help: "XID errors the driver reported, by GPU index and XID code.",
@@ -93,7 +116,7 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 		ConstLabels: prometheus.Labels{"source": gpuSource},
 	})
 	source.Set(1)
-	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.xids, m.gpuWedged, m.healthChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
+	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -39,7 +39,15 @@ type procTable struct {
 	cmdline map[int32]cachedArgs
 	buf     []byte
 	tick    uint64
+	// cut counts command lines longer than maxCmdline, kept cut.
+	cut uint64
 }
+
+// maxCmdline bounds what is read and cached of one command line. Worker
+// lines are well under 1 KiB (vLLM's longest are a few); a process with
+// megabytes of arguments is matched and shown by its first 16 KiB, and
+// the cache of a thousand such processes stays under 16 MiB.
+const maxCmdline = 16 << 10
 
 // cachedArgs is a command line and what it belongs to: the process (pid,
 // start time) and the program it runs (comm). A fork starts with its
@@ -125,7 +133,7 @@ var errStat = errors.New("malformed stat")
 // readStat parses /proc/<pid>/stat: the fields after the command name,
 // which may itself hold spaces and parentheses.
 func (t *procTable) readStat(pid int32, e *procEntry) error {
-	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "stat"))
+	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "stat"), 0)
 	if err != nil {
 		return err
 	}
@@ -189,9 +197,13 @@ const pfKthread = 0x00200000
 const clockTicks = 100
 
 func (t *procTable) readCmdline(pid int32) []string {
-	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "cmdline"))
+	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "cmdline"), maxCmdline+1)
 	if err != nil || len(b) == 0 {
 		return nil // a kernel thread or a zombie
+	}
+	if len(b) > maxCmdline {
+		b = b[:maxCmdline]
+		t.cut++
 	}
 	b = bytes.TrimRight(b, "\x00")
 	parts := bytes.Split(b, []byte{0})
@@ -204,8 +216,8 @@ func (t *procTable) readCmdline(pid int32) []string {
 
 // readFile reads a small /proc file into the table's buffer; the result is
 // valid until the next call.
-func (t *procTable) readFile(path string) ([]byte, error) {
-	b, err := readProcFile(path, t.buf[:0])
+func (t *procTable) readFile(path string, limit int) ([]byte, error) {
+	b, err := readProcFile(path, t.buf[:0], limit)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +225,13 @@ func (t *procTable) readFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-// readProcFile appends the whole file at path to buf with plain system
+// readProcFile appends the file at path to buf (its first limit bytes
+// when limit > 0) with plain system
 // calls: open, read until EOF, close. os.Open would also set the
 // descriptor non-blocking and try to register it with the poller, three
 // more calls per file that a /proc file never needs; at a tick over every
 // process they were a quarter of the collector's CPU.
-func readProcFile(path string, buf []byte) ([]byte, error) {
+func readProcFile(path string, buf []byte, limit int) ([]byte, error) {
 	var fd int
 	var err error
 	for {
@@ -246,6 +259,9 @@ func readProcFile(path string, buf []byte) ([]byte, error) {
 			return buf, nil
 		}
 		buf = buf[:len(buf)+n]
+		if limit > 0 && len(buf) >= limit {
+			return buf[:limit], nil
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
 )
 
 // procState is what the sampler remembers of one process between ticks.
@@ -119,6 +120,12 @@ func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessS
 	if uptime < 0 {
 		uptime = 0
 	}
+	// Any local user can name a process so the pattern matches it: its
+	// strings are bounded and made printable once, here, for the event,
+	// /metrics and every terminal after them.
+	w.Group = text.Clip(text.Printable(w.Group), wire.MaxGroupBytes)
+	w.Instance = text.Clip(text.Printable(w.Instance), wire.MaxInstanceBytes)
+	w.Model = text.Clip(text.Printable(w.Model), wire.MaxModelBytes)
 	st := wire.ProcessStats{
 		PID:        uint32(w.PIDs[0]),
 		Group:      w.Group,
@@ -309,7 +316,7 @@ func (s *sampler) ioCounters(ctx context.Context, p *process.Process, raw bool) 
 	if !raw || s.table == nil {
 		return p.IOCountersWithContext(ctx)
 	}
-	b, err := readProcFile(filepath.Join(s.table.root, strconv.Itoa(int(p.Pid)), "io"), s.ioBuf[:0])
+	b, err := readProcFile(filepath.Join(s.table.root, strconv.Itoa(int(p.Pid)), "io"), s.ioBuf[:0], 0)
 	if err != nil {
 		return nil, err
 	}

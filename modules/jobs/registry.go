@@ -143,9 +143,7 @@ func (m *Jobs) forgetOldestLocked() {
 func (m *Jobs) emitLocked(j *job, ev wire.JobEvent, keep bool) {
 	j.seq++
 	ev.Seq = j.seq
-	if len(ev.Text) > maxEventBytes {
-		ev.Text = ev.Text[:maxEventBytes] + fmt.Sprintf("... (%d bytes cut)\n", len(ev.Text)-maxEventBytes)
-	}
+	ev.Text = cutLines(ev.Text, maxEventBytes)
 	b, _ := json.Marshal(ev)
 	if keep || (len(j.events) < m.cfg.MaxEvents && j.bytes+len(b) <= m.cfg.MaxJobBytes) {
 		j.events = append(j.events, ev)
@@ -157,6 +155,19 @@ func (m *Jobs) emitLocked(j *job, ev wire.JobEvent, keep bool) {
 	if err := m.nc.Publish(wire.JobEventsSubject(j.id), b); err != nil {
 		m.log.Warn("publish job event", "job", j.id, "err", err)
 	}
+}
+
+// cutLines bounds an event's text to about max bytes without cutting a
+// line: a client that parses a line (the JSON of a list) gets it whole or
+// not at all, and a last line says what was left out.
+func cutLines(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	keep := strings.LastIndexByte(s[:max], '\n') + 1 // 0 when the first line is too long
+	cut := s[keep:]
+	return s[:keep] + fmt.Sprintf("... (%d bytes in %d lines left out: over the %d KiB event bound)\n",
+		len(cut), strings.Count(strings.TrimSuffix(cut, "\n"), "\n")+1, max>>10)
 }
 
 // narrator is how an operation talks to its job's stream.

@@ -11,6 +11,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
 	"github.com/rbee/hive/internal/workerproc"
 )
 
@@ -38,9 +39,13 @@ func (m *Jobs) workerProcess(ctx context.Context, pid int) (workerInfo, bool, er
 	if pid == os.Getpid() || (!spawned && !m.match.Match(args)) {
 		return workerInfo{}, false, nil
 	}
-	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: workerproc.Describe(args)}
+	// Any local user names its own processes: what is shown of one is
+	// bounded like a telemetry event's fields.
+	info := workerInfo{PID: pid, Spawned: spawned, Cmdline: text.Clip(workerproc.Describe(args), maxCmdlineShown)}
 	info.Port, _ = workerproc.Arg(args, "port")
+	info.Port = text.Clip(info.Port, 16)
 	info.Model, _ = workerproc.Arg(args, "model")
+	info.Model = text.Clip(info.Model, wire.MaxModelBytes)
 	return info, true, nil
 }
 
@@ -60,9 +65,36 @@ func (m *Jobs) listWorkers(ctx context.Context, n *narrator) error {
 	for _, w := range list {
 		n.sayf("worker_proc_list_entry", "  PID %d  port %s  model %s  %s", w.PID, w.Port, w.Model, w.Cmdline)
 	}
-	b, _ := json.Marshal(list)
+	b, shown := listJSON(list, maxEventBytes-1024) // room for the narration's header
 	n.say("worker_proc_list_json", string(b))
+	if shown < len(list) {
+		n.sayf("worker_proc_list_cut", "The JSON above lists the first %d of %d workers: the list is over the %d KiB event bound", shown, len(list), maxEventBytes>>10)
+	}
 	return nil
+}
+
+// maxCmdlineShown bounds the command line a worker listing shows.
+const maxCmdlineShown = 1024
+
+// listJSON is the JSON array of the longest prefix of list that fits in
+// max bytes, and how many workers it holds: a whole JSON line, never one
+// cut in the middle.
+func listJSON(list []workerInfo, max int) ([]byte, int) {
+	b, _ := json.Marshal(list)
+	if len(b) <= max {
+		return b, len(list)
+	}
+	n, size := 0, 2 // the brackets
+	for _, w := range list {
+		wb, _ := json.Marshal(w)
+		if size+len(wb)+1 > max {
+			break
+		}
+		size += len(wb) + 1
+		n++
+	}
+	b, _ = json.Marshal(list[:n])
+	return b, n
 }
 
 func (m *Jobs) getWorker(ctx context.Context, n *narrator, pid int) error {

@@ -1,0 +1,95 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// directGet is a JetStream direct get request (nats-server's
+// JSApiMsgGetRequest): one message, or a batch from a sequence or a time.
+type directGet struct {
+	Seq       uint64     `json:"seq,omitempty"`
+	LastFor   string     `json:"last_by_subj,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
+	MaxBytes  int        `json:"max_bytes,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+}
+
+// directReader sends direct gets to a stream's API subject; any replica
+// of a stream with allow_direct answers.
+type directReader struct {
+	nc  *nats.Conn
+	api string
+}
+
+// replyTimeout bounds the wait for each message of an answer.
+const replyTimeout = 5 * time.Second
+
+// lastSeq is the sequence of subj's last message, 0 when the stream holds
+// none.
+func (r directReader) lastSeq(ctx context.Context, subj string) (uint64, error) {
+	body, _ := json.Marshal(directGet{LastFor: subj})
+	ctx, cancel := context.WithTimeout(ctx, replyTimeout)
+	defer cancel()
+	m, err := r.nc.RequestWithContext(ctx, r.api, body)
+	if err != nil {
+		return 0, fmt.Errorf("direct get: %w", err)
+	}
+	switch m.Header.Get("Status") {
+	case "":
+	case "404":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("direct get: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+	}
+	return strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+}
+
+// batch sends req and hands each message to fn until the end of the batch
+// or until fn returns false. It returns the last sequence handed over (0
+// for none) and how many messages the stream holds after the batch.
+func (r directReader) batch(ctx context.Context, req directGet, fn func(seq uint64, data []byte) bool) (last, pending uint64, err error) {
+	inbox := r.nc.NewRespInbox()
+	sub, err := r.nc.SubscribeSync(inbox)
+	if err != nil {
+		return 0, 0, fmt.Errorf("direct get: %w", err)
+	}
+	defer sub.Unsubscribe()
+	body, _ := json.Marshal(req)
+	if err := r.nc.PublishRequest(r.api, inbox, body); err != nil {
+		return 0, 0, fmt.Errorf("direct get: %w", err)
+	}
+	for {
+		ctx, cancel := context.WithTimeout(ctx, replyTimeout)
+		m, err := sub.NextMsgWithContext(ctx)
+		cancel()
+		if err != nil {
+			return last, 0, fmt.Errorf("direct get: %w", err)
+		}
+		switch m.Header.Get("Status") {
+		case "":
+		case "204": // end of batch
+			pending, _ = strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+			return last, pending, nil
+		case "404":
+			return last, 0, nil
+		default:
+			return last, 0, fmt.Errorf("direct get: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil {
+			return last, 0, errors.New("direct get: a message without Nats-Sequence")
+		}
+		if !fn(seq, m.Data) {
+			return last, 0, nil
+		}
+		last = seq
+	}
+}
