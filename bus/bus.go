@@ -226,6 +226,15 @@ func (b *Bus) BridgeDropped() uint64 {
 	return b.edge.dropped()
 }
 
+// HubTrimmed counts the telemetry events whose hub copy was cut to
+// wire.MaxHubEventBytes.
+func (b *Bus) HubTrimmed() uint64 {
+	if b.edge == nil {
+		return 0
+	}
+	return b.edge.hubTrimmed.Load()
+}
+
 // Close drains every connection handed out, then shuts the servers down.
 // It is safe to call more than once.
 func (b *Bus) Close() error {

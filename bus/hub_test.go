@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -296,5 +297,47 @@ func TestHubGetsPerHiveSubject(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// An event over wire.MaxHubEventBytes reaches the hub's per-hive subject
+// cut to fit the history stream's max_msg_size (workers with the highest
+// PIDs left out, and counted); hive.telemetry carries it whole, and a
+// small event crosses unchanged.
+func TestHubCopyWithinItsBound(t *testing.T) {
+	hub := startHub(t, -1)
+	defer func() { hub.Shutdown(); hub.WaitForShutdown() }()
+	b := bustest.StartConfig(t, bus.Config{Name: "fat", Hub: "nats-leaf://127.0.0.1:" + strconv.Itoa(leafPort(t, hub)),
+		HubReconnect: 100 * time.Millisecond, HubHiveID: "fat"})
+	at, err := nats.Connect(hub.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer at.Close()
+	perHive, _ := at.SubscribeSync("hive.telemetry.fat")
+	plain, _ := at.SubscribeSync(wire.SubjectTelemetry)
+	_ = at.Flush()
+	model := strings.Repeat("m", wire.MaxModelBytes)
+	ev := wire.TelemetryEvent{Type: "telemetry", HiveID: "fat", Workers: []wire.ProcessStats{}, Node: wire.Node{GPUs: []wire.NodeGPU{}}}
+	for pid := uint32(1); pid <= 400; pid++ {
+		ev.Workers = append(ev.Workers, wire.ProcessStats{PID: pid, Model: &model, GPUIndices: []int{}})
+	}
+	fat, _ := json.Marshal(ev)
+	in, _ := b.Connect("modules")
+	var m *nats.Msg
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		_ = in.Publish(wire.SubjectTelemetry, fat)
+		m, err = perHive.NextMsg(200 * time.Millisecond)
+		return err
+	})
+	var got wire.TelemetryEvent
+	if len(m.Data) > wire.MaxHubEventBytes || json.Unmarshal(m.Data, &got) != nil || got.WorkersOmitted != 400-len(got.Workers) || len(got.Workers) == 0 {
+		t.Fatalf("hub copy: %d bytes, %d workers, %d omitted", len(m.Data), len(got.Workers), got.WorkersOmitted)
+	}
+	if whole, err := plain.NextMsg(2 * time.Second); err != nil || len(whole.Data) != len(fat) {
+		t.Fatalf("hive.telemetry: %v", err)
+	}
+	if b.HubTrimmed() == 0 {
+		t.Error("trimmed copies not counted")
 	}
 }

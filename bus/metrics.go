@@ -28,12 +28,7 @@ func (b *Bus) RegisterMetrics(reg prometheus.Registerer) error {
 			}
 			return b.edge.publishErrors.Load()
 		}),
-		metric.Counter("hive_hub_events_trimmed_total", "Telemetry events whose copy for the hub's history was cut to 64 KiB (workers with the highest PIDs left out).", func() uint64 {
-			if b.edge == nil {
-				return 0
-			}
-			return b.edge.hubTrimmed.Load()
-		}),
+		metric.Counter("hive_hub_events_trimmed_total", "Telemetry events whose copy for the hub's history was cut to 64 KiB (workers with the highest PIDs left out).", b.HubTrimmed),
 		metric.Counter("hive_bus_messages_undecodable_total", "Bus messages no module could decode (counted, then ignored or answered with an error).", b.Undecodable),
 	)
 }

@@ -144,6 +144,8 @@ func TestCompose(t *testing.T) {
 		t.Logf("%s: first SSE event with its worker %v after `up -d` returned (%v after the start of `up`)", id, took, time.Since(start))
 	}
 
+	checkNoSecretInArguments(t)
+
 	// At the hub (hub-1): every hive, about once a second, with its worker.
 	w := &hubWatch{}
 	w.reset()
@@ -216,5 +218,50 @@ func TestCompose(t *testing.T) {
 	hubHistory(t)
 	if !t.Failed() {
 		t.Log("compose: PASS")
+	}
+}
+
+// checkNoSecretInArguments is attack 1 of the second security round: no
+// secret of deployments/.env in any container's command (docker inspect)
+// nor in its processes' arguments (ps on the host).
+func checkNoSecretInArguments(t *testing.T) {
+	t.Helper()
+	raw, err := os.ReadFile(".env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if _, v, ok := strings.Cut(l, "="); ok && len(v) >= 8 {
+			secrets = append(secrets, v)
+		}
+	}
+	if len(secrets) < 4 {
+		t.Fatalf(".env holds %d secrets", len(secrets))
+	}
+	cmdline := strings.Fields(envOr("COMPOSE", "docker-compose"))
+	cmdline = append(cmdline, "-f", envOr("COMPOSE_FILE", "docker-compose.yml"), "ps", "-q")
+	ids, err := exec.Command(cmdline[0], cmdline[1:]...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, id := range strings.Fields(string(ids)) {
+		out, err := exec.Command("docker", "inspect", "-f", "{{.Name}} {{.State.Pid}} {{json .Path}} {{json .Args}} {{json .Config.Cmd}} {{json .Config.Entrypoint}}", id).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		name, rest, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+		pid, command, _ := strings.Cut(rest, " ")
+		proc, _ := os.ReadFile("/proc/" + pid + "/cmdline") // unreadable without privileges: then inspect alone
+		for _, s := range secrets {
+			if strings.Contains(command, s) || strings.Contains(string(proc), s) {
+				t.Errorf("%s carries a secret in its arguments: %s", name, command)
+			}
+		}
+	}
+	if n < 9 {
+		t.Errorf("only %d containers inspected", n)
 	}
 }

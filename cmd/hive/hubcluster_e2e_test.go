@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,26 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		}
 		return nil
 	})
+	// Attack 1 of the second round: the cluster formed with no secret on
+	// any command line, the hub nodes' nor the hives'.
+	pids := []int{}
+	for i := range cl.Nodes {
+		pids = append(pids, cl.PID(i))
+	}
+	for _, p := range procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{"s3cret-leaf", "s3cret-route", "s3cret-admin", hubReaderPassword} {
+			if strings.Contains(string(b), secret) {
+				t.Errorf("pid %d has a secret in its arguments: %q", pid, strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+	}
 	victim := attached["hc-a"]
 	survivor := (victim + 1) % len(cl.Nodes)
 	t.Logf("attachments %v: killing hub-%d, watching from hub-%d", attached, victim+1, survivor+1)

@@ -278,6 +278,7 @@ func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstrea
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", streamJSON, err)
 	}
+	cfg.Replicas = min(cfg.Replicas, len(c.Nodes)) // R1 on a single node
 	nc, err := nats.Connect(c.ClientURLs(), nats.UserInfo("admin", c.pw.Admin), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return nil, nil, err

@@ -33,6 +33,7 @@ type Gateway struct {
 
 	denied      atomic.Uint64  // requests refused by access checks
 	shed        atomic.Uint64  // connections refused past a cap
+	streamsShed atomic.Uint64  // streams refused at their client's stream share
 	liveDropped atomic.Uint64  // live job events a slow stream missed (recovered from the replay)
 	jobStreams  sync.WaitGroup // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
@@ -162,7 +163,7 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
 	}
-	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP, &g.shed)
+	ln := newLimitListener(raw, g.cfg.MaxConns, g.cfg.MaxConnsPerIP, &g.shed, &g.streamsShed)
 	g.ln = ln
 	g.addr = ln.Addr()
 	srv := &http.Server{
@@ -170,6 +171,8 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		// Handlers find their connection's slot (streamSlot).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
 		// No WriteTimeout: it would cut every SSE stream. Streams set a
 		// deadline per write instead. No ReadTimeout either, for the same
 		// reason: bodies are read under their own deadline (readBody).
@@ -223,14 +226,14 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	}
 	reads("/health", health)
 	r.HEAD("/health", g.cors, noBody, health)
-	reads("/v1/heartbeats/stream", g.guard(read), g.streamTelemetry)
+	reads("/v1/heartbeats/stream", g.guard(read), g.streamSlot, g.streamTelemetry)
 	// Capabilities are a read, unless ?queen_url= asks for a change: the
 	// handler checks that itself.
 	caps := g.getCapabilities(nc)
 	reads("/capabilities", caps) // the Queen's path (original A)
 	reads("/v1/capabilities", caps)
 	r.POST("/v1/jobs", g.guard(control), requireJSON, g.readBody(maxJobBody), g.createJob(nc))
-	reads("/v1/jobs/:id/stream", g.guard(read), g.streamJob(nc))
+	reads("/v1/jobs/:id/stream", g.guard(read), g.streamSlot, g.streamJob(nc))
 	reads("/metrics", g.guard(read), g.metricsHandler())
 	// The static files answer HEAD too (uptime checkers and load balancers
 	// ask it); net/http sends the headers and drops the body.
@@ -245,6 +248,25 @@ func (g *Gateway) router(nc *bus.Conn) http.Handler {
 	r.DELETE("/v1/jobs/:id", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.cancelJob(nc))
 	r.POST("/v1/shutdown", g.guard(control), requireJSON, g.readBody(maxSmallBody), g.shutdown(nc))
 	return r
+}
+
+// connKey is the request context key of the request's *trackedConn.
+type connKey struct{}
+
+// streamSlot lets a stream start only if its client has a stream slot
+// left: its last connection slots are kept for short requests, so that a
+// client whose streams are at their cap can still ask /health, scrape or
+// stop a job.
+func (g *Gateway) streamSlot(c *gin.Context) {
+	tc, ok := c.Request.Context().Value(connKey{}).(*trackedConn)
+	if !ok {
+		return // not through the listener (an in-process test's recorder)
+	}
+	if !tc.l.takeStream(tc) {
+		c.Header("Retry-After", "1")
+		c.Header("Connection", "close")
+		abortJSON(c, http.StatusServiceUnavailable, "too many streams from this client; its remaining connections are kept for short requests")
+	}
 }
 
 // authMode names the access policy for the startup log.

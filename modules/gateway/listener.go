@@ -11,24 +11,43 @@ import (
 	"time"
 )
 
-// limitListener caps open connections, in all and per peer address. A
+// limitListener caps open connections, in all and per client. A
 // connection past a cap is answered at once with a JSON 503 and closed,
 // so a flood costs one accept and one small write per connection and
 // leaves file descriptors for the rest of the hive (the collector reads
 // /proc with them).
+//
+// Slots are kept so that an operator can always act (SECURITY.md,
+// "Connection slots"):
+//   - a client is an IPv4 address, an IPv6 /64 (one host's usual
+//     allocation), or the loopback as a whole: 127.0.0.2 to 127.0.0.9 are
+//     one client, not eight;
+//   - the last reserve slots of max are the loopback's: remote clients,
+//     however many, leave them free;
+//   - a client's long-lived streams may hold perIP less its control share,
+//     so that its own short requests (/health, /metrics, a job, a stop)
+//     still find a slot when its streams are at their cap.
 type limitListener struct {
 	net.Listener
 	max, perIP int
+	// reserve is the loopback's share of max; streamsPerClient the most
+	// streams one client may hold.
+	reserve, streamsPerClient int
 
-	shed *atomic.Uint64 // connections refused, the gateway's counter
+	// shed counts connections refused, shedStreams streams refused at a
+	// client's stream share: the gateway's counters.
+	shed, shedStreams *atomic.Uint64
 
-	mu   sync.Mutex
-	open int
-	byIP map[string]int
+	mu      sync.Mutex
+	open    int
+	byKey   map[string]int
+	streams map[string]int
 }
 
-func newLimitListener(ln net.Listener, max, perIP int, shed *atomic.Uint64) *limitListener {
-	return &limitListener{Listener: ln, max: max, perIP: perIP, shed: shed, byIP: make(map[string]int)}
+func newLimitListener(ln net.Listener, maxConns, perIP int, shed, shedStreams *atomic.Uint64) *limitListener {
+	return &limitListener{Listener: ln, max: maxConns, perIP: perIP, reserve: min(maxConns/2, max(maxConns/16, 1)),
+		streamsPerClient: max(1, perIP-max(1, perIP/8)), shed: shed, shedStreams: shedStreams,
+		byKey: make(map[string]int), streams: make(map[string]int)}
 }
 
 // rejectBody is the whole answer to a connection past a cap.
@@ -44,12 +63,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := peerIP(c.RemoteAddr())
+		key := clientKey(c.RemoteAddr())
 		l.mu.Lock()
-		ok := l.open < l.max && l.byIP[ip] < l.perIP
+		limit := l.max - l.reserve
+		if key == loopbackClient {
+			limit = l.max
+		}
+		ok := l.open < limit && l.byKey[key] < l.perIP
 		if ok {
 			l.open++
-			l.byIP[ip]++
+			l.byKey[key]++
 		}
 		l.mu.Unlock()
 		if !ok {
@@ -61,37 +84,72 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &trackedConn{Conn: c, l: l, ip: ip}, nil
+		return &trackedConn{Conn: c, l: l, key: key}, nil
 	}
 }
 
-func (l *limitListener) release(ip string) {
+// takeStream makes c a stream's connection if its client has a stream
+// slot left; the slot is given back when c closes.
+func (l *limitListener) takeStream(c *trackedConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.stream {
+		return true
+	}
+	if l.streams[c.key] >= l.streamsPerClient {
+		l.shedStreams.Add(1)
+		return false
+	}
+	l.streams[c.key]++
+	c.stream = true
+	return true
+}
+
+func (l *limitListener) release(c *trackedConn) {
 	l.mu.Lock()
 	l.open--
-	if l.byIP[ip]--; l.byIP[ip] <= 0 {
-		delete(l.byIP, ip)
+	if l.byKey[c.key]--; l.byKey[c.key] <= 0 {
+		delete(l.byKey, c.key)
+	}
+	if c.stream {
+		if l.streams[c.key]--; l.streams[c.key] <= 0 {
+			delete(l.streams, c.key)
+		}
 	}
 	l.mu.Unlock()
 }
 
-func peerIP(a net.Addr) string {
+// loopbackClient is the key of every loopback peer.
+const loopbackClient = "loopback"
+
+// clientKey is what the per-client caps count by: the loopback as one
+// client, an IPv6 peer by its /64, an IPv4 peer by its address.
+func clientKey(a net.Addr) string {
+	var ip net.IP
 	if t, ok := a.(*net.TCPAddr); ok {
-		return t.IP.String()
+		ip = t.IP
+	} else if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		ip = net.ParseIP(host)
 	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
+	switch {
+	case ip == nil:
 		return a.String()
+	case ip.IsLoopback():
+		return loopbackClient
+	case ip.To4() != nil:
+		return ip.To4().String()
 	}
-	return host
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // trackedConn gives its slot back on Close. Its Write turns net/http's own
 // plain-text errors into JSON (plainerrors.go).
 type trackedConn struct {
 	net.Conn
-	l    *limitListener
-	ip   string
-	once sync.Once
+	l      *limitListener
+	key    string // clientKey of the peer
+	stream bool   // holds one of its client's stream slots (l.mu)
+	once   sync.Once
 }
 
 // SyscallConn lets the fan-out write to the socket without blocking.
@@ -103,6 +161,6 @@ func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() { c.l.release(c) })
 	return c.Conn.Close()
 }

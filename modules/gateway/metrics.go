@@ -20,6 +20,7 @@ func (g *Gateway) register(reg prometheus.Registerer) error {
 		metric.Counter("hive_sse_write_stalls_total", "Events an SSE client's socket could not take at once (then queued for it).", g.fanout.stalls.Load),
 		metric.Counter("hive_http_requests_denied_total", "HTTP requests refused by the access checks.", g.denied.Load),
 		metric.Counter("hive_http_connections_shed_total", "HTTP connections refused past a connection cap.", g.shed.Load),
+		metric.Counter("hive_http_streams_refused_total", "Streams refused because their client held its share of stream slots (the rest is kept for its short requests).", g.streamsShed.Load),
 		metric.Counter("hive_job_stream_events_dropped_total", "Live job events a slow job stream missed (it recovers them from the replay).", g.liveDropped.Load),
 	)
 }
