@@ -81,7 +81,7 @@ func hubFailover(t *testing.T) {
 	t.Logf("attachments %v: stopping %s, watching from %s", at, hubNodes[victim].name, hubNodes[survivor].name)
 
 	a := hubcluster.NewArrivals()
-	nc, err := nats.Connect("nats://127.0.0.1:" + hubNodes[survivor].client)
+	nc, err := nats.Connect("nats://127.0.0.1:"+hubNodes[survivor].client, nats.CustomInboxPrefix(client.ObserverInboxPrefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func hubHistory(t *testing.T) {
 	waitUntil(t, time.Minute, "hive-2's count in the stream", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		nc, err := nats.Connect(hubClientURLs())
+		nc, err := nats.Connect(hubClientURLs(), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
 		if err != nil {
 			return err
 		}
