@@ -240,4 +240,3 @@ func (t *table) printHealth(ids []string) {
 func safeText(s string, n int) string {
 	return text.Clip(text.Printable(s), n)
 }
-
