@@ -125,9 +125,24 @@ func (c *check) startHive() error {
 	c.hive = exec.Command(c.cfg.hive, "--queen-url", "", "--listen", "127.0.0.1:"+strconv.Itoa(c.cfg.port),
 		"--nats-listen", "", "--hive-id", "gpucheck", "--cgroup-root", "", "--gpu-source", c.cfg.source,
 		"--worker-match", "cmdline:llm-worker --model gpu-probe")
-	c.hive.Env, c.hive.Stdout, c.hive.Stderr = c.env, log, log
+	// Port 0 (the test's) is bound by the hive and read back from its
+	// ready file, never picked by listening and closing.
+	ready := filepath.Join(c.cfg.out, "ready.json")
+	_ = os.Remove(ready)
+	c.hive.Env, c.hive.Stdout, c.hive.Stderr = append(c.env, "HIVE_READY_FILE="+ready), log, log
 	if err := c.hive.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", c.cfg.hive, err)
+	}
+	if !c.waitFor(20*time.Second, func() bool {
+		b, err := os.ReadFile(ready)
+		var rf struct{ HTTP string }
+		if err != nil || json.Unmarshal(b, &rf) != nil || rf.HTTP == "" {
+			return false
+		}
+		c.base = rf.HTTP
+		return true
+	}) {
+		return errors.New("no ready file in 20 s; see hive.log")
 	}
 	if !c.waitFor(20*time.Second, func() bool { _, err := c.get("/health"); return err == nil }) {
 		return errors.New("no /health answer in 20 s; see hive.log")

@@ -41,7 +41,7 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "", "directory for the hive's log, the last event and recordings of nvidia-smi (default: a temporary one)")
 	flag.BoolVar(&cfg.record, "record", false, "record every nvidia-smi query's output per phase under -out/record (fixtures)")
 	flag.DurationVar(&cfg.window, "window", 30*time.Second, "window over which the collector's CPU is measured")
-	flag.IntVar(&cfg.port, "port", 17935, "the hive's HTTP port")
+	flag.IntVar(&cfg.port, "port", 17935, "the hive's HTTP port (0: any free one)")
 	flag.StringVar(&cfg.source, "source", "auto", "the hive's --gpu-source: auto, nvml or smi")
 	flag.Parse()
 	c, err := newCheck(cfg)

@@ -46,6 +46,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// StopWorkersOnExit stops spawned workers when Run returns.
 	StopWorkersOnExit bool
+	// MaxLogBytes bounds each spawned worker's log: past it the log is
+	// copied to <log>.1 and truncated (checked every few seconds).
+	MaxLogBytes int64
 	// CheckPause is the pause between hive_check steps.
 	CheckPause time.Duration
 	// Now is the clock; nil is time.Now.
@@ -73,6 +76,7 @@ func DefaultConfig() Config {
 		HealthTimeout:    60 * time.Second,
 		StopGrace:        5 * time.Second,
 		ShutdownGrace:    time.Second,
+		MaxLogBytes:      64 << 20,
 		CheckPause:       50 * time.Millisecond,
 	}
 }

@@ -42,6 +42,7 @@ type Jobs struct {
 	reserved      int                    // worker slots held by spawns in progress
 	droppedEvents uint64
 	evicted       uint64 // finished jobs forgotten early for the bounds
+	logsRotated   atomic.Uint64
 	stopping      atomic.Bool
 	wg            sync.WaitGroup
 
@@ -160,6 +161,8 @@ func (m *Jobs) Run(ctx context.Context) error {
 	every := min(max(m.cfg.Retention/4, 10*time.Millisecond), 30*time.Second)
 	prune := time.NewTicker(every)
 	defer prune.Stop()
+	logs := time.NewTicker(10 * time.Second)
+	defer logs.Stop()
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
@@ -168,6 +171,8 @@ func (m *Jobs) Run(ctx context.Context) error {
 			if n := m.prune(); n > 0 {
 				m.log.Debug("pruned finished jobs", "n", n)
 			}
+		case <-logs.C:
+			m.rotateLogs()
 		}
 	}
 	m.stopping.Store(true)

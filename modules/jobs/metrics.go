@@ -12,9 +12,11 @@ func (m *Jobs) register(reg prometheus.Registerer) error {
 		Name: "hive_jobs_total",
 		Help: "Finished jobs by operation and result.",
 	}, []string{"operation", "result"})
-	return metric.Register(reg, m.finishedTotal, metric.Gauge("hive_jobs_running", "Jobs running now.", func() float64 {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return float64(m.running)
-	}))
+	return metric.Register(reg, m.finishedTotal,
+		metric.Counter("hive_worker_logs_rotated_total", "Spawned workers' logs copied to <log>.1 and truncated at their size bound.", m.logsRotated.Load),
+		metric.Gauge("hive_jobs_running", "Jobs running now.", func() float64 {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return float64(m.running)
+		}))
 }

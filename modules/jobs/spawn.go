@@ -39,26 +39,29 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	workerID := fmt.Sprintf("worker-%s-%d", op.Worker, port)
 	n.sayf("worker_spawn_start", "Spawning %s for model %s on device %d, port %d", workerID, op.Model, op.Device, port)
 
-	if err := os.MkdirAll(m.cfg.LogDir, 0o755); err != nil {
+	if err := os.MkdirAll(m.cfg.LogDir, 0o700); err != nil {
 		return fmt.Errorf("log directory: %w", err)
 	}
 	logPath := filepath.Join(m.cfg.LogDir, workerID+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	rotateLog(logPath, m.cfg.MaxLogBytes) // a log left by an earlier worker on this port
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("worker log: %w", err)
 	}
-	defer logf.Close() // the child holds its own descriptor
+	defer logf.Close()    // the child holds its own descriptor
+	_ = logf.Chmod(0o600) // a log made by an older hive was 0644
 	cmd := exec.Command(bin,
 		"--worker-id", workerID, "--model", op.Model, "--device", strconv.FormatUint(uint64(op.Device), 10),
 		"--port", strconv.Itoa(port), "--queen-url", m.cfg.QueenURL)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = workerEnv(os.LookupEnv, op.Worker)
 	// Its own process group: a signal to the hive's group (Ctrl-C in a
 	// terminal) does not reach it, and stop can signal its children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
-	w := &spawned{pid: cmd.Process.Pid, port: port, workerID: workerID, model: op.Model, exited: make(chan struct{})}
+	w := &spawned{pid: cmd.Process.Pid, port: port, workerID: workerID, model: op.Model, logPath: logPath, exited: make(chan struct{})}
 	_ = cmd.Process.Release() // reaped by procManager, not by cmd.Wait
 	m.procs.add(w)
 	m.unreserve(n.j) // the worker now counts as live itself

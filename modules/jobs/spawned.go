@@ -15,6 +15,7 @@ type spawned struct {
 	port     int
 	workerID string
 	model    string
+	logPath  string
 	exited   chan struct{} // closed once reaped
 }
 
@@ -43,6 +44,16 @@ func (p *procManager) get(pid int) (*spawned, bool) {
 	defer p.mu.Unlock()
 	w, ok := p.procs[pid]
 	return w, ok
+}
+
+func (p *procManager) all() []*spawned {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*spawned, 0, len(p.procs))
+	for _, w := range p.procs {
+		out = append(out, w)
+	}
+	return out
 }
 
 func (p *procManager) count() int {
