@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -29,8 +30,26 @@ func main() {
 		cpu      = flag.Float64("cpu", 1, "share of one core to burn, 0..1")
 		memMiB   = flag.Int("mem-mib", 64, "MiB of memory to allocate and keep resident")
 		serve    = flag.Bool("http", true, "serve /health on --port")
+		healthy  = flag.Duration("healthy-for", 0, "answer /health with 200 for this long after the start, then 503 (0: always 200)")
+		child    = flag.Bool("term-ignoring-child", false, "start a child, in this worker's process group, that ignores SIGTERM")
+		ignore   = flag.Bool("ignore-term", false, "ignore SIGTERM and sleep until killed (the child's mode)")
 	)
 	flag.Parse()
+	if *ignore {
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("demo-worker child: ignoring SIGTERM, pid", os.Getpid())
+		select {}
+	}
+	if *child {
+		c := exec.Command(os.Args[0], "--ignore-term")
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo-worker: child:", err)
+			os.Exit(1)
+		}
+		fmt.Println("demo-worker: started a SIGTERM-ignoring child, pid", c.Process.Pid)
+	}
+	started := time.Now()
 	if *cpu < 0 || *cpu > 1 || *memMiB < 0 {
 		fmt.Fprintln(os.Stderr, "demo-worker: --cpu must be in 0..1 and --mem-mib >= 0")
 		os.Exit(2)
@@ -52,6 +71,10 @@ func main() {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+			if *healthy > 0 && time.Since(started) > *healthy {
+				http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
+				return
+			}
 			fmt.Fprintf(w, `{"status":"ok","worker_id":%q,"model":%q,"device":%d}`, *workerID, *model, *device)
 		})
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -61,6 +61,9 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	j.HiveID = c.HiveID
 	j.QueenURL = c.Queen.QueenURL
 	j.WorkerDir, j.LogDir, j.ModelDir = expandHome(j.WorkerDir), expandHome(j.LogDir), expandHome(j.ModelDir)
+	if j.StateDir != "-" {
+		j.StateDir = expandHome(j.StateDir)
+	}
 	j.CgroupRoot = c.Workers.CgroupRoot
 	j.WorkerMatch, j.WorkerMatchOn = pattern, on
 	// Workers that ignore SIGTERM are killed within the budget, with time

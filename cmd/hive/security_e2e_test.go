@@ -102,7 +102,7 @@ func TestAttackNoTokenLoopbackOnly(t *testing.T) {
 		t.Error("no startup warning that remote control is off")
 	}
 	code, body, _ := do(t, "POST", h.httpBase+"/v1/shutdown", map[string]string{"Content-Type": "application/json", "Host": "evil.example:7835"}, "")
-	if code != 403 || !strings.Contains(body, "remote control is off") {
+	if code != 403 || !strings.Contains(body, "DNS rebinding") {
 		t.Errorf("rebinding Host: %d %s", code, body)
 	}
 	code, body, _ = do(t, "POST", h.httpBase+"/v1/shutdown", map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}, "x")

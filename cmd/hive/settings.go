@@ -41,7 +41,7 @@ var groups = []group{
 	{"", "Hive", []key{{"hive-id", "hive-id", false}, {"log-format", "log-format", false}, {"log-level", "log-level", false},
 		{"ready-file", "ready-file", true}}},
 	{"http", "HTTP and access", []key{{"port", "port", false}, {"listen", "listen", false}, {"api-token-file", "api-token-file", false},
-		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", false}}},
+		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", true}}},
 	{"queen", "Queen", []key{{"queen-url", "url", false}, {"queen-api", "api", false}, {"queen-allow", "allow", false},
 		{"advertise-url", "advertise-url", false}, {"discovery-retry", "discovery-retry", true}}},
 	{"nats", "NATS and hub", []key{{"nats-listen", "listen", false}, {"nats-user", "user", false},
@@ -49,7 +49,7 @@ var groups = []group{
 	{"workers", "Workers and GPUs", []key{{"telemetry-interval", "telemetry-interval", false}, {"worker-match", "match", false},
 		{"cgroup-root", "cgroup-root", false}, {"gpu-source", "gpu-source", false}, {"nvml-lib", "nvml-lib", true}}},
 	{"jobs", "Jobs", []key{{"worker-dir", "worker-dir", false}, {"worker-log-dir", "log-dir", false}, {"model-dir", "model-dir", false},
-		{"job-retention", "retention", false}, {"stop-workers-on-exit", "stop-workers-on-exit", false}}},
+		{"state-dir", "state-dir", false}, {"job-retention", "retention", false}, {"stop-workers-on-exit", "stop-workers-on-exit", false}}},
 	{"limits", "Limits", []key{{"http-max-conns", "http-max-conns", false}, {"http-max-conns-per-ip", "http-max-conns-per-ip", false},
 		{"http-body-timeout", "http-body-timeout", true}, {"nats-max-conns", "nats-max-conns", false}, {"max-jobs", "max-jobs", false},
 		{"max-workers", "max-workers", false}, {"max-retained-jobs", "max-retained-jobs", true}, {"shutdown-timeout", "shutdown-timeout", false}}},
@@ -126,6 +126,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 
 	fs.StringVar(&c.Jobs.WorkerDir, "worker-dir", c.Jobs.WorkerDir, "directory of worker binaries (llm-worker-rbee-<type>)")
 	fs.StringVar(&c.Jobs.LogDir, "worker-log-dir", c.Jobs.LogDir, "directory of the spawned workers' log files")
+	fs.StringVar(&c.Jobs.StateDir, "state-dir", c.Jobs.StateDir, "directory of the state file of spawned workers, taken back after a restart (default <worker-dir>/.hive-state; - for none)")
 	fs.StringVar(&c.Jobs.ModelDir, "model-dir", c.Jobs.ModelDir, "model directory")
 	fs.DurationVar(&c.Jobs.Retention, "job-retention", c.Jobs.Retention, "how long finished jobs stay streamable")
 	fs.BoolVar(&c.Jobs.StopWorkersOnExit, "stop-workers-on-exit", c.Jobs.StopWorkersOnExit, "stop the workers this hive spawned when it exits")

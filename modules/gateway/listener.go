@@ -18,21 +18,17 @@ import (
 // /proc with them).
 //
 // Slots are kept so that an operator can always act (SECURITY.md,
-// "Connection slots"):
-//   - a client is an IPv4 address, an IPv6 /64 (one host's usual
-//     allocation), or the loopback as a whole: 127.0.0.2 to 127.0.0.9 are
-//     one client, not eight;
-//   - the last reserve slots of max are the loopback's: remote clients,
-//     however many, leave them free;
-//   - a client's long-lived streams may hold perIP less its control share,
-//     so that its own short requests (/health, /metrics, a job, a stop)
-//     still find a slot when its streams are at their cap.
+// "Connection slots"): long-lived streams may hold at most max less a
+// reserve (1/16) in all, and each client's streams at most its cap less
+// an eighth, so that short requests (/health, /metrics, a job, a stop)
+// find a slot when streams are at their share. A client is an IPv4
+// address or an IPv6 /64 (one host's usual allocation).
 type limitListener struct {
 	net.Listener
 	max, perIP int
-	// reserve is the loopback's share of max; streamsPerClient the most
-	// streams one client may hold.
-	reserve, streamsPerClient int
+	// maxStreams and streamsPerClient bound the streams in all and per
+	// client.
+	maxStreams, streamsPerClient int
 
 	// shed counts connections refused, shedStreams streams refused at a
 	// client's stream share: the gateway's counters.
@@ -42,10 +38,11 @@ type limitListener struct {
 	open    int
 	byKey   map[string]int
 	streams map[string]int
+	nstream int
 }
 
 func newLimitListener(ln net.Listener, maxConns, perIP int, shed, shedStreams *atomic.Uint64) *limitListener {
-	return &limitListener{Listener: ln, max: maxConns, perIP: perIP, reserve: min(maxConns/2, max(maxConns/16, 1)),
+	return &limitListener{Listener: ln, max: maxConns, perIP: perIP, maxStreams: max(1, maxConns-max(maxConns/16, 1)),
 		streamsPerClient: max(1, perIP-max(1, perIP/8)), shed: shed, shedStreams: shedStreams,
 		byKey: make(map[string]int), streams: make(map[string]int)}
 }
@@ -65,11 +62,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		key := clientKey(c.RemoteAddr())
 		l.mu.Lock()
-		limit := l.max - l.reserve
-		if key == loopbackClient {
-			limit = l.max
-		}
-		ok := l.open < limit && l.byKey[key] < l.perIP
+		ok := l.open < l.max && l.byKey[key] < l.perIP
 		if ok {
 			l.open++
 			l.byKey[key]++
@@ -96,11 +89,12 @@ func (l *limitListener) takeStream(c *trackedConn) bool {
 	if c.stream {
 		return true
 	}
-	if l.streams[c.key] >= l.streamsPerClient {
+	if l.streams[c.key] >= l.streamsPerClient || l.nstream >= l.maxStreams {
 		l.shedStreams.Add(1)
 		return false
 	}
 	l.streams[c.key]++
+	l.nstream++
 	c.stream = true
 	return true
 }
@@ -112,6 +106,7 @@ func (l *limitListener) release(c *trackedConn) {
 		delete(l.byKey, c.key)
 	}
 	if c.stream {
+		l.nstream--
 		if l.streams[c.key]--; l.streams[c.key] <= 0 {
 			delete(l.streams, c.key)
 		}
@@ -119,11 +114,8 @@ func (l *limitListener) release(c *trackedConn) {
 	l.mu.Unlock()
 }
 
-// loopbackClient is the key of every loopback peer.
-const loopbackClient = "loopback"
-
-// clientKey is what the per-client caps count by: the loopback as one
-// client, an IPv6 peer by its /64, an IPv4 peer by its address.
+// clientKey is what the per-client caps count by: an IPv4 peer by its
+// address, an IPv6 peer by its /64, which one host usually holds whole.
 func clientKey(a net.Addr) string {
 	var ip net.IP
 	if t, ok := a.(*net.TCPAddr); ok {
@@ -134,8 +126,6 @@ func clientKey(a net.Addr) string {
 	switch {
 	case ip == nil:
 		return a.String()
-	case ip.IsLoopback():
-		return loopbackClient
 	case ip.To4() != nil:
 		return ip.To4().String()
 	}

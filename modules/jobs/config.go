@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/rbee/hive/internal/workerproc"
@@ -46,6 +47,10 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// StopWorkersOnExit stops spawned workers when Run returns.
 	StopWorkersOnExit bool
+	// StateDir holds the state file of the workers this hive spawned
+	// (workers.json), read at start to take them back; "" is
+	// <WorkerDir>/.hive-state, "-" keeps no state.
+	StateDir string
 	// MaxLogBytes bounds each spawned worker's log: past it the log is
 	// copied to <log>.1 and truncated (checked every few seconds).
 	MaxLogBytes int64
@@ -103,4 +108,18 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("jobs: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// statePath is the state file, "" for none.
+func (c Config) statePath() string {
+	switch c.StateDir {
+	case "-":
+		return ""
+	case "":
+		if c.WorkerDir == "" {
+			return ""
+		}
+		return filepath.Join(c.WorkerDir, ".hive-state", "workers.json")
+	}
+	return filepath.Join(c.StateDir, "workers.json")
 }

@@ -91,7 +91,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		jobs:  make(map[string]*job),
 		ready: make(chan struct{}),
 	}
-	m.procs = newProcManager(m.log)
+	m.procs = newProcManager(m.log, cfg.statePath())
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -114,6 +114,15 @@ func (m *Jobs) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	m.nc = nc
+	// Workers spawned by an earlier run of the hive count and are
+	// reported before the first job can spawn more.
+	adopted, err := m.procs.adopt()
+	if err != nil {
+		m.log.Warn("workers from before the restart not taken back", "err", err)
+	}
+	for _, w := range adopted {
+		m.announce(wire.SubjectWorkersStarted, w)
+	}
 	// Jobs are cancelled by Run alone, after it has marked the shutdown:
 	// a spawn cancelled by the hive's stop must see the short shutdown
 	// grace, not the normal one.

@@ -61,14 +61,17 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
-	w := &spawned{pid: cmd.Process.Pid, port: port, workerID: workerID, model: op.Model, logPath: logPath, exited: make(chan struct{})}
-	_ = cmd.Process.Release() // reaped by procManager, not by cmd.Wait
+	ticks, _ := startTicks(cmd.Process.Pid) // alive: not reaped before procManager's wait4
+	w := &spawned{pid: cmd.Process.Pid, startTicks: ticks, port: port, workerID: workerID, model: op.Model, binary: bin,
+		logPath: logPath, exited: make(chan struct{})}
+	_ = cmd.Process.Release()   // reaped by procManager, not by cmd.Wait
+	cgMsg := m.placeInCgroup(w) // before w is shared: stop reads w.cgroup
 	m.procs.add(w)
 	m.unreserve(n.j) // the worker now counts as live itself
 	m.announce(wire.SubjectWorkersStarted, w)
 	n.sayf("worker_spawn_pid", "Started %s (PID: %d, port: %d), log %s", workerID, w.pid, port, logPath)
-	if msg := m.placeInCgroup(w); msg != "" {
-		n.say("worker_cgroup", msg)
+	if cgMsg != "" {
+		n.say("worker_cgroup", cgMsg)
 	}
 
 	if err := m.waitHealthy(ctx, w); err != nil {
@@ -158,6 +161,7 @@ func (m *Jobs) placeInCgroup(w *spawned) string {
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(w.pid)), 0o644); err != nil {
 		return "cgroup placement skipped: " + err.Error()
 	}
+	w.cgroup = dir
 	return "Placed in cgroup " + dir
 }
 

@@ -5,18 +5,29 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // spawned is a worker process this hive started.
 type spawned struct {
-	pid      int
-	port     int
-	workerID string
-	model    string
-	logPath  string
-	exited   chan struct{} // closed once reaped
+	pid        int
+	startTicks uint64 // with pid, the process's identity across restarts
+	port       int
+	workerID   string
+	model      string
+	binary     string
+	logPath    string
+	cgroup     string // its cgroup directory, "" when not placed
+	// adopted is a worker an earlier run of the hive spawned: not this
+	// process's child, so it is seen gone in /proc, not reaped.
+	adopted bool
+	// status is how it ended (statusErr when it could not be read), set
+	// before exited is closed.
+	status    syscall.WaitStatus
+	statusErr error
+	exited    chan struct{} // closed once reaped
 }
 
 // procManager owns the workers this hive spawned and reaps them. Reaping
@@ -24,18 +35,23 @@ type spawned struct {
 // stuck on a worker that outlives the hive (workers keep running unless
 // asked to stop).
 type procManager struct {
-	log   *slog.Logger
-	mu    sync.Mutex
-	procs map[int]*spawned
+	log *slog.Logger
+	// statePath is the state file ("" keeps nothing); stateErrors counts
+	// writes that failed.
+	statePath   string
+	stateErrors atomic.Uint64
+	mu          sync.Mutex
+	procs       map[int]*spawned
 }
 
-func newProcManager(log *slog.Logger) *procManager {
-	return &procManager{log: log, procs: make(map[int]*spawned)}
+func newProcManager(log *slog.Logger, statePath string) *procManager {
+	return &procManager{log: log, statePath: statePath, procs: make(map[int]*spawned)}
 }
 
 func (p *procManager) add(w *spawned) {
 	p.mu.Lock()
 	p.procs[w.pid] = w
+	p.saveLocked()
 	p.mu.Unlock()
 }
 
@@ -78,14 +94,28 @@ func (p *procManager) reap() []*spawned {
 	defer p.mu.Unlock()
 	var gone []*spawned
 	for pid, w := range p.procs {
+		if w.adopted {
+			if t, alive := startTicks(pid); !alive || t != w.startTicks {
+				delete(p.procs, pid)
+				close(w.exited)
+				gone = append(gone, w)
+				p.log.Info("worker exited", "pid", pid, "worker_id", w.workerID, "status", "unknown (spawned before the hive restarted)")
+			}
+			continue
+		}
 		var ws syscall.WaitStatus
 		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
 		if got == pid || errors.Is(err, syscall.ECHILD) {
 			delete(p.procs, pid)
+			w.status = ws
+			w.statusErr = err
 			close(w.exited)
 			gone = append(gone, w)
 			p.log.Info("worker exited", "pid", pid, "worker_id", w.workerID, "status", exitText(ws, err))
 		}
+	}
+	if len(gone) > 0 {
+		p.saveLocked()
 	}
 	return gone
 }
@@ -106,31 +136,45 @@ func (p *procManager) reapLoop(ctx context.Context, onExit func(*spawned)) {
 	}
 }
 
-// stop ends w's process group: SIGTERM, then SIGKILL after grace. It
-// returns once the worker is reaped (or could not be).
-func (p *procManager) stop(w *spawned, grace time.Duration) {
-	_ = syscall.Kill(-w.pid, syscall.SIGTERM)
-	if p.waitExit(w, grace) {
-		return
+// stop ends w and everything it started: its process group, its cgroup
+// and its descendants get SIGTERM; once the main process is gone and
+// nothing of it is left the stop is done, else after grace whatever is
+// left gets SIGKILL. A child that ignores SIGTERM no longer outlives the
+// main process. It returns the pids still alive after the SIGKILL (none,
+// unless one left the group, the cgroup and the tree).
+func (p *procManager) stop(w *spawned, grace time.Duration) []int {
+	tree := func() []int { return treeOf(w.pid, w.pid, w.cgroup) }
+	signalTree(w.pid, w.cgroup, tree(), syscall.SIGTERM)
+	if p.waitGone(w, tree, grace) {
+		return nil
 	}
-	_ = syscall.Kill(-w.pid, syscall.SIGKILL)
-	p.waitExit(w, 5*time.Second)
+	left := tree()
+	p.log.Info("worker still running after SIGTERM; sending SIGKILL", "pid", w.pid, "processes", len(left), "grace", grace.String())
+	signalTree(w.pid, w.cgroup, left, syscall.SIGKILL)
+	p.waitGone(w, tree, 5*time.Second)
+	left = tree()
+	if len(left) > 0 {
+		p.log.Warn("worker processes survived SIGKILL", "pid", w.pid, "left", left)
+	}
+	return left
 }
 
-// waitExit reaps until w exited or d passed.
-func (p *procManager) waitExit(w *spawned, d time.Duration) bool {
+// waitGone reaps until w exited and tree lists nothing, or d passed.
+func (p *procManager) waitGone(w *spawned, tree func() []int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
 		p.reap()
 		select {
 		case <-w.exited:
-			return true
+			if len(tree()) == 0 {
+				return true
+			}
 		default:
 		}
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

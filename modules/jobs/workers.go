@@ -123,23 +123,34 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 		return fmt.Errorf("refusing to stop process %d: it is not a worker", pid)
 	}
 	if w, spawned := m.procs.get(pid); spawned {
-		n.sayf("worker_proc_del", "Stopping %s (PID %d, port %d)", w.workerID, pid, w.port)
-		m.procs.stop(w, m.grace())
+		n.sayf("worker_proc_del", "Stopping %s (PID %d, port %d) and every process it started", w.workerID, pid, w.port)
+		left := m.procs.stop(w, m.grace())
 		// The reaper announces the stop; it may already have, and a second
 		// announcement is harmless.
 		m.announce(wire.SubjectWorkersStopped, w)
-		n.sayf("worker_proc_del_ok", "Worker PID %d stopped", pid)
+		if len(left) > 0 {
+			return fmt.Errorf("worker PID %d stopped, but %d of its processes survived SIGKILL: %v", pid, len(left), left)
+		}
+		n.sayf("worker_proc_del_ok", "Worker PID %d stopped, nothing of it left", pid)
 		return nil
 	}
-	// Not our child: signal it and watch /proc until it is gone.
-	n.sayf("worker_proc_del", "Stopping worker PID %d (port %s)", pid, info.Port)
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return fmt.Errorf("SIGTERM %d: %w", pid, err)
+	// Not our child: its process group if it leads one, and its
+	// descendants, SIGTERM, then SIGKILL to what is left after the grace.
+	pgid, _ := syscall.Getpgid(pid)
+	if pgid != pid {
+		pgid = 0 // a group it does not lead (a shell's) is not its own
 	}
-	if grace := m.grace(); !waitGone(ctx, pid, grace) {
-		n.sayf("worker_proc_del_kill", "PID %d still running after %v; sending SIGKILL", pid, grace)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		waitGone(ctx, pid, 5*time.Second)
+	tree := func() []int { return treeOf(pid, pgid, "") }
+	n.sayf("worker_proc_del", "Stopping worker PID %d (port %s) and every process it started", pid, info.Port)
+	signalTree(pgid, "", tree(), syscall.SIGTERM)
+	if grace := m.grace(); !waitTreeGone(ctx, tree, grace) {
+		left := tree()
+		n.sayf("worker_proc_del_kill", "PID %d: %d process(es) still running after %v; sending SIGKILL", pid, len(left), grace)
+		signalTree(pgid, "", left, syscall.SIGKILL)
+		waitTreeGone(ctx, tree, 5*time.Second)
+	}
+	if left := tree(); len(left) > 0 {
+		return fmt.Errorf("worker PID %d: %d of its processes survived SIGKILL: %v", pid, len(left), left)
 	}
 	if err := m.nc.PublishJSON(wire.SubjectWorkersStopped, wire.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model}); err != nil {
 		m.log.Warn("announce stopped worker", "pid", pid, "err", err)
@@ -148,16 +159,14 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 	return nil
 }
 
-// waitGone polls until pid no longer exists (or is a zombie) or d passes.
-func waitGone(ctx context.Context, pid int, d time.Duration) bool {
+// waitTreeGone polls until tree lists nothing or d passes.
+func waitTreeGone(ctx context.Context, tree func() []int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		p := &process.Process{Pid: int32(pid)}
-		st, err := p.StatusWithContext(ctx)
-		if err != nil || (len(st) > 0 && st[0] == process.Zombie) {
+		if len(tree()) == 0 {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return false
+	return len(tree()) == 0
 }
