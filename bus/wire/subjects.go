@@ -17,6 +17,10 @@ const (
 	// a process another module started or stopped, for the collector.
 	SubjectWorkersStarted = "hive.workers.started"
 	SubjectWorkersStopped = "hive.workers.stopped"
+	// SubjectWorkersList is request/reply: an empty body answered with a
+	// WorkerList of the workers started and not yet stopped, for a
+	// collector that subscribed after they were announced.
+	SubjectWorkersList = "hive.workers.list"
 
 	// SubjectCapabilitiesGet is request/reply: an empty or
 	// CapabilitiesRequest body, answered with a Capabilities body.

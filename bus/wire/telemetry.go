@@ -162,3 +162,8 @@ type WorkerEvent struct {
 	Instance string `json:"instance"`
 	Model    string `json:"model,omitempty"`
 }
+
+// WorkerList answers SubjectWorkersList.
+type WorkerList struct {
+	Workers []WorkerEvent `json:"workers"`
+}

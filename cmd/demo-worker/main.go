@@ -38,7 +38,9 @@ func main() {
 	if *ignore {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("demo-worker child: ignoring SIGTERM, pid", os.Getpid())
-		select {}
+		for {
+			time.Sleep(time.Hour) // select{} alone would be a deadlock to the runtime
+		}
 	}
 	if *child {
 		c := exec.Command(os.Args[0], "--ignore-term")

@@ -127,6 +127,16 @@ func (c *Collector) Run(ctx context.Context) error {
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("collector: flush: %w", err)
 	}
+	// And those published before this subscription: the workers the jobs
+	// module took back from an earlier run of the hive, at its start. No
+	// answer (no jobs module) means none.
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if wl, err := bus.Request[struct{}, wire.WorkerList](lctx, nc, wire.SubjectWorkersList, struct{}{}); err == nil {
+		for _, ev := range wl.Workers {
+			c.announced.Started(ev)
+		}
+	}
+	cancel()
 
 	c.log.Info("collector started", "interval", c.cfg.Interval.String(), "gpu", c.cfg.GPU.Name(), "sources", len(c.sources))
 	// time.Ticker keeps its schedule (start + n*interval) however long a

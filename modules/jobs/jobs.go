@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +158,17 @@ func (m *Jobs) Run(ctx context.Context) error {
 		return fmt.Errorf("jobs: subscribe: %w", err)
 	}
 	defer func() { _ = replay.Unsubscribe() }()
+	list, err := bus.Handle(nc, wire.SubjectWorkersList, func(struct{}) (wire.WorkerList, error) {
+		out := wire.WorkerList{Workers: []wire.WorkerEvent{}}
+		for _, w := range m.procs.all() {
+			out.Workers = append(out.Workers, workerEvent(w))
+		}
+		return out, nil
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: subscribe: %w", err)
+	}
+	defer func() { _ = list.Unsubscribe() }()
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("jobs: flush: %w", err)
 	}
@@ -208,9 +220,13 @@ func (m *Jobs) grace() time.Duration {
 
 // announce tells the collector about a worker.
 func (m *Jobs) announce(subject string, w *spawned) {
-	if err := m.nc.PublishJSON(subject, wire.WorkerEvent{PID: w.pid, Group: "llm", Instance: fmt.Sprint(w.port), Model: w.model}); err != nil {
+	if err := m.nc.PublishJSON(subject, workerEvent(w)); err != nil {
 		m.log.Warn("announce worker", "subject", subject, "err", err)
 	}
+}
+
+func workerEvent(w *spawned) wire.WorkerEvent {
+	return wire.WorkerEvent{PID: w.pid, Group: "llm", Instance: strconv.Itoa(w.port), Model: w.model}
 }
 
 // dispatch runs one operation.
