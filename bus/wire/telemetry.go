@@ -115,6 +115,28 @@ type ProcessStats struct {
 	// GPUIndices is additive: the GPUs the worker holds memory on, by
 	// index (node.gpus[].index); never null.
 	GPUIndices []int `json:"gpu_indices"`
+	// State is additive: WorkerStarting, WorkerReady, WorkerUnresponsive
+	// for a worker with a port the hive probes, WorkerRunning for one
+	// without, WorkerExited for one last event of a worker the hive
+	// spawned, with Exit.
+	State string      `json:"state"`
+	Exit  *WorkerExit `json:"exit,omitempty"`
+}
+
+// Worker states (ProcessStats.State).
+const (
+	WorkerStarting     = "starting"     // no healthy answer yet since it started
+	WorkerReady        = "ready"        // its health endpoint answers 2xx
+	WorkerUnresponsive = "unresponsive" // answered before, failing for a while now
+	WorkerRunning      = "running"      // no port to probe: it exists
+	WorkerExited       = "exited"       // gone; one last event
+)
+
+// WorkerExit is how a spawned worker ended: its exit code, or the signal
+// that ended it.
+type WorkerExit struct {
+	Code   *int   `json:"code,omitempty"`
+	Signal string `json:"signal,omitempty"`
 }
 
 // Float is a float64 that always encodes as a JSON number with a fraction
@@ -161,6 +183,9 @@ type WorkerEvent struct {
 	Group    string `json:"group"`
 	Instance string `json:"instance"`
 	Model    string `json:"model,omitempty"`
+	// Exit, on SubjectWorkersStopped, is how a worker the hive spawned
+	// ended, when it was its child.
+	Exit *WorkerExit `json:"exit,omitempty"`
 }
 
 // WorkerList answers SubjectWorkersList.

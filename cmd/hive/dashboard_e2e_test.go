@@ -80,6 +80,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(-workerPID, syscall.SIGKILL) })
 	took := waitText("the spawned worker's model", 10*time.Second, func(s string) bool { return strings.Contains(s, "dash-model") })
 	waitText("the hive's health in words", 10*time.Second, func(s string) bool { return strings.Contains(s, "health: healthy") })
+	waitText("the worker's state", 10*time.Second, func(s string) bool { return strings.Contains(s, "ready") })
 	t.Logf("the page showed the spawned worker %v after the spawn job ended (the issue's bar: 3 s)", took.Round(time.Millisecond))
 	if shot := os.Getenv("HIVE_DASHBOARD_SCREENSHOT"); shot != "" {
 		time.Sleep(5 * time.Second) // a few points on the charts, for the README's picture only

@@ -107,8 +107,11 @@ func startHiveEnv(t *testing.T, env []string, args ...string) *hiveProc {
 // startHiveBin is startHiveEnv with another build of the hive.
 func startHiveBin(t *testing.T, bin string, env []string, args ...string) *hiveProc {
 	t.Helper()
+	// Each start has its own worker state (tests share --worker-dir, under
+	// which the state file lives by default); a test that restarts a hive
+	// on the same state passes --state-dir itself.
 	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
-		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", ""}
+		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", "", "--state-dir", t.TempDir()}
 	readyPath := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(bin, append(base, args...)...)
 	cmd.Env = append(append(os.Environ(), "HIVE_READY_FILE="+readyPath), env...)

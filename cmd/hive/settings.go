@@ -47,7 +47,8 @@ var groups = []group{
 	{"nats", "NATS and hub", []key{{"nats-listen", "listen", false}, {"nats-user", "user", false},
 		{"nats-password-file", "password-file", false}, {"nats-hub", "hub", false}}},
 	{"workers", "Workers and GPUs", []key{{"telemetry-interval", "telemetry-interval", false}, {"worker-match", "match", false},
-		{"cgroup-root", "cgroup-root", false}, {"gpu-source", "gpu-source", false}, {"nvml-lib", "nvml-lib", true}}},
+		{"cgroup-root", "cgroup-root", false}, {"gpu-source", "gpu-source", false}, {"nvml-lib", "nvml-lib", true},
+		{"worker-health-path", "health-path", true}, {"worker-unresponsive-after", "unresponsive-after", true}}},
 	{"jobs", "Jobs", []key{{"worker-dir", "worker-dir", false}, {"worker-log-dir", "log-dir", false}, {"model-dir", "model-dir", false},
 		{"state-dir", "state-dir", false}, {"job-retention", "retention", false}, {"stop-workers-on-exit", "stop-workers-on-exit", false}}},
 	{"limits", "Limits", []key{{"http-max-conns", "http-max-conns", false}, {"http-max-conns-per-ip", "http-max-conns-per-ip", false},
@@ -122,6 +123,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.WorkerMatch, "worker-match", c.Workers.WorkerMatch, `regexp that marks a worker process by argv[0]'s base name; "cmdline:REGEXP" matches the whole command line; "" = off (only announced, cgroup and spawned workers)`)
 	fs.StringVar(&c.Workers.CgroupRoot, "cgroup-root", c.Workers.CgroupRoot, `cgroup v2 tree of workers (<group>/<instance>); "" = off`)
 	fs.StringVar(&c.GPUSource, "gpu-source", "auto", "GPU reader: auto (NVML where libnvidia-ml.so.1 loads, else nvidia-smi), nvml, smi (nvidia-smi; per-process utilisation from pmon where the driver has it), smi-device (the device mean: one nvidia-smi run less per tick), none, replay:<dir> (recorded nvidia-smi CSV)")
+	fs.StringVar(&c.Workers.Readiness.Path, "worker-health-path", c.Workers.Readiness.Path, `path probed on every worker with a port, at http://127.0.0.1:<port><path>, for its state; "" = no probes`)
+	fs.DurationVar(&c.Workers.Readiness.UnresponsiveAfter, "worker-unresponsive-after", c.Workers.Readiness.UnresponsiveAfter, "how long a worker that answered may fail its probes before it is unresponsive")
 	fs.StringVar(&c.NVMLLib, "nvml-lib", "", `the NVML library to load, e.g. /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1; "" = libnvidia-ml.so.1 from the loader's path`)
 
 	fs.StringVar(&c.Jobs.WorkerDir, "worker-dir", c.Jobs.WorkerDir, "directory of worker binaries (llm-worker-rbee-<type>)")

@@ -197,3 +197,87 @@ func authGet(url string) *http.Request {
 	req.Header.Set("Authorization", "Bearer "+e2eToken)
 	return req
 }
+
+// Readiness: a spawned worker is starting, then ready once its /health
+// answers, unresponsive once it has failed for the configured time; one
+// killed with SIGKILL and one stopped through the API each get one last
+// event, "exited" with how they ended. The Queen's strict decode passes.
+func TestWorkerStates(t *testing.T) {
+	dir := t.TempDir()
+	for name, extra := range map[string]string{"llm-worker-rbee-cpu": "--healthy-for 4s", "llm-worker-rbee-metal": ""} {
+		body := "#!/bin/sh\nexec " + workerBin + " " + extra + " --cpu 0 --mem-mib 1 \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken, "HIVE_WORKER_UNRESPONSIVE_AFTER=2s"},
+		"--worker-dir", dir, "--state-dir", "-", "--worker-log-dir", t.TempDir(), "--model-dir", t.TempDir())
+	sse := openSSEReq(t, authGet(h.httpBase+"/v1/heartbeats/stream"))
+	flaky, _ := spawn(t, h.httpBase, "cpu", "flaky")
+	steady, _ := spawn(t, h.httpBase, "metal", "steady")
+
+	seen := map[int][]string{} // each worker's states, in order, without repeats
+	var exits = map[int]*wire.WorkerExit{}
+	note := func(ev wire.TelemetryEvent) {
+		for _, w := range ev.Workers {
+			pid := int(w.PID)
+			if s := seen[pid]; len(s) == 0 || s[len(s)-1] != w.State {
+				seen[pid] = append(s, w.State)
+			}
+			if w.State == wire.WorkerExited {
+				exits[pid] = w.Exit
+			}
+		}
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: states %v", what, seen)
+			}
+			note(decodeStrict(t, sse.next(t, 10*time.Second).Data))
+		}
+	}
+	last := func(pid int) string {
+		if s := seen[pid]; len(s) > 0 {
+			return s[len(s)-1]
+		}
+		return ""
+	}
+	until("both ready", func() bool { return last(flaky) == wire.WorkerReady && last(steady) == wire.WorkerReady })
+	until("flaky unresponsive", func() bool { return last(flaky) == wire.WorkerUnresponsive })
+	_ = syscall.Kill(steady, syscall.SIGKILL)
+	until("steady exited", func() bool { return exits[steady] != nil })
+	if e := exits[steady]; e.Signal != "SIGKILL" || e.Code != nil {
+		t.Errorf("steady's exit %+v, want signal SIGKILL", *e)
+	}
+	id := postJobHdr(t, h.httpBase, map[string]string{"Authorization": "Bearer " + e2eToken},
+		fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, flaky))
+	if lines := jobStreamAuth(t, h.httpBase, id); lastLine(lines) != wire.EndDone {
+		t.Fatalf("stop flaky: %s", strings.Join(lines, "\n"))
+	}
+	until("flaky exited", func() bool { return exits[flaky] != nil })
+	if e := exits[flaky]; e.Code == nil || *e.Code != 0 {
+		t.Errorf("flaky's exit %+v, want code 0 (it exits on SIGTERM)", *e)
+	}
+	// One exited event each, then gone.
+	for range 2 {
+		note(decodeStrict(t, sse.next(t, 10*time.Second).Data))
+	}
+	for _, pid := range []int{flaky, steady} {
+		s := seen[pid]
+		if s[0] != wire.WorkerStarting || s[len(s)-1] != wire.WorkerExited {
+			t.Errorf("worker %d went through %v", pid, s)
+		}
+	}
+	if got := seen[flaky]; strings.Join(got, ",") != "starting,ready,unresponsive,exited" {
+		t.Errorf("flaky went through %v", got)
+	}
+	_, body, _ := do(t, "GET", h.httpBase+"/metrics", map[string]string{"Authorization": "Bearer " + e2eToken}, "")
+	for _, state := range []string{"starting", "ready", "unresponsive", "exited"} {
+		if v, _ := metricValue(body, "hive_worker_state_changes_total", `state="`+state+`"`); v < 1 {
+			t.Errorf("hive_worker_state_changes_total{state=%q} = %v", state, v)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +39,15 @@ type Collector struct {
 
 	gpuErr   string // last GPU error logged, to log changes only
 	trimming bool   // the last event was over its size bound
-	utilSrc  string // last source of gpu_util_pct logged
+
+	prober *prober
+	// last is the last event's workers by pid, for the one "exited" event
+	// of a worker whose exit was announced; exits are those announcements,
+	// taken by the next tick.
+	last    map[uint32]wire.ProcessStats
+	exitsMu sync.Mutex
+	exits   []wire.WorkerEvent
+	utilSrc string // last source of gpu_util_pct logged
 }
 
 // New validates cfg, builds the sources and registers the collector's
@@ -75,6 +85,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		table:      newProcTable(),
 	}
 	c.sampler.table = c.table
+	c.prober = newProber(cfg.Readiness, c.log, met.stateChanges)
 	// Precedence on a shared pid: what a module announced, then the cgroup
 	// layout, then the command-line pattern.
 	c.sources = append(c.sources, c.announced)
@@ -115,7 +126,16 @@ func (c *Collector) Run(ctx context.Context) error {
 				c.log.Warn("worker announcement dropped", "pid", ev.PID, "dropped_total", c.announced.Dropped())
 			}
 		},
-		wire.SubjectWorkersStopped: c.announced.Stopped,
+		wire.SubjectWorkersStopped: func(ev wire.WorkerEvent) {
+			c.announced.Stopped(ev)
+			if ev.Exit != nil {
+				c.exitsMu.Lock()
+				if len(c.exits) < maxAnnounced {
+					c.exits = append(c.exits, ev)
+				}
+				c.exitsMu.Unlock()
+			}
+		},
 	} {
 		s, err := bus.Subscribe(nc, subj, fn)
 		if err != nil {
@@ -138,6 +158,12 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	cancel()
 
+	probing := make(chan struct{})
+	go func() {
+		defer close(probing)
+		c.prober.run(ctx)
+	}()
+	defer func() { <-probing }()
 	c.log.Info("collector started", "interval", c.cfg.Interval.String(), "gpu", c.cfg.GPU.Name(), "sources", len(c.sources))
 	// time.Ticker keeps its schedule (start + n*interval) however long a
 	// tick takes, and drops ticks rather than bunching them up.
@@ -174,6 +200,8 @@ type tickSample struct {
 func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) tickSample {
 	start := time.Now()
 	workers, counters, gpu := c.collect(ctx)
+	c.prober.observe(workers)
+	workers = c.withExits(workers)
 	node, err := c.node.sample(ctx)
 	if err != nil {
 		c.metrics.sampleErrors.Inc()
@@ -187,6 +215,48 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 	c.metrics.setGPUs(node.GPUs, health)
 	c.metrics.tick.Observe(time.Since(start).Seconds())
 	return s
+}
+
+// withExits appends, once, each announced exit of a worker the last event
+// listed and this one does not: state "exited", how it ended, no load.
+func (c *Collector) withExits(ws []wire.ProcessStats) []wire.ProcessStats {
+	c.exitsMu.Lock()
+	exits := c.exits
+	c.exits = nil
+	c.exitsMu.Unlock()
+	now := make(map[uint32]bool, len(ws))
+	for _, w := range ws {
+		now[w.PID] = true
+	}
+	for _, ev := range exits {
+		w, ok := c.last[uint32(ev.PID)]
+		if !ok || now[w.PID] {
+			continue // not in the last event, or a second announcement
+		}
+		now[w.PID] = true
+		gone := wire.ProcessStats{PID: w.PID, Group: w.Group, Instance: w.Instance, UptimeS: w.UptimeS, TotalVRAMMB: w.TotalVRAMMB,
+			Model: w.Model, GPUIndices: []int{}, State: wire.WorkerExited, Exit: ev.Exit}
+		ws = append(ws, gone)
+		c.metrics.stateChanges.WithLabelValues(wire.WorkerExited).Inc()
+		c.log.Info("worker state", "pid", w.PID, "instance", w.Instance, "from", w.State, "to", wire.WorkerExited, "exit", exitString(ev.Exit))
+	}
+	c.last = make(map[uint32]wire.ProcessStats, len(ws))
+	for _, w := range ws {
+		if w.State != wire.WorkerExited {
+			c.last[w.PID] = w
+		}
+	}
+	return ws
+}
+
+func exitString(e *wire.WorkerExit) string {
+	if e.Signal != "" {
+		return e.Signal
+	}
+	if e.Code != nil {
+		return "code " + strconv.Itoa(*e.Code)
+	}
+	return "unknown"
 }
 
 // gpuTick is the GPU part of one collection, and how the /proc part went,

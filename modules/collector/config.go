@@ -24,6 +24,8 @@ type Config struct {
 	CgroupRoot string
 	// GPU reads GPU state; nil means no GPU.
 	GPU GPUSource
+	// Readiness is how workers' health endpoints are probed.
+	Readiness ReadinessConfig
 }
 
 // MinInterval is the shortest tick the collector accepts.
@@ -37,6 +39,7 @@ func DefaultConfig() Config {
 		WorkerMatch:   workerproc.DefaultPattern,
 		WorkerMatchOn: workerproc.OnExe,
 		CgroupRoot:    workerproc.DefaultCgroupRoot,
+		Readiness:     ReadinessConfig{Path: "/health", Timeout: 500 * time.Millisecond, UnresponsiveAfter: 10 * time.Second},
 	}
 }
 
@@ -48,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if c.Hive.ID == "" {
 		errs = append(errs, errors.New("collector: empty hive id"))
+	}
+	if r := c.Readiness; r.Path != "" && (r.Path[0] != '/' || r.Timeout <= 0 || r.UnresponsiveAfter < 0) {
+		errs = append(errs, fmt.Errorf("collector: health probe path %q must start with /, its timeout %v be positive", r.Path, r.Timeout))
 	}
 	if _, err := workerproc.NewMatcher(c.WorkerMatch, c.WorkerMatchOn); err != nil {
 		errs = append(errs, fmt.Errorf("collector: %w", err))

@@ -57,6 +57,7 @@ type metrics struct {
 	xids          *prometheus.CounterVec // by gpu index and code
 	gpuWedged     prometheus.Counter
 	healthChanges *prometheus.CounterVec // by the new status
+	stateChanges  *prometheus.CounterVec // workers' state changes, by the new state
 
 	mu     sync.Mutex
 	latest []workerCounter // the last tick's workers
@@ -110,13 +111,17 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 		Name: "hive_health_changes_total",
 		Help: "Changes of the hive's health, by the status changed to.",
 	}, []string{"status"})
+	m.stateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hive_worker_state_changes_total",
+		Help: "Changes of a worker's state (starting, ready, unresponsive, running, exited), by the state changed to.",
+	}, []string{"state"})
 	source := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "hive_gpu_source_info",
 		Help:        "How the hive reads its GPUs (nvml, nvidia-smi, none, replay:<dir>); always 1.",
 		ConstLabels: prometheus.Labels{"source": gpuSource},
 	})
 	source.Set(1)
-	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
+	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil

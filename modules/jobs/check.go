@@ -47,6 +47,13 @@ func (m *Jobs) hiveCheck(ctx context.Context, n *narrator) error {
 		{"hive_check_caps", m.checkCapabilities},
 		{"hive_check_disk", func(context.Context) (string, error) { return diskFree("worker dir", m.cfg.WorkerDir) }},
 		{"hive_check_disk", func(context.Context) (string, error) { return diskFree("model dir", m.cfg.ModelDir) }},
+		{"hive_check_disk", func(context.Context) (string, error) { return diskFree("worker log dir", m.cfg.LogDir) }},
+	}
+	if p := m.cfg.statePath(); p != "" {
+		steps = append(steps, struct {
+			action string
+			f      func(context.Context) (string, error)
+		}{"hive_check_disk", func(context.Context) (string, error) { return diskFree("state dir", filepath.Dir(p)) }})
 	}
 	for _, s := range steps {
 		if !step(s.action, s.f) {
@@ -123,6 +130,15 @@ func diskFree(what, dir string) (string, error) {
 		}
 		p = parent
 	}
-	free := st.Bavail * uint64(st.Bsize)
-	return fmt.Sprintf("%s %s: %.1f GiB free", what, dir, float64(free)/(1<<30)), nil
+	free, total := st.Bavail*uint64(st.Bsize), st.Blocks*uint64(st.Bsize)
+	msg := fmt.Sprintf("%s %s: %.1f GiB free of %.1f GiB", what, dir, float64(free)/(1<<30), float64(total)/(1<<30))
+	if nearlyFull(free, total) {
+		return "", fmt.Errorf("%s: nearly full (a worker's log, a model or the state file may not be written)", msg)
+	}
+	return msg, nil
+}
+
+// nearlyFull is under 256 MiB, or under 2 % of the file system, free.
+func nearlyFull(free, total uint64) bool {
+	return free < 256<<20 || (total > 0 && free*50 < total)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/workerproc"
+	"golang.org/x/sys/unix"
 )
 
 // Jobs is the module.
@@ -226,7 +227,25 @@ func (m *Jobs) announce(subject string, w *spawned) {
 }
 
 func workerEvent(w *spawned) wire.WorkerEvent {
-	return wire.WorkerEvent{PID: w.pid, Group: "llm", Instance: strconv.Itoa(w.port), Model: w.model}
+	return wire.WorkerEvent{PID: w.pid, Group: "llm", Instance: strconv.Itoa(w.port), Model: w.model, Exit: exitOf(w)}
+}
+
+// exitOf is how w ended: nil while it runs, and for a worker adopted from
+// an earlier run of the hive, whose status went to its new parent.
+func exitOf(w *spawned) *wire.WorkerExit {
+	select {
+	case <-w.exited:
+	default:
+		return nil
+	}
+	if w.adopted || w.statusErr != nil {
+		return nil
+	}
+	if w.status.Signaled() {
+		return &wire.WorkerExit{Signal: unix.SignalName(w.status.Signal())}
+	}
+	code := w.status.ExitStatus()
+	return &wire.WorkerExit{Code: &code}
 }
 
 // dispatch runs one operation.

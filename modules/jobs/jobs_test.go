@@ -213,7 +213,10 @@ func TestHiveCheckFailsWithoutCollector(t *testing.T) {
 	capsResponder(t, h)
 	id, _ := h.create(t, `{"operation":"hive_check"}`)
 	evs := h.events(t, id, 20*time.Second)
-	if e := endOf(evs); e != "[ERROR] hive check: 1 of 5 checks failed" || !strings.Contains(allText(evs), "❌ no collector tick") {
+	// Bus, tick, capabilities, and the worker, model, log and state
+	// directories' free space: the tick alone fails.
+	if e := endOf(evs); e != "[ERROR] hive check: 1 of 7 checks failed" || !strings.Contains(allText(evs), "❌ no collector tick") ||
+		!strings.Contains(allText(evs), "worker log dir") || !strings.Contains(allText(evs), "state dir") {
 		t.Fatalf("end %q:\n%s", e, allText(evs))
 	}
 }

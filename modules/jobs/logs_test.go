@@ -34,3 +34,14 @@ func TestRotateLog(t *testing.T) {
 		t.Fatal("rotated within the bound")
 	}
 }
+
+func TestNearlyFull(t *testing.T) {
+	for _, tc := range []struct {
+		free, total uint64
+		want        bool
+	}{{100 << 20, 1 << 40, true}, {10 << 30, 1 << 40, true}, {30 << 30, 1 << 40, false}, {1 << 30, 2 << 30, false}, {0, 0, true}} {
+		if got := nearlyFull(tc.free, tc.total); got != tc.want {
+			t.Errorf("nearlyFull(%d, %d) = %v", tc.free, tc.total, got)
+		}
+	}
+}

@@ -80,6 +80,14 @@ function renderNode(ev) {
   }
 }
 
+// stateText is a worker's state as shown: how an exited worker ended.
+function stateText(w) {
+  const s = w.state || "—";
+  if (w.exit && w.exit.signal) return s + " (" + w.exit.signal + ")";
+  if (w.exit && w.exit.code !== undefined) return s + " (code " + w.exit.code + ")";
+  return s;
+}
+
 function render(ev) {
   const now = Date.now();
   renderNode(ev);
@@ -101,6 +109,8 @@ function render(ev) {
     tr.dataset.pid = w.pid;
     cell(tr, "Model", w.model || "—");
     cell(tr, "Instance", w.group + "/" + w.instance);
+    const st = cell(tr, "State", stateText(w));
+    st.className = "state " + (w.state || "");
     cell(tr, "PID", String(w.pid), true);
     cell(tr, "CPU %", w.cpu_pct.toFixed(1), true);
     cell(tr, "RSS", fmtBytes(w.rss_mb), true);
@@ -119,7 +129,7 @@ function render(ev) {
     const tr = document.createElement("tr");
     tr.className = "empty";
     const td = cell(tr, "", "no workers on this hive");
-    td.colSpan = 11;
+    td.colSpan = 12;
     rows.appendChild(tr);
   }
 }

@@ -1,0 +1,192 @@
+package collector
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rbee/hive/bus/wire"
+)
+
+// ReadinessConfig configures the probes of workers' health endpoints.
+type ReadinessConfig struct {
+	// Path is what is asked of every worker with a port, at
+	// http://127.0.0.1:<port><Path>; "" turns probing off (every worker
+	// is then "running"). llama.cpp's server, vLLM and TGI answer
+	// /health.
+	Path string
+	// Timeout bounds each probe; UnresponsiveAfter is how long a worker
+	// that answered before may fail before it is "unresponsive".
+	Timeout           time.Duration
+	UnresponsiveAfter time.Duration
+}
+
+// maxProbes bounds the probes in flight at once.
+const maxProbes = 32
+
+// prober asks every worker with a port for its health, once per tick, on
+// its own goroutine and concurrently, each probe under a short deadline:
+// the tick only reads the latest answers (state), never waits for one.
+type prober struct {
+	cfg     ReadinessConfig
+	client  *http.Client
+	log     *slog.Logger
+	now     func() time.Time
+	changes *prometheus.CounterVec // state changes, by the new state
+	kick    chan struct{}
+
+	mu      sync.Mutex
+	targets map[int32]int // pid -> port, from the last tick
+	probes  map[int32]*probeState
+}
+
+// probeState is what the probes learnt of one worker process.
+type probeState struct {
+	port         int
+	everOK       bool
+	lastOK       bool
+	failingSince time.Time
+	shown        string // the state the last event reported
+}
+
+func newProber(cfg ReadinessConfig, log *slog.Logger, changes *prometheus.CounterVec) *prober {
+	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, kick: make(chan struct{}, 1),
+		targets: map[int32]int{}, probes: map[int32]*probeState{},
+		client: &http.Client{
+			Timeout: cfg.Timeout,
+			// A worker's health that redirects is not healthy; the hive goes
+			// nowhere a redirect points, and no proxy sits between it and a
+			// process on its own loopback.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
+		}}
+}
+
+// portOf is a worker's port from its instance, 0 when it has none.
+func portOf(instance string) int {
+	p, err := strconv.Atoi(instance)
+	if err != nil || p < 1 || p > 65535 {
+		return 0
+	}
+	return p
+}
+
+// observe sets each worker's state from the probes so far, logs and
+// counts each change, and makes the workers with a port the next round's
+// targets. It is the tick's only contact with the prober.
+func (p *prober) observe(ws []wire.ProcessStats) {
+	now := p.now()
+	p.mu.Lock()
+	clear(p.targets)
+	for i := range ws {
+		w := &ws[i]
+		port := portOf(w.Instance)
+		if p.cfg.Path == "" || port == 0 {
+			w.State = wire.WorkerRunning
+			continue
+		}
+		pid := int32(w.PID)
+		p.targets[pid] = port
+		ps := p.probes[pid]
+		if ps == nil || ps.port != port {
+			ps = &probeState{port: port}
+			p.probes[pid] = ps
+		}
+		switch {
+		case !ps.everOK:
+			w.State = wire.WorkerStarting
+		case ps.lastOK || now.Sub(ps.failingSince) < p.cfg.UnresponsiveAfter:
+			w.State = wire.WorkerReady
+		default:
+			w.State = wire.WorkerUnresponsive
+		}
+		if ps.shown != w.State {
+			if ps.shown != "" || w.State != wire.WorkerStarting {
+				p.log.Info("worker state", "pid", w.PID, "instance", w.Instance, "from", ps.shown, "to", w.State)
+			}
+			p.changes.WithLabelValues(w.State).Inc()
+			ps.shown = w.State
+		}
+	}
+	for pid := range p.probes {
+		if _, ok := p.targets[pid]; !ok {
+			delete(p.probes, pid)
+		}
+	}
+	n := len(p.targets)
+	p.mu.Unlock()
+	if n > 0 {
+		select {
+		case p.kick <- struct{}{}:
+		default: // a round is still running: the next tick asks again
+		}
+	}
+}
+
+// run probes the targets after each tick until ctx ends.
+func (p *prober) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+			p.round(ctx)
+		}
+	}
+}
+
+func (p *prober) round(ctx context.Context) {
+	p.mu.Lock()
+	targets := make(map[int32]int, len(p.targets))
+	for pid, port := range p.targets {
+		targets[pid] = port
+	}
+	p.mu.Unlock()
+	sem := make(chan struct{}, maxProbes)
+	var wg sync.WaitGroup
+	for pid, port := range targets {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ok := p.probe(ctx, port)
+			p.record(pid, port, ok)
+		})
+	}
+	wg.Wait()
+}
+
+// probe reports whether the worker's health endpoint answered 2xx in time.
+func (p *prober) probe(ctx context.Context, port int) bool {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(port)+p.cfg.Path, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // reuse the connection
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 300
+}
+
+func (p *prober) record(pid int32, port int, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ps := p.probes[pid]
+	if ps == nil || ps.port != port {
+		return // gone, or another process, since the round began
+	}
+	if !ok && (ps.lastOK || ps.failingSince.IsZero()) {
+		ps.failingSince = p.now()
+	}
+	ps.lastOK = ok
+	ps.everOK = ps.everOK || ok
+}

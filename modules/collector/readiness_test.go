@@ -1,0 +1,91 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rbee/hive/bus/wire"
+)
+
+// A worker is starting until its health answers, ready while it does (and
+// for UnresponsiveAfter after it stops), unresponsive then; one without a
+// port is running. Each change is counted once.
+func TestProberStates(t *testing.T) {
+	var healthy atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" || !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	changes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"state"})
+	p := newProber(ReadinessConfig{Path: "/health", Timeout: time.Second, UnresponsiveAfter: 10 * time.Second}, slog.New(slog.DiscardHandler), changes)
+	now := time.Unix(1000, 0)
+	p.now = func() time.Time { return now }
+	ws := func() []wire.ProcessStats {
+		return []wire.ProcessStats{{PID: 10, Instance: port}, {PID: 11, Instance: "not-a-port"}}
+	}
+	step := func(want string) {
+		t.Helper()
+		w := ws()
+		p.observe(w)
+		if w[0].State != want || w[1].State != wire.WorkerRunning {
+			t.Fatalf("states %q, %q; want %q, running", w[0].State, w[1].State, want)
+		}
+		p.round(context.Background())
+	}
+	step(wire.WorkerStarting)
+	step(wire.WorkerStarting) // the server said 503: not yet
+	healthy.Store(true)
+	p.round(context.Background())
+	step(wire.WorkerReady)
+	healthy.Store(false)
+	p.round(context.Background())
+	now = now.Add(9 * time.Second)
+	step(wire.WorkerReady) // failing for less than UnresponsiveAfter
+	now = now.Add(2 * time.Second)
+	step(wire.WorkerUnresponsive)
+	healthy.Store(true)
+	p.round(context.Background())
+	step(wire.WorkerReady)
+	for state, n := range map[string]float64{wire.WorkerStarting: 1, wire.WorkerReady: 2, wire.WorkerUnresponsive: 1, wire.WorkerRunning: 0} {
+		if got := testutil.ToFloat64(changes.WithLabelValues(state)); got != n {
+			t.Errorf("changes to %s: %v, want %v", state, got, n)
+		}
+	}
+}
+
+// A probe that does not answer in time fails without holding the round up
+// past its timeout.
+func TestProbeDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepts, never answers
+		}
+	}()
+	p := newProber(ReadinessConfig{Path: "/health", Timeout: 200 * time.Millisecond}, slog.New(slog.DiscardHandler),
+		prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"state"}))
+	if p.probe(context.Background(), ln.Addr().(*net.TCPAddr).Port) {
+		t.Fatal("a silent worker was healthy")
+	}
+}
