@@ -33,6 +33,7 @@ type config struct {
 	Listen           string
 	APITokenFile     string
 	CORSOrigins      string
+	TLSAllowedSANs   string
 	PprofListen      string
 	NATSPasswordFile string
 	WorkerMatch      string // [exe:|cmdline:]REGEXP, for the collector and jobs
@@ -122,6 +123,14 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 	return &c, nil
 }
 
+// scheme is how the HTTP listener is reached: https with a certificate.
+func (c *config) scheme() string {
+	if c.HTTP.TLS.CertFile != "" {
+		return "https"
+	}
+	return "http"
+}
+
 // urlsCarryPassword reports whether any of the comma-separated URLs has a
 // password in its user info.
 func urlsCarryPassword(list string) bool {
@@ -163,6 +172,21 @@ func (c *config) smiSource() (nvsmi.Runner, bool, error) {
 // validate checks the settings that belong to cmd/hive, then every
 // module's configuration as serve would build it, with the module's own
 // Validate.
+// privateKeyFile refuses a TLS key that group or others may read.
+func privateKeyFile(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", flag, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("--%s %s has mode %04o: group and others must have no access (chmod 600 %s)", flag, path, st.Mode().Perm(), path)
+	}
+	return nil
+}
+
 func (c *config) validate() error {
 	var errs []error
 	if c.Port < 0 || c.Port > 65535 {
@@ -175,6 +199,9 @@ func (c *config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if err := privateKeyFile("tls-key-file", c.HTTP.TLS.KeyFile); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NATS.Observers.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("--nats-max-conns %d must be at least 1", c.NATS.Observers.MaxConns))

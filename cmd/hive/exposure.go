@@ -22,6 +22,10 @@ func warnExposure(cfg *config, log *slog.Logger) {
 		log.Info("remote control is off until an API token is set (HIVE_API_TOKEN or --api-token-file): jobs, DELETE, shutdown and Queen changes are accepted from loopback only",
 			"listen", cfg.httpListen())
 	}
+	if cfg.apiToken != "" && cfg.HTTP.TLS.CertFile == "" && !loopbackAddr(cfg.httpListen()) {
+		log.Warn("the API token travels in clear HTTP beyond loopback: anyone on the path can read it and control this hive (set --tls-cert-file and --tls-key-file)",
+			"listen", cfg.httpListen())
+	}
 	if cfg.NATS.Listen != "" && cfg.NATS.ObserverUser == "" && !loopbackAddr(cfg.NATS.Listen) {
 		log.Warn("NATS listens beyond loopback without credentials: anyone who reaches it can read telemetry (set --nats-user and --nats-password-file)",
 			"nats_listen", cfg.NATS.Listen)

@@ -44,6 +44,14 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m.gateway.Listen = c.httpListen()
 	m.gateway.HiveID = c.HiveID
 	m.gateway.Token = c.apiToken
+	for _, n := range strings.Split(c.TLSAllowedSANs, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			m.gateway.TLS.ClientAllowedSANs = append(m.gateway.TLS.ClientAllowedSANs, n)
+		}
+	}
+	if m.gateway.TLS.ClientCAFile == "" {
+		m.gateway.TLS.ClientAuth = "" // request is the default only with a CA
+	}
 	m.gateway.Hosts = []string{info.Hostname}
 	if h, err := os.Hostname(); err == nil {
 		m.gateway.Hosts = append(m.gateway.Hosts, h)
@@ -56,6 +64,10 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	}
 
 	m.discovery.Hive = info
+	if t := m.gateway.TLS; t.CertFile != "" {
+		m.discovery.HiveTLS = true
+		m.discovery.ClientCertFile, m.discovery.ClientKeyFile = t.CertFile, t.KeyFile
+	}
 
 	j := &m.jobs
 	j.HiveID = c.HiveID

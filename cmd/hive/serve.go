@@ -50,7 +50,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		if cfg.ReadyFile == "" {
 			return
 		}
-		if err := writeReadyFile(cfg.ReadyFile, gw.Addr(), b.ClientURL()); err != nil {
+		if err := writeReadyFile(cfg.ReadyFile, cfg.scheme(), gw.Addr(), b.ClientURL()); err != nil {
 			log.Warn("ready file", "path", cfg.ReadyFile, "err", err)
 		}
 	}
@@ -129,7 +129,7 @@ type readyFile struct {
 
 // writeReadyFile writes the ready file whole (a reader never sees half of
 // it).
-func writeReadyFile(path string, httpAddr net.Addr, natsURL string) error {
+func writeReadyFile(path, scheme string, httpAddr net.Addr, natsURL string) error {
 	host, port, err := net.SplitHostPort(httpAddr.String())
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func writeReadyFile(path string, httpAddr net.Addr, natsURL string) error {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1" // listening on every address: loopback is one
 	}
-	b, err := json.Marshal(readyFile{PID: os.Getpid(), HTTP: "http://" + net.JoinHostPort(host, port), NATS: natsURL})
+	b, err := json.Marshal(readyFile{PID: os.Getpid(), HTTP: scheme + "://" + net.JoinHostPort(host, port), NATS: natsURL})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ var groups = []group{
 		{"ready-file", "ready-file", true}}},
 	{"http", "HTTP and access", []key{{"port", "port", false}, {"listen", "listen", false}, {"api-token-file", "api-token-file", false},
 		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", true}}},
+	{"tls", "TLS (HTTPS, client certificates)", []key{{"tls-cert-file", "cert-file", false}, {"tls-key-file", "key-file", false},
+		{"tls-client-ca-file", "client-ca-file", false}, {"tls-client-auth", "client-auth", false},
+		{"tls-client-allowed-sans", "client-allowed-sans", false}, {"queen-ca-file", "queen-ca-file", false}}},
 	{"queen", "Queen", []key{{"queen-url", "url", false}, {"queen-api", "api", false}, {"queen-allow", "allow", false},
 		{"advertise-url", "advertise-url", false}, {"discovery-retry", "discovery-retry", true}}},
 	{"nats", "NATS and hub", []key{{"nats-listen", "listen", false}, {"nats-user", "user", false},
@@ -106,6 +109,12 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.APITokenFile, "api-token-file", "", "file holding the API bearer token (mode 0600 or stricter); or set HIVE_API_TOKEN")
 	fs.StringVar(&c.HTTP.Access, "access", c.HTTP.Access, "token: a token guards reads and control (without one, control from loopback only); open-reads: reads need no token; open: no token, control from anywhere (unsafe)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", strings.Join(c.HTTP.CORSOrigins, ","), `origins whose pages may read the streams, capabilities and health (comma-separated; "*" any, "" none); never state-changing routes`)
+	fs.StringVar(&c.HTTP.TLS.CertFile, "tls-cert-file", "", "PEM certificate (with its chain) to serve HTTPS on the listener; read again when it changes")
+	fs.StringVar(&c.HTTP.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file (mode 0600 or stricter)")
+	fs.StringVar(&c.HTTP.TLS.ClientCAFile, "tls-client-ca-file", "", "PEM CA that client certificates must verify against; a verified one authorises as the API token does")
+	fs.StringVar(&c.HTTP.TLS.ClientAuth, "tls-client-auth", gateway.ClientAuthRequest, "with --tls-client-ca-file: none, request (verify when sent) or require")
+	fs.StringVar(&c.TLSAllowedSANs, "tls-client-allowed-sans", "", "client certificate names allowed (comma-separated DNS names, IPs, URIs, e-mails or common names); \"\" = any the CA signed")
+	fs.StringVar(&c.Queen.QueenCAFile, "queen-ca-file", "", "PEM CA that an https:// Queen's certificate must verify against (default: the system's roots); the hive shows --tls-cert-file to a Queen that asks for a client certificate")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", `loopback HOST:PORT serving /debug/pprof/ (profiling; "" = off)`)
 
 	fs.StringVar(&c.Queen.QueenURL, "queen-url", c.Queen.QueenURL, `Queen base URL; "" = standalone`)

@@ -25,12 +25,17 @@ func AdvertiseHost(queenURL, advertiseURL, advertiseHost string) string {
 	return firstInterfaceAddr()
 }
 
-// HiveURL is the base URL the Queen subscribes to.
-func HiveURL(queenURL, advertiseURL, advertiseHost string, port int) string {
+// HiveURL is the base URL the Queen subscribes to: https:// when the hive
+// serves TLS.
+func HiveURL(queenURL, advertiseURL, advertiseHost string, port int, tls bool) string {
 	if advertiseURL != "" {
 		return advertiseURL
 	}
-	return "http://" + net.JoinHostPort(AdvertiseHost(queenURL, "", advertiseHost), strconv.Itoa(port))
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(AdvertiseHost(queenURL, "", advertiseHost), strconv.Itoa(port))
 }
 
 // outboundHost returns the local address the kernel would use toward the

@@ -29,6 +29,14 @@ type Config struct {
 	Hive          wire.HiveInfo
 	AdvertiseURL  string
 	AdvertiseHost string
+	// HiveTLS says the hive serves HTTPS: the URL it advertises is
+	// https:// (an AdvertiseURL is used as given).
+	HiveTLS bool
+	// QueenCAFile verifies an https:// Queen instead of the system's
+	// roots; ClientCertFile and ClientKeyFile are the certificate the
+	// hive shows a Queen that asks for one (read again when they change).
+	QueenCAFile                   string
+	ClientCertFile, ClientKeyFile string
 	// Delays are the waits before each discovery attempt.
 	Delays []time.Duration
 	// Jitter is the +- fraction applied to every wait.

@@ -80,6 +80,10 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		return nil, err
 	}
 	allow, _ := cfg.allowList() // checked by Validate
+	transport, err := cfg.transport(log)
+	if err != nil {
+		return nil, err
+	}
 	d := &Discovery{
 		cfg:    cfg,
 		bus:    b,
@@ -91,6 +95,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 			// Never follow a redirect: a "Queen" answering 307 to
 			// /v1/shutdown or to an internal URL must get nothing more.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport:     transport,
 		},
 		latest: make(chan event, 1),
 		urls:   make(chan string, 8),

@@ -477,13 +477,16 @@ func TestReadyModeBody(t *testing.T) {
 }
 
 func TestHiveURLAdvertised(t *testing.T) {
-	if got := HiveURL("http://127.0.0.1:7833", "", "", 7835); got != "http://127.0.0.1:7835" {
+	if got := HiveURL("http://127.0.0.1:7833", "", "", 7835, false); got != "http://127.0.0.1:7835" {
 		t.Errorf("loopback Queen: %s", got)
 	}
-	if got := HiveURL("http://q:7833", "", "10.9.8.7", 7835); got != "http://10.9.8.7:7835" {
+	if got := HiveURL("http://q:7833", "", "10.9.8.7", 7835, true); got != "https://10.9.8.7:7835" {
+		t.Errorf("a TLS hive advertises %q", got)
+	}
+	if got := HiveURL("http://q:7833", "", "10.9.8.7", 7835, false); got != "http://10.9.8.7:7835" {
 		t.Errorf("advertise host: %s", got)
 	}
-	if got := HiveURL("http://q:7833", "https://hive.example", "x", 7835); got != "https://hive.example" {
+	if got := HiveURL("http://q:7833", "https://hive.example", "x", 7835, true); got != "https://hive.example" {
 		t.Errorf("advertise url: %s", got)
 	}
 	// A Queen off the loopback (here: this host's own interface address,

@@ -70,7 +70,7 @@ func (d *Discovery) attempt(ctx context.Context, queen string) error {
 	if d.cfg.API == APIReady {
 		body := wire.HiveReady{
 			HiveID:  d.cfg.Hive.ID,
-			HiveURL: HiveURL(queen, d.cfg.AdvertiseURL, d.cfg.AdvertiseHost, int(d.cfg.Hive.Port)),
+			HiveURL: HiveURL(queen, d.cfg.AdvertiseURL, d.cfg.AdvertiseHost, int(d.cfg.Hive.Port), d.cfg.HiveTLS),
 		}
 		_, err := d.post(ctx, wire.JoinURL(queen, "/v1/hive/ready"), body)
 		return err

@@ -39,14 +39,18 @@ func (g *Gateway) check(c *gin.Context, a access) denial {
 	if a == public {
 		return denial{}
 	}
+	certOK := g.clientCertOK(c.Request)
 	if a == control {
 		if d := crossSite(c.Request); d.status != 0 {
 			return d
 		}
-		if g.token == nil && !g.ownHost(c.Request.Host) {
+		if g.token == nil && !certOK && !g.ownHost(c.Request.Host) {
 			return denial{http.StatusForbidden, "Host " + strconv.Quote(text.Truncate(c.Request.Host, 80)) +
 				" is not this hive's name: without an API token, control requests must address an IP, localhost or the hive's host name (DNS rebinding)"}
 		}
+	}
+	if certOK {
+		return denial{} // a verified client certificate authorises as the token does
 	}
 	if g.token != nil {
 		if a == read && g.cfg.Access == AccessOpenReads {

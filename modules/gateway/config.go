@@ -58,6 +58,9 @@ type Config struct {
 	// ShutdownTimeout bounds the HTTP server's graceful shutdown.
 	ShutdownTimeout time.Duration
 
+	// TLS, when its certificate is set, serves HTTPS.
+	TLS TLSConfig
+
 	// Metrics is what GET /metrics serves: the hive's one registry, which
 	// every module registers its own series with. nil serves an empty one.
 	Metrics prometheus.Gatherer
@@ -130,6 +133,9 @@ func (c Config) Validate() error {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("gateway: %s %v must be positive", name, v))
 		}
+	}
+	if err := c.TLS.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BodyTimeout < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("gateway: body timeout %v too short (min 100ms)", c.BodyTimeout))

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/internal/text"
+	"github.com/rbee/hive/internal/tlsfiles"
 )
 
 // Gateway is the HTTP module.
@@ -31,11 +33,12 @@ type Gateway struct {
 	// token is the SHA-256 of Config.Token, nil without one.
 	token []byte
 
-	denied      atomic.Uint64  // requests refused by access checks
-	shed        atomic.Uint64  // connections refused past a cap
-	streamsShed atomic.Uint64  // streams refused at their client's stream share
-	liveDropped atomic.Uint64  // live job events a slow stream missed (recovered from the replay)
-	jobStreams  sync.WaitGroup // job streams' handlers, which outlive net/http's Shutdown (hijacked)
+	denied      atomic.Uint64                 // requests refused by access checks
+	shed        atomic.Uint64                 // connections refused past a cap
+	streamsShed atomic.Uint64                 // streams refused at their client's stream share
+	certs       atomic.Pointer[tlsfiles.Pair] // the served pair, with TLS
+	liveDropped atomic.Uint64                 // live job events a slow stream missed (recovered from the replay)
+	jobStreams  sync.WaitGroup                // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
 
 	ready    chan struct{}
@@ -131,12 +134,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	close(g.ready)
-	g.log.Info("gateway listening", "addr", g.addr.String(), "auth", g.authMode(),
+	g.log.Info("gateway listening", "addr", g.addr.String(), "tls", g.cfg.TLS.enabled(), "auth", g.authMode(),
 		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
 
 	g.fanout.start()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the pair comes from GetCertificate
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	serveErr := g.keepAliveUntil(ctx, errc)
 	// Telemetry streams are the fan-out's, not the server's (their
 	// connections are hijacked): both end within the one budget, the
@@ -167,7 +176,9 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 	g.ln = ln
 	g.addr = ln.Addr()
 	srv := &http.Server{
-		Handler:           g.router(nc),
+		Handler: g.router(nc),
+		// HTTP/1.1 only over TLS too: streams hijack their connection.
+		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -176,6 +187,15 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 		// No WriteTimeout: it would cut every SSE stream. Streams set a
 		// deadline per write instead. No ReadTimeout either, for the same
 		// reason: bodies are read under their own deadline (readBody).
+	}
+	if g.cfg.TLS.enabled() {
+		tcfg, pair, err := g.cfg.TLS.serverTLS(g.log)
+		if err != nil {
+			_ = raw.Close()
+			return nil, nil, err
+		}
+		srv.TLSConfig = tcfg
+		g.certs.Store(pair)
 	}
 	var stopOnce sync.Once
 	srv.RegisterOnShutdown(func() { stopOnce.Do(func() { close(g.stopping) }) })
@@ -258,7 +278,8 @@ type connKey struct{}
 // client whose streams are at their cap can still ask /health, scrape or
 // stop a job.
 func (g *Gateway) streamSlot(c *gin.Context) {
-	tc, ok := c.Request.Context().Value(connKey{}).(*trackedConn)
+	nc, _ := c.Request.Context().Value(connKey{}).(net.Conn)
+	tc, ok := trackedOf(nc)
 	if !ok {
 		return // not through the listener (an in-process test's recorder)
 	}
@@ -272,6 +293,12 @@ func (g *Gateway) streamSlot(c *gin.Context) {
 // authMode names the access policy for the startup log.
 func (g *Gateway) authMode() string {
 	switch {
+	case g.cfg.TLS.ClientAuth == ClientAuthRequire && g.token != nil:
+		return "client certificate required, and the token"
+	case g.cfg.TLS.ClientCAFile != "" && g.cfg.TLS.ClientAuth != ClientAuthNone && g.token != nil:
+		return "token or client certificate"
+	case g.cfg.TLS.ClientCAFile != "" && g.cfg.TLS.ClientAuth != ClientAuthNone:
+		return "client certificate (control without one: loopback only)"
 	case g.token != nil && g.cfg.Access == AccessOpenReads:
 		return "token (reads open)"
 	case g.token != nil:

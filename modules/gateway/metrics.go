@@ -13,6 +13,25 @@ import (
 // register exports the counters the gateway keeps as it goes: a scrape
 // reads them and costs the same with ten SSE clients or ten thousand.
 func (g *Gateway) register(reg prometheus.Registerer) error {
+	if g.cfg.TLS.enabled() {
+		err := metric.Register(reg,
+			metric.Gauge("hive_tls_cert_expiry_timestamp_seconds", "When the HTTPS certificate served now ends, Unix seconds.", func() float64 {
+				if p := g.certs.Load(); p != nil {
+					return float64(p.NotAfter().Unix())
+				}
+				return 0
+			}),
+			metric.Counter("hive_tls_cert_reload_errors_total", "Changed certificate files that did not load (the previous pair kept).", func() uint64 {
+				if p := g.certs.Load(); p != nil {
+					_, errs := p.Stats()
+					return errs
+				}
+				return 0
+			}))
+		if err != nil {
+			return err
+		}
+	}
 	return metric.Register(reg,
 		metric.Gauge("hive_sse_subscribers", "Clients on the telemetry SSE stream.", func() float64 { return float64(g.fanout.numClients()) }),
 		metric.Counter("hive_sse_events_dropped_total", "Events not delivered to an SSE client that was too slow.", g.fanout.dropped.Load),

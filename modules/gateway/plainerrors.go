@@ -15,7 +15,22 @@ import (
 // body of the errors it writes on its own (net/http server.go).
 var plainErrHeaders = []byte("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
 
+// httpToHTTPS is what net/http answers a plain HTTP request on a TLS
+// port, straight to the socket.
+const httpToHTTPS = "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+var httpToHTTPSJSON = func() []byte {
+	j, _ := json.Marshal(apiError{Error: "this port speaks HTTPS: use https:// (plain HTTP is refused)"})
+	return append([]byte("HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(j))+"\r\n\r\n"), j...)
+}()
+
 func (c *trackedConn) Write(b []byte) (int, error) {
+	if string(b) == httpToHTTPS {
+		if _, err := c.Conn.Write(httpToHTTPSJSON); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
 	if j, ok := jsonServerError(b); ok {
 		if _, err := c.Conn.Write(j); err != nil {
 			return 0, err
