@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,14 @@ type Config struct {
 	// without credentials is the (read-only) observer.
 	ObserverUser     string
 	ObserverPassword string
+	// TLS, when set, is required of external clients on Listen (in-process
+	// connections need none); with RequireAndVerifyClientCert they must
+	// show a certificate its ClientCAs verify. Its GetCertificate may
+	// serve a pair that changes (internal/tlsfiles): no restart.
+	TLS *tls.Config
+	// HubTLS, when set, makes the leafnode to the hub TLS: RootCAs verify
+	// the hub, GetClientCertificate answers a hub that asks for one.
+	HubTLS *tls.Config
 }
 
 // ObserverLimits bound external NATS clients so that none can slow the

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -155,9 +156,17 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 		}
 		opts.Host, opts.Port = host, port
 	}
+	if cfg.TLS != nil {
+		opts.TLSConfig, opts.TLS, opts.TLSTimeout = cfg.TLS, true, 2
+		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+	}
 	if cfg.Hub != "" {
 		if err := addHub(opts, acc, cfg.Hub, cfg.HubReconnect, exports); err != nil {
 			return nil, err
+		}
+		if cfg.HubTLS != nil {
+			r := opts.LeafNode.Remotes[0]
+			r.TLS, r.TLSConfig, r.TLSTimeout = true, cfg.HubTLS, 2
 		}
 	}
 	return opts, nil

@@ -34,6 +34,9 @@ type config struct {
 	APITokenFile     string
 	CORSOrigins      string
 	TLSAllowedSANs   string
+	// NATSTLS is the edge listener's TLS, HubTLS the leafnode's.
+	NATSTLS struct{ cert, key, clientCA string }
+	HubTLS  struct{ ca, cert, key string }
 	PprofListen      string
 	NATSPasswordFile string
 	WorkerMatch      string // [exe:|cmdline:]REGEXP, for the collector and jobs
@@ -200,8 +203,16 @@ func (c *config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}
-	if err := privateKeyFile("tls-key-file", c.HTTP.TLS.KeyFile); err != nil {
-		errs = append(errs, err)
+	for flag, path := range map[string]string{"tls-key-file": c.HTTP.TLS.KeyFile, "nats-tls-key-file": c.NATSTLS.key, "nats-hub-key-file": c.HubTLS.key} {
+		if err := privateKeyFile(flag, path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if (c.NATSTLS.cert == "") != (c.NATSTLS.key == "") || (c.NATSTLS.clientCA != "" && c.NATSTLS.cert == "") {
+		errs = append(errs, errors.New("--nats-tls-cert-file and --nats-tls-key-file go together, and a client CA needs them"))
+	}
+	if (c.HubTLS.cert == "") != (c.HubTLS.key == "") {
+		errs = append(errs, errors.New("--nats-hub-cert-file and --nats-hub-key-file go together"))
 	}
 	if c.NATS.Observers.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("--nats-max-conns %d must be at least 1", c.NATS.Observers.MaxConns))

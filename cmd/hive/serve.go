@@ -25,6 +25,10 @@ import (
 func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	host := discovery.AdvertiseHost(cfg.Queen.QueenURL, cfg.Queen.AdvertiseURL, cfg.Queen.AdvertiseHost)
 	mc := cfg.modules(wire.HiveInfo{ID: cfg.HiveID, Hostname: host, Port: uint16(cfg.Port), Version: version})
+	var err error
+	if mc.bus.TLS, mc.bus.HubTLS, err = natsTLS(cfg, log); err != nil {
+		return err
+	}
 	b, err := bus.Start(mc.bus, log)
 	if err != nil {
 		return err

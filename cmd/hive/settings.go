@@ -44,7 +44,10 @@ var groups = []group{
 		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", true}}},
 	{"tls", "TLS (HTTPS, client certificates)", []key{{"tls-cert-file", "cert-file", false}, {"tls-key-file", "key-file", false},
 		{"tls-client-ca-file", "client-ca-file", false}, {"tls-client-auth", "client-auth", false},
-		{"tls-client-allowed-sans", "client-allowed-sans", false}, {"queen-ca-file", "queen-ca-file", false}}},
+		{"tls-client-allowed-sans", "client-allowed-sans", false}, {"queen-ca-file", "queen-ca-file", false},
+		{"nats-tls-cert-file", "nats-cert-file", false}, {"nats-tls-key-file", "nats-key-file", false},
+		{"nats-tls-client-ca-file", "nats-client-ca-file", false}, {"nats-hub-ca-file", "nats-hub-ca-file", false},
+		{"nats-hub-cert-file", "nats-hub-cert-file", false}, {"nats-hub-key-file", "nats-hub-key-file", false}}},
 	{"queen", "Queen", []key{{"queen-url", "url", false}, {"queen-api", "api", false}, {"queen-allow", "allow", false},
 		{"advertise-url", "advertise-url", false}, {"discovery-retry", "discovery-retry", true}}},
 	{"nats", "NATS and hub", []key{{"nats-listen", "listen", false}, {"nats-user", "user", false},
@@ -115,6 +118,12 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.HTTP.TLS.ClientAuth, "tls-client-auth", gateway.ClientAuthRequest, "with --tls-client-ca-file: none, request (verify when sent) or require")
 	fs.StringVar(&c.TLSAllowedSANs, "tls-client-allowed-sans", "", "client certificate names allowed (comma-separated DNS names, IPs, URIs, e-mails or common names); \"\" = any the CA signed")
 	fs.StringVar(&c.Queen.QueenCAFile, "queen-ca-file", "", "PEM CA that an https:// Queen's certificate must verify against (default: the system's roots); the hive shows --tls-cert-file to a Queen that asks for a client certificate")
+	fs.StringVar(&c.NATSTLS.cert, "nats-tls-cert-file", "", "PEM certificate: external NATS clients must use TLS (in-process modules need none); read again when it changes")
+	fs.StringVar(&c.NATSTLS.key, "nats-tls-key-file", "", "its key (mode 0600 or stricter)")
+	fs.StringVar(&c.NATSTLS.clientCA, "nats-tls-client-ca-file", "", "PEM CA: external NATS clients must show a certificate it verifies")
+	fs.StringVar(&c.HubTLS.ca, "nats-hub-ca-file", "", "PEM CA the hub's leafnode certificate must verify against: the leafnode is TLS (default: plain unless the URL is tls://)")
+	fs.StringVar(&c.HubTLS.cert, "nats-hub-cert-file", "", "client certificate for a hub that asks for one; read again when it changes")
+	fs.StringVar(&c.HubTLS.key, "nats-hub-key-file", "", "its key (mode 0600 or stricter)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", `loopback HOST:PORT serving /debug/pprof/ (profiling; "" = off)`)
 
 	fs.StringVar(&c.Queen.QueenURL, "queen-url", c.Queen.QueenURL, `Queen base URL; "" = standalone`)

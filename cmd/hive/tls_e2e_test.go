@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -18,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/client"
 	"github.com/rbee/hive/internal/tlsfiles/tlstest"
 )
 
@@ -150,6 +154,13 @@ func TestHTTPS(t *testing.T) {
 		t.Errorf("hive_tls_cert_expiry_timestamp_seconds = %v (%v)", v, ok)
 	}
 
+	// hive watch over HTTPS, with the CA and the token from the environment.
+	w := exec.Command(hiveBin, "watch", "--once", "--url", h.httpBase, "--ca-file", f.caFile)
+	w.Env = append(w.Environ(), "HIVE_API_TOKEN="+e2eToken)
+	if out, err := w.CombinedOutput(); err != nil || !strings.Contains(string(out), "HIVE") {
+		t.Errorf("hive watch over HTTPS: %v\n%s", err, out)
+	}
+
 	// An outside client: curl with the CA, then with the Queen's
 	// certificate for a job.
 	if _, err := exec.LookPath("curl"); err != nil {
@@ -224,5 +235,45 @@ func (s *tlsStream) event(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event over TLS in 10 s")
+	}
+}
+
+// The NATS edge over TLS: the real nats CLI with --tlsca reads telemetry,
+// a plaintext client is refused, and with a client CA a client without a
+// certificate is refused too.
+func TestNATSEdgeOverTLS(t *testing.T) {
+	natsCLI, err := exec.LookPath("nats")
+	if err != nil {
+		t.Skip("nats CLI not on PATH (make tools installs it into bin/)")
+	}
+	f := newTLSFixture(t)
+	h := startHive(t, "--nats-tls-cert-file", f.certFile, "--nats-tls-key-file", f.keyFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, natsCLI, "--server", h.natsURL, "--tlsca", f.caFile, "sub", wire.SubjectTelemetry, "--count", "1", "--raw").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"type":"telemetry"`) {
+		t.Fatalf("nats sub over TLS: %v\n%s", err, out)
+	}
+	if nc, err := nats.Connect(h.natsURL, nats.NoReconnect(), nats.Timeout(3*time.Second)); err == nil {
+		nc.Close()
+		t.Error("a plaintext NATS client connected to the TLS edge")
+	}
+
+	h2 := startHive(t, "--nats-tls-cert-file", f.certFile, "--nats-tls-key-file", f.keyFile, "--nats-tls-client-ca-file", f.caFile)
+	tc, _ := client.TLSConfig(f.caFile, "", "")
+	if nc, err := nats.Connect(h2.natsURL, nats.Secure(tc), nats.NoReconnect(), nats.Timeout(3*time.Second)); err == nil {
+		nc.Close()
+		t.Error("a client without a certificate connected to an mTLS edge")
+	}
+	crt, key := f.ca.Issue(t, tlstest.Opts{Names: []string{"dash.test"}, Client: true}).Files(t, f.dir, "dash")
+	tc, _ = client.TLSConfig(f.caFile, crt, key)
+	nc, err := nats.Connect(h2.natsURL, nats.Secure(tc), nats.NoReconnect(), nats.Timeout(3*time.Second))
+	if err != nil {
+		t.Fatalf("a client with a certificate: %v", err)
+	}
+	defer nc.Close()
+	sub, _ := nc.SubscribeSync(wire.SubjectTelemetry)
+	if _, err := sub.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("telemetry over mTLS: %v", err)
 	}
 }

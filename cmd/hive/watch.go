@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	neturl "net/url"
 	"os"
 	"os/signal"
@@ -38,6 +39,9 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 3*time.Second, "with --nats --once: how long to gather hives")
 	tokenFile := fs.String("token-file", "", "file holding the API token (mode 0600 or stricter); or set HIVE_API_TOKEN")
 	badToken := fs.String("token", "", "refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
+	caFile := fs.String("ca-file", "", "PEM CA that an https:// hive's or a tls:// NATS server's certificate must verify against")
+	certFile := fs.String("cert-file", "", "client certificate (PEM) for a hive or NATS server that asks for one")
+	keyFile := fs.String("key-file", "", "its key")
 	history := fs.Duration("history", 0, "with --nats at a hub cluster and --hive: print that hive's kept telemetry of this long ago up to now, one JSON event per line, and exit")
 	hive := fs.String("hive", "", "with --history: the hive id")
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +51,18 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "hive watch:", err)
 		return 2
+	}
+	var httpc *http.Client
+	if *caFile != "" || *certFile != "" {
+		tc, err := client.TLSConfig(*caFile, *certFile, *keyFile)
+		if err == nil {
+			httpc, err = client.HTTPSClient(*caFile, *certFile, *keyFile)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "hive watch:", err)
+			return 2
+		}
+		natsOpts = append(natsOpts, nats.Secure(tc))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -76,7 +92,7 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	} else {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		s := &client.Stream{URL: *url, Token: token, OnConnect: func(err error) {
+		s := &client.Stream{URL: *url, Token: token, HTTPClient: httpc, OnConnect: func(err error) {
 			if err != nil {
 				fmt.Fprintln(stderr, "hive watch:", text.Printable(err.Error()), "(reconnecting)")
 			}
