@@ -26,17 +26,17 @@ import (
 // Jobs); the fields here are the settings that belong to cmd/hive or that
 // several modules share. settings.go lays them out in groups.
 type config struct {
-	HiveID           string
-	LogFormat        string
-	LogLevel         string
-	Port             int
-	Listen           string
-	APITokenFile     string
-	CORSOrigins      string
-	TLSAllowedSANs   string
+	HiveID         string
+	LogFormat      string
+	LogLevel       string
+	Port           int
+	Listen         string
+	APITokenFile   string
+	CORSOrigins    string
+	TLSAllowedSANs string
 	// NATSTLS is the edge listener's TLS, HubTLS the leafnode's.
-	NATSTLS struct{ cert, key, clientCA string }
-	HubTLS  struct{ ca, cert, key string }
+	NATSTLS          struct{ cert, key, clientCA string }
+	HubTLS           struct{ ca, cert, key string }
 	PprofListen      string
 	NATSPasswordFile string
 	WorkerMatch      string // [exe:|cmdline:]REGEXP, for the collector and jobs
