@@ -12,6 +12,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"flag"
 	"fmt"
@@ -37,7 +39,17 @@ func main() {
 	publishURL := flag.String("publish-url", "", "Centrifugo: its HTTP API publish URL; the generator publishes one ~2 KB event a second")
 	apiKey := flag.String("api-key", "", "Centrifugo: the HTTP API key")
 	jwtSecret := flag.String("jwt-secret", "", "Centrifugo: HMAC secret for the clients' connection token (channel hive)")
+	caFile := flag.String("ca-file", "", "PEM CA of an https:// server")
 	flag.Parse()
+	if *caFile != "" {
+		b, err := os.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		roots = x509.NewCertPool()
+		roots.AppendCertsFromPEM(b)
+	}
 	if *jwtSecret != "" {
 		*url += "?cf_connect=" + neturl.QueryEscape(`{"token":"`+token(*jwtSecret)+`"}`)
 	}
@@ -77,6 +89,9 @@ func main() {
 		*name, *clients, ok, delivery, (c1-c0)/r.t1.Sub(r.t0).Seconds()*100, rssMiB(*pid), q(0.5), q(0.99))
 }
 
+// roots verifies an https:// server (-ca-file); nil is the system's.
+var roots *x509.CertPool
+
 // recorder keeps what the clients received inside the window [t0, t1).
 type recorder struct {
 	mu        sync.Mutex
@@ -88,7 +103,8 @@ type recorder struct {
 
 // connect opens n SSE clients to url and returns how many connected.
 func (r *recorder) connect(ctx context.Context, url string, n int) int {
-	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
 	hc := &http.Client{Transport: tr}
 	connected := make(chan bool, n)
 	for range n {
