@@ -19,7 +19,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -72,6 +72,13 @@ bench: ## benchmarks; results go in docs/BENCHMARKS.md
 # hive CPU, floor CPU, their ratio and the tick jitter an SSE client sees.
 WORKERS ?= 100,1000
 WINDOW  ?= 30s
+# An idle hive's CPU and wake-ups with one SSE client and one NATS
+# subscriber, idle and with 10 workers, against the floor collector.
+IDLE_WINDOW ?= 40
+bench-idle: build tools ## idle hive CPU and context switches vs the floor; IDLE_WINDOW=40 (s)
+	$(GO) build -trimpath -o $(BIN)/floorcollector ./bench/floorcollector
+	bash bench/idle.sh $(IDLE_WINDOW)
+
 bench-collector: build ## collector CPU vs the floor program; WORKERS=100,1000 WINDOW=30s
 	$(GO) build -trimpath -o $(BIN)/floorcollector ./bench/floorcollector
 	$(GO) run ./bench/collector -hive $(BIN)/hive -floor $(BIN)/floorcollector -workers $(WORKERS) -window $(WINDOW)

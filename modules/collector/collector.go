@@ -314,6 +314,10 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 // work, under ctx's deadline; the snapshot arrives on the channel.
 func (c *Collector) sampleGPU(ctx context.Context) <-chan gpuTick {
 	done := make(chan gpuTick, 1)
+	if _, none := c.cfg.GPU.(NoGPU); none {
+		done <- gpuTick{} // no goroutine to wake on a host without GPUs
+		return done
+	}
 	go func() {
 		snap, err := c.cfg.GPU.Sample(ctx)
 		c.noteGPUErr(err)

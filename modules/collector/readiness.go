@@ -51,8 +51,15 @@ type probeState struct {
 	everOK       bool
 	lastOK       bool
 	failingSince time.Time
-	shown        string // the state the last event reported
+	next         time.Time // not asked again before, while it answers
+	shown        string    // the state the last event reported
 }
+
+// steadyProbe is how often a worker that answers is asked again; one not
+// yet ready, or failing, is asked after every tick. A ready worker that
+// stops answering is seen within this, well inside UnresponsiveAfter,
+// and an idle host with a few servers is not woken for each every second.
+const steadyProbe = 5 * time.Second
 
 func newProber(cfg ReadinessConfig, log *slog.Logger, changes *prometheus.CounterVec) *prober {
 	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, kick: make(chan struct{}, 1),
@@ -118,9 +125,14 @@ func (p *prober) observe(ws []wire.ProcessStats) {
 			delete(p.probes, pid)
 		}
 	}
-	n := len(p.targets)
+	due := 0
+	for pid := range p.targets {
+		if ps := p.probes[pid]; !ps.lastOK || !now.Before(ps.next) {
+			due++
+		}
+	}
 	p.mu.Unlock()
-	if n > 0 {
+	if due > 0 {
 		select {
 		case p.kick <- struct{}{}:
 		default: // a round is still running: the next tick asks again
@@ -141,10 +153,13 @@ func (p *prober) run(ctx context.Context) {
 }
 
 func (p *prober) round(ctx context.Context) {
+	now := p.now()
 	p.mu.Lock()
 	targets := make(map[int32]int, len(p.targets))
 	for pid, port := range p.targets {
-		targets[pid] = port
+		if ps := p.probes[pid]; ps == nil || !ps.lastOK || !now.Before(ps.next) {
+			targets[pid] = port
+		}
 	}
 	p.mu.Unlock()
 	sem := make(chan struct{}, maxProbes)
@@ -184,8 +199,12 @@ func (p *prober) record(pid int32, port int, ok bool) {
 	if ps == nil || ps.port != port {
 		return // gone, or another process, since the round began
 	}
+	now := p.now()
 	if !ok && (ps.lastOK || ps.failingSince.IsZero()) {
-		ps.failingSince = p.now()
+		ps.failingSince = now
+	}
+	if ok {
+		ps.next = now.Add(steadyProbe)
 	}
 	ps.lastOK = ok
 	ps.everOK = ps.everOK || ok

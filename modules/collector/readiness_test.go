@@ -20,7 +20,9 @@ import (
 // port is running. Each change is counted once.
 func TestProberStates(t *testing.T) {
 	var healthy atomic.Bool
+	var asked atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
 		if r.URL.Path != "/health" || !healthy.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -50,7 +52,14 @@ func TestProberStates(t *testing.T) {
 	healthy.Store(true)
 	p.round(context.Background())
 	step(wire.WorkerReady)
+	// A ready worker is asked again only after steadyProbe.
+	n := asked.Load()
+	p.round(context.Background())
+	if asked.Load() != n {
+		t.Error("a ready worker was asked again within steadyProbe")
+	}
 	healthy.Store(false)
+	now = now.Add(steadyProbe)
 	p.round(context.Background())
 	now = now.Add(9 * time.Second)
 	step(wire.WorkerReady) // failing for less than UnresponsiveAfter

@@ -81,7 +81,9 @@ func (h *fanout) publish(event string, payload []byte) {
 	h.published.Add(1)
 	h.lastAt.Store(time.Now().UnixNano())
 	for _, s := range h.shards {
-		s.poke()
+		if s.n.Load() > 0 {
+			s.poke()
+		}
 	}
 }
 
@@ -96,8 +98,10 @@ func (h *fanout) keepAlive(quiet time.Duration) bool {
 	}
 	h.lastAt.Store(time.Now().UnixNano())
 	for _, s := range h.shards {
-		s.keepAlive.Store(true)
-		s.poke()
+		if s.n.Load() > 0 {
+			s.keepAlive.Store(true)
+			s.poke()
+		}
 	}
 	return true
 }

@@ -15,6 +15,10 @@ type shard struct {
 	done      chan struct{} // closed by fanout.close
 	ended     chan struct{} // closed when run returns
 	keepAlive atomic.Bool
+	// n is len(clients), read without the lock: a shard without clients
+	// is not woken for an event (a client that joins later gets what it
+	// missed as its backlog, under the fan-out's lock).
+	n atomic.Int32
 
 	// Owned by run.
 	sent    uint64 // the last frame written
@@ -97,6 +101,7 @@ func (s *shard) add(c *stream) {
 	s.mu.Lock()
 	c.shard, c.idx = s, len(s.clients)
 	s.clients = append(s.clients, c)
+	s.n.Store(int32(len(s.clients)))
 	s.mu.Unlock()
 }
 
@@ -112,6 +117,7 @@ func (s *shard) remove(c *stream) {
 	s.clients[c.idx].idx = c.idx
 	s.clients[last] = nil
 	s.clients = s.clients[:last]
+	s.n.Store(int32(len(s.clients)))
 	c.idx = -1
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -121,20 +123,34 @@ func (p *procManager) reap() []*spawned {
 }
 
 // reapLoop reaps until ctx ends, calling onExit for each exited worker.
+// A child's exit is a SIGCHLD, so an idle hive sleeps here: no timer wakes
+// it 20 times a second. The slow sweep covers what sends no SIGCHLD to
+// this process (workers adopted from an earlier run, whose parent is now
+// init) and a signal that coalesced with another. SIGCHLD is not a
+// lifecycle signal (cmd owns those): being told of it changes nothing in
+// how children are reaped, here or by os/exec.
 func (p *procManager) reapLoop(ctx context.Context, onExit func(*spawned)) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	defer signal.Stop(chld)
+	sweep := time.NewTicker(reapSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			for _, w := range p.reap() {
-				onExit(w)
-			}
+		case <-chld:
+		case <-sweep.C:
+		}
+		for _, w := range p.reap() {
+			onExit(w)
 		}
 	}
 }
+
+// reapSweep is how often reapLoop looks without being told: how late an
+// adopted worker's exit may be seen.
+const reapSweep = 2 * time.Second
 
 // stop ends w and everything it started: its process group, its cgroup
 // and its descendants get SIGTERM; once the main process is gone and
