@@ -49,8 +49,16 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	sd := newNotifier(os.LookupEnv, log)
+	defer sd.close()
+	if err := sd.watch(ctx, b, cfg.HiveID); err != nil {
+		return err
+	}
+	stopNotify := context.AfterFunc(ctx, func() { sd.send("STOPPING=1") })
+	defer stopNotify()
 	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", mc.gateway.Listen, "advertise_host", host, "version", version)
 	ready := func() {
+		sd.send("READY=1")
 		if cfg.ReadyFile == "" {
 			return
 		}
