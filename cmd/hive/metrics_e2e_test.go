@@ -44,7 +44,7 @@ func TestMetricsOfARealWorker(t *testing.T) {
 	var first float64
 	bustest.WaitFor(t, 10*time.Second, func() error {
 		_, body, _ := httpGet(t, h.httpBase+"/metrics")
-		v, ok := metricValue(body, "hive_worker_cpu_seconds_total", pid, `model="tinyllama"`, `instance="9321"`)
+		v, ok := metricValue(body, "hive_worker_cpu_seconds_total", pid, `model="tinyllama"`, `worker_instance="9321"`)
 		if !ok || v <= 0 {
 			return fmt.Errorf("no CPU series of the worker yet")
 		}

@@ -24,7 +24,10 @@ type workerCounter struct {
 	gpuMemoryBytes            uint64
 }
 
-var workerLabels = []string{"group", "instance", "model", "pid"}
+// workerLabels name a worker's series. The telemetry's instance is
+// worker_instance here: Prometheus puts its own instance label on every
+// target, and a scraped "instance" would be stored as exported_instance.
+var workerLabels = []string{"group", "worker_instance", "model", "pid"}
 
 func workerDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, workerLabels, nil)

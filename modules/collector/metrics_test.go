@@ -52,7 +52,7 @@ func TestCollectorMetrics(t *testing.T) {
 	pid := p.Process.Pid
 	b, _ := json.Marshal(wire.WorkerEvent{PID: pid, Group: "llm", Instance: "9402", Model: "phi-3"})
 	_ = h.pub.Publish(wire.SubjectWorkersStarted, b)
-	labels := `{group="llm",instance="9402",model="phi-3",pid="` + strconv.Itoa(pid) + `"}`
+	labels := `{group="llm",model="phi-3",pid="` + strconv.Itoa(pid) + `",worker_instance="9402"}`
 	bustest.WaitFor(t, 10*time.Second, func() error {
 		got := h.gathered(t)
 		if !strings.Contains(got, "hive_worker_cpu_seconds_total"+labels) || strings.Contains(got, "hive_worker_cpu_seconds_total"+labels+" 0\n") {
