@@ -211,7 +211,7 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 	c.noteHealth(health, node.GPUs)
 	s := tickSample{workers: workers, node: node, health: health}
 	c.publish(nc, status, s, at)
-	c.metrics.setWorkers(counters)
+	c.metrics.setWorkers(counters, workers)
 	c.metrics.setGPUs(node.GPUs, health)
 	c.metrics.tick.Observe(time.Since(start).Seconds())
 	return s

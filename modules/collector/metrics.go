@@ -63,6 +63,7 @@ type metrics struct {
 	stateChanges  *prometheus.CounterVec // workers' state changes, by the new state
 
 	mu     sync.Mutex
+	states map[string]int  // the last tick's workers by state
 	latest []workerCounter // the last tick's workers
 	gpus   []wire.NodeGPU  // the last tick's GPUs
 	health wire.HealthStatus
@@ -130,11 +131,17 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) setWorkers(ws []workerCounter) {
+func (m *metrics) setWorkers(ws []workerCounter, stats []wire.ProcessStats) {
+	states := map[string]int{}
+	for _, w := range stats {
+		states[w.State]++
+	}
 	m.mu.Lock()
-	m.latest = ws
+	m.latest, m.states = ws, states
 	m.mu.Unlock()
 }
+
+var workersByState = prometheus.NewDesc("hive_workers", "Workers in the last event, by state (starting, ready, unresponsive, running, exited).", []string{"state"}, nil)
 
 // workerSeries are the per-worker series, built at scrape time from the
 // latest tick only: a worker that is gone is gone from the next scrape.
@@ -142,7 +149,7 @@ type workerSeries metrics
 
 // Describe implements prometheus.Collector.
 func (s *workerSeries) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart} {
+	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart, workersByState} {
 		ch <- d
 	}
 }
@@ -150,8 +157,13 @@ func (s *workerSeries) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (s *workerSeries) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
-	latest := s.latest
+	latest, states := s.latest, s.states
 	s.mu.Unlock()
+	// Every state, zero too: an alert on unresponsive workers needs the
+	// series to exist while there are none.
+	for _, st := range []string{wire.WorkerStarting, wire.WorkerReady, wire.WorkerUnresponsive, wire.WorkerRunning, wire.WorkerExited} {
+		ch <- prometheus.MustNewConstMetric(workersByState, prometheus.GaugeValue, float64(states[st]), st)
+	}
 	for _, w := range latest {
 		lv := []string{w.group, w.instance, w.model, strconv.FormatUint(uint64(w.pid), 10)}
 		ch <- prometheus.MustNewConstMetric(workerCPU, prometheus.CounterValue, w.cpuSeconds, lv...)
