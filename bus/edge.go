@@ -3,6 +3,7 @@ package bus
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -149,6 +151,9 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 		// timeout; binding first fails at once with the real error.
 		if port > 0 {
 			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("bus: listen %s: the port is in use (another hive?): move NATS with --nats-listen (\"\" for none)", cfg.Listen)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("bus: listen %s: %w", cfg.Listen, err)
 			}

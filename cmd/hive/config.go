@@ -104,7 +104,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 		// standalone mode as --queen-url "" does.
 		if v, ok := lookupEnv(envName(f.Name)); ok && !commandFlags[f.Name] {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+				errs = append(errs, fmt.Errorf("%s=%q: %w (want %s)", envName(f.Name), v, err, wantOf(f)))
 			}
 		}
 	})
@@ -124,6 +124,23 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 		return nil, err
 	}
 	return &c, nil
+}
+
+// wantOf says what a flag takes, for an error about a bad value.
+func wantOf(f *flag.Flag) string {
+	switch f.Value.(type) {
+	case interface{ IsBoolFlag() bool }:
+		return "true or false"
+	}
+	switch fmt.Sprintf("%T", f.Value) {
+	case "*flag.intValue", "*flag.uintValue", "*flag.int64Value", "*flag.uint64Value":
+		return "a whole number"
+	case "*flag.durationValue":
+		return "a duration such as 500ms, 10s or 1m"
+	case "*flag.float64Value":
+		return "a number"
+	}
+	return "a value as for --" + f.Name
 }
 
 // scheme is how the HTTP listener is reached: https with a certificate.

@@ -233,7 +233,7 @@ func TestPortInUse(t *testing.T) {
 	cmd := exec.Command(hiveBin, "--port", port, "--nats-listen", "", "--queen-url", "", "--cgroup-root", "")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "address already in use") {
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "the port is in use") || !strings.Contains(string(out), "--port or --listen") || strings.Contains(string(out), "gateway: gateway:") {
 		t.Fatalf("second hive on port %s: %v\n%s", port, err, out)
 	}
 }

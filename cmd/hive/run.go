@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -53,7 +54,11 @@ func runStages(ctx context.Context, log *slog.Logger, stopTimeout time.Duration,
 	}
 	var firstErr error
 	fail := func(r result) {
-		firstErr = fmt.Errorf("%s: %w", r.name, r.err)
+		// Module errors name their module already ("gateway: listen ...").
+		firstErr = r.err
+		if !strings.HasPrefix(r.err.Error(), r.name+": ") {
+			firstErr = fmt.Errorf("%s: %w", r.name, r.err)
+		}
 		log.Error("module failed, shutting down", "module", r.name, "err", r.err)
 	}
 	started := true

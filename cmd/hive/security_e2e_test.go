@@ -379,7 +379,7 @@ func TestAttackSmallOnes(t *testing.T) {
 	var stderr strings.Builder
 	start := time.Now()
 	code = run([]string{"--port", "0", "--nats-listen", used, "--queen-url", "", "--cgroup-root", ""}, io.Discard, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), "address already in use") {
+	if code != 1 || !strings.Contains(stderr.String(), "the port is in use") || !strings.Contains(stderr.String(), "--nats-listen") {
 		t.Fatalf("busy NATS port: exit %d\n%s", code, stderr.String())
 	}
 	t.Logf("busy NATS port reported after %v", time.Since(start))

@@ -56,9 +56,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	stopNotify := context.AfterFunc(ctx, func() { sd.send("STOPPING=1") })
 	defer stopNotify()
-	log.Info("hive starting", "hive_id", cfg.HiveID, "listen", mc.gateway.Listen, "advertise_host", host, "version", version)
+	if cfg.Queen.QueenURL == "" {
+		log.Info("hive starting", "hive_id", cfg.HiveID, "version", version)
+	} else {
+		log.Info("hive starting", "hive_id", cfg.HiveID, "advertise_host", host, "version", version)
+	}
 	ready := func() {
 		sd.send("READY=1")
+		base := baseURL(cfg.scheme(), gw.Addr())
+		log.Info("hive serving: open the dashboard at "+base+"/", "stream", base+"/v1/heartbeats/stream", "metrics", base+"/metrics", "listen", gw.ListenAddr())
 		if cfg.ReadyFile == "" {
 			return
 		}
@@ -130,6 +136,19 @@ func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) (
 	}, gw, nil
 }
 
+// baseURL is where this machine reaches the HTTP listener: loopback when
+// it listens on every address.
+func baseURL(scheme string, addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
 // readyFile is what the hive writes to its ready file once every module
 // serves: where to reach it. Tests and supervisors start it on port 0 and
 // read the bound addresses here, rather than from a log line.
@@ -142,14 +161,7 @@ type readyFile struct {
 // writeReadyFile writes the ready file whole (a reader never sees half of
 // it).
 func writeReadyFile(path, scheme string, httpAddr net.Addr, natsURL string) error {
-	host, port, err := net.SplitHostPort(httpAddr.String())
-	if err != nil {
-		return err
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1" // listening on every address: loopback is one
-	}
-	b, err := json.Marshal(readyFile{PID: os.Getpid(), HTTP: scheme + "://" + net.JoinHostPort(host, port), NATS: natsURL})
+	b, err := json.Marshal(readyFile{PID: os.Getpid(), HTTP: baseURL(scheme, httpAddr), NATS: natsURL})
 	if err != nil {
 		return err
 	}

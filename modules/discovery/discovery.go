@@ -181,7 +181,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 		}(cur)
 	}
 	if d.cfg.QueenURL == "" && d.allow.empty() {
-		d.log.Info("standalone: no Queen URL, and no --queen-allow: /capabilities?queen_url= cannot start discovery")
+		d.log.Info("standalone: no Queen is configured, so this hive reports to none (its stream, metrics and dashboard still serve); join one with --queen-url http://QUEEN:7833 or HIVE_QUEEN_URL")
 	} else if d.cfg.QueenURL == "" {
 		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=", "allowed", d.allow.String())
 	} else {

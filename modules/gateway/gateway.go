@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -107,6 +108,18 @@ func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 // Addr is the bound address. Only valid after Ready.
 func (g *Gateway) Addr() net.Addr { return g.addr }
 
+// ListenAddr is the bound address as configured: its host as given (a
+// listener on 0.0.0.0 reports [::], which says the same less plainly),
+// its port as bound. Only valid after Ready.
+func (g *Gateway) ListenAddr() string {
+	host, _, err := net.SplitHostPort(g.cfg.Listen)
+	_, port, err2 := net.SplitHostPort(g.addr.String())
+	if err != nil || err2 != nil {
+		return g.addr.String()
+	}
+	return net.JoinHostPort(host, port)
+}
+
 // Run subscribes to telemetry, listens and serves until ctx ends, then ends every stream and shuts the server down.
 func (g *Gateway) Run(ctx context.Context) error {
 	nc, err := g.bus.Connect("gateway")
@@ -134,7 +147,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	close(g.ready)
-	g.log.Info("gateway listening", "addr", g.addr.String(), "tls", g.cfg.TLS.enabled(), "auth", g.authMode(),
+	g.log.Info("gateway listening", "addr", g.ListenAddr(), "tls", g.cfg.TLS.enabled(), "auth", g.authMode(),
 		"max_conns", g.cfg.MaxConns, "max_conns_per_ip", g.cfg.MaxConnsPerIP)
 
 	g.fanout.start()
@@ -169,6 +182,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 // server; its Shutdown closes g.stopping, which ends the job streams.
 func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 	raw, err := net.Listen("tcp", g.cfg.Listen)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, nil, fmt.Errorf("gateway: listen %s: the port is in use (another hive?): move this one with --port or --listen", g.cfg.Listen)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
 	}
