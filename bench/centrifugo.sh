@@ -8,7 +8,7 @@ bin=$1 clients=$2 window=$3 cert=${4:-} key=${5:-} ca=${6:-}
 dir=$(mktemp -d)
 scheme=http tls=""
 if [ -n "$cert" ]; then
-  scheme=https tls=", \"tls\": {\"enabled\": true, \"cert_pem_file\": \"$cert\", \"key_pem_file\": \"$key\"}"
+  scheme=https tls=", \"tls\": {\"enabled\": true, \"cert_pem\": \"$cert\", \"key_pem\": \"$key\"}"
 fi
 cat > "$dir/config.json" <<JSON
 {
