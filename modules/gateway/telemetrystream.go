@@ -47,8 +47,18 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 		notes = append(notes, note)
 	}
 	// subscribe counted the stream's two goroutines: this one, which
-	// drains, and the reader.
-	go st.read()
+	// drains, and the reader. A stream its shard cannot write to directly
+	// (TLS: each connection encrypts its own records) is drained for good
+	// by a goroutine of its own, and has no reader: this handler returns
+	// and net/http lets go of its buffers, and a hang-up is seen by the
+	// next write (an event a second, a keep-alive at most every 15 s).
+	// That keeps a TLS stream to one small goroutine and its tls.Conn.
+	tlsPath := st.raw == nil
+	if tlsPath {
+		g.fanout.streams.Done()
+	} else {
+		go st.read()
+	}
 
 	// The head, the retry hint, any notes and the backlog go out in one
 	// write. The hint and notes have no blank line of their own: they
@@ -69,5 +79,9 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 	}
 	// Events published since subscribe are queued; drain sends them and
 	// hands the stream to its shard.
+	if tlsPath {
+		go st.drain()
+		return
+	}
 	st.drain()
 }
