@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -34,6 +35,10 @@ type config struct {
 	APITokenFile   string
 	CORSOrigins    string
 	TLSAllowedSANs string
+	// args are the command line the config came from, read again on
+	// SIGHUP; logLevel is the level a reload may change.
+	args     []string
+	logLevel *slog.LevelVar
 	// NATSTLS is the edge listener's TLS, HubTLS the leafnode's.
 	NATSTLS          struct{ cert, key, clientCA string }
 	HubTLS           struct{ ca, cert, key string }

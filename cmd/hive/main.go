@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "hive %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0
 	}
+	cfg.args, cfg.logLevel = args, new(slog.LevelVar)
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -97,12 +98,19 @@ func printConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// newLogger logs at cfg.LogLevel, through cfg.logLevel when set so that a
+// reload (SIGHUP) can change it.
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		lvl = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	var leveler slog.Leveler = lvl
+	if cfg.logLevel != nil {
+		cfg.logLevel.Set(lvl)
+		leveler = cfg.logLevel
+	}
+	opts := &slog.HandlerOptions{Level: leveler}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

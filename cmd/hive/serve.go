@@ -56,6 +56,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	stopNotify := context.AfterFunc(ctx, func() { sd.send("STOPPING=1") })
 	defer stopNotify()
+	reloadOnHUP(ctx, cfg, gw, log)
 	if cfg.Queen.QueenURL == "" {
 		log.Info("hive starting", "hive_id", cfg.HiveID, "version", version)
 	} else {

@@ -3,6 +3,8 @@ package gateway
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -98,7 +100,28 @@ func (g *Gateway) bearerOK(r *http.Request) bool {
 		return false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(sum[:], g.token) == 1
+	want := g.tokenSum.Load()
+	return want != nil && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+}
+
+// SetToken replaces the API token while the gateway runs (a reload):
+// requests from then on need the new one. A hive started without a token
+// keeps its access mode until restarted: adding or removing the token
+// changes what loopback and remote clients may do.
+func (g *Gateway) SetToken(tok string) error {
+	switch {
+	case g.token == nil && tok != "":
+		return errors.New("gateway: an API token cannot be added to a running hive started without one: restart it")
+	case g.token != nil && tok == "":
+		return errors.New("gateway: the API token cannot be removed from a running hive: restart it")
+	case g.token == nil:
+		return nil
+	case len(tok) < MinTokenLen:
+		return fmt.Errorf("gateway: API token shorter than %d characters", MinTokenLen)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	g.tokenSum.Store(&sum)
+	return nil
 }
 
 // fromLoopback reports whether the TCP peer is a loopback address: the

@@ -31,15 +31,17 @@ type Gateway struct {
 	bus    *bus.Bus
 	log    *slog.Logger
 	fanout *fanout
-	// token is the SHA-256 of Config.Token, nil without one.
+	// token is the SHA-256 of Config.Token at start, nil without one: it
+	// fixes the access mode; tokenSum is the token requests need now.
 	token []byte
 
-	denied      atomic.Uint64                 // requests refused by access checks
-	shed        atomic.Uint64                 // connections refused past a cap
-	streamsShed atomic.Uint64                 // streams refused at their client's stream share
-	certs       atomic.Pointer[tlsfiles.Pair] // the served pair, with TLS
-	liveDropped atomic.Uint64                 // live job events a slow stream missed (recovered from the replay)
-	jobStreams  sync.WaitGroup                // job streams' handlers, which outlive net/http's Shutdown (hijacked)
+	denied      atomic.Uint64                     // requests refused by access checks
+	shed        atomic.Uint64                     // connections refused past a cap
+	streamsShed atomic.Uint64                     // streams refused at their client's stream share
+	certs       atomic.Pointer[tlsfiles.Pair]     // the served pair, with TLS
+	tokenSum    atomic.Pointer[[sha256.Size]byte] // the token now; SetToken replaces it
+	liveDropped atomic.Uint64                     // live job events a slow stream missed (recovered from the replay)
+	jobStreams  sync.WaitGroup                    // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
 
 	ready    chan struct{}
@@ -77,9 +79,10 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		return nil, err
 	}
 	var token []byte
+	var tokenSum *[sha256.Size]byte
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
-		token = sum[:]
+		token, tokenSum = sum[:], &sum
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
@@ -96,6 +99,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
 	}
+	g.tokenSum.Store(tokenSum)
 	if err := g.register(reg); err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
