@@ -107,7 +107,9 @@ function render(ev) {
     history.set(key, pts);
     const tr = document.createElement("tr");
     tr.dataset.pid = w.pid;
-    cell(tr, "Model", w.model || "—");
+    const m = cell(tr, "Model", w.model || "—");
+    m.className = "model";
+    m.title = w.model || "";
     cell(tr, "Instance", w.group + "/" + w.instance);
     const st = cell(tr, "State", stateText(w));
     st.className = "state " + (w.state || "");
@@ -116,7 +118,7 @@ function render(ev) {
     cell(tr, "RSS", fmtBytes(w.rss_mb), true);
     cell(tr, "Read", fmtRate(w.io_r_mb_s), true);
     cell(tr, "Write", fmtRate(w.io_w_mb_s), true);
-    cell(tr, "GPU %", w.gpu_util_pct.toFixed(0), true);
+    cell(tr, "GPU %", w.total_vram_mb ? w.gpu_util_pct.toFixed(0) : "—", true);
     cell(tr, "VRAM", w.total_vram_mb ? fmtBytes(w.vram_mb) + " / " + fmtBytes(w.total_vram_mb) : "—", true);
     cell(tr, "Uptime", fmtUptime(w.uptime_s), true);
     const canvas = document.createElement("canvas");
