@@ -246,7 +246,11 @@ func TestGPUHangKeepsTheTick(t *testing.T) {
 		return ev.HiveInfo.HealthStatus.Status == wire.HealthDegraded && strings.Contains(ev.HiveInfo.HealthStatus.Reason, "stale")
 	})
 	during := skipped(3)
-	if during > control {
+	// A tick stuck behind the 3 s call would skip two or three; a hung
+	// tick waits 0.8 s for the GPU by design, and on a starved machine the
+	// rest of that tick can push one tick past its slot. One is not a
+	// stall; two are, unless the control skipped as many.
+	if during >= 2 && during > control {
 		t.Errorf("%d ticks skipped during the hang, %d in the control", during, control)
 	}
 	t.Logf("during the hang: %d skipped ticks (control %d); %q", during, control, stale.HiveInfo.HealthStatus.Reason)
