@@ -2,10 +2,11 @@ package client
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
-	"os"
+
+	"github.com/rbee/hive/internal/tlsfiles"
 )
 
 // TLSConfig is the client side of an HTTPS hive or a TLS NATS server:
@@ -15,13 +16,9 @@ import (
 func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		b, err := os.ReadFile(caFile)
+		pool, err := tlsfiles.Pool(caFile)
 		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, errors.New("client: " + caFile + " holds no PEM certificate")
+			return nil, fmt.Errorf("client: %w", err)
 		}
 		cfg.RootCAs = pool
 	}
@@ -39,14 +36,10 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 }
 
 // HTTPSClient is an http.Client for Stream over HTTPS: no timeout (a stream
-// is long-lived), no redirect followed, TLS as TLSConfig makes it.
-func HTTPSClient(caFile, certFile, keyFile string) (*http.Client, error) {
-	cfg, err := TLSConfig(caFile, certFile, keyFile)
-	if err != nil {
-		return nil, err
-	}
+// is long-lived), no redirect followed, TLS as cfg (from TLSConfig) says.
+func HTTPSClient(cfg *tls.Config) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.TLSClientConfig = cfg
 	t.ForceAttemptHTTP2 = false // the hive's streams are HTTP/1.1
-	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -206,8 +206,8 @@ func privateKeyFile(flag, path string) error {
 	if err != nil {
 		return fmt.Errorf("--%s: %w", flag, err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("--%s %s has mode %04o: group and others must have no access (chmod 600 %s)", flag, path, st.Mode().Perm(), path)
+	if err := ownerOnly(path, st); err != nil {
+		return fmt.Errorf("--%s %w", flag, err)
 	}
 	return nil
 }

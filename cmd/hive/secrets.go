@@ -53,8 +53,8 @@ func readSecretFile(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s has mode %04o: group and others must have no access (chmod 600 %s)", path, st.Mode().Perm(), path)
+	if err := ownerOnly(path, st); err != nil {
+		return "", err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
@@ -65,4 +65,12 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// ownerOnly refuses a secret file that group or others may read.
+func ownerOnly(path string, st os.FileInfo) error {
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s has mode %04o: group and others must have no access (chmod 600 %s)", path, st.Mode().Perm(), path)
+	}
+	return nil
 }

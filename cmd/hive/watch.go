@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -55,13 +54,11 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	var httpc *http.Client
 	if *caFile != "" || *certFile != "" {
 		tc, err := client.TLSConfig(*caFile, *certFile, *keyFile)
-		if err == nil {
-			httpc, err = client.HTTPSClient(*caFile, *certFile, *keyFile)
-		}
 		if err != nil {
 			fmt.Fprintln(stderr, "hive watch:", err)
 			return 2
 		}
+		httpc = client.HTTPSClient(tc)
 		natsOpts = append(natsOpts, nats.Secure(tc))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -123,12 +120,8 @@ func watchCredentials(argToken, tokenFile, natsURL, natsUser, natsPwFile string)
 	if argToken != "" {
 		return "", nil, errors.New("--token is refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
 	}
-	for _, u := range strings.Split(natsURL, ",") {
-		if pu, err := neturl.Parse(strings.TrimSpace(u)); err == nil && pu.User != nil {
-			if _, has := pu.User.Password(); has {
-				return "", nil, errors.New("--nats carries a password, which ps shows: use --nats-user and --nats-password-file")
-			}
-		}
+	if urlsCarryPassword(natsURL) {
+		return "", nil, errors.New("--nats carries a password, which ps shows: use --nats-user and --nats-password-file")
 	}
 	if (natsUser == "") != (natsPwFile == "") {
 		return "", nil, errors.New("--nats-user and --nats-password-file go together")

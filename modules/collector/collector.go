@@ -240,7 +240,10 @@ func (c *Collector) withExits(ws []wire.ProcessStats) []wire.ProcessStats {
 		c.metrics.stateChanges.WithLabelValues(wire.WorkerExited).Inc()
 		c.log.Info("worker state", "pid", w.PID, "instance", w.Instance, "from", w.State, "to", wire.WorkerExited, "exit", exitString(ev.Exit))
 	}
-	c.last = make(map[uint32]wire.ProcessStats, len(ws))
+	if c.last == nil {
+		c.last = make(map[uint32]wire.ProcessStats, len(ws))
+	}
+	clear(c.last) // reused: a steady host allocates no map per tick
 	for _, w := range ws {
 		if w.State != wire.WorkerExited {
 			c.last[w.PID] = w

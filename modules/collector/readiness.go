@@ -61,6 +61,13 @@ type probeState struct {
 // and an idle host with a few servers is not woken for each every second.
 const steadyProbe = 5 * time.Second
 
+// due reports whether the worker is to be asked in the round after now: a
+// new one, one that failed or never answered, or a ready one whose
+// steadyProbe has passed.
+func (ps *probeState) due(now time.Time) bool {
+	return ps == nil || !ps.lastOK || !now.Before(ps.next)
+}
+
 func newProber(cfg ReadinessConfig, log *slog.Logger, changes *prometheus.CounterVec) *prober {
 	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, kick: make(chan struct{}, 1),
 		targets: map[int32]int{}, probes: map[int32]*probeState{},
@@ -127,7 +134,7 @@ func (p *prober) observe(ws []wire.ProcessStats) {
 	}
 	due := 0
 	for pid := range p.targets {
-		if ps := p.probes[pid]; !ps.lastOK || !now.Before(ps.next) {
+		if p.probes[pid].due(now) {
 			due++
 		}
 	}
@@ -157,7 +164,7 @@ func (p *prober) round(ctx context.Context) {
 	p.mu.Lock()
 	targets := make(map[int32]int, len(p.targets))
 	for pid, port := range p.targets {
-		if ps := p.probes[pid]; ps == nil || !ps.lastOK || !now.Before(ps.next) {
+		if p.probes[pid].due(now) {
 			targets[pid] = port
 		}
 	}

@@ -137,31 +137,16 @@ func fromLoopback(r *http.Request) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func loopbackHost(hostport string) bool {
-	h := hostport
-	if host, _, err := net.SplitHostPort(hostport); err == nil {
-		h = host
-	}
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(h, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
 // ownHost reports whether a Host header names this hive: an IP literal
-// (which no DNS answer can rebind), localhost, or one of Config.Hosts.
+// (which no DNS answer can rebind), localhost or a name under .localhost,
+// or one of Config.Hosts.
 func (g *Gateway) ownHost(hostport string) bool {
-	if loopbackHost(hostport) {
-		return true
-	}
 	h := hostport
 	if host, _, err := net.SplitHostPort(hostport); err == nil {
 		h = host
 	}
 	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if net.ParseIP(strings.Trim(h, "[]")) != nil {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || net.ParseIP(strings.Trim(h, "[]")) != nil {
 		return true
 	}
 	for _, n := range g.cfg.Hosts {

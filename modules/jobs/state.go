@@ -1,13 +1,11 @@
 package jobs
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // stateFile is what the hive remembers of the workers it spawned, so that
@@ -140,15 +138,7 @@ func (r *limitedReader) Read(b []byte) (int, error) {
 // 22, clock ticks since boot); alive is false for a process that is gone
 // or a zombie.
 func startTicks(pid int) (ticks uint64, alive bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+2:]))
+	f := statFields(pid)
 	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return 0, false
 	}

@@ -15,6 +15,22 @@ type procStat struct {
 	zombie          bool
 }
 
+// statFields are the fields of /proc/<pid>/stat after the command name,
+// which may itself hold spaces and ')': f[0] is the state, f[1] the
+// parent, f[2] the process group, f[19] the start time. nil when the
+// process is gone.
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return nil
+	}
+	return strings.Fields(string(b[i+2:]))
+}
+
 // readProcStats reads every process's parent and process group; a
 // process that goes while it reads is skipped.
 func readProcStats() []procStat {
@@ -28,16 +44,7 @@ func readProcStats() []procStat {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		f := strings.Fields(string(b[i+2:]))
+		f := statFields(pid)
 		if len(f) < 3 {
 			continue
 		}
