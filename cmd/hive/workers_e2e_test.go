@@ -199,12 +199,13 @@ func authGet(url string) *http.Request {
 }
 
 // Readiness: a spawned worker is starting, then ready once its /health
-// answers, unresponsive once it has failed for the configured time; one
+// answers (for 10 s: room for a starved machine's spawn and first
+// probes), unresponsive once it has failed for the configured time; one
 // killed with SIGKILL and one stopped through the API each get one last
 // event, "exited" with how they ended. The Queen's strict decode passes.
 func TestWorkerStates(t *testing.T) {
 	dir := t.TempDir()
-	for name, extra := range map[string]string{"llm-worker-rbee-cpu": "--healthy-for 4s", "llm-worker-rbee-metal": ""} {
+	for name, extra := range map[string]string{"llm-worker-rbee-cpu": "--healthy-for 10s", "llm-worker-rbee-metal": ""} {
 		body := "#!/bin/sh\nexec " + workerBin + " " + extra + " --cpu 0 --mem-mib 1 \"$@\"\n"
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
