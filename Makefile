@@ -155,7 +155,7 @@ images-gpu: dist ## rbee-hive-gpu:dev, for hosts with the NVIDIA container runti
 # the history stream). A file from before the hub cluster gets the ones it
 # lacks.
 HUB_SECRETS := HIVE_LEAF_PASSWORD HIVE_ROUTE_PASSWORD HIVE_HUB_ADMIN_PASSWORD HIVE_HUB_READER_PASSWORD
-compose-env: ## deployments/.env with random hub secrets (kept once made)
+compose-env: ## deployments/.env with random hub secrets, and deployments/secrets/ with a CA and every service's certificate (kept once made)
 	@umask 077; touch deployments/.env; for k in $(HUB_SECRETS); do \
 		if ! grep -q "^$$k=." deployments/.env; then \
 			sed -i "/^$$k=/d" deployments/.env; \
@@ -163,6 +163,7 @@ compose-env: ## deployments/.env with random hub secrets (kept once made)
 			echo "deployments/.env: generated $$k"; fi; done
 	@if grep -Eq '^HIVE_LEAF_PASSWORD=change-me$$' deployments/.env; then \
 		echo "deployments/.env: HIVE_LEAF_PASSWORD is the old default; delete the line to generate one"; exit 1; fi
+	@$(GO) run ./deployments/mkcerts -dir deployments/secrets
 
 compose-up: images compose-env ## a 3-node hub cluster with its history stream, and three hives with their demo workers
 	$(COMPOSE) -f $(COMPOSE_FILE) up -d

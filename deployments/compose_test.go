@@ -106,8 +106,8 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() err
 func firstSSEEvent(port string) (telemetry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/v1/heartbeats/stream", nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:"+port+"/v1/heartbeats/stream", nil)
+	resp, err := httpsClient().Do(req)
 	if err != nil {
 		return telemetry{}, err
 	}
@@ -145,12 +145,13 @@ func TestCompose(t *testing.T) {
 	}
 
 	checkNoSecretInArguments(t)
+	checkPlaintextRefused(t)
 
 	// At the hub (hub-1): every hive, about once a second, with its worker.
 	w := &hubWatch{}
 	w.reset()
 	asyncErr := make(chan error, 8)
-	nc, err := nats.Connect("nats://127.0.0.1:14222", nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
+	nc, err := nats.Connect("nats://127.0.0.1:14222", hubTLS(), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case asyncErr <- err:

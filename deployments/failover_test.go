@@ -81,7 +81,7 @@ func hubFailover(t *testing.T) {
 	t.Logf("attachments %v: stopping %s, watching from %s", at, hubNodes[victim].name, hubNodes[survivor].name)
 
 	a := hubcluster.NewArrivals()
-	nc, err := nats.Connect("nats://127.0.0.1:"+hubNodes[survivor].client, nats.CustomInboxPrefix(client.ObserverInboxPrefix))
+	nc, err := nats.Connect("nats://127.0.0.1:"+hubNodes[survivor].client, hubTLS(), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func hubHistory(t *testing.T) {
 	waitUntil(t, time.Minute, "hive-2's count in the stream", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		nc, err := nats.Connect(hubClientURLs(), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
+		nc, err := nats.Connect(hubClientURLs(), hubTLS(), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
 		if err != nil {
 			return err
 		}
@@ -219,7 +219,7 @@ func hubHistory(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		n, other = 0, ""
-		return (&client.History{URL: hubClientURLs()}).Since(ctx, "hive-2", time.Now().Add(-5*time.Minute), func(e client.Event) {
+		return (&client.History{URL: hubClientURLs(), Options: []nats.Option{hubTLS()}}).Since(ctx, "hive-2", time.Now().Add(-5*time.Minute), func(e client.Event) {
 			n++
 			if e.Telemetry.HiveID != "hive-2" {
 				other = e.Telemetry.HiveID

@@ -63,7 +63,7 @@ func main() {
 	for _, s := range strings.Split(*counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
-		hives := startHives(*hiveBin, cl.LeafURLs(), n, *pace)
+		hives := startHives(*hiveBin, cl.HiveEnv(), n, *pace)
 		cleanups = append(cleanups, func() { stopHives(hives) })
 		waitAllExporting(ctx, cl, n)
 		time.Sleep(*settle)
@@ -79,13 +79,13 @@ type hiveProc struct {
 	cmd *exec.Cmd
 }
 
-func startHives(bin, hub string, n, pace int) []*hiveProc {
+func startHives(bin string, hubEnv []string, n, pace int) []*hiveProc {
 	var out []*hiveProc
 	for i := range n {
 		id := fmt.Sprintf("bench-%04d", i)
 		cmd := exec.Command(bin, "--hive-id", id, "--listen", "127.0.0.1:"+strconv.Itoa(21000+i), "--nats-listen", "",
 			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--log-level", "warn")
-		cmd.Env = append(os.Environ(), "HIVE_NATS_HUB="+hub) // the leaf password is on no command line
+		cmd.Env = append(os.Environ(), hubEnv...) // the leaf password is on no command line
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		check(cmd.Start())
 		out = append(out, &hiveProc{id: id, cmd: cmd})
@@ -140,7 +140,7 @@ type result struct {
 // subscriber on hub-1 receives.
 func measure(ctx context.Context, cl *hubcluster.Cluster, stream jetstream.Stream, hives []*hiveProc, window time.Duration) result {
 	r := result{window: window}
-	nc, err := nats.Connect(cl.ClientURL(0))
+	nc, err := nats.Connect(cl.ClientURL(0), cl.TLS())
 	check(err)
 	defer nc.Close()
 	var mu sync.Mutex

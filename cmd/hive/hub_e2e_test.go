@@ -70,10 +70,17 @@ func startHubCluster(t *testing.T, n int) *hubcluster.Cluster {
 // and a restarted hub gets every hive back.
 func TestManyHivesOverAHub(t *testing.T) {
 	hub := startHubCluster(t, 1)
-	hubURL := hub.LeafURLs()
 	procs := map[string]*hiveProc{}
 	for _, id := range []string{"hub-a", "hub-b", "hub-c"} {
-		procs[id] = startHiveEnv(t, []string{"HIVE_NATS_HUB=" + hubURL}, "--hive-id", id, "--telemetry-interval", "250ms")
+		procs[id] = startHiveEnv(t, hub.HiveEnv(), "--hive-id", id, "--telemetry-interval", "250ms")
+	}
+	// hub.conf has TLS on every port: a hive with the hub's URL but not
+	// its CA and certificate never attaches, and a plaintext client is
+	// refused.
+	plain := startHiveEnv(t, []string{"HIVE_NATS_HUB=" + hub.LeafURLs()}, "--hive-id", "hub-plain", "--telemetry-interval", "250ms")
+	if nc, err := nats.Connect(hub.ClientURL(0)); err == nil {
+		nc.Close()
+		t.Error("a plaintext client connected to the hub")
 	}
 
 	var mu sync.Mutex
@@ -92,7 +99,7 @@ func TestManyHivesOverAHub(t *testing.T) {
 	var nc *nats.Conn
 	bustest.WaitFor(t, 10*time.Second, func() error {
 		var err error
-		nc, err = nats.Connect(hub.ClientURL(0), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nc, err = nats.Connect(hub.ClientURL(0), hub.TLS(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				select {
 				case asyncErr <- err:
@@ -126,6 +133,15 @@ func TestManyHivesOverAHub(t *testing.T) {
 		}
 	}
 	bustest.WaitFor(t, 15*time.Second, allThree("hub-a", "hub-b", "hub-c"))
+	bustest.WaitFor(t, 15*time.Second, func() error {
+		if !strings.Contains(plain.logText(), "TLS leafnode handshake error") {
+			return fmt.Errorf("the plaintext hive logged no TLS failure: %s", plain.logText())
+		}
+		return nil
+	})
+	if n := count()["hub-plain"]; n != 0 {
+		t.Errorf("the hub got %d events from a hive without TLS", n)
+	}
 
 	// Hub clients only read.
 	_ = nc.Publish(wire.SubjectJobsCreate, []byte("{}"))

@@ -34,7 +34,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	ids := []string{"hc-a", "hc-b", "hc-c"}
 	procs := map[string]*hiveProc{}
 	for _, id := range ids {
-		procs[id] = startHiveEnv(t, []string{"HIVE_NATS_HUB=" + cl.LeafURLs()}, "--hive-id", id)
+		procs[id] = startHiveEnv(t, cl.HiveEnv(), "--hive-id", id)
 	}
 	// Which node each hive is attached to (the leafnode carries the
 	// hive's server name, its hive id).
@@ -82,7 +82,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	t.Logf("attachments %v: killing hub-%d, watching from hub-%d", attached, victim+1, survivor+1)
 
 	seen := hubcluster.NewArrivals()
-	sub, err := nats.Connect(cl.ClientURL(survivor))
+	sub, err := nats.Connect(cl.ClientURL(survivor), cl.TLS())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		}
 		return nil
 	})
-	h := client.History{URL: cl.ClientURLs()}
+	h := client.History{URL: cl.ClientURLs(), Options: []nats.Option{cl.TLS()}}
 	var got []client.Event
 	bustest.WaitFor(t, 60*time.Second, func() error {
 		got = got[:0]
@@ -196,7 +196,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 	bustest.WaitFor(t, 60*time.Second, func() error {
 		out.Reset()
 		errOut.Reset()
-		if code := run([]string{"watch", "--nats", cl.ClientURLs(), "--hive", "hc-b", "--history", "5m"}, &out, &errOut); code != 0 {
+		if code := run([]string{"watch", "--nats", cl.ClientURLs(), "--ca-file", cl.CAFile, "--hive", "hc-b", "--history", "5m"}, &out, &errOut); code != 0 {
 			return fmt.Errorf("hive watch --history: %d %s", code, errOut.String())
 		}
 		return nil
@@ -219,7 +219,7 @@ func TestHubClusterFailoverAndHistory(t *testing.T) {
 		t.Errorf("stream subjects %d, want one per hive", info.State.NumSubjects)
 	}
 	// A read-only observer cannot change the stream.
-	obs, err := nats.Connect(cl.ClientURL(survivor))
+	obs, err := nats.Connect(cl.ClientURL(survivor), cl.TLS())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestAttackAnonymousHubClientsCannotBreakHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	startHiveEnv(t, []string{"HIVE_NATS_HUB=" + cl.LeafURLs()}, "--hive-id", "hist-a")
+	startHiveEnv(t, cl.HiveEnv(), "--hive-id", "hist-a")
 	ajs, _ := jetstream.New(admin)
 	if _, err := ajs.CreateOrUpdateConsumer(ctx, client.HistoryStream, jetstream.ConsumerConfig{Durable: "keep"}); err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestAttackAnonymousHubClientsCannotBreakHistory(t *testing.T) {
 	})
 
 	var violations atomic.Int64
-	anon, err := nats.Connect(cl.ClientURL(0), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	anon, err := nats.Connect(cl.ClientURL(0), cl.TLS(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if strings.Contains(err.Error(), "Permissions Violation") {
 			violations.Add(1)
 		}
@@ -151,7 +151,7 @@ func TestAttackAnonymousHubClientsCannotBreakHistory(t *testing.T) {
 
 	// The legitimate anonymous reader still reads the whole history.
 	var got []client.Event
-	h := client.History{URL: cl.ClientURLs()}
+	h := client.History{URL: cl.ClientURLs(), Options: []nats.Option{cl.TLS()}}
 	if err := h.Since(ctx, "hist-a", time.Now().Add(-time.Hour), func(e client.Event) { got = append(got, e) }); err != nil || len(got) < 3 {
 		t.Fatalf("history read after the flood: %d events, %v", len(got), err)
 	}
@@ -160,13 +160,13 @@ func TestAttackAnonymousHubClientsCannotBreakHistory(t *testing.T) {
 			t.Fatalf("event %d: hive %q id %d after %d", i, e.Telemetry.HiveID, e.ID, got[max(i-1, 0)].ID)
 		}
 	}
-	out, err := exec.CommandContext(ctx, hiveBin, "watch", "--nats", cl.ClientURL(0), "--hive", "hist-a", "--history", "1h").CombinedOutput()
+	out, err := exec.CommandContext(ctx, hiveBin, "watch", "--nats", cl.ClientURL(0), "--ca-file", cl.CAFile, "--hive", "hist-a", "--history", "1h").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"hive_id":"hist-a"`) {
 		t.Fatalf("hive watch --history: %v\n%s", err, out)
 	}
 
 	// The named reader: four consumers of its own, not a fifth.
-	rd, err := nats.Connect(cl.ClientURL(0), nats.UserInfo("reader", hubReaderPassword), nats.CustomInboxPrefix("_READER"))
+	rd, err := nats.Connect(cl.ClientURL(0), cl.TLS(), nats.UserInfo("reader", hubReaderPassword), nats.CustomInboxPrefix("_READER"))
 	if err != nil {
 		t.Fatal(err)
 	}

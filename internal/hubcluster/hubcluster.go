@@ -6,6 +6,7 @@ package hubcluster
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/rbee/hive/internal/certgen"
 	"github.com/rbee/hive/internal/freeport"
 )
 
@@ -39,12 +41,51 @@ type Node struct {
 	log                         *os.File
 }
 
-// Cluster is n nodes routed to each other.
+// Cluster is n nodes routed to each other, over TLS as hub.conf has it.
 type Cluster struct {
 	Nodes []*Node
-	bin   string
-	env   []string
-	pw    Passwords
+	// CAFile verifies every node; a client of the hub needs it
+	// (nats.RootCAs(CAFile)).
+	CAFile string
+	// HiveCert and HiveKey are a hive's client certificate, which the
+	// leafnode port asks for.
+	HiveCert, HiveKey string
+	bin               string
+	env               []string
+	pw                Passwords
+}
+
+// makeCerts writes, into dir, a CA, one certificate for every node
+// (127.0.0.1, for clients, leafnodes and, as a client too, routes) and
+// a hive's client certificate, and names the node's in env as hub.conf
+// reads them.
+func (c *Cluster) makeCerts(dir string) error {
+	ca, err := certgen.NewCA("hubcluster CA", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	c.CAFile = filepath.Join(dir, "ca.crt")
+	if err := certgen.WriteFile(c.CAFile, ca.CertPEM); err != nil {
+		return err
+	}
+	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	node, err := ca.Issue(certgen.Opts{Names: []string{"127.0.0.1", "localhost"}, Usages: both})
+	if err != nil {
+		return err
+	}
+	nodeCert, nodeKey, err := node.Files(dir, "hub")
+	if err != nil {
+		return err
+	}
+	hive, err := ca.Issue(certgen.Opts{Names: []string{"hive"}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		return err
+	}
+	if c.HiveCert, c.HiveKey, err = hive.Files(dir, "hive"); err != nil {
+		return err
+	}
+	c.env = append(c.env, "HIVE_HUB_TLS_CERT="+nodeCert, "HIVE_HUB_TLS_KEY="+nodeKey, "HIVE_HUB_TLS_CA="+c.CAFile)
+	return nil
 }
 
 // Start writes one config per node from hubConf (deployments/hub.conf)
@@ -57,6 +98,9 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 	c := &Cluster{bin: bin, pw: pw, env: append(os.Environ(),
 		"HIVE_LEAF_PASSWORD="+pw.Leaf, "HIVE_ROUTE_PASSWORD="+pw.Route, "HIVE_HUB_ADMIN_PASSWORD="+pw.Admin,
 		"HIVE_HUB_READER_PASSWORD="+pw.Reader)}
+	if err := c.makeCerts(dir); err != nil {
+		return nil, err
+	}
 	for i := range n {
 		nd := &Node{Name: "hub-" + strconv.Itoa(i+1)}
 		ports, err := freeport.Ports(4)
@@ -166,6 +210,16 @@ func (c *Cluster) LeafURLs() string {
 	}
 	return strings.Join(u, ",")
 }
+
+// HiveEnv is the environment of a hive that exports to the cluster: its
+// --nats-hub and the files its leafnode's TLS needs.
+func (c *Cluster) HiveEnv() []string {
+	return []string{"HIVE_NATS_HUB=" + c.LeafURLs(), "HIVE_NATS_HUB_CA_FILE=" + c.CAFile,
+		"HIVE_NATS_HUB_CERT_FILE=" + c.HiveCert, "HIVE_NATS_HUB_KEY_FILE=" + c.HiveKey}
+}
+
+// TLS is the option a client of the hub needs: the cluster's CA.
+func (c *Cluster) TLS() nats.Option { return nats.RootCAs(c.CAFile) }
 
 // ClientURL is node i's client URL.
 func (c *Cluster) ClientURL(i int) string {
@@ -279,7 +333,7 @@ func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstrea
 		return nil, nil, fmt.Errorf("%s: %w", streamJSON, err)
 	}
 	cfg.Replicas = min(cfg.Replicas, len(c.Nodes)) // R1 on a single node
-	nc, err := nats.Connect(c.ClientURLs(), nats.UserInfo("admin", c.pw.Admin), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(c.ClientURLs(), c.TLS(), nats.UserInfo("admin", c.pw.Admin), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return nil, nil, err
 	}

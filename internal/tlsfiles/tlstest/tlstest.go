@@ -1,53 +1,33 @@
 // Package tlstest makes certificate authorities and certificates for
-// tests, with crypto/x509: real handshakes, no files from outside.
+// tests (internal/certgen, failing the test on error): real handshakes,
+// no files from outside.
 package tlstest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rbee/hive/internal/certgen"
 )
 
 // CA is a certificate authority.
-type CA struct {
-	Cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	CertPEM []byte
-	serial  int64
-}
+type CA struct{ *certgen.CA }
 
 // NewCA makes a CA valid for a day.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := certgen.NewCA(name, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &CA{Cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial: 1}
+	return &CA{ca}
 }
 
 // Leaf is an issued certificate and its key, PEM.
-type Leaf struct {
-	CertPEM, KeyPEM []byte
-	Serial          *big.Int
-}
+type Leaf struct{ certgen.Leaf }
 
 // Opts shape a leaf: its names (DNS names, or IPs when they parse),
 // whether it is for a client, and its validity (zero: a day from an hour
@@ -61,42 +41,15 @@ type Opts struct {
 // Issue signs a leaf certificate.
 func (ca *CA) Issue(t testing.TB, o Opts) Leaf {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.serial++
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), NotBefore: o.NotBefore, NotAfter: o.NotAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	co := certgen.Opts{Names: o.Names, NotBefore: o.NotBefore, NotAfter: o.NotAfter}
 	if o.Client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		co.Usages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
-	if tmpl.NotBefore.IsZero() {
-		tmpl.NotBefore = time.Now().Add(-time.Hour)
-	}
-	if tmpl.NotAfter.IsZero() {
-		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	}
-	for i, n := range o.Names {
-		if i == 0 {
-			tmpl.Subject.CommonName = n
-		}
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	l, err := ca.CA.Issue(co)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Leaf{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), Serial: tmpl.SerialNumber}
+	return Leaf{l}
 }
 
 // Write puts b at dir/name, mode 0600, and returns the path.
@@ -113,14 +66,9 @@ func Write(t testing.TB, dir, name string, b []byte) string {
 // atomically (a rename), as a rotation does.
 func (l Leaf) Files(t testing.TB, dir, name string) (certFile, keyFile string) {
 	t.Helper()
-	for _, f := range []struct {
-		ext string
-		b   []byte
-	}{{".crt", l.CertPEM}, {".key", l.KeyPEM}} {
-		tmp := Write(t, dir, "."+name+f.ext+".tmp", f.b)
-		if err := os.Rename(tmp, filepath.Join(dir, name+f.ext)); err != nil {
-			t.Fatal(err)
-		}
+	certFile, keyFile, err := l.Leaf.Files(dir, name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	return certFile, keyFile
 }
