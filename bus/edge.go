@@ -49,7 +49,9 @@ type edge struct {
 	// cut to wire.MaxHubEventBytes. errLogged makes the first refusal of
 	// a run a warning and the rest counts only.
 	publishErrors, hubTrimmed atomic.Uint64
-	errLogged                 atomic.Bool
+	// hasHub: a leafnode to a hub is configured (hive_hub_configured).
+	hasHub    bool
+	errLogged atomic.Bool
 }
 
 func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
@@ -78,7 +80,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &edge{ns: ns, log: log}
+	e := &edge{ns: ns, log: log, hasHub: cfg.Hub != ""}
 	if e.out, err = b.connect(ns, bpub, bkp, "bridge-out"); err != nil {
 		e.close()
 		return nil, err

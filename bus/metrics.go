@@ -21,6 +21,12 @@ func (b *Bus) RegisterMetrics(reg prometheus.Registerer) error {
 			}
 			return 0
 		}),
+		metric.Gauge("hive_hub_configured", "1 when a hub is configured (--nats-hub), so hive_hub_connected 0 means it is down.", func() float64 {
+			if b.edge != nil && b.edge.hasHub {
+				return 1
+			}
+			return 0
+		}),
 		metric.Counter("hive_nats_bridge_dropped_total", "Exported messages dropped because external NATS clients were too slow.", b.BridgeDropped),
 		metric.Counter("hive_nats_bridge_publish_errors_total", "Exported messages the edge server refused (over its payload limit, or while closing).", func() uint64 {
 			if b.edge == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -27,47 +26,62 @@ func browser(t *testing.T) string {
 	return ""
 }
 
-// The dashboard in a real headless Chromium: it shows a spawned worker's
-// model, and comes back on its own after the hive restarts.
-func TestDashboardInABrowser(t *testing.T) {
-	exe := browser(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	args := []string{"--port", port, "--telemetry-interval", "500ms", "--worker-dir", binDir, "--model-dir", t.TempDir(),
-		"--worker-log-dir", t.TempDir(), "--stop-workers-on-exit"}
-	h := startHive(t, args...)
-
+// newBrowser starts a headless Chromium at width x height and returns its
+// context, ended with the test.
+func newBrowser(t *testing.T, width, height int, within time.Duration) context.Context {
+	t.Helper()
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1200, 500))...)
-	defer cancelAlloc()
+		chromedp.ExecPath(browser(t)), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(width, height))...)
+	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
-	if err := chromedp.Do(ctx, chromedp.Navigate(h.httpBase+"/"), chromedp.WaitReady(chromedp.CSS("#rows"))); err != nil {
-		t.Fatalf("open the dashboard: %v", err)
-	}
-	text := func() string {
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, within)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// pageText polls the page's text until ok accepts it, or fails the test
+// after within.
+func pageText(t *testing.T, ctx context.Context, what string, within time.Duration, ok func(string) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
 		if err != nil {
 			t.Fatalf("read the page: %v", err)
 		}
-		return s
-	}
-	waitText := func(what string, within time.Duration, ok func(string) bool) time.Duration {
-		start := time.Now()
-		for {
-			s := text()
-			if ok(s) {
-				return time.Since(start)
-			}
-			if time.Since(start) > within {
-				t.Fatalf("%s not on the page after %v:\n%s", what, within, s)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if ok(s) {
+			return time.Since(start)
 		}
+		if time.Since(start) > within {
+			t.Fatalf("%s not on the page after %v:\n%s", what, within, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func contains(sub ...string) func(string) bool {
+	return func(s string) bool {
+		for _, x := range sub {
+			if !strings.Contains(s, x) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// The dashboard in a real headless Chromium: it shows a spawned worker's
+// model, and comes back on its own after the hive restarts.
+func TestDashboardInABrowser(t *testing.T) {
+	browser(t)
+	args := []string{"--telemetry-interval", "500ms", "--worker-dir", binDir, "--model-dir", t.TempDir(),
+		"--worker-log-dir", t.TempDir(), "--stop-workers-on-exit"}
+	h := startHive(t, append([]string{"--port", "0"}, args...)...)
+	ctx := newBrowser(t, 1200, 500, 90*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.httpBase+"/"), chromedp.WaitReady(chromedp.CSS("#rows"))); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
 	}
 
 	lines := jobStream(t, h.httpBase, postJob(t, h.httpBase, `{"operation":"worker_spawn","hive_id":"h","model":"dash-model","worker":"cpu","device":0}`))
@@ -78,23 +92,19 @@ func TestDashboardInABrowser(t *testing.T) {
 	// The hive is killed below, so it cannot stop its worker: the test does.
 	workerPID, _ := strconv.Atoi(m[1])
 	t.Cleanup(func() { _ = syscall.Kill(-workerPID, syscall.SIGKILL) })
-	took := waitText("the spawned worker's model", 10*time.Second, func(s string) bool { return strings.Contains(s, "dash-model") })
-	waitText("the hive's health in words", 10*time.Second, func(s string) bool { return strings.Contains(s, "health: healthy") })
-	waitText("the worker's state", 10*time.Second, func(s string) bool { return strings.Contains(s, "ready") })
+	took := pageText(t, ctx, "the spawned worker's model", 10*time.Second, contains("dash-model"))
+	pageText(t, ctx, "the hive's health in words", 10*time.Second, contains("health: healthy"))
+	pageText(t, ctx, "the worker's state", 10*time.Second, contains("ready"))
 	t.Logf("the page showed the spawned worker %v after the spawn job ended (the issue's bar: 3 s)", took.Round(time.Millisecond))
-	if shot := os.Getenv("HIVE_DASHBOARD_SCREENSHOT"); shot != "" {
-		time.Sleep(5 * time.Second) // a few points on the charts, for the README's picture only
-		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			_ = os.WriteFile(shot, png, 0o644)
-		}
-	}
 
-	// The hive restarts on the same port: the page reconnects by itself.
+	// The hive restarts on the port it had (the page's origin): the page
+	// reconnects by itself.
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(h.httpBase, "http://"))
 	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 	<-h.exited
-	waitText("the lost connection", 10*time.Second, func(s string) bool { return !strings.Contains(s, "\nlive\n") && !strings.HasPrefix(s, "live") })
-	startHive(t, args...)
-	took = waitText("the reconnect", 30*time.Second, func(s string) bool {
+	pageText(t, ctx, "the lost connection", 10*time.Second, func(s string) bool { return !strings.Contains(s, "\nlive\n") && !strings.HasPrefix(s, "live") })
+	startHive(t, append([]string{"--port", port}, args...)...)
+	took = pageText(t, ctx, "the reconnect", 30*time.Second, func(s string) bool {
 		return strings.Contains(s, "live") && strings.Contains(s, "reconnect") && !strings.Contains(s, " 0 reconnect")
 	})
 	if state, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("state"))); err != nil || state != "live" {

@@ -44,8 +44,11 @@ type Discovery struct {
 	droppedQ  atomic.Uint64 // queen URLs dropped because the queue was full
 	refused   atomic.Uint64 // Queen changes refused (not allowed, not authorized, rate)
 	pushFails atomic.Uint64 // pushes to the Queen that failed
-	loops     atomic.Uint64 // loops started, for tests and logs
-	ready     chan struct{}
+	// queenState is where this hive stands with its Queen, for the
+	// dashboard and alerts (hive_queen_state).
+	queenState atomic.Int32
+	loops      atomic.Uint64 // loops started, for tests and logs
+	ready      chan struct{}
 }
 
 // Ready is closed once Run listens for telemetry and Queen URLs.

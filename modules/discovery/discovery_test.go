@@ -298,10 +298,24 @@ func TestOtherPushFailuresKeepPushing(t *testing.T) {
 	})
 	h := start(t, Config{QueenURL: q.srv.URL})
 	q.waitN(t, 1)
+	queenState := func(want int32) {
+		t.Helper()
+		bustest.WaitFor(t, 5*time.Second, func() error {
+			if got := h.d.queenState.Load(); got != want {
+				return fmt.Errorf("hive_queen_state %d, want %d", got, want)
+			}
+			return nil
+		})
+	}
+	queenState(queenConnected)
 	for i := range 3 {
 		h.telemetry(t, "h1", uint32(i))
 		q.waitN(t, i+2)
+		if i == 0 {
+			queenState(queenReaching) // the push got a 500
+		}
 	}
+	queenState(queenConnected)
 	for i, r := range q.requests()[1:] {
 		if r.Body["capabilities"] != nil {
 			t.Fatalf("request %d rediscovered after a 500", i+2)
@@ -400,8 +414,8 @@ func TestStandaloneSendsNothing(t *testing.T) {
 		}
 		return nil
 	})
-	if n := len(q.requests()); n != 0 || h.d.loops.Load() != 0 {
-		t.Fatalf("standalone: %d requests, %d loops", n, h.d.loops.Load())
+	if n := len(q.requests()); n != 0 || h.d.loops.Load() != 0 || h.d.queenState.Load() != queenNone {
+		t.Fatalf("standalone: %d requests, %d loops, hive_queen_state %d", n, h.d.loops.Load(), h.d.queenState.Load())
 	}
 }
 

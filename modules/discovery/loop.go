@@ -21,9 +21,11 @@ import (
 func (d *Discovery) follow(ctx context.Context, queen string) {
 	log := d.log.With("queen", queen, "api", d.cfg.API)
 	for {
+		d.queenState.Store(queenReaching)
 		if !d.discover(ctx, queen) {
 			return
 		}
+		d.queenState.Store(queenConnected)
 		if d.cfg.API == APIReady {
 			log.Info("Queen acknowledged; it subscribes to our SSE stream")
 			return
@@ -122,12 +124,14 @@ func (d *Discovery) push(ctx context.Context, queen string) bool {
 		}
 		status, err := d.post(ctx, url, pushBody{Hive: ev.HiveInfo, Timestamp: ts, Workers: ev.Workers, Node: ev.Node})
 		if err == nil {
+			d.queenState.Store(queenConnected)
 			fl.ok()
 			continue
 		}
 		if ctx.Err() != nil {
 			return false
 		}
+		d.queenState.Store(queenReaching)
 		d.pushFails.Add(1)
 		if status == http.StatusNotFound || status == http.StatusBadRequest || errors.Is(err, syscall.ECONNREFUSED) {
 			d.log.Info("push rejected", "queen", queen, "err", err)

@@ -111,6 +111,9 @@ type resume struct {
 	// lastID is the client's Last-Event-ID; valid only if hasLast.
 	lastID  uint64
 	hasLast bool
+	// all asks for every kept event (?history=all, the dashboard's first
+	// connect); a Last-Event-ID wins over it.
+	all bool
 }
 
 // subscribe registers c and returns the frames it must be sent first,
@@ -135,6 +138,9 @@ func (h *fanout) subscribe(c *stream, r resume) (backlog []frame, note string, o
 		return nil, "", true
 	}
 	latest := hist[len(hist)-1]
+	if !r.hasLast && r.all {
+		return append(backlog, hist...), "", true
+	}
 	if !r.hasLast {
 		return []frame{latest}, "", true
 	}

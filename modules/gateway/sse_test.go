@@ -185,6 +185,9 @@ func TestLastEventIDResume(t *testing.T) {
 		{name: "from the future", header: map[string]string{"Last-Event-ID": "999"}, wantIDs: []string{"10"}, wantComment: "unknown"},
 		{name: "malformed", header: map[string]string{"Last-Event-ID": "abc"}, wantIDs: []string{"10"}, wantComment: "malformed Last-Event-ID"},
 		{name: "negative", header: map[string]string{"Last-Event-ID": "-3"}, wantIDs: []string{"10"}, wantComment: "malformed Last-Event-ID"},
+		{name: "the whole history", query: "?history=all", wantIDs: []string{"6", "7", "8", "9", "10"}},
+		{name: "Last-Event-ID wins over history=all", query: "?history=all", header: map[string]string{"Last-Event-ID": "8"}, wantIDs: []string{"9", "10"}},
+		{name: "unknown history", query: "?history=some", wantIDs: []string{"10"}, wantComment: "history=\"some\" ignored"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,13 +16,21 @@ import (
 const sseTelemetryEvent = "heartbeat"
 
 // streamTelemetry serves GET /v1/heartbeats/stream: the latest event at
-// once (or the events after Last-Event-ID), then one event per tick.
+// once (or the events after Last-Event-ID, or with ?history=all every
+// kept event), then one event per tick.
 func (g *Gateway) streamTelemetry(c *gin.Context) {
 	r := resume{}
 	var notes []string
 	raw := c.GetHeader("Last-Event-ID")
 	if raw == "" {
 		raw = c.Query("lastEventId") // EventSource cannot set headers on its first connect
+	}
+	switch h := c.Query("history"); h {
+	case "":
+	case "all":
+		r.all = true
+	default:
+		notes = append(notes, "history="+strconv.Quote(text.Truncate(h, 16))+" ignored (history=all asks for every kept event)")
 	}
 	if raw != "" {
 		id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)

@@ -1,83 +1,156 @@
-// The hive's live dashboard: one EventSource on the telemetry stream, a
-// row per worker, and a chart of each worker's last five minutes. No
-// library, no build step: it must work offline from the hive itself.
+// The hive's live dashboard: one EventSource on the telemetry stream,
+// opened with the hive's history (history=all: the events it keeps, a
+// minute at 1 Hz) so the charts are full at load, then live. A host
+// summary (CPU, memory, each GPU), the Queen and hub links from /metrics,
+// and a row per worker. No library, no build step: it must work offline
+// from the hive itself, under a CSP that allows only its own origin.
 "use strict";
 
 const WINDOW_MS = 5 * 60 * 1000;
-const history = new Map(); // worker key -> [{t, cpu, gpu}]
-const state = document.getElementById("state");
-const rows = document.getElementById("rows");
-let reconnects = 0, events = 0, lastEvent = 0, es = null;
+const $ = id => document.getElementById(id);
+const host = { cpu: [], ram: [] };         // [{t, v}]
+const gpuHist = new Map();                 // GPU index -> [{t, util, vram}]
+const workerHist = new Map();              // pid/instance -> [{t, cpu, gpu}]
+let reconnects = 0, events = 0, lastEvent = 0, latest = null, pending = false, es = null;
 
-function setState(cls, text) {
-  state.className = "state " + cls;
-  state.textContent = text;
-}
-
-function fmtBytes(mib) { return mib >= 1024 ? (mib / 1024).toFixed(1) + " GiB" : mib + " MiB"; }
+function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+function setState(cls, text) { $("state").className = "state " + cls; $("state").textContent = text; }
+function fmtMiB(mib) { return mib >= 1024 ? (mib / 1024).toFixed(1) + " GiB" : Math.round(mib) + " MiB"; }
 function fmtRate(mbs) { return mbs.toFixed(2) + " MB/s"; }
 function fmtUptime(s) {
   const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
   return d ? d + "d " + h + "h" : h ? h + "h " + m + "m" : m ? m + "m " + (s % 60) + "s" : s + "s";
 }
-
-function cell(tr, label, text, numeric) {
-  const td = document.createElement("td");
-  td.dataset.label = label;
-  td.textContent = text;
-  if (numeric) td.className = "n";
-  tr.appendChild(td);
-  return td;
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function push(list, p, now) {
+  list.push(p);
+  while (list.length && now - list[0].t > WINDOW_MS) list.shift();
 }
 
-function draw(canvas, points, now) {
+// span is the charts' time axis: the shortest of 30 s, 1, 2 and 5
+// minutes that holds what the hive has shown so far, so a page opened on
+// a minute of history is not a sliver at the edge of five minutes.
+function span(now) {
+  const oldest = host.cpu.length ? host.cpu[0].t : now;
+  return [30e3, 60e3, 120e3, WINDOW_MS].find(s => now - oldest <= s) || WINDOW_MS;
+}
+function ago(ms) { return ms >= 120e3 ? "-" + ms / 60e3 + "m" : "-" + ms / 1e3 + "s"; }
+
+// chart draws lines of series ([{pts, key, color}]) over the span before
+// now, with a y axis from 0 to max labelled by fmt and a time axis. small:
+// a table cell's chart, max label only.
+function chart(canvas, series, max, fmt, now, small) {
   const ratio = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || 180, h = canvas.clientHeight || 36;
+  const w = canvas.clientWidth || 200, h = canvas.clientHeight || 40;
   canvas.width = w * ratio; canvas.height = h * ratio;
   const ctx = canvas.getContext("2d");
   ctx.scale(ratio, ratio);
-  const max = Math.max(100, ...points.map(p => Math.max(p.cpu, p.gpu)));
-  for (const [key, color] of [["cpu", "--cpu"], ["gpu", "--gpu"]]) {
-    ctx.strokeStyle = getComputedStyle(document.documentElement).getPropertyValue(color);
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.fillStyle = css("--muted");
+  ctx.strokeStyle = css("--line");
+  ctx.lineWidth = 1;
+  const win = span(now);
+  const left = small ? 2 : 44, right = small ? 2 : 8, top = small ? 10 : 6, bottom = small ? 2 : 16;
+  const pw = w - left - right, ph = h - top - bottom;
+  const x = t => left + pw - (now - t) / win * pw, y = v => top + ph - Math.min(v, max) / max * ph;
+  const ticks = small ? [max] : [0, max / 2, max];
+  ctx.textAlign = small ? "left" : "right";
+  for (const v of ticks) {
+    ctx.beginPath(); ctx.moveTo(left, y(v) + .5); ctx.lineTo(left + pw, y(v) + .5); ctx.stroke();
+    ctx.fillText(fmt(v), small ? left : left - 4, small ? top - 1 : y(v) + 3);
+  }
+  if (!small) {
+    for (let i = 0; i <= 5; i++) {
+      ctx.textAlign = i === 0 ? "right" : i === 5 ? "left" : "center";
+      ctx.fillText(i ? ago(win / 5 * i) : "now", x(now - win / 5 * i), h - 3);
+    }
+  }
+  let oldest = Infinity;
+  for (const s of series) {
+    ctx.strokeStyle = s.color;
     ctx.lineWidth = 1.5;
     ctx.beginPath();
-    points.forEach((p, i) => {
-      const x = w - (now - p.t) / WINDOW_MS * w, y = h - 2 - p[key] / max * (h - 4);
-      i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
-    });
+    s.pts.forEach((p, i) => { i ? ctx.lineTo(x(p.t), y(p[s.key])) : ctx.moveTo(x(p.t), y(p[s.key])); });
     ctx.stroke();
+    if (s.pts.length) oldest = Math.min(oldest, s.pts[0].t);
   }
+  // For tests and curious readers: what the chart holds.
+  canvas.dataset.points = series.reduce((n, s) => n + s.pts.length, 0);
+  canvas.dataset.oldest = isFinite(oldest) ? oldest : "";
+  canvas.dataset.max = max;
+}
+const pct = v => Math.round(v) + " %";
+const gib = v => v ? (v / 1024).toFixed(v >= 10240 ? 0 : 1) + " GiB" : "0";
+
+// record files one event into the histories, by the hive's own clock.
+function record(ev) {
+  const t = Date.parse(ev.timestamp) || Date.now();
+  // A fresh connection asks for the history again: what is drawn already
+  // is not drawn twice.
+  if (latest && latest.hive_id === ev.hive_id && t <= Date.parse(latest.timestamp)) return;
+  const node = ev.node || {};
+  if (node.ram_total_mb) {
+    push(host.cpu, { t, v: node.cpu_pct }, t);
+    push(host.ram, { t, v: node.ram_used_mb }, t);
+  }
+  for (const g of node.gpus || []) {
+    if (!gpuHist.has(g.index)) gpuHist.set(g.index, []);
+    push(gpuHist.get(g.index), { t, util: g.util_pct, vram: g.vram_total_mb ? g.vram_used_mb / g.vram_total_mb * 100 : 0 }, t);
+  }
+  const seen = new Set();
+  for (const w of ev.workers) {
+    const key = w.pid + "/" + w.instance;
+    seen.add(key);
+    if (!workerHist.has(key)) workerHist.set(key, []);
+    push(workerHist.get(key), { t, cpu: w.cpu_pct, gpu: w.gpu_util_pct }, t);
+  }
+  for (const key of workerHist.keys()) if (!seen.has(key)) workerHist.delete(key);
+  latest = ev;
 }
 
-// renderNode shows the hive's health in words and a row per GPU; the node
-// block is additive, so an older hive without it shows none.
-function renderNode(ev) {
-  const h = ev.hive_info.health_status;
-  const banner = document.getElementById("health");
-  banner.className = "health " + h.status;
-  banner.textContent = "health: " + h.status + (h.reason ? " — " + h.reason : "");
-  const body = document.getElementById("gpurows");
-  body.replaceChildren();
-  const gpus = (ev.node && ev.node.gpus) || [];
-  for (const g of gpus) {
-    const tr = document.createElement("tr");
-    tr.className = "gpu " + g.health.status;
-    cell(tr, "GPU", String(g.index)).title = g.uuid;
-    cell(tr, "Name", g.name || "—");
-    cell(tr, "Util %", g.util_pct.toFixed(0), true);
-    cell(tr, "VRAM", fmtBytes(g.vram_used_mb) + " / " + fmtBytes(g.vram_total_mb), true);
-    cell(tr, "Temp", g.temp_c === undefined ? "—" : g.temp_c + " °C", true);
-    cell(tr, "Power", g.power_w === undefined ? "—" : g.power_w.toFixed(0) + " / " + g.power_limit_w.toFixed(0) + " W", true);
-    cell(tr, "Throttle", (g.throttle || []).join(", ") || "—");
-    cell(tr, "Health", g.health.status + (g.health.reason ? ": " + g.health.reason : ""));
-    body.appendChild(tr);
+function renderHost(ev, now) {
+  const node = ev.node || {}, h = ev.hive_info.health_status;
+  $("health").className = "health " + h.status;
+  $("health").textContent = "health: " + h.status + (h.reason ? " — " + h.reason : "");
+  if (node.ram_total_mb) {
+    $("host-cpu").textContent = node.cpu_pct.toFixed(0) + " %";
+    $("host-ram").textContent = fmtMiB(node.ram_used_mb) + " of " + fmtMiB(node.ram_total_mb);
+    chart($("chart-cpu"), [{ pts: host.cpu, key: "v", color: css("--cpu") }], 100, pct, now);
+    chart($("chart-ram"), [{ pts: host.ram, key: "v", color: css("--ram") }], node.ram_total_mb, gib, now);
   }
-  if (!gpus.length) {
-    const tr = document.createElement("tr");
-    tr.className = "empty";
-    cell(tr, "", "no GPU readable").colSpan = 8;
-    body.appendChild(tr);
+  const box = $("gpus");
+  box.replaceChildren();
+  for (const g of node.gpus || []) {
+    const card = el("div", "card gpu " + g.health.status);
+    const title = el("h2", "", "GPU " + g.index + " ");
+    title.appendChild(el("span", "sub", (g.name || "") + " "));
+    title.appendChild(el("span", "key gpu", "util"));
+    title.appendChild(document.createTextNode(" "));
+    title.appendChild(el("span", "key ram", "memory"));
+    title.title = g.uuid;
+    card.appendChild(title);
+    card.appendChild(el("div", "big", g.util_pct.toFixed(0) + " %"));
+    const facts = el("dl", "facts");
+    const fact = (k, v) => { facts.appendChild(el("dt", "", k)); facts.appendChild(el("dd", "", v)); };
+    fact("memory", fmtMiB(g.vram_used_mb) + " of " + fmtMiB(g.vram_total_mb));
+    fact("temperature", g.temp_c === undefined ? "—" : g.temp_c + " °C");
+    fact("power", g.power_w === undefined ? "—" : g.power_w.toFixed(0) + " of " + g.power_limit_w.toFixed(0) + " W");
+    if ((g.throttle || []).length) fact("throttled", g.throttle.join(", "));
+    fact("health", g.health.status + (g.health.reason ? ": " + g.health.reason : ""));
+    card.appendChild(facts);
+    const c = el("canvas");
+    c.setAttribute("aria-label", "GPU " + g.index + " utilisation and memory, % , last 5 minutes");
+    card.appendChild(c);
+    box.appendChild(card);
+    chart(c, [{ pts: gpuHist.get(g.index) || [], key: "util", color: css("--gpu") },
+      { pts: gpuHist.get(g.index) || [], key: "vram", color: css("--ram") }], 100, pct, now);
   }
+  if (!box.children.length) box.appendChild(el("p", "empty", "no GPU readable"));
 }
 
 // stateText is a worker's state as shown: how an exited worker ended.
@@ -88,63 +161,89 @@ function stateText(w) {
   return s;
 }
 
-function render(ev) {
-  const now = Date.now();
-  renderNode(ev);
-  document.getElementById("hive").textContent = ev.hive_id;
-  document.title = "hive " + ev.hive_id;
-  document.getElementById("meta").textContent =
-    ev.hive_info.operational_status + " · v" + ev.hive_info.version + " · " + ev.workers.length + " worker(s)";
-  const seen = new Set();
+function renderWorkers(ev, now) {
+  const rows = $("rows");
   rows.replaceChildren();
   const workers = [...ev.workers].sort((a, b) => a.pid - b.pid);
+  $("wcount").textContent = workers.length + (ev.workers_omitted ? " (+" + ev.workers_omitted + " not shown)" : "");
+  const cell = (tr, label, text, cls) => {
+    const td = el("td", cls || "", text);
+    td.dataset.label = label;
+    tr.appendChild(td);
+    return td;
+  };
   for (const w of workers) {
-    const key = w.pid + "/" + w.instance;
-    seen.add(key);
-    const pts = history.get(key) || [];
-    pts.push({ t: now, cpu: w.cpu_pct, gpu: w.gpu_util_pct });
-    while (pts.length && now - pts[0].t > WINDOW_MS) pts.shift();
-    history.set(key, pts);
-    const tr = document.createElement("tr");
+    const tr = el("tr");
     tr.dataset.pid = w.pid;
-    const m = cell(tr, "Model", w.model || "—");
-    m.className = "model";
-    m.title = w.model || "";
-    cell(tr, "Instance", w.group + "/" + w.instance);
-    const st = cell(tr, "State", stateText(w));
-    st.className = "state " + (w.state || "");
-    cell(tr, "PID", String(w.pid), true);
-    cell(tr, "CPU %", w.cpu_pct.toFixed(1), true);
-    cell(tr, "RSS", fmtBytes(w.rss_mb), true);
-    cell(tr, "Read", fmtRate(w.io_r_mb_s), true);
-    cell(tr, "Write", fmtRate(w.io_w_mb_s), true);
-    cell(tr, "GPU %", w.total_vram_mb ? w.gpu_util_pct.toFixed(0) : "—", true);
-    cell(tr, "VRAM", w.total_vram_mb ? fmtBytes(w.vram_mb) + " / " + fmtBytes(w.total_vram_mb) : "—", true);
-    cell(tr, "Uptime", fmtUptime(w.uptime_s), true);
-    const canvas = document.createElement("canvas");
-    cell(tr, "Last 5 min", "").appendChild(canvas);
+    cell(tr, "Model", w.model || "—", "model").title = w.model || "";
+    cell(tr, "State", stateText(w), "wstate " + (w.state || ""));
+    cell(tr, "Instance", w.group + "/" + w.instance, "inst").title = w.group + "/" + w.instance;
+    cell(tr, "PID", String(w.pid), "n");
+    cell(tr, "CPU % (of 1 core)", w.cpu_pct.toFixed(1), "n");
+    cell(tr, "RSS", fmtMiB(w.rss_mb), "n");
+    cell(tr, "Read", fmtRate(w.io_r_mb_s), "n");
+    cell(tr, "Write", fmtRate(w.io_w_mb_s), "n");
+    const onGPU = w.total_vram_mb > 0;
+    cell(tr, "GPU %", onGPU ? w.gpu_util_pct.toFixed(0) + " %" : "no GPU", "n");
+    cell(tr, "VRAM", onGPU ? fmtMiB(w.vram_mb) + " of " + fmtMiB(w.total_vram_mb) : "no GPU", "n");
+    cell(tr, "Uptime", fmtUptime(w.uptime_s), "n");
+    const c = el("canvas", "spark");
+    c.setAttribute("aria-label", "CPU % of one core and GPU %, last 5 minutes");
+    cell(tr, "Recent", "").appendChild(c);
     rows.appendChild(tr);
-    draw(canvas, pts, now);
+    const pts = workerHist.get(w.pid + "/" + w.instance) || [];
+    chart(c, [{ pts, key: "cpu", color: css("--cpu") }, { pts, key: "gpu", color: css("--gpu") }],
+      Math.max(100, ...pts.map(p => Math.max(p.cpu, p.gpu))), pct, now, true);
   }
-  for (const key of history.keys()) if (!seen.has(key)) history.delete(key);
   if (!workers.length) {
-    const tr = document.createElement("tr");
-    tr.className = "empty";
-    const td = cell(tr, "", "no workers on this hive");
-    td.colSpan = 12;
+    const tr = el("tr", "empty");
+    cell(tr, "", "no workers on this hive").colSpan = 12;
     rows.appendChild(tr);
   }
+}
+
+// render draws the latest event once per frame: the history's backlog
+// arrives as many events at once and is drawn once.
+function render() {
+  pending = false;
+  const ev = latest;
+  const now = Date.parse(ev.timestamp) || Date.now();
+  $("hive").textContent = ev.hive_id;
+  document.title = "hive " + ev.hive_id;
+  $("meta").textContent = ev.hive_info.operational_status + " · v" + ev.hive_info.version;
+  renderHost(ev, now);
+  renderWorkers(ev, now);
 }
 
 function footer() {
   const age = lastEvent ? Math.round((Date.now() - lastEvent) / 1000) + " s ago" : "never";
-  document.getElementById("foot").textContent =
-    events + " event(s), last " + age + " · " + reconnects + " reconnect(s)";
+  $("foot").textContent = events + " event(s), last " + age + " · " + reconnects + " reconnect(s)";
+}
+
+// links reads the Queen's and the hub's state from /metrics, which the
+// same access rules guard as the stream.
+const QUEEN = ["none (standalone)", "reaching", "connected"];
+async function links() {
+  let text = "";
+  try {
+    const r = await fetch("/metrics", { cache: "no-store" });
+    if (r.ok) text = await r.text();
+  } catch (e) { /* shown as unknown */ }
+  const val = name => {
+    const m = text.match(new RegExp("^" + name + "(?:\\{[^}]*\\})? (\\S+)$", "m"));
+    return m ? Number(m[1]) : undefined;
+  };
+  const q = val("hive_queen_state"), hubOn = val("hive_hub_configured"), hubUp = val("hive_hub_connected");
+  $("queen").textContent = "Queen: " + (q === undefined ? "unknown" : QUEEN[q] || "unknown");
+  $("queen").className = "chip " + (q === 2 ? "up" : q === 1 ? "down" : "");
+  $("hub").textContent = "hub: " + (hubOn === undefined ? "unknown" : !hubOn ? "not configured" : hubUp ? "connected" : "disconnected");
+  $("hub").className = "chip " + (hubOn ? (hubUp ? "up" : "down") : "");
 }
 
 function connect() {
-  // EventSource reconnects by itself, resuming with Last-Event-ID.
-  es = new EventSource("/v1/heartbeats/stream");
+  // EventSource reconnects by itself, resuming with Last-Event-ID (the
+  // header wins over the query, which asks for the history once).
+  es = new EventSource("/v1/heartbeats/stream?history=all");
   es.onopen = () => setState("live", "live");
   es.onerror = () => {
     if (es.readyState === EventSource.CONNECTING) {
@@ -160,13 +259,17 @@ function connect() {
     footer();
   };
   es.addEventListener("heartbeat", m => {
-    try { render(JSON.parse(m.data)); } catch (e) { return; }
+    try { record(JSON.parse(m.data)); } catch (e) { return; }
     events++;
     lastEvent = Date.now();
     setState("live", "live");
+    if (!pending) { pending = true; requestAnimationFrame(render); }
     footer();
   });
 }
 
 connect();
+links();
 setInterval(footer, 1000);
+setInterval(links, 5000);
+window.addEventListener("resize", () => { if (latest && !pending) { pending = true; requestAnimationFrame(render); } });
