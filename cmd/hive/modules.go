@@ -44,11 +44,7 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m.gateway.Listen = c.httpListen()
 	m.gateway.HiveID = c.HiveID
 	m.gateway.Token = c.apiToken
-	for _, n := range strings.Split(c.TLSAllowedSANs, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			m.gateway.TLS.ClientAllowedSANs = append(m.gateway.TLS.ClientAllowedSANs, n)
-		}
-	}
+	m.gateway.TLS.ClientAllowedSANs = append(m.gateway.TLS.ClientAllowedSANs, splitList(c.TLSAllowedSANs)...)
 	if m.gateway.TLS.ClientCAFile == "" {
 		m.gateway.TLS.ClientAuth = "" // request is the default only with a CA
 	}
@@ -56,12 +52,7 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	if h, err := os.Hostname(); err == nil {
 		m.gateway.Hosts = append(m.gateway.Hosts, h)
 	}
-	m.gateway.CORSOrigins = []string{}
-	for _, o := range strings.Split(c.CORSOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			m.gateway.CORSOrigins = append(m.gateway.CORSOrigins, o)
-		}
-	}
+	m.gateway.CORSOrigins = splitList(c.CORSOrigins)
 
 	m.discovery.Hive = info
 	if t := m.gateway.TLS; t.CertFile != "" {
@@ -88,4 +79,16 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 func (m moduleConfigs) validate() error {
 	return errors.Join(m.collector.Validate(), m.gateway.Validate(), m.discovery.Validate(),
 		m.capabilities.Validate(), m.jobs.Validate())
+}
+
+// splitList is a comma-separated setting's items, blanks dropped; never
+// nil (for the gateway an empty list turns CORS off, nil means default).
+func splitList(v string) []string {
+	out := []string{}
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }

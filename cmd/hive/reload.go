@@ -7,18 +7,31 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"syscall"
 
+	"github.com/rbee/hive/modules/collector"
+	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
+	"github.com/rbee/hive/modules/jobs"
 )
+
+// live holds the modules whose settings a reload can change.
+type live struct {
+	gateway   *gateway.Gateway
+	collector *collector.Collector
+	discovery *discovery.Discovery
+	jobs      *jobs.Jobs
+}
 
 // reloadOnHUP reads the configuration again (command line, environment,
 // file) on every SIGHUP (systemctl reload) until ctx ends, and applies what
-// can change while the hive runs: the log level and the API token (its
-// file or HIVE_API_TOKEN; TLS certificates are read again on their own).
-// Everything else it names in one log line as needing a restart. No
-// stream is dropped.
-func reloadOnHUP(ctx context.Context, cur *config, gw *gateway.Gateway, log *slog.Logger) {
+// can change while the hive runs: the log level, the API token (its file
+// or HIVE_API_TOKEN), the worker pattern, the CORS origins and the Queen
+// allow-list; TLS certificates are read again on their own, whenever
+// their files change. Everything else it names in one log line as needing
+// a restart. No stream is dropped.
+func reloadOnHUP(ctx context.Context, cur *config, lv *live, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -28,40 +41,86 @@ func reloadOnHUP(ctx context.Context, cur *config, gw *gateway.Gateway, log *slo
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reload(cur, gw, log)
+				reload(cur, lv, log)
 			}
 		}
 	}()
 }
 
-func reload(cur *config, gw *gateway.Gateway, log *slog.Logger) {
+// A setting a reload applies: whether it changed, and how to apply it
+// (nil when it applied), given the next configuration.
+type liveSetting struct {
+	name    string
+	changed func(cur, next *config) bool
+	apply   func(next *config) error
+	// adopt copies the applied value into cur.
+	adopt func(cur, next *config)
+}
+
+func liveSettings(cur *config, lv *live) []liveSetting {
+	return []liveSetting{
+		{"log-level",
+			func(c, n *config) bool { return n.LogLevel != c.LogLevel && c.logLevel != nil },
+			func(n *config) error {
+				var lvl slog.Level
+				if err := lvl.UnmarshalText([]byte(n.LogLevel)); err != nil {
+					return err
+				}
+				cur.logLevel.Set(lvl)
+				return nil
+			},
+			func(c, n *config) { c.LogLevel = n.LogLevel }},
+		{"api token",
+			func(c, n *config) bool { return n.apiToken != c.apiToken },
+			func(n *config) error { return lv.gateway.SetToken(n.apiToken) },
+			func(c, n *config) { c.apiToken = n.apiToken }},
+		{"worker-match",
+			func(c, n *config) bool { return n.WorkerMatch != c.WorkerMatch },
+			func(n *config) error {
+				pattern, on := workerMatch(n.WorkerMatch)
+				if err := lv.collector.SetWorkerMatch(pattern, on); err != nil {
+					return err
+				}
+				return lv.jobs.SetWorkerMatch(pattern, on)
+			},
+			func(c, n *config) { c.WorkerMatch = n.WorkerMatch }},
+		{"cors-origins",
+			func(c, n *config) bool { return n.CORSOrigins != c.CORSOrigins },
+			func(n *config) error { lv.gateway.SetCORSOrigins(splitList(n.CORSOrigins)); return nil },
+			func(c, n *config) { c.CORSOrigins = n.CORSOrigins }},
+		{"queen-allow",
+			func(c, n *config) bool { return n.Queen.QueenAllow != c.Queen.QueenAllow },
+			func(n *config) error { return lv.discovery.SetQueenAllow(n.Queen.QueenAllow) },
+			func(c, n *config) { c.Queen.QueenAllow = n.Queen.QueenAllow }},
+	}
+}
+
+func reload(cur *config, lv *live, log *slog.Logger) {
 	next, err := loadConfig(cur.args, os.LookupEnv, io.Discard)
 	if err != nil {
 		log.Error("reload: the configuration does not load; nothing changed", "err", err)
 		return
 	}
-	var applied []string
-	if next.LogLevel != cur.LogLevel && cur.logLevel != nil {
-		var lvl slog.Level
-		if err := lvl.UnmarshalText([]byte(next.LogLevel)); err == nil {
-			cur.logLevel.Set(lvl)
-			cur.LogLevel = next.LogLevel
-			applied = append(applied, "log-level")
+	applied, refused := []string{}, []string{}
+	for _, s := range liveSettings(cur, lv) {
+		if !s.changed(cur, next) {
+			continue
 		}
-	}
-	if next.apiToken != cur.apiToken {
-		if err := gw.SetToken(next.apiToken); err != nil {
-			log.Error("reload: API token not changed", "err", err)
-		} else {
-			cur.apiToken = next.apiToken
-			applied = append(applied, "api token")
+		if err := s.apply(next); err != nil {
+			log.Error("reload: "+s.name+" not changed", "err", err)
+			refused = append(refused, s.name)
+			continue
 		}
+		s.adopt(cur, next)
+		applied = append(applied, s.name)
 	}
-	// What differs besides needs a restart: compare with the applied and
-	// the per-run fields made equal.
+	// What differs besides needs a restart: compare with what a reload
+	// handles made equal (applied or refused, each logged already).
 	a, b := *cur, *next
 	a.args, b.args, a.logLevel, b.logLevel = nil, nil, nil, nil
-	b.LogLevel, b.apiToken = a.LogLevel, a.apiToken
+	for _, s := range liveSettings(cur, lv) {
+		s.adopt(&b, &a)
+	}
 	restart := []string{}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	for i := range va.NumField() {
@@ -69,5 +128,6 @@ func reload(cur *config, gw *gateway.Gateway, log *slog.Logger) {
 			restart = append(restart, f.Name)
 		}
 	}
-	log.Info("reloaded the configuration", "applied", applied, "need_a_restart", restart)
+	slices.Sort(restart)
+	log.Info("reloaded the configuration", "applied", applied, "refused", refused, "need_a_restart", restart)
 }

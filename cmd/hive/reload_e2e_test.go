@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,4 +68,83 @@ func bearerGet(url, tok string) *http.Request {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return req
+}
+
+// A reload also applies the worker pattern (the next tick matches with
+// it), the CORS origins and the Queen allow-list, under an open stream.
+func TestReloadWorkerMatchCORSAndQueenAllow(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "hive.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("http:\n  cors-origins: http://a.example\nqueen:\n  allow: 10.9.9.9\nworkers:\n  match: 'cmdline:--model reload-a( |$)'\n")
+	startWorker(t, "--model", "reload-a", "--port", "9611", "--cpu", "0", "--http=false")
+	startWorker(t, "--model", "reload-b", "--port", "9612", "--cpu", "0", "--http=false")
+	h := startHive(t, "--config", conf, "--telemetry-interval", "200ms")
+	sse := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
+	models := func() string {
+		t.Helper()
+		var ev struct {
+			Workers []struct{ Model *string }
+		}
+		if err := json.Unmarshal([]byte(sse.next(t, 10*time.Second).Data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, w := range ev.Workers {
+			if w.Model != nil {
+				out = append(out, *w.Model)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if m := models(); m != "reload-a" {
+			return fmt.Errorf("workers %q before the reload, want reload-a", m)
+		}
+		return nil
+	})
+	allowed := func(origin string) string {
+		_, _, hdr := do(t, "GET", h.httpBase+"/health", map[string]string{"Origin": origin}, "")
+		return hdr.Get("Access-Control-Allow-Origin")
+	}
+	queen := func() int {
+		code, _, _ := do(t, "GET", h.httpBase+"/capabilities?queen_url="+url.QueryEscape("http://127.0.0.1:9/"), nil, "")
+		return code
+	}
+	if allowed("http://a.example") != "http://a.example" || allowed("http://b.example") != "" || queen() != http.StatusForbidden {
+		t.Fatalf("before the reload: CORS a %q, b %q, Queen 127.0.0.1 %d", allowed("http://a.example"), allowed("http://b.example"), queen())
+	}
+
+	write("http:\n  cors-origins: http://b.example\nqueen:\n  allow: 127.0.0.1\nworkers:\n  match: 'cmdline:--model reload-b( |$)'\n")
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if !h.hasLog("reloaded the configuration") {
+			return fmt.Errorf("no reload logged")
+		}
+		return nil
+	})
+	for _, s := range []string{"worker-match", "cors-origins", "queen-allow"} {
+		if !strings.Contains(h.logText(), s) {
+			t.Errorf("the reload line does not name %s:\n%s", s, h.logText())
+		}
+	}
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if m := models(); m != "reload-b" {
+			return fmt.Errorf("workers %q after the reload, want reload-b", m)
+		}
+		return nil
+	})
+	if a, b := allowed("http://a.example"), allowed("http://b.example"); a != "" || b != "http://b.example" {
+		t.Errorf("CORS after the reload: a %q, b %q", a, b)
+	}
+	if code := queen(); code != http.StatusOK {
+		t.Errorf("a Queen on 127.0.0.1 after the allow-list named it: %d", code)
+	}
 }

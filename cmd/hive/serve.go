@@ -41,7 +41,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATS.Hub))
 	}
 	warnExposure(cfg, log)
-	stages, gw, err := buildModules(cfg, mc, b, log)
+	stages, lv, err := buildModules(cfg, mc, b, log)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	stopNotify := context.AfterFunc(ctx, func() { sd.send("STOPPING=1") })
 	defer stopNotify()
-	reloadOnHUP(ctx, cfg, gw, log)
+	gw := lv.gateway
+	reloadOnHUP(ctx, cfg, lv, log)
 	if cfg.Queen.QueenURL == "" {
 		log.Info("hive starting", "hive_id", cfg.HiveID, "version", version)
 	} else {
@@ -83,8 +84,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 
 // buildModules makes every module with its runtime pieces (the GPU
 // reader, the metrics registry) and returns them in stop order, and the
-// gateway, which knows the bound HTTP address.
-func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, *gateway.Gateway, error) {
+// ones a reload changes (the gateway also knows the bound HTTP address).
+func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) ([][]named, *live, error) {
 	mc.gateway.MaxConns, mc.gateway.MaxConnsPerIP = connBudget(cfg, log)
 
 	reg, hiveReg, err := newRegistry(cfg.HiveID, version, commit())
@@ -134,7 +135,7 @@ func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) (
 		{{"gateway", gw}},
 		{{"discovery", disc}},
 		{{"capabilities", caps}, {"jobs", jobsMod}},
-	}, gw, nil
+	}, &live{gateway: gw, collector: coll, discovery: disc, jobs: jobsMod}, nil
 }
 
 // baseURL is where this machine reaches the HTTP listener: loopback when

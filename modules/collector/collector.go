@@ -25,6 +25,7 @@ type Collector struct {
 	log       *slog.Logger
 	announced *AnnouncedSource
 	sources   []Source
+	match     *MatchSource // the --worker-match source, nil without one
 	sampler   *sampler
 	metrics   *metrics
 	node      *nodeSampler
@@ -99,6 +100,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		}
 		m.table, m.shared = c.table, true
 		c.withArgs = true
+		c.match = m
 		c.sources = append(c.sources, m)
 	}
 	return c, nil
@@ -490,4 +492,20 @@ func (c *Collector) noteTrim(omitted, workers int) {
 		c.log.Info("telemetry event within its size bound again", "workers", workers)
 		c.trimming = false
 	}
+}
+
+// SetWorkerMatch replaces the worker pattern while the collector runs (a
+// reload): the next tick matches with it. A collector started without a
+// pattern has no /proc walk for one to use, and one started with a
+// pattern cannot drop it: both need a restart.
+func (c *Collector) SetWorkerMatch(pattern, on string) error {
+	switch {
+	case c.match == nil && pattern != "":
+		return errors.New("collector: a worker pattern cannot be added to a hive started without one: restart it")
+	case c.match != nil && pattern == "":
+		return errors.New("collector: the worker pattern cannot be removed from a running hive: restart it")
+	case c.match == nil:
+		return nil
+	}
+	return c.match.SetPattern(pattern, on)
 }

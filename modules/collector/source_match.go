@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/rbee/hive/internal/workerproc"
 )
@@ -18,7 +19,8 @@ import (
 // worker (a launcher and its child, tensor-parallel ranks) rather than
 // reported twice.
 type MatchSource struct {
-	m     *workerproc.Matcher
+	m atomic.Pointer[workerproc.Matcher] // replaced by SetPattern
+
 	self  int32
 	table *procTable
 	// shared: the collector refreshes table once per tick for every use;
@@ -38,7 +40,22 @@ func NewMatchSource(pattern, on string) (*MatchSource, error) {
 	if m == nil {
 		return nil, fmt.Errorf("collector: empty worker match pattern")
 	}
-	return &MatchSource{m: m, self: int32(os.Getpid()), table: newProcTable()}, nil
+	s := &MatchSource{self: int32(os.Getpid()), table: newProcTable()}
+	s.m.Store(m)
+	return s, nil
+}
+
+// SetPattern replaces the pattern from the next Scan on (a reload).
+func (s *MatchSource) SetPattern(pattern, on string) error {
+	m, err := workerproc.NewMatcher(pattern, on)
+	if err != nil {
+		return fmt.Errorf("collector: %w", err)
+	}
+	if m == nil {
+		return fmt.Errorf("collector: empty worker match pattern")
+	}
+	s.m.Store(m)
+	return nil
 }
 
 // Name implements Source.
@@ -53,11 +70,11 @@ func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
 			return nil, fmt.Errorf("list pids: %w", err)
 		}
 	}
-	t := s.table
+	t, m := s.table, s.m.Load()
 	matches := func(pid int32) bool {
 		e, ok := t.procs[pid]
 		// The hive's own command line carries the pattern (--worker-match).
-		return ok && pid != s.self && s.m.Match(e.args)
+		return ok && pid != s.self && m.Match(e.args)
 	}
 	var roots []int32
 	for pid := range t.procs {

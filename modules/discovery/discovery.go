@@ -30,7 +30,7 @@ type Discovery struct {
 	client *http.Client
 	nc     *bus.Conn
 
-	allow allowList
+	allow atomic.Pointer[allowList] // where Queen changes may point; SetQueenAllow replaces it
 
 	mu      sync.Mutex
 	last    *event  // latest telemetry, for discovery bodies
@@ -91,7 +91,6 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		cfg:    cfg,
 		bus:    b,
 		log:    log.With("module", "discovery"),
-		allow:  allow,
 		tokens: float64(cfg.ChangeBurst),
 		client: &http.Client{
 			Timeout: cfg.RequestTimeout,
@@ -104,6 +103,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		urls:   make(chan string, 8),
 		ready:  make(chan struct{}),
 	}
+	d.allow.Store(&allow)
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -111,6 +111,22 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		return nil, fmt.Errorf("discovery: metrics: %w", err)
 	}
 	return d, nil
+}
+
+// SetQueenAllow replaces where Queen changes may point (the --queen-allow
+// list; "" is the configured Queen's host) while discovery runs (a
+// reload). It judges changes from then on: the Queen being followed, if
+// any, is kept.
+func (d *Discovery) SetQueenAllow(spec string) error {
+	if spec == "" {
+		spec = hostOf(d.cfg.QueenURL)
+	}
+	a, err := parseAllow(spec)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	d.allow.Store(&a)
+	return nil
 }
 
 // loop is one discovery loop toward one Queen.
@@ -183,10 +199,10 @@ func (d *Discovery) Run(ctx context.Context) error {
 			d.mu.Unlock()
 		}(cur)
 	}
-	if d.cfg.QueenURL == "" && d.allow.empty() {
+	if d.cfg.QueenURL == "" && d.allow.Load().empty() {
 		d.log.Info("standalone: no Queen is configured, so this hive reports to none (its stream, metrics and dashboard still serve); join one with --queen-url http://QUEEN:7833 or HIVE_QUEEN_URL")
 	} else if d.cfg.QueenURL == "" {
-		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=", "allowed", d.allow.String())
+		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=", "allowed", d.allow.Load().String())
 	} else {
 		start(d.cfg.QueenURL)
 	}
@@ -259,9 +275,9 @@ func (d *Discovery) onQueenChange(q wire.QueenURL) (wire.QueenAccepted, error) {
 	if !q.Authorized && q.URL != d.cfg.QueenURL {
 		return refuse(wire.CodeForbidden, "changing the Queen needs an authorized caller", 0)
 	}
-	if !d.allow.allows(q.URL) {
-		d.log.Warn("queen URL refused: host not allowed", "url", q.URL, "allowed", d.allow.String())
-		return refuse(wire.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), d.allow.String()), 0)
+	if allow := d.allow.Load(); !allow.allows(q.URL) {
+		d.log.Warn("queen URL refused: host not allowed", "url", q.URL, "allowed", allow.String())
+		return refuse(wire.CodeForbidden, fmt.Sprintf("queen_url host %q is not allowed (--queen-allow %q)", hostOf(q.URL), allow.String()), 0)
 	}
 	if wait := d.take(); wait > 0 {
 		return refuse(wire.CodeRateLimited, "too many Queen changes; retry later", int(wait.Seconds()+0.999))

@@ -14,14 +14,15 @@ import (
 // access checks refuse a cross-site request anyway.
 func (g *Gateway) cors(c *gin.Context) {
 	origin := c.GetHeader("Origin")
-	if origin == "" || len(g.cfg.CORSOrigins) == 0 {
+	origins := *g.corsOrigins.Load()
+	if origin == "" || len(origins) == 0 {
 		return
 	}
 	h := c.Writer.Header()
 	switch {
-	case slices.Contains(g.cfg.CORSOrigins, "*"):
+	case slices.Contains(origins, "*"):
 		h.Set("Access-Control-Allow-Origin", "*")
-	case slices.ContainsFunc(g.cfg.CORSOrigins, func(o string) bool { return strings.EqualFold(o, origin) }):
+	case slices.ContainsFunc(origins, func(o string) bool { return strings.EqualFold(o, origin) }):
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", "Origin")
 	default:
@@ -40,4 +41,11 @@ func (g *Gateway) preflight(c *gin.Context) {
 		h.Set("Access-Control-Max-Age", "600")
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// SetCORSOrigins replaces the origins that may read the read-only routes
+// while the gateway runs (a reload); none turns CORS off.
+func (g *Gateway) SetCORSOrigins(origins []string) {
+	o := slices.Clone(origins)
+	g.corsOrigins.Store(&o)
 }

@@ -40,6 +40,7 @@ type Gateway struct {
 	streamsShed atomic.Uint64                     // streams refused at their client's stream share
 	certs       atomic.Pointer[tlsfiles.Pair]     // the served pair, with TLS
 	tokenSum    atomic.Pointer[[sha256.Size]byte] // the token now; SetToken replaces it
+	corsOrigins atomic.Pointer[[]string]          // cfg.CORSOrigins now; SetCORSOrigins replaces it
 	liveDropped atomic.Uint64                     // live job events a slow stream missed (recovered from the replay)
 	jobStreams  sync.WaitGroup                    // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
@@ -100,6 +101,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		stopping: make(chan struct{}),
 	}
 	g.tokenSum.Store(tokenSum)
+	g.SetCORSOrigins(cfg.CORSOrigins)
 	if err := g.register(reg); err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}

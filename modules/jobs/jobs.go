@@ -30,7 +30,7 @@ type Jobs struct {
 	cfg   Config
 	bus   *bus.Bus
 	log   *slog.Logger
-	match *workerproc.Matcher
+	match atomic.Pointer[workerproc.Matcher] // nil: only spawned workers; SetWorkerMatch replaces it
 	procs *procManager
 	http  *http.Client
 
@@ -80,10 +80,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	}
 	re, _ := workerproc.NewMatcher(cfg.WorkerMatch, cfg.WorkerMatchOn) // checked by Validate
 	m := &Jobs{
-		cfg:   cfg,
-		bus:   b,
-		log:   log.With("module", "jobs"),
-		match: re,
+		cfg: cfg,
+		bus: b,
+		log: log.With("module", "jobs"),
 		http: &http.Client{
 			Timeout: 2 * time.Second,
 			// A worker's /health that redirects is not healthy; the hive
@@ -93,6 +92,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		jobs:  make(map[string]*job),
 		ready: make(chan struct{}),
 	}
+	m.match.Store(re)
 	m.procs = newProcManager(m.log, cfg.statePath())
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -271,4 +271,16 @@ func (m *Jobs) dispatch(ctx context.Context, n *narrator, op Operation) error {
 		return m.hiveCheck(ctx, n)
 	}
 	return fmt.Errorf("operation %q has no handler", op.Name)
+}
+
+// SetWorkerMatch replaces the pattern of the workers that list, get and
+// delete see besides the spawned ones, while the module runs (a reload);
+// "" leaves only the spawned ones.
+func (m *Jobs) SetWorkerMatch(pattern, on string) error {
+	re, err := workerproc.NewMatcher(pattern, on)
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	m.match.Store(re)
+	return nil
 }

@@ -36,7 +36,7 @@ func (m *Jobs) workerProcess(ctx context.Context, pid int) (workerInfo, bool, er
 		return workerInfo{}, false, fmt.Errorf("process %d not found", pid)
 	}
 	_, spawned := m.procs.get(pid)
-	if pid == os.Getpid() || (!spawned && !m.match.Match(args)) {
+	if pid == os.Getpid() || (!spawned && !m.match.Load().Match(args)) {
 		return workerInfo{}, false, nil
 	}
 	// Any local user names its own processes: what is shown of one is
