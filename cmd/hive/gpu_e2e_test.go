@@ -145,7 +145,7 @@ func TestNVMLNodeBlockAndWorker(t *testing.T) {
 
 // Every rule of the health table that the driver can show, through the
 // fake library, against the real binary: the SSE health_status and
-// node.gpus[0].health as README's table says.
+// node.gpus[0].health as docs/GPUS.md's table says.
 func TestGPUHealthRules(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -27,7 +30,8 @@ func TestReadmeQuickStart(t *testing.T) {
 		t.Fatal("the quick start lacks its second command block")
 	}
 	cmds := strings.Split(strings.SplitN(blocks[2], "```", 2)[0], "\n")
-	h := startHive(t, "--queen-url", "")
+	home := t.TempDir() // the worker directory is under ~, as make run has it
+	h := startHiveEnv(t, []string{"HOME=" + home}, "--queen-url", "")
 	base := h.httpBase
 	for _, line := range cmds {
 		cmd, _, _ := strings.Cut(line, "#")
@@ -83,5 +87,44 @@ func TestReadmeQuickStart(t *testing.T) {
 		if (err != nil && !strings.Contains(cmd, "-N")) || !strings.Contains(string(out), want) {
 			t.Errorf("%q: %v\n%.500s", cmd, err, out)
 		}
+	}
+	firstThingsToTry(t, string(b), home, base)
+}
+
+var watchRowRe = regexp.MustCompile(`(?m)\s\d+\s+tinyllama\s+\d+\s`)
+
+// firstThingsToTry runs the README's "First things to try" block as a
+// shell would, one script, with the test's binaries for bin/ and its port
+// for 7835: the worker it spawns must come up and be listed.
+func firstThingsToTry(t *testing.T, readme, home, base string) {
+	t.Helper()
+	_, rest, ok := strings.Cut(readme, "## First things to try")
+	if !ok {
+		t.Fatal("README has no First things to try")
+	}
+	_, block, ok := strings.Cut(rest, "```sh\n")
+	if !ok {
+		t.Fatal("First things to try has no commands")
+	}
+	script := strings.SplitN(block, "```", 2)[0]
+	script = strings.NewReplacer("bin/demo-worker", workerBin, "bin/hive watch", hiveBin+" watch --url "+base, "bin/hive", hiveBin,
+		"localhost:7835", strings.TrimPrefix(base, "http://")).Replace(script)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl: the First things to try block is skipped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-c", script)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	cmd.WaitDelay = 5 * time.Second // a command left running holds the output pipe
+	out, err := cmd.CombinedOutput()
+	if m := spawnedRe.FindStringSubmatch(string(out)); m != nil {
+		pid, _ := strconv.Atoi(m[1])
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	}
+	// The job's narration ends, and hive watch's table has the worker's
+	// row: its pid, model and port.
+	if err != nil || !strings.Contains(string(out), "[DONE]") || !watchRowRe.MatchString(string(out)) {
+		t.Errorf("First things to try: %v; want the spawn's [DONE] and the worker's row in hive watch:\n%.3000s", err, out)
 	}
 }

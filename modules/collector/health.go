@@ -11,7 +11,7 @@ import (
 	"github.com/rbee/hive/internal/text"
 )
 
-// The health rules, in one place; the README's "GPU health" table says the
+// The health rules, in one place; docs/GPUS.md's "GPU health" table says the
 // same. A GPU's health is the worst rule that holds for it; the hive's is
 // the worst of its GPUs' and its own, with that rule's reason.
 var (

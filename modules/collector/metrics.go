@@ -203,7 +203,7 @@ var (
 	gpuPowerCap  = gpuDesc("hive_gpu_power_limit_watts", "GPU power limit.")
 	gpuThrottle  = gpuDesc("hive_gpu_throttle_reasons", "1 for each clock-event (throttle) reason active on the GPU.", "reason")
 	gpuECC       = gpuDesc("hive_gpu_ecc_uncorrected_errors", "Volatile uncorrectable ECC errors since the driver loaded.")
-	gpuHealth    = gpuDesc("hive_gpu_health", "The GPU's health: 0 healthy, 1 degraded, 2 unhealthy (README: GPU health).")
+	gpuHealth    = gpuDesc("hive_gpu_health", "The GPU's health: 0 healthy, 1 degraded, 2 unhealthy (docs/GPUS.md: GPU health).")
 	hiveHealth   = prometheus.NewDesc("hive_health", "The hive's health, the worst of its GPUs' and its own: 0 healthy, 1 degraded, 2 unhealthy.", nil, nil)
 	healthValues = map[string]float64{wire.HealthHealthy: 0, wire.HealthDegraded: 1, wire.HealthUnhealthy: 2}
 )
