@@ -158,11 +158,33 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	d.nc = nc
-	tsub, err := bus.SubscribeTelemetry(nc, d.cfg.Hive.ID, d.onTelemetry)
-	if err != nil {
-		return fmt.Errorf("discovery: subscribe: %w", err)
+	// Telemetry is read only where it is pushed: the heartbeat API, once a
+	// Queen is configured or may be (an allow-list). A standalone hive and
+	// the ready API (the Queen subscribes to the SSE stream) take none: no
+	// decode and no wake-up per tick. A Queen that comes later (a reload
+	// that allows one) starts it; its first discovery body then says
+	// "starting" until the next tick.
+	var tsub *bus.Sub
+	readTelemetry := func() error {
+		if tsub != nil || d.cfg.API == APIReady {
+			return nil
+		}
+		var err error
+		if tsub, err = bus.SubscribeTelemetry(nc, d.cfg.Hive.ID, d.onTelemetry); err != nil {
+			return fmt.Errorf("discovery: subscribe: %w", err)
+		}
+		return nil
 	}
-	defer func() { _ = tsub.Unsubscribe() }()
+	defer func() {
+		if tsub != nil {
+			_ = tsub.Unsubscribe()
+		}
+	}()
+	if d.cfg.QueenURL != "" || !d.allow.Load().empty() {
+		if err := readTelemetry(); err != nil {
+			return err
+		}
+	}
 	qsub, err := bus.Handle(nc, wire.SubjectDiscoveryQueen, d.onQueenChange)
 	if err != nil {
 		return fmt.Errorf("discovery: subscribe: %w", err)
@@ -182,6 +204,9 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}
 	defer stop()
 	start := func(url string) {
+		if err := readTelemetry(); err != nil {
+			d.log.Error("telemetry not followed: pushes to the Queen wait for it", "err", err)
+		}
 		stop()
 		d.mu.Lock()
 		d.current = url

@@ -404,19 +404,40 @@ func TestQueenDownThenUp(t *testing.T) {
 func TestStandaloneSendsNothing(t *testing.T) {
 	q := newFakeQueen(t, nil)
 	h := start(t, Config{})
-	h.telemetry(t, "h1", 1)
-	// Once the event is in, a loop would have started from it: none may.
-	bustest.WaitFor(t, 5*time.Second, func() error {
-		h.d.mu.Lock()
-		defer h.d.mu.Unlock()
-		if h.d.last == nil {
-			return fmt.Errorf("telemetry not handled yet")
-		}
-		return nil
-	})
-	if n := len(q.requests()); n != 0 || h.d.loops.Load() != 0 || h.d.queenState.Load() != queenNone {
-		t.Fatalf("standalone: %d requests, %d loops, hive_queen_state %d", n, h.d.loops.Load(), h.d.queenState.Load())
+	// A standalone hive reads no telemetry at all (no decode, no wake-up
+	// per tick). Once another subscriber has the event, discovery would
+	// have had it too.
+	seen, err := h.pub.SubscribeSync(wire.SubjectTelemetry)
+	if err != nil {
+		t.Fatal(err)
 	}
+	h.telemetry(t, "h1", 1)
+	if _, err := seen.NextMsg(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.d.mu.Lock()
+	last := h.d.last
+	h.d.mu.Unlock()
+	if n := len(q.requests()); n != 0 || h.d.loops.Load() != 0 || h.d.queenState.Load() != queenNone || last != nil {
+		t.Fatalf("standalone: %d requests, %d loops, hive_queen_state %d, telemetry read %v", n, h.d.loops.Load(), h.d.queenState.Load(), last != nil)
+	}
+	// A Queen allowed later (a reload) starts the telemetry it pushes.
+	if err := h.d.SetQueenAllow("127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.queenURL(t, q.srv.URL); got != "started" {
+		t.Fatalf("queen_url after the allow-list named it: %s", got)
+	}
+	q.waitN(t, 1)
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		h.telemetry(t, "h1", 2)
+		for _, r := range q.requests()[1:] {
+			if strings.Contains(string(r.Raw), `"pid":2`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no push of the event after the Queen came: %d requests", len(q.requests()))
+	})
 }
 
 func TestQueenURLStartsReplacesNeverDuplicates(t *testing.T) {

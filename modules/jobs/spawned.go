@@ -44,10 +44,13 @@ type procManager struct {
 	stateErrors atomic.Uint64
 	mu          sync.Mutex
 	procs       map[int]*spawned
+	// added wakes reapLoop's sweep, which sleeps while there is nothing
+	// to reap.
+	added chan struct{}
 }
 
 func newProcManager(log *slog.Logger, statePath string) *procManager {
-	return &procManager{log: log, statePath: statePath, procs: make(map[int]*spawned)}
+	return &procManager{log: log, statePath: statePath, procs: make(map[int]*spawned), added: make(chan struct{}, 1)}
 }
 
 func (p *procManager) add(w *spawned) {
@@ -55,6 +58,14 @@ func (p *procManager) add(w *spawned) {
 	p.procs[w.pid] = w
 	p.saveLocked()
 	p.mu.Unlock()
+	p.wake()
+}
+
+func (p *procManager) wake() {
+	select {
+	case p.added <- struct{}{}:
+	default:
+	}
 }
 
 func (p *procManager) get(pid int) (*spawned, bool) {
@@ -133,23 +144,33 @@ func (p *procManager) reapLoop(ctx context.Context, onExit func(*spawned)) {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
 	defer signal.Stop(chld)
-	sweep := time.NewTicker(reapSweep)
+	// The sweep runs only while there are workers: an idle hive that
+	// spawned nothing is not woken every reapSweep.
+	sweep := time.NewTimer(reapSweep)
 	defer sweep.Stop()
+	sweeping := true
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-chld:
+		case <-p.added:
 		case <-sweep.C:
+			sweeping = false
 		}
 		for _, w := range p.reap() {
 			onExit(w)
 		}
+		if !sweeping && p.count() > 0 {
+			sweep.Reset(reapSweep)
+			sweeping = true
+		}
 	}
 }
 
-// reapSweep is how often reapLoop looks without being told: how late an
-// adopted worker's exit may be seen.
+// reapSweep is how often reapLoop looks without being told, while there
+// are workers: how late an adopted worker's exit (no SIGCHLD: not our
+// child) may be seen.
 const reapSweep = 2 * time.Second
 
 // stop ends w and everything it started: its process group, its cgroup
