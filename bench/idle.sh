@@ -2,8 +2,8 @@
 # make bench-idle: what an idle hive costs, against the floor collector.
 # Each configuration runs alone for WINDOW (default 40 s) with one SSE
 # client (curl) and one NATS subscriber (bin/nats) attached to the hive:
-# CPU from /proc/<pid>/stat (utime+stime over the window, % of one core)
-# and context switches from every thread's /proc/<pid>/task/*/status
+# CPU (perf task-clock, or utime+stime from /proc/<pid>/stat; % of one
+# core) and context switches from every thread's /proc/<pid>/task/*/status
 # (voluntary + involuntary, per second): the wake-ups.
 set -euo pipefail
 window=${1:-40}
@@ -14,14 +14,23 @@ hz=$(getconf CLK_TCK)
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s+=$2} END {print s}'; }
+# CPU time: perf's task-clock where perf runs (exact), else utime+stime
+# from /proc/<pid>/stat (in clock ticks: 1/(CLK_TCK*window) per tick,
+# 0.025 % at 40 s).
+if perf stat -x, -e task-clock true >/dev/null 2>&1; then clock=perf; else clock=ticks; fi
 measure() { # name pid
   sleep 3 # started, clients attached
-  local t0 s0 t1 s1
-  t0=$(ticks "$2"); s0=$(switches "$2")
-  sleep "$window"
-  t1=$(ticks "$2"); s1=$(switches "$2")
-  awk -v n="$1" -v dt="$((t1 - t0))" -v ds="$((s1 - s0))" -v w="$window" -v hz="$hz" -v th="$(ls /proc/"$2"/task | wc -l)" \
-    'BEGIN {printf "%-26s cpu %6.3f %%  switches %7.1f /s  threads %d\n", n, 100*dt/hz/w, ds/w, th}'
+  local t0 s0 t1 s1 cpu
+  s0=$(switches "$2")
+  if [ "$clock" = perf ]; then
+    cpu=$(perf stat -x, -e task-clock -p "$2" -- sleep "$window" 2>&1 | awk -F, -v w="$window" '/task-clock/ {printf "%.3f", $1/10/w}')
+  else
+    t0=$(ticks "$2"); sleep "$window"; t1=$(ticks "$2")
+    cpu=$(awk -v dt="$((t1 - t0))" -v w="$window" -v hz="$hz" 'BEGIN {printf "%.3f", 100*dt/hz/w}')
+  fi
+  s1=$(switches "$2")
+  awk -v n="$1" -v cpu="$cpu" -v ds="$((s1 - s0))" -v w="$window" -v th="$(ls /proc/"$2"/task | wc -l)" -v clk="$clock" \
+    'BEGIN {printf "%-26s cpu %6s %% (%s)  switches %7.1f /s  threads %d\n", n, cpu, clk, ds/w, th}'
 }
 
 workers() { # n: demo workers with /health, as a GPU host's few servers
