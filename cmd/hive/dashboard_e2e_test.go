@@ -47,10 +47,7 @@ func pageText(t *testing.T, ctx context.Context, what string, within time.Durati
 	t.Helper()
 	start := time.Now()
 	for {
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-		if err != nil {
-			t.Fatalf("read the page: %v", err)
-		}
+		s := mustText(t, ctx)
 		if ok(s) {
 			return time.Since(start)
 		}
@@ -59,6 +56,16 @@ func pageText(t *testing.T, ctx context.Context, what string, within time.Durati
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// mustText is the page's text now.
+func mustText(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatalf("read the page: %v", err)
+	}
+	return s
 }
 
 func contains(sub ...string) func(string) bool {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -157,13 +156,4 @@ func TestDashboardHostGPUsAndHistory(t *testing.T) {
 		t.Error("at 390 px the GPUs are gone")
 	}
 	shot("dashboard-390.png")
-}
-
-func mustText(t *testing.T, ctx context.Context) string {
-	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

@@ -22,29 +22,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	oldTok, newTok := "reload-token-aaaaaaaaaaaaaaaa", "reload-token-bbbbbbbbbbbbbbbb"
 	tokFile := filepath.Join(dir, "token")
 	conf := filepath.Join(dir, "hive.yaml")
-	write := func(p, s string) {
-		t.Helper()
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(tokFile, oldTok)
-	write(conf, "log-level: info\nlimits:\n  max-jobs: 64\n")
+	writePrivate(t, tokFile, oldTok)
+	writePrivate(t, conf, "log-level: info\nlimits:\n  max-jobs: 64\n")
 	h := startHive(t, "--config", conf, "--api-token-file", tokFile)
 	sse := openSSEReq(t, bearerGet(h.httpBase+"/v1/heartbeats/stream", oldTok))
 	sse.next(t, 10*time.Second)
 
-	write(tokFile, newTok)
-	write(conf, "log-level: debug\nlimits:\n  max-jobs: 8\n")
-	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	bustest.WaitFor(t, 10*time.Second, func() error {
-		if !h.hasLog("reloaded the configuration") {
-			return fmt.Errorf("no reload logged")
-		}
-		return nil
-	})
+	writePrivate(t, tokFile, newTok)
+	writePrivate(t, conf, "log-level: debug\nlimits:\n  max-jobs: 8\n")
+	reloadHive(t, h)
 	logs := h.logText()
 	if !strings.Contains(logs, "log-level") || !strings.Contains(logs, "api token") || !strings.Contains(logs, "Jobs") {
 		t.Errorf("the reload line does not say what changed and what needs a restart:\n%s", logs)
@@ -64,6 +50,28 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 }
 
+// writePrivate writes s to path, mode 0600 (a token or config file).
+func writePrivate(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reloadHive sends h SIGHUP and waits for its reload line.
+func reloadHive(t *testing.T, h *hiveProc) {
+	t.Helper()
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if !h.hasLog("reloaded the configuration") {
+			return fmt.Errorf("no reload logged")
+		}
+		return nil
+	})
+}
+
 func bearerGet(url, tok string) *http.Request {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
@@ -75,13 +83,7 @@ func bearerGet(url, tok string) *http.Request {
 func TestReloadWorkerMatchCORSAndQueenAllow(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "hive.yaml")
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(conf, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("http:\n  cors-origins: http://a.example\nqueen:\n  allow: 10.9.9.9\nworkers:\n  match: 'cmdline:--model reload-a( |$)'\n")
+	writePrivate(t, conf, "http:\n  cors-origins: http://a.example\nqueen:\n  allow: 10.9.9.9\nworkers:\n  match: 'cmdline:--model reload-a( |$)'\n")
 	startWorker(t, "--model", "reload-a", "--port", "9611", "--cpu", "0", "--http=false")
 	startWorker(t, "--model", "reload-b", "--port", "9612", "--cpu", "0", "--http=false")
 	h := startHive(t, "--config", conf, "--telemetry-interval", "200ms")
@@ -120,16 +122,8 @@ func TestReloadWorkerMatchCORSAndQueenAllow(t *testing.T) {
 		t.Fatalf("before the reload: CORS a %q, b %q, Queen 127.0.0.1 %d", allowed("http://a.example"), allowed("http://b.example"), queen())
 	}
 
-	write("http:\n  cors-origins: http://b.example\nqueen:\n  allow: 127.0.0.1\nworkers:\n  match: 'cmdline:--model reload-b( |$)'\n")
-	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	bustest.WaitFor(t, 10*time.Second, func() error {
-		if !h.hasLog("reloaded the configuration") {
-			return fmt.Errorf("no reload logged")
-		}
-		return nil
-	})
+	writePrivate(t, conf, "http:\n  cors-origins: http://b.example\nqueen:\n  allow: 127.0.0.1\nworkers:\n  match: 'cmdline:--model reload-b( |$)'\n")
+	reloadHive(t, h)
 	for _, s := range []string{"worker-match", "cors-origins", "queen-allow"} {
 		if !strings.Contains(h.logText(), s) {
 			t.Errorf("the reload line does not name %s:\n%s", s, h.logText())

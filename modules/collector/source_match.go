@@ -33,19 +33,15 @@ var _ Source = (*MatchSource)(nil)
 // NewMatchSource compiles pattern, matched on workerproc.OnExe or
 // OnCmdline.
 func NewMatchSource(pattern, on string) (*MatchSource, error) {
-	m, err := workerproc.NewMatcher(pattern, on)
-	if err != nil {
-		return nil, fmt.Errorf("collector: %w", err)
-	}
-	if m == nil {
-		return nil, fmt.Errorf("collector: empty worker match pattern")
-	}
 	s := &MatchSource{self: int32(os.Getpid()), table: newProcTable()}
-	s.m.Store(m)
+	if err := s.SetPattern(pattern, on); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// SetPattern replaces the pattern from the next Scan on (a reload).
+// SetPattern compiles pattern (matched on workerproc.OnExe or OnCmdline)
+// and uses it from the next Scan on (a reload).
 func (s *MatchSource) SetPattern(pattern, on string) error {
 	m, err := workerproc.NewMatcher(pattern, on)
 	if err != nil {

@@ -118,10 +118,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 // reload). It judges changes from then on: the Queen being followed, if
 // any, is kept.
 func (d *Discovery) SetQueenAllow(spec string) error {
-	if spec == "" {
-		spec = hostOf(d.cfg.QueenURL)
-	}
-	a, err := parseAllow(spec)
+	cfg := d.cfg
+	cfg.QueenAllow = spec
+	a, err := cfg.allowList()
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
@@ -180,7 +179,8 @@ func (d *Discovery) Run(ctx context.Context) error {
 			_ = tsub.Unsubscribe()
 		}
 	}()
-	if d.cfg.QueenURL != "" || !d.allow.Load().empty() {
+	standalone := d.cfg.QueenURL == "" && d.allow.Load().empty()
+	if !standalone {
 		if err := readTelemetry(); err != nil {
 			return err
 		}
@@ -224,7 +224,7 @@ func (d *Discovery) Run(ctx context.Context) error {
 			d.mu.Unlock()
 		}(cur)
 	}
-	if d.cfg.QueenURL == "" && d.allow.Load().empty() {
+	if standalone {
 		d.log.Info("standalone: no Queen is configured, so this hive reports to none (its stream, metrics and dashboard still serve); join one with --queen-url http://QUEEN:7833 or HIVE_QUEEN_URL")
 	} else if d.cfg.QueenURL == "" {
 		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=", "allowed", d.allow.Load().String())

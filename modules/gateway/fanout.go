@@ -138,10 +138,10 @@ func (h *fanout) subscribe(c *stream, r resume) (backlog []frame, note string, o
 		return nil, "", true
 	}
 	latest := hist[len(hist)-1]
-	if !r.hasLast && r.all {
-		return append(backlog, hist...), "", true
-	}
 	if !r.hasLast {
+		if r.all {
+			return append(backlog, hist...), "", true
+		}
 		return []frame{latest}, "", true
 	}
 	switch oldest := hist[0].seq; {

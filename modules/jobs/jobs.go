@@ -78,7 +78,6 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	re, _ := workerproc.NewMatcher(cfg.WorkerMatch, cfg.WorkerMatchOn) // checked by Validate
 	m := &Jobs{
 		cfg: cfg,
 		bus: b,
@@ -92,7 +91,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		jobs:  make(map[string]*job),
 		ready: make(chan struct{}),
 	}
-	m.match.Store(re)
+	if err := m.SetWorkerMatch(cfg.WorkerMatch, cfg.WorkerMatchOn); err != nil {
+		return nil, err
+	}
 	m.procs = newProcManager(m.log, cfg.statePath())
 	if reg == nil {
 		reg = prometheus.NewRegistry()

@@ -215,6 +215,11 @@ function render() {
   renderWorkers(ev, now);
 }
 
+// schedule asks for one render at the next frame, once there is an event.
+function schedule() {
+  if (latest && !pending) { pending = true; requestAnimationFrame(render); }
+}
+
 function footer() {
   const age = lastEvent ? Math.round((Date.now() - lastEvent) / 1000) + " s ago" : "never";
   $("foot").textContent = events + " event(s), last " + age + " · " + reconnects + " reconnect(s)";
@@ -263,7 +268,7 @@ function connect() {
     events++;
     lastEvent = Date.now();
     setState("live", "live");
-    if (!pending) { pending = true; requestAnimationFrame(render); }
+    schedule();
     footer();
   });
 }
@@ -272,4 +277,4 @@ connect();
 links();
 setInterval(footer, 1000);
 setInterval(links, 5000);
-window.addEventListener("resize", () => { if (latest && !pending) { pending = true; requestAnimationFrame(render); } });
+window.addEventListener("resize", schedule);
