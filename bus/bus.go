@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,8 @@ type Config struct {
 	Hub          string
 	HubReconnect time.Duration
 	// HubExports are the subjects that leave the hive toward observers and
-	// the hub; nil means DefaultHubExports.
+	// the hub, each literal (no wildcard), published through a Conn's
+	// Publish or PublishMsg; nil means DefaultHubExports.
 	HubExports []string
 	// HubHiveID, when set, also sends hive.telemetry to the hub as
 	// TelemetrySubjectFor(HubHiveID), so a hub stream can keep and serve
@@ -106,6 +108,11 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 	}
 	if cfg.HubExports == nil {
 		cfg.HubExports = DefaultHubExports
+	}
+	for _, s := range cfg.HubExports {
+		if strings.ContainsAny(s, "*> \t") || s == "" {
+			return nil, fmt.Errorf("bus: export %q: want a literal subject", s)
+		}
 	}
 	cfg.Observers = cfg.Observers.withDefaults()
 	kp, pub, err := newUserKey()
@@ -189,7 +196,7 @@ func (b *Bus) Connect(name string) (*Conn, error) {
 		return nil, err
 	}
 	b.conns = append(b.conns, nc)
-	return &Conn{Conn: nc, name: name, bad: &b.undecodable, log: b.log}, nil
+	return &Conn{Conn: nc, name: name, bad: &b.undecodable, log: b.log, edge: b.edge}, nil
 }
 
 // Undecodable counts the messages the typed helpers dropped because they

@@ -21,6 +21,27 @@ type Conn struct {
 	name string
 	bad  *atomic.Uint64
 	log  *slog.Logger
+	edge *edge // nil when nothing leaves the hive
+}
+
+// Publish publishes data on subject. A subject the hive exports is also
+// handed to the bridge for the edge server (observers and the hub).
+func (c *Conn) Publish(subject string, data []byte) error {
+	if err := c.Conn.Publish(subject, data); err != nil {
+		return err
+	}
+	c.edge.offer(subject, nil, data)
+	return nil
+}
+
+// PublishMsg publishes m, and hands an exported subject to the bridge as
+// Publish does.
+func (c *Conn) PublishMsg(m *nats.Msg) error {
+	if err := c.Conn.PublishMsg(m); err != nil {
+		return err
+	}
+	c.edge.offer(m.Subject, m.Header, m.Data)
+	return nil
 }
 
 // Sub is a subscription made through a Conn.

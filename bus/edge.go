@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,28 +29,39 @@ const (
 	hubAccount  = "HUB"
 )
 
-// bridgeQueue bounds the exported messages waiting for the edge, per
-// subject; past it the oldest are dropped (and counted), never the tick.
+// bridgeQueue bounds the exported messages waiting for the edge; past it
+// the oldest is dropped (and counted), so a stalled edge always gets the
+// newest tick once it reads again.
 const bridgeQueue = 64
 
 // edge is the server external clients reach: TCP observers and the hub
-// leafnode. A bridge copies the exported subjects into it from the
-// modules' server. Whatever an edge client does (never read, subscribe a
-// thousand times), the modules' server only ever writes to the bridge's
-// in-process connection, whose queue is bounded and drops.
+// leafnode. The bridge copies the exported subjects into it: a Conn hands
+// each message it publishes on one to the bridge's queue (offer), and the
+// bridge's goroutine publishes it on its in-process connection to the
+// edge. Whatever an edge client does (never read, subscribe a thousand
+// times), a module's publish only ever appends to that bounded queue, and
+// the modules' server never writes to a socket.
+//
+// The bridge was a subscription on the modules' server; handing it the
+// message at publish time saves the server's write, the pipe and the
+// subscriber's read loop and handler, four goroutine wake-ups of about
+// twenty an idle hive has each second.
 type edge struct {
 	ns      *server.Server
-	in      *nats.Conn // the bridge's connection to the modules' server
 	out     *nats.Conn // the bridge's connection to the edge
-	subs    []*nats.Subscription
-	pending chan struct{}
+	exports []string   // the subjects offer takes (literal)
+	perHive string     // telemetry's copy for the hub; "" for none
+	queue   chan *nats.Msg
+	quit    chan struct{}
+	ended   chan struct{}
 	log     *slog.Logger
 
 	// publishErrors counts copies the edge refused (over its payload
 	// limit, a closed connection); hubTrimmed events whose hub copy was
-	// cut to wire.MaxHubEventBytes. errLogged makes the first refusal of
-	// a run a warning and the rest counts only.
-	publishErrors, hubTrimmed atomic.Uint64
+	// cut to wire.MaxHubEventBytes; drops messages the queue had no room
+	// for. errLogged makes the first refusal of a run a warning and the
+	// rest counts only.
+	publishErrors, hubTrimmed, drops atomic.Uint64
 	// hasHub: a leafnode to a hub is configured (hive_hub_configured).
 	hasHub    bool
 	errLogged atomic.Bool
@@ -80,19 +93,14 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &edge{ns: ns, log: log, hasHub: cfg.Hub != ""}
-	if e.out, err = b.connect(ns, bpub, bkp, "bridge-out"); err != nil {
+	e := &edge{ns: ns, log: log, hasHub: cfg.Hub != "", exports: cfg.HubExports, perHive: perHive,
+		queue: make(chan *nats.Msg, bridgeQueue), quit: make(chan struct{}), ended: make(chan struct{})}
+	if e.out, err = b.connect(ns, bpub, bkp, "bridge"); err != nil {
+		close(e.ended)
 		e.close()
 		return nil, err
 	}
-	if e.in, err = b.connect(b.ns, b.pub, b.key, "bridge-in"); err != nil {
-		e.close()
-		return nil, err
-	}
-	if err := e.bridge(cfg.HubExports, perHive); err != nil {
-		e.close()
-		return nil, err
-	}
+	go e.run()
 	if cfg.Listen != "" {
 		log.Info("nats listening", "url", ns.ClientURL(), "max_conns", lim.MaxConns, "max_subs", lim.MaxSubs,
 			"max_pending", lim.MaxPending, "write_deadline", lim.WriteDeadline.String(), "auth", cfg.ObserverUser != "")
@@ -179,30 +187,58 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 	return opts, nil
 }
 
-// bridge copies each exported subject from the modules' server into the
-// edge, and telemetry a second time as perHive when set. Each
-// subscription's queue is bounded (bridgeQueue); what overflows is
-// dropped and counted by nats.go (dropped).
-func (e *edge) bridge(subjects []string, perHive string) error {
-	for _, subj := range subjects {
-		s, err := e.in.Subscribe(subj, func(m *nats.Msg) {
-			e.publish(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
-			if perHive != "" && m.Subject == wire.SubjectTelemetry {
-				if data, ok := e.hubCopy(m.Data); ok {
-					e.publish(&nats.Msg{Subject: perHive, Header: m.Header, Data: data})
+// offer queues a copy of a message just published on the modules' server
+// for the edge when its subject is exported. It never blocks: with the
+// queue full the oldest waiting message makes room. The copy owns its
+// bytes, so the caller may reuse data.
+func (e *edge) offer(subject string, header nats.Header, data []byte) {
+	if e == nil || !slices.Contains(e.exports, subject) {
+		return
+	}
+	m := &nats.Msg{Subject: subject, Header: header, Data: bytes.Clone(data)}
+	for {
+		select {
+		case e.queue <- m:
+			return
+		default:
+		}
+		select {
+		case <-e.queue:
+			e.drops.Add(1)
+		default:
+		}
+	}
+}
+
+// run publishes what offer queued until close.
+func (e *edge) run() {
+	defer close(e.ended)
+	for {
+		select {
+		case m := <-e.queue:
+			e.forward(m)
+		case <-e.quit:
+			for {
+				select {
+				case m := <-e.queue:
+					e.forward(m)
+				default:
+					return
 				}
 			}
-		})
-		if err != nil {
-			return fmt.Errorf("bus: bridge %s: %w", subj, err)
 		}
-		_ = s.SetPendingLimits(bridgeQueue, -1)
-		e.subs = append(e.subs, s)
 	}
-	if err := e.in.Flush(); err != nil {
-		return fmt.Errorf("bus: bridge: %w", err)
+}
+
+// forward sends m to the edge, and telemetry a second time under the
+// hive's own subject for the hub.
+func (e *edge) forward(m *nats.Msg) {
+	e.publish(m)
+	if e.perHive != "" && m.Subject == wire.SubjectTelemetry {
+		if data, ok := e.hubCopy(m.Data); ok {
+			e.publish(&nats.Msg{Subject: e.perHive, Header: m.Header, Data: data})
+		}
 	}
-	return nil
 }
 
 // publish sends m to the edge, counting what it refuses.
@@ -250,20 +286,13 @@ func subscribable(exports []string) []string {
 	return out
 }
 
-func (e *edge) dropped() uint64 {
-	var n uint64
-	for _, s := range e.subs {
-		d, _ := s.Dropped()
-		n += uint64(max(d, 0))
-	}
-	return n
-}
+func (e *edge) dropped() uint64 { return e.drops.Load() }
 
-// close stops the bridge, then the edge server.
+// close stops the bridge, after it has sent what was queued, then the
+// edge server. Offers after close are never sent.
 func (e *edge) close() {
-	if e.in != nil {
-		e.in.Close()
-	}
+	close(e.quit)
+	<-e.ended
 	if e.out != nil {
 		drainAndWait(e.out, time.Second)
 	}

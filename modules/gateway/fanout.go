@@ -80,21 +80,35 @@ func (h *fanout) publish(event string, payload []byte) {
 	h.mu.Unlock()
 	h.published.Add(1)
 	h.lastAt.Store(time.Now().UnixNano())
+	// One shard's writes are done here, on the publisher's goroutine,
+	// after the others are woken to do theirs: a hive with a few clients
+	// (one shard busy) saves a goroutine wake-up per event.
+	var here *shard
 	for _, s := range h.shards {
-		if s.n.Load() > 0 {
-			s.poke()
+		if s.n.Load() == 0 {
+			continue
 		}
+		if here == nil {
+			here = s
+			continue
+		}
+		s.poke()
+	}
+	if here != nil {
+		here.flushOrPoke()
 	}
 }
 
 // keepAliveFrame is an SSE comment: it keeps proxies and clients from
 // timing out a quiet stream and is never an event.
 // keepAlive sends a keep-alive to every client when nothing was sent for
-// quiet. A client that cannot take it is not kicked for it: it is behind
-// on real events, which decide.
-func (h *fanout) keepAlive(quiet time.Duration) bool {
-	if time.Since(time.Unix(0, h.lastAt.Load())) < quiet {
-		return false
+// quiet, and returns how long until the next one may be due: waiting that
+// long wakes the caller once per quiet period, however often events come.
+// A client that cannot take it is not kicked for it: it is behind on real
+// events, which decide.
+func (h *fanout) keepAlive(quiet time.Duration) time.Duration {
+	if since := time.Since(time.Unix(0, h.lastAt.Load())); since < quiet {
+		return quiet - since
 	}
 	h.lastAt.Store(time.Now().UnixNano())
 	for _, s := range h.shards {
@@ -103,7 +117,7 @@ func (h *fanout) keepAlive(quiet time.Duration) bool {
 			s.poke()
 		}
 	}
-	return true
+	return quiet
 }
 
 // resume describes where a new subscription starts.
@@ -214,7 +228,9 @@ func (h *fanout) close(wait time.Duration) {
 		if started {
 			<-s.stopped()
 		} else {
-			s.finishAll() // no shard goroutine ever ran: end its streams here
+			s.flushMu.Lock() // no shard goroutine ever ran: end its streams here
+			s.finishAll()
+			s.flushMu.Unlock()
 		}
 	}
 	ended := make(chan struct{})

@@ -225,10 +225,11 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 }
 
 // keepAliveUntil sends keep-alives to quiet telemetry streams until ctx
-// ends or the server fails (its error). It checks at a quarter of the
-// interval, so that none is later than 1.25 x KeepAlive.
+// ends or the server fails (its error). It wakes when the stream would
+// have been quiet for KeepAlive, not on a ticker: with events every
+// second that is once per KeepAlive.
 func (g *Gateway) keepAliveUntil(ctx context.Context, serveErr <-chan error) error {
-	ka := time.NewTicker(g.cfg.KeepAlive / 4)
+	ka := time.NewTimer(g.cfg.KeepAlive)
 	defer ka.Stop()
 	for {
 		select {
@@ -238,7 +239,7 @@ func (g *Gateway) keepAliveUntil(ctx context.Context, serveErr <-chan error) err
 		case <-ctx.Done():
 			return nil
 		case <-ka.C:
-			g.fanout.keepAlive(g.cfg.KeepAlive)
+			ka.Reset(g.fanout.keepAlive(g.cfg.KeepAlive))
 		}
 	}
 }

@@ -20,7 +20,9 @@ type shard struct {
 	// missed as its backlog, under the fan-out's lock).
 	n atomic.Int32
 
-	// Owned by run.
+	// Held by whoever writes to the shard's clients: run, or a publisher
+	// in flushOrPoke.
+	flushMu sync.Mutex
 	sent    uint64 // the last frame written
 	scratch []*stream
 	frames  []frame
@@ -45,11 +47,31 @@ func (s *shard) run() {
 	for {
 		select {
 		case <-s.wake:
+			s.flushMu.Lock()
 			s.flush()
+			s.flushMu.Unlock()
 		case <-s.done:
+			s.flushMu.Lock()
 			s.finishAll()
+			s.flushMu.Unlock()
 			return
 		}
+	}
+}
+
+// flushOrPoke writes the waiting frames on the caller's goroutine when no
+// one else is writing; otherwise it pokes run, whose flush may have read
+// the history before the newest frame. A closed shard writes nothing.
+func (s *shard) flushOrPoke() {
+	if !s.flushMu.TryLock() {
+		s.poke()
+		return
+	}
+	defer s.flushMu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		s.flush()
 	}
 }
 
