@@ -123,7 +123,11 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 		ServerName: cfg.Name,
 		NoSigs:     true, // signals belong to cmd/; nats would os.Exit on SIGTERM
 		DontListen: true,
-		Host:       "127.0.0.1",
+		// No $SYS account: nothing reads server events here, and its
+		// statsz heartbeat (every 10 s, after a ramp from 250 ms) and
+		// event loop would be the only work of an idle server.
+		NoSystemAccount: true,
+		Host:            "127.0.0.1",
 		// In-process only: a scrape or a telemetry event of a thousand
 		// workers may pass 1 MiB, the default.
 		MaxPayload: 8 << 20,

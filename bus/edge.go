@@ -121,6 +121,9 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 		ServerName: cfg.Name,
 		NoSigs:     true,
 		DontListen: cfg.Listen == "",
+		// Observers may not read $SYS, and the hub's leafnode is bound
+		// to HUB: no system account (see the modules' server).
+		NoSystemAccount: true,
 		// Loopback unless told otherwise: the default 0.0.0.0 would expose the bus.
 		Host:     "127.0.0.1",
 		Port:     -1,

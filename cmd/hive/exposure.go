@@ -5,6 +5,7 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/gateway"
 )
 
@@ -51,14 +52,15 @@ func loopbackAddr(hostport string) bool {
 const fdReserve = 256
 
 // connBudget caps the HTTP connection limits below the process's file
-// descriptor limit, keeping fdReserve plus the NATS connections free.
+// descriptor limit, keeping fdReserve, the /proc files the collector
+// keeps open and the NATS connections free.
 func connBudget(cfg *config, log *slog.Logger) (max, perIP int) {
 	max, perIP = cfg.HTTP.MaxConns, cfg.HTTP.MaxConnsPerIP
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return max, perIP
 	}
-	avail := int(min(rl.Cur, 1<<30)) - fdReserve - cfg.NATS.Observers.MaxConns
+	avail := int(min(rl.Cur, 1<<30)) - fdReserve - collector.HeldFiles(rl.Cur) - cfg.NATS.Observers.MaxConns
 	if avail < 16 {
 		avail = 16
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +76,6 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	}
 	c := &Collector{
 		metrics:    met,
-		node:       &nodeSampler{},
 		health:     newHealthTracker(),
 		lastHealth: wire.Healthy,
 		cfg:        cfg,
@@ -86,6 +86,11 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		table:      newProcTable(),
 	}
 	c.sampler.table = c.table
+	c.node = newNodeSampler(c.table.root)
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		c.table.keepOpen(HeldFiles(rl.Cur))
+	}
 	c.prober = newProber(cfg.Readiness, c.log, met.stateChanges)
 	// Precedence on a shared pid: what a module announced, then the cgroup
 	// layout, then the command-line pattern.
@@ -115,6 +120,8 @@ func (c *Collector) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
+	defer c.table.close()
+	defer c.node.close()
 
 	subs := make([]*bus.Sub, 0, 2)
 	defer func() {
@@ -204,7 +211,7 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 	workers, counters, gpu := c.collect(ctx)
 	c.prober.observe(workers)
 	workers = c.withExits(workers)
-	node, err := c.node.sample(ctx)
+	node, err := c.node.sample()
 	if err != nil {
 		c.metrics.sampleErrors.Inc()
 	}

@@ -1,48 +1,118 @@
 package collector
 
 import (
-	"context"
+	"bytes"
+	"errors"
 	"fmt"
-
-	"github.com/shirou/gopsutil/v3/cpu"
-	"github.com/shirou/gopsutil/v3/mem"
+	"path/filepath"
+	"strconv"
 
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/text"
 )
 
-// nodeSampler reads the machine's CPU and memory once per tick (two small
-// /proc files, through gopsutil). CPU is the busy share of all cores
-// between two ticks; the first tick's is the average since boot.
+// nodeSampler reads the machine's CPU and memory once per tick from two
+// small /proc files, kept open (procFile). CPU is the busy share of all
+// cores between two ticks; the first tick's is the average since boot.
 type nodeSampler struct {
-	busy, total float64 // the previous reading of /proc/stat, in seconds
+	busy, total uint64 // the previous reading of /proc/stat, in clock ticks
+	stat, mem   *procFile
+	buf         []byte
+}
+
+func newNodeSampler(root string) *nodeSampler {
+	return &nodeSampler{stat: newProcFile(filepath.Join(root, "stat")), mem: newProcFile(filepath.Join(root, "meminfo")),
+		buf: make([]byte, 0, 4096)}
 }
 
 // sample reads the machine. On an error it returns what it could read:
 // the node block is always sent, the error counted by the caller.
-func (n *nodeSampler) sample(ctx context.Context) (wire.Node, error) {
+func (n *nodeSampler) sample() (wire.Node, error) {
 	var node wire.Node
 	var errs []error
-	if ts, err := cpu.TimesWithContext(ctx, false); err == nil && len(ts) == 1 {
-		t := ts[0]
-		total := t.User + t.System + t.Idle + t.Nice + t.Iowait + t.Irq + t.Softirq + t.Steal
-		busy := total - t.Idle - t.Iowait
-		if dt := total - n.total; dt > 0 {
-			node.CPUPct = wire.Round(max(busy-n.busy, 0)/dt*100, 1)
+	if busy, total, err := n.cpu(); err == nil {
+		if dt := total - n.total; total > n.total {
+			node.CPUPct = wire.Round(float64(max(int64(busy-n.busy), 0))/float64(dt)*100, 1)
 		}
 		n.busy, n.total = busy, total
 	} else {
-		errs = append(errs, fmt.Errorf("node cpu: %v", err))
+		errs = append(errs, fmt.Errorf("node cpu: %w", err))
 	}
-	if vm, err := mem.VirtualMemoryWithContext(ctx); err == nil {
-		node.RAMTotalMB = vm.Total >> 20
-		node.RAMUsedMB = (vm.Total - min(vm.Available, vm.Total)) >> 20
+	if total, avail, err := n.memory(); err == nil {
+		node.RAMTotalMB = total >> 20
+		node.RAMUsedMB = (total - min(avail, total)) >> 20
 	} else {
 		errs = append(errs, fmt.Errorf("node memory: %w", err))
 	}
-	if len(errs) > 0 {
-		return node, errs[0]
+	return node, errors.Join(errs...)
+}
+
+// cpu reads the first line of /proc/stat: "cpu user nice system idle
+// iowait irq softirq steal guest guest_nice", in clock ticks. Guest time
+// is part of user time already; idle and iowait are not busy.
+func (n *nodeSampler) cpu() (busy, total uint64, err error) {
+	b, err := n.stat.read(n.buf[:0])
+	if err != nil {
+		return 0, 0, err
 	}
-	return node, nil
+	n.buf = b
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, 0, fmt.Errorf("%s: unexpected first line %q", n.stat.path, text.Truncate(string(line), 80))
+	}
+	var v [8]uint64
+	for i := range v {
+		if v[i], err = strconv.ParseUint(string(f[i+1]), 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("%s: field %d: %w", n.stat.path, i+1, err)
+		}
+	}
+	for _, x := range v {
+		total += x
+	}
+	return total - v[3] - v[4], total, nil
+}
+
+// memory reads MemTotal and MemAvailable from /proc/meminfo, in bytes. A
+// kernel without MemAvailable (before 3.14) gets MemFree + Buffers +
+// Cached, an estimate that counts unreclaimable cache as free.
+func (n *nodeSampler) memory() (total, avail uint64, err error) {
+	b, err := n.mem.read(n.buf[:0])
+	if err != nil {
+		return 0, 0, err
+	}
+	n.buf = b
+	var kb = map[string]uint64{}
+	for line := range bytes.Lines(b) {
+		name, rest, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		switch k := string(name); k {
+		case "MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached":
+			f := bytes.Fields(rest)
+			if len(f) == 0 {
+				continue
+			}
+			if v, err := strconv.ParseUint(string(f[0]), 10, 64); err == nil {
+				kb[k] = v
+			}
+		}
+	}
+	total, ok := kb["MemTotal"]
+	if !ok {
+		return 0, 0, fmt.Errorf("%s: no MemTotal", n.mem.path)
+	}
+	if a, ok := kb["MemAvailable"]; ok {
+		return total << 10, a << 10, nil
+	}
+	return total << 10, (kb["MemFree"] + kb["Buffers"] + kb["Cached"]) << 10, nil
+}
+
+// close closes the files kept open.
+func (n *nodeSampler) close() {
+	n.stat.close()
+	n.mem.close()
 }
 
 // nodeGPUs is the node block's GPU list: each device of the snapshot with

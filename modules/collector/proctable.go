@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
-
-	"github.com/shirou/gopsutil/v3/process"
 )
 
 // procEntry is one process as /proc/<pid>/stat describes it, read once
@@ -37,6 +35,8 @@ type procTable struct {
 	procs   map[int32]*procEntry
 	kids    map[int32][]int32
 	cmdline map[int32]cachedArgs
+	files   *procFiles
+	pids    []int32
 	buf     []byte
 	tick    uint64
 	// cut counts command lines longer than maxCmdline, kept cut.
@@ -65,16 +65,27 @@ func newProcTable() *procTable {
 		root = "/proc"
 	}
 	return &procTable{root: root, procs: map[int32]*procEntry{}, kids: map[int32][]int32{},
-		cmdline: map[int32]cachedArgs{}, buf: make([]byte, 0, 1024)}
+		cmdline: map[int32]cachedArgs{}, files: newProcFiles(root, 0), buf: make([]byte, 0, 1024)}
 }
+
+// keepOpen lets the table keep up to n /proc files open between ticks
+// (procFiles); its owner must then close it.
+func (t *procTable) keepOpen(n int) { t.files.holdMax = n }
+
+// close closes the files the table keeps open.
+func (t *procTable) close() { t.files.close() }
 
 // refresh walks /proc. withArgs says whether command lines are needed
 // (the pattern source is on).
 func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
-	pids, err := process.PidsWithContext(ctx)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	pids, err := t.files.pids(t.pids[:0])
 	if err != nil {
 		return err
 	}
+	t.pids = pids
 	// Entries and child lists are reused from tick to tick: a steady host
 	// allocates almost nothing here.
 	t.tick++
@@ -88,6 +99,7 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 		}
 		if err := t.readStat(pid, e); err != nil {
 			delete(t.procs, pid)
+			t.files.drop(pid)
 			continue // gone since listed, or a kernel thread we cannot read
 		}
 		e.seen = t.tick
@@ -113,6 +125,7 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 	for pid, e := range t.procs {
 		if e.seen != t.tick {
 			delete(t.procs, pid)
+			t.files.drop(pid)
 		}
 	}
 	for k, v := range t.kids {
@@ -133,10 +146,11 @@ var errStat = errors.New("malformed stat")
 // readStat parses /proc/<pid>/stat: the fields after the command name,
 // which may itself hold spaces and parentheses.
 func (t *procTable) readStat(pid int32, e *procEntry) error {
-	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "stat"), 0)
+	b, err := t.files.readStat(pid, t.buf[:0])
 	if err != nil {
 		return err
 	}
+	t.buf = b
 	i := bytes.LastIndexByte(b, ')')
 	lp := bytes.IndexByte(b, '(')
 	if i < 0 || lp < 0 || lp > i || i+2 >= len(b) {
