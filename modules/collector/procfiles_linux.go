@@ -20,11 +20,12 @@ type procFiles struct {
 	dir     int // -1 until opened
 	dirBuf  []byte
 	stat    map[int32]int
+	io      map[int32]int // workers' io files, within the same bound
 	holdMax int
 }
 
 func newProcFiles(root string, holdMax int) *procFiles {
-	return &procFiles{root: root, dir: -1, stat: map[int32]int{}, holdMax: holdMax}
+	return &procFiles{root: root, dir: -1, stat: map[int32]int{}, io: map[int32]int{}, holdMax: holdMax}
 }
 
 // pids lists the numeric entries of the /proc directory into out. The
@@ -101,14 +102,25 @@ func parsePid(name []byte) (int32, bool) {
 // readStat appends the stat file of pid to buf: from its kept descriptor,
 // else from its path, keeping the descriptor while there is room.
 func (f *procFiles) readStat(pid int32, buf []byte) ([]byte, error) {
-	if fd, ok := f.stat[pid]; ok {
+	return f.read(f.stat, pid, "stat", buf)
+}
+
+// readIO is readStat for the io file (a worker's, each tick).
+func (f *procFiles) readIO(pid int32, buf []byte) ([]byte, error) {
+	return f.read(f.io, pid, "io", buf)
+}
+
+func (f *procFiles) read(kept map[int32]int, pid int32, name string, buf []byte) ([]byte, error) {
+	if fd, ok := kept[pid]; ok {
 		if b, err := preadAll(fd, buf); err == nil {
 			return b, nil
 		}
-		f.drop(pid) // that process is gone; the pid may name a new one
+		// That process is gone; the pid may name a new one.
+		syscall.Close(fd)
+		delete(kept, pid)
 	}
-	path := filepath.Join(f.root, strconv.Itoa(int(pid)), "stat")
-	if len(f.stat) >= f.holdMax {
+	path := filepath.Join(f.root, strconv.Itoa(int(pid)), name)
+	if len(f.stat)+len(f.io) >= f.holdMax {
 		return readProcFile(path, buf, 0)
 	}
 	fd, err := openRetry(path, syscall.O_RDONLY|syscall.O_CLOEXEC)
@@ -120,21 +132,26 @@ func (f *procFiles) readStat(pid int32, buf []byte) ([]byte, error) {
 		syscall.Close(fd)
 		return nil, &os.PathError{Op: "read", Path: path, Err: err}
 	}
-	f.stat[pid] = fd
+	kept[pid] = fd
 	return b, nil
 }
 
-// drop closes the stat descriptor of pid, if one is kept.
+// drop closes the descriptors kept for pid.
 func (f *procFiles) drop(pid int32) {
-	if fd, ok := f.stat[pid]; ok {
-		syscall.Close(fd)
-		delete(f.stat, pid)
+	for _, kept := range []map[int32]int{f.stat, f.io} {
+		if fd, ok := kept[pid]; ok {
+			syscall.Close(fd)
+			delete(kept, pid)
+		}
 	}
 }
 
 // close closes every descriptor kept.
 func (f *procFiles) close() {
 	for pid := range f.stat {
+		f.drop(pid)
+	}
+	for pid := range f.io {
 		f.drop(pid)
 	}
 	if f.dir >= 0 {

@@ -36,6 +36,10 @@ func (f *procFiles) readStat(pid int32, buf []byte) ([]byte, error) {
 	return readProcFile(filepath.Join(f.root, strconv.Itoa(int(pid)), "stat"), buf, 0)
 }
 
+func (f *procFiles) readIO(pid int32, buf []byte) ([]byte, error) {
+	return readProcFile(filepath.Join(f.root, strconv.Itoa(int(pid)), "io"), buf, 0)
+}
+
 func (f *procFiles) drop(int32) {}
 
 func (f *procFiles) close() {}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -310,13 +309,13 @@ func itoa(pid int32) string { return strconv.Itoa(int(pid)) }
 // pageSize converts stat's rss (pages) to bytes.
 var pageSize = uint64(os.Getpagesize())
 
-// ioCounters reads /proc/<pid>/io: with the table's raw reader when the
-// process came from the walk (one open, read, close), else via gopsutil.
+// ioCounters reads /proc/<pid>/io: with the table's kept files when the
+// process came from the walk (one pread), else via gopsutil.
 func (s *sampler) ioCounters(ctx context.Context, p *process.Process, raw bool) (*process.IOCountersStat, error) {
 	if !raw || s.table == nil {
 		return p.IOCountersWithContext(ctx)
 	}
-	b, err := readProcFile(filepath.Join(s.table.root, strconv.Itoa(int(p.Pid)), "io"), s.ioBuf[:0], 0)
+	b, err := s.table.files.readIO(p.Pid, s.ioBuf[:0])
 	if err != nil {
 		return nil, err
 	}
