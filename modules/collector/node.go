@@ -31,8 +31,8 @@ func (n *nodeSampler) sample() (wire.Node, error) {
 	var node wire.Node
 	var errs []error
 	if busy, total, err := n.cpu(); err == nil {
-		if dt := total - n.total; total > n.total {
-			node.CPUPct = wire.Round(float64(max(int64(busy-n.busy), 0))/float64(dt)*100, 1)
+		if total > n.total {
+			node.CPUPct = wire.Round(float64(max(int64(busy-n.busy), 0))/float64(total-n.total)*100, 1)
 		}
 		n.busy, n.total = busy, total
 	} else {

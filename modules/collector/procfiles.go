@@ -5,7 +5,8 @@ package collector
 // HTTP connection budget.
 const MaxHeldFiles = 512
 
-// HeldFiles is how many /proc stat files the collector keeps open under
+// HeldFiles is how many /proc files (processes' stat, workers' io) the
+// collector keeps open under
 // an open-file limit of nofile: a sixteenth of it, at most MaxHeldFiles,
 // none under 1024. A process past it is read by path, as before.
 func HeldFiles(nofile uint64) int {

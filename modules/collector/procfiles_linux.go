@@ -123,17 +123,27 @@ func (f *procFiles) read(kept map[int32]int, pid int32, name string, buf []byte)
 	if len(f.stat)+len(f.io) >= f.holdMax {
 		return readProcFile(path, buf, 0)
 	}
+	fd, b, err := openRead(path, buf)
+	if err != nil {
+		return nil, err
+	}
+	kept[pid] = fd
+	return b, nil
+}
+
+// openRead opens path and appends the whole file to buf, returning the
+// descriptor, still open, to read it again.
+func openRead(path string, buf []byte) (int, []byte, error) {
 	fd, err := openRetry(path, syscall.O_RDONLY|syscall.O_CLOEXEC)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return -1, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	b, err := preadAll(fd, buf)
 	if err != nil {
 		syscall.Close(fd)
-		return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		return -1, nil, &os.PathError{Op: "read", Path: path, Err: err}
 	}
-	kept[pid] = fd
-	return b, nil
+	return fd, b, nil
 }
 
 // drop closes the descriptors kept for pid.
@@ -206,11 +216,11 @@ func newProcFile(path string) *procFile { return &procFile{path: path, fd: -1} }
 // read appends the file to buf.
 func (f *procFile) read(buf []byte) ([]byte, error) {
 	if f.fd < 0 {
-		fd, err := openRetry(f.path, syscall.O_RDONLY|syscall.O_CLOEXEC)
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: f.path, Err: err}
+		fd, b, err := openRead(f.path, buf)
+		if err == nil {
+			f.fd = fd
 		}
-		f.fd = fd
+		return b, err
 	}
 	b, err := preadAll(f.fd, buf)
 	if err != nil {

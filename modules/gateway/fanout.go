@@ -228,9 +228,7 @@ func (h *fanout) close(wait time.Duration) {
 		if started {
 			<-s.stopped()
 		} else {
-			s.flushMu.Lock() // no shard goroutine ever ran: end its streams here
-			s.finishAll()
-			s.flushMu.Unlock()
+			s.finishAll() // no shard goroutine ever ran: end its streams here
 		}
 	}
 	ended := make(chan struct{})

@@ -14,22 +14,12 @@ import (
 func TestShardBehindTheHistoryCutsItsClients(t *testing.T) {
 	h := newFanout(2, 16, 1)
 	h.shards = h.shards[:1]
-	old, oldPeer := net.Pipe()
-	defer oldPeer.Close()
-	early := newStream(h, sseConn{conn: old, chunked: true, timeout: time.Second}, slog.New(slog.DiscardHandler))
-	if _, _, ok := h.subscribe(early, resume{}); !ok {
-		t.Fatal("subscribe refused")
-	}
+	early := subscribedStream(t, h)
 	h.shards[0].flushMu.Lock() // the shard is busy (frozen) while five events pass
 	for i := range 5 {
 		h.publish("heartbeat", []byte{byte('a' + i)})
 	}
-	fresh, freshPeer := net.Pipe()
-	defer freshPeer.Close()
-	late := newStream(h, sseConn{conn: fresh, chunked: true, timeout: time.Second}, slog.New(slog.DiscardHandler))
-	if _, _, ok := h.subscribe(late, resume{}); !ok {
-		t.Fatal("subscribe refused")
-	}
+	late := subscribedStream(t, h)
 	h.publish("heartbeat", []byte("f"))
 	h.shards[0].flushMu.Unlock()
 
@@ -59,12 +49,7 @@ func TestShardBehindTheHistoryCutsItsClients(t *testing.T) {
 func TestPublishWritesOneShardInline(t *testing.T) {
 	h := newFanout(4, 16, 1)
 	h.shards = h.shards[:1]
-	conn, peer := net.Pipe()
-	defer peer.Close()
-	c := newStream(h, sseConn{conn: conn, chunked: true, timeout: time.Second}, slog.New(slog.DiscardHandler))
-	if _, _, ok := h.subscribe(c, resume{}); !ok {
-		t.Fatal("subscribe refused")
-	}
+	c := subscribedStream(t, h)
 	s := h.shards[0]
 
 	h.publish("heartbeat", []byte("a"))
@@ -91,4 +76,17 @@ func TestPublishWritesOneShardInline(t *testing.T) {
 	if b := <-c.queue; string(b) != "20\r\nid: 2\nevent: heartbeat\ndata: b\n\n\r\n" {
 		t.Fatalf("client got %q", b)
 	}
+}
+
+// subscribedStream is a client of h on one end of a pipe, subscribed from
+// the next event on; the test's end is closed when it ends.
+func subscribedStream(t *testing.T, h *fanout) *stream {
+	t.Helper()
+	conn, peer := net.Pipe()
+	t.Cleanup(func() { peer.Close() })
+	c := newStream(h, sseConn{conn: conn, chunked: true, timeout: time.Second}, slog.New(slog.DiscardHandler))
+	if _, _, ok := h.subscribe(c, resume{}); !ok {
+		t.Fatal("subscribe refused")
+	}
+	return c
 }

@@ -51,9 +51,7 @@ func (s *shard) run() {
 			s.flush()
 			s.flushMu.Unlock()
 		case <-s.done:
-			s.flushMu.Lock()
 			s.finishAll()
-			s.flushMu.Unlock()
 			return
 		}
 	}
@@ -78,6 +76,8 @@ func (s *shard) flushOrPoke() {
 // finishAll sends what was published before close, then ends every
 // stream.
 func (s *shard) finishAll() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.flush()
 	s.scratch = s.snapshot(s.scratch[:0])
 	for _, c := range s.scratch {
