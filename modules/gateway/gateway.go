@@ -166,6 +166,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 		errc <- srv.Serve(ln)
 	}()
 	serveErr := g.keepAliveUntil(ctx, errc)
+	// Events published before the stop (the collector's last, "stopping")
+	// still reach the streams: the server sent them before the flush's
+	// reply, and the subscription counts a message pending until its
+	// handler has returned.
+	if nc.Flush() == nil {
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if n, _, err := sub.Pending(); err != nil || n == 0 {
+				break
+			}
+		}
+	}
 	// Telemetry streams are the fan-out's, not the server's (their
 	// connections are hijacked): both end within the one budget, the
 	// streams after the events published before the stop.
