@@ -128,7 +128,7 @@ fmt:
 # Static binaries and build contexts for the FROM scratch images.
 dist: build
 	rm -rf dist && mkdir -p dist/data/models dist/data/logs
-	cp $(BIN)/demo-worker deployments/hub.conf deployments/hub-stream.json dist/
+	cp $(BIN)/demo-worker deployments/hub.conf deployments/hub-stream.json deployments/hub-reader.json dist/
 	# rbee-hive gets a static hive (FROM scratch has no libc, so no NVML);
 	# rbee-hive-gpu, which carries glibc, the cgo one that reads NVML.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/hive ./cmd/hive

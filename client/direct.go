@@ -27,6 +27,9 @@ type directGet struct {
 type directReader struct {
 	nc  *nats.Conn
 	api string
+	// stream and subject are what every answer must carry: another
+	// client who learnt this one's inbox can send it messages too.
+	stream, subject string
 }
 
 // replyTimeout bounds the wait for each message of an answer.
@@ -87,9 +90,18 @@ func (r directReader) batch(ctx context.Context, req directGet, fn func(seq uint
 		if err != nil {
 			return last, 0, errors.New("direct get: a message without Nats-Sequence")
 		}
+		if !r.answers(m, seq, last) {
+			continue // not this request's answer: skipped, never handed over
+		}
 		if !fn(seq, m.Data) {
 			return last, 0, nil
 		}
 		last = seq
 	}
+}
+
+// answers reports whether m is a message the stream sent for this read:
+// of the stream and subject asked for, after the last one handed over.
+func (r directReader) answers(m *nats.Msg, seq, last uint64) bool {
+	return m.Header.Get("Nats-Stream") == r.stream && m.Header.Get("Nats-Subject") == r.subject && seq > last
 }

@@ -15,16 +15,24 @@ import (
 // (deployments/hub-stream.json), on hive.telemetry.<hive id>.
 const HistoryStream = "HIVE_TELEMETRY"
 
-// ObserverInboxPrefix is where an anonymous hub client gets its replies:
-// the hub lets it subscribe there and not to _INBOX.>, where named
-// clients' replies go (deployments/hub.conf).
+// ObserverInboxPrefix is where a history client gets its replies: the
+// hub lets it subscribe there and not to _INBOX.>, where named clients'
+// replies go (deployments/hub.conf).
 const ObserverInboxPrefix = "_OBS"
+
+// HistoryUser is the hub's public user for history reads; its password is
+// empty. It lives in an account of its own, apart from the live
+// telemetry, so that a reply subject it names cannot pose as a hive's
+// event (deployments/hub.conf).
+const HistoryUser = "history"
 
 // History reads one hive's telemetry kept at a hub cluster. It reads with
 // JetStream's direct get, batched by start time, which needs no consumer:
-// an anonymous observer connection is enough, and what other anonymous
-// clients do cannot use up what it needs. It follows the hub nodes listed
-// in URL (comma-separated) like NATS does; any replica answers.
+// the public history user is enough (HistoryUser, unless Options name
+// another), and what other clients do cannot use up what it needs. It
+// follows the hub nodes listed in URL (comma-separated) like NATS does;
+// any replica answers. Only messages the stream itself answered with, of
+// the subject asked for and in order, are handed over.
 type History struct {
 	// URL of the hub's client port(s), e.g. nats://hub-1:4222,nats://hub-2:4222.
 	URL string
@@ -46,13 +54,14 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 		return err
 	}
 	stream := cmp.Or(h.Stream, HistoryStream)
-	opts := append([]nats.Option{nats.Name("hive history client"), nats.CustomInboxPrefix(ObserverInboxPrefix)}, h.Options...)
+	opts := append([]nats.Option{nats.Name("hive history client"), nats.UserInfo(HistoryUser, ""),
+		nats.CustomInboxPrefix(ObserverInboxPrefix)}, h.Options...)
 	nc, err := nats.Connect(h.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("client: connect %s: %w", h.URL, err)
 	}
 	defer nc.Close()
-	r := directReader{nc: nc, api: "$JS.API.DIRECT.GET." + stream}
+	r := directReader{nc: nc, api: "$JS.API.DIRECT.GET." + stream, stream: stream, subject: subj}
 	// The end is the subject's last message when the read starts, so a
 	// hive that keeps publishing cannot keep it going.
 	end, err := r.lastSeq(ctx, subj)

@@ -347,7 +347,36 @@ func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstrea
 		nc.Close()
 		return nil, nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
+	if err := createReaders(ctx, s, filepath.Join(filepath.Dir(streamJSON), "hub-reader.json")); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
 	return s, nc, nil
+}
+
+// ReaderConsumers are the named reader's pull consumers, made by the admin
+// as compose's hub-reader one-shots do: the reader may read and ack them,
+// never make, change or delete one (deployments/hub.conf).
+var ReaderConsumers = []string{"reader-1", "reader-2", "reader-3", "reader-4"}
+
+// createReaders makes every reader consumer from readerJSON
+// (deployments/hub-reader.json), each under its own name.
+func createReaders(ctx context.Context, s jetstream.Stream, readerJSON string) error {
+	raw, err := os.ReadFile(readerJSON)
+	if err != nil {
+		return err
+	}
+	for _, name := range ReaderConsumers {
+		var cfg jetstream.ConsumerConfig
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return fmt.Errorf("%s: %w", readerJSON, err)
+		}
+		cfg.Durable = name
+		if _, err := s.CreateOrUpdateConsumer(ctx, cfg); err != nil {
+			return fmt.Errorf("create consumer %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // dropBlock removes the block that starts at start ("\nname {") up to
