@@ -79,6 +79,16 @@ func (s sseConn) write(b []byte) error {
 	return err
 }
 
+// writeBuffers sends bufs in order without joining them, blocking up to
+// the write timeout in all.
+func (s sseConn) writeBuffers(bufs net.Buffers) error {
+	if err := s.conn.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
+		return err
+	}
+	_, err := bufs.WriteTo(s.conn)
+	return err
+}
+
 // lastChunk ends a chunked response.
 var lastChunk = []byte("0\r\n\r\n")
 

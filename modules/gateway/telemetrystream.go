@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"bytes"
+	"net"
 	"strconv"
 	"strings"
 
@@ -78,11 +78,16 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 		lead.WriteString(": " + n + "\n")
 	}
 	lead.WriteString("retry: " + strconv.FormatInt(g.cfg.RetryHint.Milliseconds(), 10) + "\n")
-	b := bytes.NewBuffer(sc.head(c.Writer.Header(), lead.String()))
+	// The backlog is written from the fan-out's own frames, which every
+	// client shares (writev on plain TCP): a client that resumes from an
+	// old id, or asks for ?history=all and never reads, holds no copy of
+	// the history, only the slices that name it.
+	bufs := make(net.Buffers, 0, len(backlog)+1)
+	bufs = append(bufs, sc.head(c.Writer.Header(), lead.String()))
 	for _, f := range backlog {
-		b.Write(st.bytes(f))
+		bufs = append(bufs, st.bytes(f))
 	}
-	if err := st.write(b.Bytes()); err != nil {
+	if err := st.writeBuffers(bufs); err != nil {
 		st.end() // drain then returns at once
 	}
 	// Events published since subscribe are queued; drain sends them and

@@ -1,0 +1,145 @@
+package main
+
+// The hive's own findings of the third security round (issue 29), each
+// against the real binary on loopback. SECURITY.md names them.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rbee/hive/bus/bustest"
+)
+
+// startIdleWorkers starts n processes the pattern ^<name> matches, each a
+// shell waiting on a sleep, with a --model of modelLen bytes: a host with
+// many workers, at a fraction of the memory of real ones.
+func startIdleWorkers(t *testing.T, name string, n, modelLen int) {
+	t.Helper()
+	model := strings.Repeat("m", modelLen)
+	for i := range n {
+		cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{fmt.Sprintf("%s-%d", name, i), "-c", "sleep 600; exit 0", "sh",
+			"--model", model, "--port", strconv.Itoa(20000 + i)}}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+}
+
+// rssBytes is a process's resident set from /proc/<pid>/status.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// openStuckStream opens a telemetry stream from local (a 127/8 address)
+// that asks for the whole history and never reads.
+func openStuckStream(t *testing.T, base, local, query string) net.Conn {
+	t.Helper()
+	u := strings.TrimPrefix(base, "http://")
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small receive buffer, as a client that stopped reading has: the
+	// hive's writes block early.
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	if _, err := fmt.Fprintf(c, "GET /v1/heartbeats/stream?%s HTTP/1.1\r\nHost: %s\r\n\r\n", query, u); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Item 2: ?history=all (or an old Last-Event-ID) from clients that never
+// read made the hive copy the whole kept history per client: 112 such
+// clients took it from 122 MB to 2.8 GB. The backlog is now written from
+// the frames every client shares: 4 addresses × 112 stuck clients, with
+// ~250 KB events and a full history, keep the hive's RSS within 50 MB of
+// the same hive without them.
+func TestAttackHistoryBacklogCopiesNothing(t *testing.T) {
+	name := fmt.Sprintf("llm-worker-rss%d", os.Getpid())
+	startIdleWorkers(t, name, 480, 256)
+	h := startHive(t, "--worker-match", "^"+name, "--telemetry-interval", "100ms")
+	pid := h.cmd.Process.Pid
+	// The history holds 60 events; wait until it is full of large ones.
+	var size int
+	bustest.WaitFor(t, 60*time.Second, func() error {
+		r := openSSE(t, h.httpBase+"/v1/heartbeats/stream?history=all")
+		defer r.cancel()
+		n := 0
+		for ; n < 60; n++ {
+			ev := r.next(t, 10*time.Second)
+			size = len(ev.Data)
+			if strings.Count(ev.Data, `"pid"`) < 470 {
+				return fmt.Errorf("event %d has %d workers", n, strings.Count(ev.Data, `"pid"`))
+			}
+			if ev.ID != "" && n == 0 {
+				if id, _ := strconv.Atoi(ev.ID); id < 60 {
+					return fmt.Errorf("history holds %d events", id)
+				}
+			}
+		}
+		return nil
+	})
+	control := rssBytes(t, pid)
+	for range 10 { // settle: a second of ticks with the history full
+		time.Sleep(100 * time.Millisecond)
+		control = max(control, rssBytes(t, pid))
+	}
+	queries := []string{"history=all", "lastEventId=1"}
+	for a := range 4 {
+		local := fmt.Sprintf("127.0.0.%d", 2+a)
+		for i := range 112 {
+			openStuckStream(t, h.httpBase, local, queries[i%2])
+		}
+	}
+	bustest.WaitFor(t, 30*time.Second, func() error {
+		_, body, _ := httpGet(t, h.httpBase+"/metrics")
+		if v, _ := metricValue(body, "hive_sse_subscribers"); v < 448 {
+			return fmt.Errorf("%v subscribers", v)
+		}
+		return nil
+	})
+	var peak int64
+	for range 30 {
+		peak = max(peak, rssBytes(t, pid))
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("events of %d KB, 60 kept: hive RSS %d MB without the stuck clients, at most %d MB with 448 of them",
+		size>>10, control>>20, peak>>20)
+	if peak-control > 50<<20 {
+		t.Errorf("448 stuck history clients took the hive's RSS from %d MB to %d MB (bound: +50 MB)", control>>20, peak>>20)
+	}
+	// The hive still serves a reader.
+	r := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
+	defer r.cancel()
+	if ev := r.next(t, 10*time.Second); strings.Count(ev.Data, `"pid"`) < 470 {
+		t.Fatalf("a new reader's first event: %.200s", ev.Data)
+	}
+}
