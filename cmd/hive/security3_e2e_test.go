@@ -143,3 +143,107 @@ func TestAttackHistoryBacklogCopiesNothing(t *testing.T) {
 		t.Fatalf("a new reader's first event: %.200s", ev.Data)
 	}
 }
+
+// startAtPID starts name with args at pid, through
+// /proc/sys/kernel/ns_last_pid (root only): the kernel gives the next
+// process the pid after the one written there, unless another process
+// forks first, so it tries a few times. It returns nil when it could not.
+func startAtPID(t *testing.T, pid int, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	for range 50 {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0o644); err != nil {
+			return nil
+		}
+		cmd := exec.Command(name, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if cmd.Process.Pid == pid {
+			t.Cleanup(func() {
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				_ = cmd.Wait()
+			})
+			return cmd
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	return nil
+}
+
+// Item 5: stopping a worker the hive did not spawn went on signalling its
+// pid for the whole grace: a process that took the pid after the worker
+// exited (an attacker can cycle pids) was killed with its child. Now every
+// signal goes to the process listed, by pidfd after its start time is
+// checked: the newcomer at the worker's pid and its child survive.
+func TestAttackStopSparesThePIDsNextOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("placing a process at a given pid needs root (ns_last_pid)")
+	}
+	name := fmt.Sprintf("llm-worker-reuse%d", os.Getpid())
+	h := startHive(t, "--worker-match", "^"+name)
+	// The worker takes a moment to end on SIGTERM, as a real one does: the
+	// hive's first look finds it alive, and keeps looking.
+	w := &exec.Cmd{Path: "/bin/sh", Args: []string{name, "-c", "trap 'sleep 0.2; exit 0' TERM; sleep 600 & wait"}}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := w.Process.Pid
+	exited := make(chan struct{})
+	go func() { _ = w.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = w.Process.Kill(); <-exited })
+	bustest.WaitFor(t, 20*time.Second, func() error {
+		r := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
+		defer r.cancel()
+		if ev := r.next(t, 10*time.Second); !strings.Contains(ev.Data, fmt.Sprintf(`"pid":%d,`, pid)) {
+			return fmt.Errorf("worker %d not in telemetry yet", pid)
+		}
+		return nil
+	})
+	id := postJob(t, h.httpBase, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, pid))
+	// The worker ends on the hive's SIGTERM; its pid goes at once to a
+	// process that is no worker, with a child of its own.
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not end on SIGTERM")
+	}
+	n := startAtPID(t, pid, "/bin/sh", "-c", "sleep 600 & wait")
+	if n == nil {
+		t.Skip("another process took the pid first each time")
+	}
+	var child int
+	for child == 0 { // the shell forks at once; until then it is alone
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err != nil {
+			break // gone: killed
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			child, _ = strconv.Atoi(f[0])
+		}
+	}
+	lines := jobStream(t, h.httpBase, id)
+	for _, p := range []int{pid, child} {
+		if st := procState(p); st == "" || st == "Z" {
+			t.Errorf("process %d (the newcomer at the worker's pid, or its child) was killed (state %q)\n%s", p, st, strings.Join(lines, "\n"))
+		}
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), fmt.Sprintf("Worker PID %d stopped", pid)) {
+		t.Errorf("the stop did not finish as a success:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// procState is the state letter of /proc/<pid>/stat ("Z" for a zombie),
+// "" once the process is gone.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+3 > len(b) {
+		return ""
+	}
+	return string(b[i+2 : i+3])
+}

@@ -180,24 +180,24 @@ const reapSweep = 2 * time.Second
 // main process. It returns the pids still alive after the SIGKILL (none,
 // unless one left the group, the cgroup and the tree).
 func (p *procManager) stop(w *spawned, grace time.Duration) []int {
-	tree := func() []int { return treeOf(w.pid, w.pid, w.cgroup) }
-	signalTree(w.pid, w.cgroup, tree(), syscall.SIGTERM)
+	tree := func() []procID { return treeOf(procID{w.pid, w.startTicks}, true, w.cgroup) }
+	signalTree(w.cgroup, tree(), syscall.SIGTERM)
 	if p.waitGone(w, tree, grace) {
 		return nil
 	}
 	left := tree()
 	p.log.Info("worker still running after SIGTERM; sending SIGKILL", "pid", w.pid, "processes", len(left), "grace", grace.String())
-	signalTree(w.pid, w.cgroup, left, syscall.SIGKILL)
+	signalTree(w.cgroup, left, syscall.SIGKILL)
 	p.waitGone(w, tree, 5*time.Second)
-	left = tree()
-	if len(left) > 0 {
-		p.log.Warn("worker processes survived SIGKILL", "pid", w.pid, "left", left)
+	gone := pids(tree())
+	if len(gone) > 0 {
+		p.log.Warn("worker processes survived SIGKILL", "pid", w.pid, "left", gone)
 	}
-	return left
+	return gone
 }
 
 // waitGone reaps until w exited and tree lists nothing, or d passed.
-func (p *procManager) waitGone(w *spawned, tree func() []int, d time.Duration) bool {
+func (p *procManager) waitGone(w *spawned, tree func() []procID, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for {
 		p.reap()

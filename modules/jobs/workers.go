@@ -115,9 +115,16 @@ func (m *Jobs) getWorker(ctx context.Context, n *narrator, pid int) error {
 // that is not a worker is refused.
 func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 	n.fn = "rbee_hive::job_router::worker_process_delete"
+	// The worker is the process that had pid both before and after its
+	// command line was read: every signal of this stop goes to it (or its
+	// tree) and to no process that takes the pid later.
+	start, alive := startTicks(pid)
 	info, ok, err := m.workerProcess(ctx, pid)
 	if err != nil {
 		return err
+	}
+	if again, _ := startTicks(pid); !alive || again != start {
+		return fmt.Errorf("process %d not found", pid)
 	}
 	if !ok {
 		return fmt.Errorf("refusing to stop process %d: it is not a worker", pid)
@@ -137,20 +144,18 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 	// Not our child: its process group if it leads one, and its
 	// descendants, SIGTERM, then SIGKILL to what is left after the grace.
 	pgid, _ := syscall.Getpgid(pid)
-	if pgid != pid {
-		pgid = 0 // a group it does not lead (a shell's) is not its own
-	}
-	tree := func() []int { return treeOf(pid, pgid, "") }
+	// A group it does not lead (a shell's) is not its own.
+	tree := func() []procID { return treeOf(procID{pid, start}, pgid == pid, "") }
 	n.sayf("worker_proc_del", "Stopping worker PID %d (port %s) and every process it started", pid, info.Port)
-	signalTree(pgid, "", tree(), syscall.SIGTERM)
+	signalTree("", tree(), syscall.SIGTERM)
 	if grace := m.grace(); !waitTreeGone(ctx, tree, grace) {
 		left := tree()
 		n.sayf("worker_proc_del_kill", "PID %d: %d process(es) still running after %v; sending SIGKILL", pid, len(left), grace)
-		signalTree(pgid, "", left, syscall.SIGKILL)
+		signalTree("", left, syscall.SIGKILL)
 		waitTreeGone(ctx, tree, 5*time.Second)
 	}
 	if left := tree(); len(left) > 0 {
-		return fmt.Errorf("worker PID %d: %d of its processes survived SIGKILL: %v", pid, len(left), left)
+		return fmt.Errorf("worker PID %d: %d of its processes survived SIGKILL: %v", pid, len(left), pids(left))
 	}
 	if err := m.nc.PublishJSON(wire.SubjectWorkersStopped, wire.WorkerEvent{PID: pid, Group: "llm", Instance: info.Port, Model: info.Model}); err != nil {
 		m.log.Warn("announce stopped worker", "pid", pid, "err", err)
@@ -160,7 +165,7 @@ func (m *Jobs) deleteWorker(ctx context.Context, n *narrator, pid int) error {
 }
 
 // waitTreeGone polls until tree lists nothing or d passes.
-func waitTreeGone(ctx context.Context, tree func() []int, d time.Duration) bool {
+func waitTreeGone(ctx context.Context, tree func() []procID, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if len(tree()) == 0 {
