@@ -4,6 +4,7 @@ package main
 // against the real binary on loopback. SECURITY.md names them.
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -246,4 +247,145 @@ func procState(pid int) string {
 		return ""
 	}
 	return string(b[i+2 : i+3])
+}
+
+// startTicksOf is a process's start time in clock ticks since boot.
+func startTicksOf(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// Item 6: a planted workers.json named a root process (pid and start time
+// right), a file elsewhere as its log and a cgroup to kill: the hive
+// adopted it, would truncate the file at rotation and kill the cgroup on
+// stop. Now an entry is taken back only when its process runs a worker
+// binary of --worker-dir, its log lies in --worker-log-dir and its cgroup
+// under --cgroup-root; the log says why one was not.
+func TestAttackPlantedStateFileAdoptsNothing(t *testing.T) {
+	stateDir, victimDir := t.TempDir(), t.TempDir()
+	victim := victimDir + "/important.db"
+	if err := os.WriteFile(victim, []byte(strings.Repeat("data", 1<<18)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := startProc(t, "/bin/sleep", "600") // not a worker: the hive's pattern is another
+	ticks := startTicksOf(t, root.Process.Pid)
+	state := fmt.Sprintf(`{"version":1,"workers":[
+		{"pid":%[1]d,"start_ticks":%[2]d,"port":9100,"worker_id":"w1","model":"m","binary":"/bin/sleep","log":%[3]q,"cgroup":"/sys/fs/cgroup/system.slice"},
+		{"pid":%[1]d,"start_ticks":%[2]d,"port":9101,"worker_id":"w2","model":"m","binary":%[4]q,"log":%[5]q}]}`,
+		root.Process.Pid, ticks, victim, binDir+"/llm-worker-rbee-cpu", stateDir+"/../x.log")
+	if err := os.WriteFile(stateDir+"/workers.json", []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startHive(t, "--state-dir", stateDir, "--worker-dir", binDir, "--worker-log-dir", t.TempDir(),
+		"--worker-match", fmt.Sprintf("^llm-worker-none%d$", os.Getpid()))
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if n := h.countLogs("a worker in the state file was not taken back"); n != 2 {
+			return fmt.Errorf("%d refusals logged", n)
+		}
+		return nil
+	})
+	log := h.logText()
+	for _, why := range []string{`binary \"/bin/sleep\" is not a worker`, "does not run " + binDir + "/llm-worker-rbee-cpu"} {
+		if !strings.Contains(log, why) {
+			t.Errorf("the log does not say %q:\n%s", why, log)
+		}
+	}
+	lines := jobStream(t, h.httpBase, postJob(t, h.httpBase, fmt.Sprintf(`{"operation":"worker_process_delete","hive_id":"h","pid":%d}`, root.Process.Pid)))
+	if !strings.Contains(strings.Join(lines, "\n"), "not a worker") {
+		t.Errorf("the planted process could be stopped:\n%s", strings.Join(lines, "\n"))
+	}
+	if st := procState(root.Process.Pid); st == "" || st == "Z" {
+		t.Error("the planted root process was stopped")
+	}
+	if st, err := os.Stat(victim); err != nil || st.Size() != 1<<20 {
+		t.Errorf("the file named as a log: %v, %v", st, err)
+	}
+}
+
+// Item 6, and a newcomer's finding (issue 30, item 3): a state directory
+// another user may write is refused at start with the reason, as is one
+// that another hive holds (two hives on one state file adopted each
+// other's workers); a state file another user may write is not read.
+func TestStateDirIsOneHivesAlone(t *testing.T) {
+	shared := t.TempDir()
+	first := startHive(t, "--state-dir", shared)
+	// Each must exit on its own; one that starts is cut after 20 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, hiveBin, "--port", "0", "--nats-listen", "", "--queen-url", "", "--state-dir", shared).CombinedOutput()
+	want := fmt.Sprintf("worker state dir %s is in use by another hive (pid %d)", shared, first.cmd.Process.Pid)
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("a second hive on %s: %v, want %q in\n%s", shared, err, want, out)
+	}
+
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.CommandContext(ctx, hiveBin, "--port", "0", "--nats-listen", "", "--queen-url", "", "--state-dir", open).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), open+" is writable by group or others") {
+		t.Errorf("a world-writable state dir: %v\n%s", err, out)
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/workers.json", []byte(`{"version":1,"workers":[]}`), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir+"/workers.json", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	h := startHive(t, "--state-dir", dir)
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(h.logText(), "workers.json is writable by group or others") {
+			return fmt.Errorf("no word of the open state file")
+		}
+		return nil
+	})
+}
+
+// Item 6: a world-writable --worker-log-dir with a symlink planted for
+// every log name made root chmod and append to the link's target. Now
+// the spawn is refused with the reason and the target is untouched; a
+// private log dir of the hive's own that others could read is made 0700.
+func TestAttackPlantedLogSymlinks(t *testing.T) {
+	logDir, victimDir := t.TempDir(), t.TempDir()
+	victim := victimDir + "/target"
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(logDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for p := 9000; p <= 9999; p++ {
+		if err := os.Symlink(victim, fmt.Sprintf("%s/worker-cpu-%d.log", logDir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startHive(t, "--worker-dir", binDir, "--model-dir", t.TempDir(), "--worker-log-dir", logDir)
+	lines := jobStream(t, h.httpBase, postJob(t, h.httpBase, `{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu","device":0}`))
+	if all := strings.Join(lines, "\n"); !strings.Contains(all, logDir+" is writable by group or others") {
+		t.Errorf("spawn into an open log dir:\n%s", all)
+	}
+	if st, err := os.Stat(victim); err != nil || st.Mode().Perm() != 0o644 || st.Size() != 4 {
+		t.Errorf("the link's target: %v %v", st, err)
+	}
+
+	readable := t.TempDir()
+	if err := os.Chmod(readable, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h = startHive(t, "--worker-dir", binDir, "--model-dir", t.TempDir(), "--worker-log-dir", readable, "--stop-workers-on-exit")
+	lines = jobStream(t, h.httpBase, postJob(t, h.httpBase, `{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu","device":0}`))
+	if lastLine(lines) != "[DONE]" {
+		t.Fatalf("spawn: %s", strings.Join(lines, "\n"))
+	}
+	if st, _ := os.Stat(readable); st.Mode().Perm() != 0o700 {
+		t.Errorf("log dir mode %04o after a spawn, want 0700", st.Mode().Perm())
+	}
 }

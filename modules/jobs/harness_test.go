@@ -90,6 +90,9 @@ func start(t *testing.T, cfg Config) *harness {
 		cfg.ModelDir = t.TempDir()
 	}
 	cfg.LogDir = t.TempDir()
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir() // a state dir is one hive's alone
+	}
 	if cfg.HiveID == "" {
 		cfg.HiveID = "h1"
 	}

@@ -95,6 +95,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		return nil, err
 	}
 	m.procs = newProcManager(m.log, cfg.statePath())
+	m.procs.adoptable = m.adoptable
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -119,9 +120,13 @@ func (m *Jobs) Run(ctx context.Context) error {
 	m.nc = nc
 	// Workers spawned by an earlier run of the hive count and are
 	// reported before the first job can spawn more.
+	if err := m.procs.openState(); err != nil {
+		return err
+	}
+	defer m.procs.closeState()
 	adopted, err := m.procs.adopt()
 	if err != nil {
-		m.log.Warn("workers from before the restart not taken back", "err", err)
+		m.log.Error("workers from before the restart not taken back", "err", err)
 	}
 	for _, w := range adopted {
 		m.announce(wire.SubjectWorkersStarted, w)

@@ -3,6 +3,7 @@ package jobs
 import (
 	"io"
 	"os"
+	"syscall"
 )
 
 // rotateLog keeps a worker's log within max bytes: past it, the log is
@@ -14,16 +15,18 @@ func rotateLog(path string, max int64) bool {
 	if max <= 0 {
 		return false
 	}
-	st, err := os.Stat(path)
-	if err != nil || st.Size() <= max {
-		return false
-	}
-	src, err := os.Open(path)
+	// Neither file is followed if it is a link: a planted
+	// <log>.1 -> /etc/shadow must not be written through.
+	src, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(path+".1", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	st, err := src.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() <= max {
+		return false
+	}
+	dst, err := os.OpenFile(path+".1", os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return false
 	}
@@ -31,7 +34,7 @@ func rotateLog(path string, max int64) bool {
 	if err := dst.Close(); cerr != nil || err != nil {
 		return false
 	}
-	return os.Truncate(path, 0) == nil
+	return src.Truncate(0) == nil
 }
 
 // rotateLogs bounds every spawned worker's log; the reaper calls it now

@@ -39,16 +39,19 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	workerID := fmt.Sprintf("worker-%s-%d", op.Worker, port)
 	n.sayf("worker_spawn_start", "Spawning %s for model %s on device %d, port %d", workerID, op.Model, op.Device, port)
 
-	if err := os.MkdirAll(m.cfg.LogDir, 0o700); err != nil {
-		return fmt.Errorf("log directory: %w", err)
+	if err := privateDir(m.cfg.LogDir); err != nil {
+		return fmt.Errorf("worker log directory: %w", err)
 	}
 	logPath := filepath.Join(m.cfg.LogDir, workerID+".log")
 	rotateLog(logPath, m.cfg.MaxLogBytes) // a log left by an earlier worker on this port
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("worker log: %w", err)
 	}
-	defer logf.Close()    // the child holds its own descriptor
+	defer logf.Close() // the child holds its own descriptor
+	if st, err := logf.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("worker log %s is not a regular file", logPath)
+	}
 	_ = logf.Chmod(0o600) // a log made by an older hive was 0644
 	cmd := exec.Command(bin,
 		"--worker-id", workerID, "--model", op.Model, "--device", strconv.FormatUint(uint64(op.Device), 10),
@@ -66,7 +69,10 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 		logPath: logPath, exited: make(chan struct{})}
 	_ = cmd.Process.Release()   // reaped by procManager, not by cmd.Wait
 	cgMsg := m.placeInCgroup(w) // before w is shared: stop reads w.cgroup
-	m.procs.add(w)
+	if err := m.procs.add(w); err != nil {
+		m.procs.stop(w, m.grace())
+		return fmt.Errorf("%s (PID %d) stopped: the worker state file could not record it (%v), so a restarted hive would not know it", workerID, w.pid, err)
+	}
 	m.unreserve(n.j) // the worker now counts as live itself
 	m.announce(wire.SubjectWorkersStarted, w)
 	n.sayf("worker_spawn_pid", "Started %s (PID: %d, port: %d), log %s", workerID, w.pid, port, logPath)
@@ -82,6 +88,7 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 		}
 		return fmt.Errorf("%s (PID %d) did not become healthy: %w; see %s", workerID, w.pid, err, logPath)
 	}
+	m.procs.healthy(w)
 	n.sayf("worker_spawn_complete", "✅ Worker '%s' spawned (PID: %d, port: %d)", workerID, w.pid, port)
 	return nil
 }

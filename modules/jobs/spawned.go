@@ -22,6 +22,7 @@ type spawned struct {
 	binary     string
 	logPath    string
 	cgroup     string // its cgroup directory, "" when not placed
+	exe        string // what it runs once healthy (stateEntry.Exe); guarded by procManager.mu
 	// adopted is a worker an earlier run of the hive spawned: not this
 	// process's child, so it is seen gone in /proc, not reaped.
 	adopted bool
@@ -47,18 +48,38 @@ type procManager struct {
 	// added wakes reapLoop's sweep, which sleeps while there is nothing
 	// to reap.
 	added chan struct{}
+	// lock holds the state directory (openState); adoptable says whether
+	// a worker of the state file may be taken back.
+	lock      *os.File
+	adoptable func(stateEntry) error
 }
 
 func newProcManager(log *slog.Logger, statePath string) *procManager {
-	return &procManager{log: log, statePath: statePath, procs: make(map[int]*spawned), added: make(chan struct{}, 1)}
+	return &procManager{log: log, statePath: statePath, procs: make(map[int]*spawned), added: make(chan struct{}, 1),
+		adoptable: func(stateEntry) error { return nil }}
 }
 
-func (p *procManager) add(w *spawned) {
+// add takes w on; it fails when the state file could not record it (a
+// restarted hive would not know w: the caller stops it).
+func (p *procManager) add(w *spawned) error {
 	p.mu.Lock()
 	p.procs[w.pid] = w
-	p.saveLocked()
+	err := p.saveLocked()
 	p.mu.Unlock()
 	p.wake()
+	return err
+}
+
+// healthy records what w runs now that it serves, for a later hive to
+// know it by (adoptable).
+func (p *procManager) healthy(w *spawned) {
+	exe := exeOf(w.pid)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.procs[w.pid]; ok && exe != "" && exe != w.exe {
+		w.exe = exe
+		_ = p.saveLocked()
+	}
 }
 
 func (p *procManager) wake() {
@@ -128,7 +149,7 @@ func (p *procManager) reap() []*spawned {
 		}
 	}
 	if len(gone) > 0 {
-		p.saveLocked()
+		_ = p.saveLocked()
 	}
 	return gone
 }

@@ -2,10 +2,13 @@ package jobs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 )
 
 // stateFile is what the hive remembers of the workers it spawned, so that
@@ -27,6 +30,9 @@ type stateEntry struct {
 	Binary     string `json:"binary"`
 	Log        string `json:"log"`
 	Cgroup     string `json:"cgroup,omitempty"`
+	// Exe is what the worker ran once healthy (/proc/<pid>/exe): the
+	// binary, or a wrapper script's interpreter or what it exec'd.
+	Exe string `json:"exe,omitempty"`
 }
 
 const stateVersion = 1
@@ -36,28 +42,31 @@ const maxStateBytes = 1 << 20
 
 // saveLocked writes every spawned worker to the state file, atomically
 // (a temporary file, fsync, rename): a crash mid-write leaves the old
-// file. p.mu is held.
-func (p *procManager) saveLocked() {
+// file. p.mu is held. A failed write is counted and logged; the caller
+// that adds a worker refuses the spawn on it.
+func (p *procManager) saveLocked() error {
 	if p.statePath == "" {
-		return
+		return nil
 	}
 	st := stateFile{Version: stateVersion, Workers: []stateEntry{}}
 	for _, w := range p.procs {
 		st.Workers = append(st.Workers, stateEntry{PID: w.pid, StartTicks: w.startTicks, Port: w.port, WorkerID: w.workerID,
-			Model: w.model, Binary: w.binary, Log: w.logPath, Cgroup: w.cgroup})
+			Model: w.model, Binary: w.binary, Log: w.logPath, Cgroup: w.cgroup, Exe: w.exe})
 	}
 	b, _ := json.Marshal(st)
 	if err := writeAtomic(p.statePath, b); err != nil {
 		p.stateErrors.Add(1)
-		p.log.Warn("worker state file not written: a restarted hive would not know its workers", "path", p.statePath, "err", err)
-	}
-}
-
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		p.log.Error("worker state file not written: a restarted hive would not know its workers", "path", p.statePath, "err", err)
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".workers-*.json")
+	return nil
+}
+
+// tempPattern names the temporary files writeAtomic makes.
+const tempPattern = ".workers-*.json"
+
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), tempPattern)
 	if err != nil {
 		return err
 	}
@@ -76,13 +85,62 @@ func writeAtomic(path string, b []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
+// openState makes the state directory ready before anything is read from
+// it or written to it: the hive's own (privateDir), held by this hive
+// alone (a lock file with its pid: two hives on one state file adopted
+// each other's workers and each save erased the other's), with no
+// temporary file left by a crash. The lock lasts until closeState.
+func (p *procManager) openState() error {
+	if p.statePath == "" {
+		return nil
+	}
+	dir := filepath.Dir(p.statePath)
+	if err := privateDir(dir); err != nil {
+		return fmt.Errorf("jobs: worker state dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("jobs: worker state dir: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := lock.ReadAt(b, 0)
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("jobs: worker state dir %s is in use by another hive (pid %s): give each hive its own --state-dir", dir, strings.TrimSpace(string(b[:n])))
+		}
+		return fmt.Errorf("jobs: lock worker state dir %s: %w", dir, err)
+	}
+	if err := lock.Truncate(0); err == nil {
+		_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	p.lock = lock
+	if old, _ := filepath.Glob(filepath.Join(dir, tempPattern)); len(old) > 0 {
+		for _, f := range old {
+			_ = os.Remove(f)
+		}
+		p.log.Info("removed temporary state files left by an earlier run", "dir", dir, "files", len(old))
+	}
+	return nil
+}
+
+// closeState lets go of the state directory.
+func (p *procManager) closeState() {
+	if p.lock != nil {
+		_ = p.lock.Close()
+	}
+}
+
 // adopt reads the state file and takes back the workers still alive with
-// the same identity; the others are dropped. It returns the adopted.
+// the same identity; the others are dropped. A file another user could
+// have written is not read, and an entry is taken back only when
+// p.adoptable accepts it: the state names processes to signal, cgroups to
+// kill and logs to truncate. It returns the adopted.
 func (p *procManager) adopt() ([]*spawned, error) {
 	if p.statePath == "" {
 		return nil, nil
 	}
-	f, err := os.Open(p.statePath)
+	f, err := openPrivate(p.statePath)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -105,12 +163,17 @@ func (p *procManager) adopt() ([]*spawned, error) {
 			dropped++
 			continue
 		}
+		if err := p.adoptable(e); err != nil {
+			dropped++
+			p.log.Error("a worker in the state file was not taken back", "pid", e.PID, "state", p.statePath, "reason", err)
+			continue
+		}
 		w := &spawned{pid: e.PID, startTicks: e.StartTicks, port: e.Port, workerID: e.WorkerID, model: e.Model,
-			binary: e.Binary, logPath: e.Log, cgroup: e.Cgroup, adopted: true, exited: make(chan struct{})}
+			binary: e.Binary, logPath: e.Log, cgroup: e.Cgroup, exe: e.Exe, adopted: true, exited: make(chan struct{})}
 		p.procs[w.pid] = w
 		out = append(out, w)
 	}
-	p.saveLocked()
+	_ = p.saveLocked()
 	if len(out) > 0 || dropped > 0 {
 		p.log.Info("workers from before the restart", "adopted", len(out), "gone", dropped, "state", p.statePath)
 	}
