@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/internal/tlsfiles/tlstest"
 )
 
 // startIdleWorkers starts n processes the pattern ^<name> matches, each a
@@ -387,5 +389,48 @@ func TestAttackPlantedLogSymlinks(t *testing.T) {
 	}
 	if st, _ := os.Stat(readable); st.Mode().Perm() != 0o700 {
 		t.Errorf("log dir mode %04o after a spawn, want 0700", st.Mode().Perm())
+	}
+}
+
+// Item 7: --tls-client-allowed-sans matched any name of a certificate
+// against any allowed entry: a certificate of the trusted CA whose common
+// name (beside another DNS SAN), e-mail or URI SAN was queen.internal, or
+// whose DNS SAN was "10.0.0.5", was granted control. Now each allowed
+// entry matches names of its own type; the common name only counts for a
+// certificate without SANs.
+func TestAttackAllowedSANsMatchPerType(t *testing.T) {
+	f := newTLSFixture(t)
+	// With a token set, control needs the token or an allowed certificate
+	// (without one, loopback alone controls).
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken}, "--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile,
+		"--tls-client-ca-file", f.caFile, "--tls-client-allowed-sans", "queen.internal,10.0.0.5")
+	cases := []struct {
+		name string
+		opts tlstest.Opts
+		want int
+	}{
+		{"DNS SAN queen.internal", tlstest.Opts{DNS: []string{"queen.internal"}}, 200},
+		{"IP SAN 10.0.0.5", tlstest.Opts{Names: []string{"10.0.0.5"}}, 200},
+		{"legacy: common name only", tlstest.Opts{CommonName: "queen.internal"}, 200},
+		{"common name beside another DNS SAN", tlstest.Opts{CommonName: "queen.internal", DNS: []string{"other.internal"}}, 403},
+		{"e-mail SAN queen.internal", tlstest.Opts{CommonName: "x", Emails: []string{"queen.internal"}}, 403},
+		{"URI SAN queen.internal", tlstest.Opts{CommonName: "x", URIs: []string{"queen.internal"}}, 403},
+		{"DNS SAN 10.0.0.5", tlstest.Opts{CommonName: "x", DNS: []string{"10.0.0.5"}}, 403},
+	}
+	ct := map[string]string{"Content-Type": "application/json"}
+	for _, c := range cases {
+		c.opts.Client = true
+		l := f.ca.Issue(t, c.opts)
+		cert, err := tls.X509KeyPair(l.CertPEM, l.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body, err := call(f.client(t, "", &cert, ""), "POST", h.httpBase+"/v1/jobs", ct, `{"operation":"model_list","hive_id":"h"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (code == 200) != (c.want == 200) {
+			t.Errorf("%s: %d %s, want control %v", c.name, code, body, c.want == 200)
+		}
 	}
 }

@@ -116,7 +116,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.HTTP.TLS.KeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file (mode 0600 or stricter)")
 	fs.StringVar(&c.HTTP.TLS.ClientCAFile, "tls-client-ca-file", "", "PEM CA that client certificates must verify against; a verified one authorises as the API token does")
 	fs.StringVar(&c.HTTP.TLS.ClientAuth, "tls-client-auth", gateway.ClientAuthRequest, "with --tls-client-ca-file: none, request (verify when sent) or require")
-	fs.StringVar(&c.TLSAllowedSANs, "tls-client-allowed-sans", "", "client certificate names allowed (comma-separated DNS names, IPs, URIs, e-mails or common names); \"\" = any the CA signed")
+	fs.StringVar(&c.TLSAllowedSANs, "tls-client-allowed-sans", "", "client certificate names allowed (comma-separated DNS names, IPs, URIs, e-mail addresses), each matched against names of its own type (a DNS name matches the common name only of a certificate without SANs); \"\" = any the CA signed")
 	fs.StringVar(&c.Queen.QueenCAFile, "queen-ca-file", "", "PEM CA that an https:// Queen's certificate must verify against (default: the system's roots); the hive shows --tls-cert-file to a Queen that asks for a client certificate")
 	fs.StringVar(&c.NATSTLS.cert, "nats-tls-cert-file", "", "PEM certificate: external NATS clients must use TLS (in-process modules need none); read again when it changes")
 	fs.StringVar(&c.NATSTLS.key, "nats-tls-key-file", "", "its key (mode 0600 or stricter)")

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -58,9 +59,17 @@ type Leaf struct {
 // first is also the common name), what it may be used for (nil: a
 // server) and its validity (zero: a day from an hour ago).
 type Opts struct {
+	// Names are DNS names, or IPs where they parse; the first is also the
+	// common name.
 	Names               []string
 	Usages              []x509.ExtKeyUsage
 	NotBefore, NotAfter time.Time
+	// CommonName, when set, is the subject's common name instead; DNS,
+	// Emails and URIs are subject alternative names of those types taken
+	// as they are (a DNS name may look like an IP).
+	CommonName  string
+	DNS, Emails []string
+	URIs        []string
 }
 
 // Issue signs a leaf certificate.
@@ -90,6 +99,18 @@ func (ca *CA) Issue(o Opts) (Leaf, error) {
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
+	}
+	if o.CommonName != "" {
+		tmpl.Subject.CommonName = o.CommonName
+	}
+	tmpl.DNSNames = append(tmpl.DNSNames, o.DNS...)
+	tmpl.EmailAddresses = append(tmpl.EmailAddresses, o.Emails...)
+	for _, u := range o.URIs {
+		pu, err := url.Parse(u)
+		if err != nil {
+			return Leaf{}, fmt.Errorf("certgen: URI %q: %w", u, err)
+		}
+		tmpl.URIs = append(tmpl.URIs, pu)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -21,8 +22,8 @@ type TLSConfig struct {
 	// ClientCAFile verifies client certificates; ClientAuth is none,
 	// request (verified when sent) or require. A verified certificate
 	// authorises what the token does, optionally only for the names in
-	// ClientAllowedSANs (DNS names, IPs, URIs, e-mail addresses or the
-	// subject's common name).
+	// ClientAllowedSANs: DNS names, IPs, URIs and e-mail addresses, each
+	// matched against names of its own type (certAllowed).
 	ClientCAFile      string
 	ClientAuth        string
 	ClientAllowedSANs []string
@@ -89,24 +90,33 @@ func (g *Gateway) clientCertOK(r *http.Request) bool {
 		return false
 	}
 	allowed := g.cfg.TLS.ClientAllowedSANs
-	if len(allowed) == 0 {
-		return true
-	}
-	return slices.ContainsFunc(certNames(r.TLS.VerifiedChains[0][0]), func(n string) bool {
-		return slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, n) })
-	})
+	return len(allowed) == 0 || certAllowed(r.TLS.VerifiedChains[0][0], allowed)
 }
 
-func certNames(c *x509.Certificate) []string {
-	names := append([]string{c.Subject.CommonName}, c.DNSNames...)
-	names = append(names, c.EmailAddresses...)
-	for _, ip := range c.IPAddresses {
-		names = append(names, ip.String())
-	}
-	for _, u := range c.URIs {
-		names = append(names, u.String())
-	}
-	return names
+// certAllowed reports whether c carries one of the allowed names, each
+// matched against names of its own type only, as x509.VerifyOptions and
+// the kubelet match them: an IP against IP SANs, a URI (scheme://...)
+// against URI SANs, an e-mail address (with @) against e-mail SANs, and
+// anything else, a DNS name, against DNS SANs, or against the common name
+// when the certificate has no SAN at all (a legacy certificate). So a DNS
+// SAN "10.0.0.5" never passes for the IP 10.0.0.5, nor a URI or e-mail
+// SAN "queen.internal", nor the common name of a certificate with SANs.
+func certAllowed(c *x509.Certificate, allowed []string) bool {
+	noSAN := len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 && len(c.URIs) == 0 && len(c.EmailAddresses) == 0
+	return slices.ContainsFunc(allowed, func(a string) bool {
+		switch {
+		case net.ParseIP(a) != nil:
+			want := net.ParseIP(a)
+			return slices.ContainsFunc(c.IPAddresses, want.Equal)
+		case strings.Contains(a, "://"):
+			return slices.ContainsFunc(c.URIs, func(u *url.URL) bool { return u.String() == a })
+		case strings.Contains(a, "@"):
+			return slices.ContainsFunc(c.EmailAddresses, func(e string) bool { return strings.EqualFold(e, a) })
+		case noSAN:
+			return strings.EqualFold(c.Subject.CommonName, a)
+		}
+		return slices.ContainsFunc(c.DNSNames, func(d string) bool { return strings.EqualFold(d, a) })
+	})
 }
 
 // trackedOf is the slot-holding connection under c, TLS or not.

@@ -36,12 +36,16 @@ type Opts struct {
 	Names               []string
 	Client              bool
 	NotBefore, NotAfter time.Time
+	// CommonName, DNS, Emails and URIs are as in certgen.Opts.
+	CommonName        string
+	DNS, Emails, URIs []string
 }
 
 // Issue signs a leaf certificate.
 func (ca *CA) Issue(t testing.TB, o Opts) Leaf {
 	t.Helper()
-	co := certgen.Opts{Names: o.Names, NotBefore: o.NotBefore, NotAfter: o.NotAfter}
+	co := certgen.Opts{Names: o.Names, NotBefore: o.NotBefore, NotAfter: o.NotAfter,
+		CommonName: o.CommonName, DNS: o.DNS, Emails: o.Emails, URIs: o.URIs}
 	if o.Client {
 		co.Usages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
