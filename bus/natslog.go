@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
-	"time"
+
+	"github.com/rbee/hive/internal/ratelog"
 )
 
 // Log rate of the embedded servers: a client looping on a forbidden
@@ -23,16 +23,11 @@ const (
 type natsLogger struct {
 	log   *slog.Logger
 	fatal chan string
-	now   func() time.Time
-
-	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	suppressed uint64
+	rate  *ratelog.Limiter
 }
 
 func newNATSLogger(log *slog.Logger) *natsLogger {
-	return &natsLogger{log: log, fatal: make(chan string, 1), now: time.Now, tokens: natsLogBurst}
+	return &natsLogger{log: log, fatal: make(chan string, 1), rate: ratelog.New(log, natsLogBurst, natsLogRate)}
 }
 
 func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
@@ -49,7 +44,7 @@ func (l *natsLogger) Fatalf(format string, v ...any) {
 	}
 }
 
-// emit writes one line if the token bucket allows it.
+// emit writes one line if the rate allows it.
 func (l *natsLogger) emit(level slog.Level, format string, v []any) {
 	if level == slog.LevelDebug {
 		// Debug lines are off in production: check before formatting,
@@ -59,21 +54,10 @@ func (l *natsLogger) emit(level slog.Level, format string, v []any) {
 		}
 		return
 	}
-	l.mu.Lock()
-	now := l.now()
-	if !l.last.IsZero() {
-		l.tokens = min(natsLogBurst, l.tokens+now.Sub(l.last).Seconds()*natsLogRate)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed++
-		l.mu.Unlock()
+	ok, sup := l.rate.Allow()
+	if !ok {
 		return
 	}
-	l.tokens--
-	sup := l.suppressed
-	l.suppressed = 0
-	l.mu.Unlock()
 	msg := fmt.Sprintf(format, v...)
 	if sup > 0 {
 		l.log.Log(context.Background(), level, msg, "suppressed_before", sup)

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/internal/ratelog"
 	"github.com/rbee/hive/internal/text"
 	"github.com/rbee/hive/internal/tlsfiles"
 )
@@ -44,11 +46,20 @@ type Gateway struct {
 	liveDropped atomic.Uint64                     // live job events a slow stream missed (recovered from the replay)
 	jobStreams  sync.WaitGroup                    // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
+	// serverLog is net/http's own error log (TLS handshakes that fail,
+	// panics), rate-limited: a peer makes one line per attempt.
+	serverLog *ratelog.Limiter
 
 	ready    chan struct{}
 	addr     net.Addr
 	stopping chan struct{}
 }
+
+// net/http's error log: 20 lines, then 5 a second (as nats-server's).
+const (
+	serverLogBurst = 20
+	serverLogRate  = 5
+)
 
 // New validates cfg and registers the gateway's metrics with reg (nil: not
 // exported). It starts nothing.
@@ -100,6 +111,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		ready:    make(chan struct{}),
 		stopping: make(chan struct{}),
 	}
+	g.serverLog = ratelog.New(g.log.With("source", "net/http"), serverLogBurst, serverLogRate)
 	g.tokenSum.Store(tokenSum)
 	g.SetCORSOrigins(cfg.CORSOrigins)
 	if err := g.register(reg); err != nil {
@@ -220,6 +232,7 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 		// No WriteTimeout: it would cut every SSE stream. Streams set a
 		// deadline per write instead. No ReadTimeout either, for the same
 		// reason: bodies are read under their own deadline (readBody).
+		ErrorLog: stdlog.New(g.serverLog.Writer(slog.LevelWarn), "", 0),
 	}
 	if g.cfg.TLS.enabled() {
 		tcfg, pair, err := g.cfg.TLS.serverTLS(g.log)
