@@ -60,7 +60,7 @@ func connBudget(cfg *config, log *slog.Logger) (max, perIP int) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return max, perIP
 	}
-	avail := int(min(rl.Cur, 1<<30)) - fdReserve - collector.HeldFiles(rl.Cur) - cfg.NATS.Observers.MaxConns
+	avail := int(min(rl.Cur, 1<<30)) - fdReserve - collector.HeldFiles(rl.Cur) - collector.ProbeSockets - cfg.NATS.Observers.MaxConns
 	if avail < 16 {
 		avail = 16
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/internal/tlsfiles/tlstest"
+	"github.com/rbee/hive/modules/collector"
 )
 
 // startIdleWorkers starts n processes the pattern ^<name> matches, each a
@@ -501,4 +503,65 @@ func TestAttackHandshakeErrorsAreRateLimited(t *testing.T) {
 func httpsGet(t *testing.T, f *tlsFixture, url string) (int, string, error) {
 	t.Helper()
 	return call(f.client(t, "", nil, ""), "GET", url, nil, "")
+}
+
+// countSockets is how many sockets a process has open.
+func countSockets(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// Low: the readiness probes kept an idle socket per worker, outside the
+// file-descriptor budget (1,500 workers with ports: +1,500 fds, and under
+// ulimit -n 2048 /health stopped answering). The idle sockets are now
+// bounded (collector.ProbeSockets, which the budget keeps free): 300
+// ready workers leave the hive's descriptors within that of the count
+// before they were probed.
+func TestProbesHoldFewSockets(t *testing.T) {
+	const n = 300
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	name := fmt.Sprintf("llm-worker-probe%d", os.Getpid())
+	h := startHive(t, "--worker-match", "^"+name, "--telemetry-interval", "250ms")
+	before := countSockets(t, h.cmd.Process.Pid)
+	for i, p := range ports {
+		cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{fmt.Sprintf("%s-%d", name, i), "-c", "sleep 600; exit 0", "sh", "--port", strconv.Itoa(p)}}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	}
+	bustest.WaitFor(t, 60*time.Second, func() error {
+		r := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
+		defer r.cancel()
+		if ready := strings.Count(r.next(t, 10*time.Second).Data, `"state":"ready"`); ready < n {
+			return fmt.Errorf("%d of %d workers ready", ready, n)
+		}
+		return nil
+	})
+	after := countSockets(t, h.cmd.Process.Pid)
+	t.Logf("hive sockets: %d before the workers, %d with %d ready ones", before, after, n)
+	if after-before > collector.ProbeSockets {
+		t.Errorf("%d ready workers took the hive from %d to %d sockets (bound: +%d)", n, before, after, collector.ProbeSockets)
+	}
 }

@@ -26,8 +26,17 @@ type ReadinessConfig struct {
 	UnresponsiveAfter time.Duration
 }
 
-// maxProbes bounds the probes in flight at once.
-const maxProbes = 32
+// maxProbes bounds the probes in flight at once, maxIdleProbes the
+// connections kept open between them (the rest are closed after their
+// probe): a host with 1,500 workers no longer holds 1,500 idle sockets.
+const (
+	maxProbes     = 32
+	maxIdleProbes = 32
+)
+
+// ProbeSockets is the most sockets the probes hold at once, for the
+// file-descriptor budget (cmd/hive's connBudget).
+const ProbeSockets = maxProbes + maxIdleProbes
 
 // prober asks every worker with a port for its health, once per tick, on
 // its own goroutine and concurrently, each probe under a short deadline:
@@ -77,7 +86,8 @@ func newProber(cfg ReadinessConfig, log *slog.Logger, changes *prometheus.Counte
 			// nowhere a redirect points, and no proxy sits between it and a
 			// process on its own loopback.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
+			Transport: &http.Transport{Proxy: nil, MaxIdleConns: maxIdleProbes, MaxIdleConnsPerHost: 1,
+				MaxConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
 		}}
 }
 
