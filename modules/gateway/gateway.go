@@ -49,6 +49,8 @@ type Gateway struct {
 	// serverLog is net/http's own error log (TLS handshakes that fail,
 	// panics), rate-limited: a peer makes one line per attempt.
 	serverLog *ratelog.Limiter
+	// handshakesCut counts TLS handshakes cut at maxHandshakeBytes.
+	handshakesCut atomic.Uint64
 
 	ready    chan struct{}
 	addr     net.Addr
@@ -240,7 +242,8 @@ func (g *Gateway) listen(nc *bus.Conn) (*http.Server, net.Listener, error) {
 			_ = raw.Close()
 			return nil, nil, err
 		}
-		srv.TLSConfig = tcfg
+		srv.TLSConfig = capHandshakes(tcfg)
+		ln.tlsCap, ln.handshakesCut = true, &g.handshakesCut
 		g.certs.Store(pair)
 	}
 	var stopOnce sync.Once

@@ -33,6 +33,10 @@ type limitListener struct {
 	// shed counts connections refused, shedStreams streams refused at a
 	// client's stream share: the gateway's counters.
 	shed, shedStreams *atomic.Uint64
+	// tlsCap bounds each connection's TLS handshake (handshake.go), set
+	// before Accept runs; handshakesCut counts those cut.
+	tlsCap        bool
+	handshakesCut *atomic.Uint64
 
 	mu      sync.Mutex
 	open    int
@@ -77,7 +81,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return &trackedConn{Conn: c, l: l, key: key}, nil
+		tc := &trackedConn{Conn: c, l: l, key: key}
+		tc.handshaking.Store(l.tlsCap)
+		return tc, nil
 	}
 }
 
@@ -140,6 +146,10 @@ type trackedConn struct {
 	key    string // clientKey of the peer
 	stream bool   // holds one of its client's stream slots (l.mu)
 	once   sync.Once
+	// handshaking is set while a TLS handshake runs (handshake.go);
+	// handshakeRead counts its bytes, read by the handshake alone.
+	handshaking   atomic.Bool
+	handshakeRead int
 }
 
 // SyscallConn lets the fan-out write to the socket without blocking.

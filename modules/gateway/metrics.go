@@ -21,6 +21,7 @@ func (g *Gateway) register(reg prometheus.Registerer) error {
 				}
 				return 0
 			}),
+			metric.Counter("hive_tls_handshakes_cut_total", "TLS handshakes cut for sending over 32 KiB (a client certificate chain too long to parse).", g.handshakesCut.Load),
 			metric.Counter("hive_tls_cert_reload_errors_total", "Changed certificate files that did not load (the previous pair kept).", func() uint64 {
 				if p := g.certs.Load(); p != nil {
 					_, errs := p.Stats()
