@@ -54,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return printConfig(args[1:], stdout, stderr)
 		case "healthcheck":
 			return healthCheck(args[1:], os.LookupEnv, stderr)
+		case "worker-log":
+			return workerLog(args[1:], os.Stdin, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(newFlagSet(new(config)), stdout)
 			return 0

@@ -64,6 +64,9 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	j.HiveID = c.HiveID
 	j.QueenURL = c.Queen.QueenURL
 	j.WorkerDir, j.LogDir, j.ModelDir = expandHome(j.WorkerDir), expandHome(j.LogDir), expandHome(j.ModelDir)
+	if exe, err := os.Executable(); err == nil {
+		j.LogCommand = []string{exe, "worker-log"} // workerlog.go
+	}
 	if j.StateDir != "-" {
 		j.StateDir = expandHome(j.StateDir)
 	}

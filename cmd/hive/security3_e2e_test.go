@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,6 +392,7 @@ func TestAttackPlantedLogSymlinks(t *testing.T) {
 	}
 	h = startHive(t, "--worker-dir", binDir, "--model-dir", t.TempDir(), "--worker-log-dir", readable, "--stop-workers-on-exit")
 	lines = jobStream(t, h.httpBase, postJob(t, h.httpBase, `{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu","device":0}`))
+	killSpawnedAtEnd(t, lines)
 	if lastLine(lines) != "[DONE]" {
 		t.Fatalf("spawn: %s", strings.Join(lines, "\n"))
 	}
@@ -620,5 +623,101 @@ func TestAttackHugeClientChainIsCut(t *testing.T) {
 	ct := map[string]string{"Content-Type": "application/json"}
 	if code, b, err := call(f.client(t, "", &f.queenCert, ""), "POST", h.httpBase+"/v1/jobs", ct, `{"operation":"model_list","hive_id":"h"}`); err != nil || code != 200 {
 		t.Errorf("an ordinary client certificate after the attack: %d %s %v", code, b, err)
+	}
+}
+
+// dirBytes is the size of the regular files in dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// Low: a worker writing 100 MB/s put 1.9 GB in the log dir between the
+// 10 s size checks. Its output now goes through the hive's log writer,
+// which rotates as it writes: with --max-log-bytes 1 MiB a worker that
+// writes as fast as it can never has more than 2 MiB of log, and its log
+// keeps growing (nothing is blocked).
+func TestAttackLogFloodIsBoundAsItIsWritten(t *testing.T) {
+	dir, logs := t.TempDir(), t.TempDir()
+	script := "#!/bin/sh\n" + workerBin + " --cpu 0 --mem-mib 1 \"$@\" &\nwhile :; do head -c 1048576 /dev/zero | tr '\\000' x; done\n"
+	if err := os.WriteFile(dir+"/llm-worker-rbee-cpu", []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startHiveEnv(t, []string{"HIVE_MAX_LOG_BYTES=1048576"}, "--worker-dir", dir, "--model-dir", t.TempDir(), "--worker-log-dir", logs, "--stop-workers-on-exit")
+	lines := jobStream(t, h.httpBase, postJob(t, h.httpBase, `{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu","device":0}`))
+	killSpawnedAtEnd(t, lines)
+	if lastLine(lines) != "[DONE]" {
+		t.Fatalf("spawn: %s", strings.Join(lines, "\n"))
+	}
+	var peak int64
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		peak = max(peak, dirBytes(t, logs))
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("3 s of a worker writing as fast as it can: the log dir at most %d KiB", peak>>10)
+	if peak > 2<<20+64<<10 {
+		t.Errorf("the log dir reached %d bytes with --max-log-bytes 1 MiB", peak)
+	}
+	if m, _ := filepath.Glob(filepath.Join(logs, "worker-*.log.1")); len(m) != 1 {
+		t.Errorf("rotated logs after 3 s of flood: %v", m)
+	}
+}
+
+// killSpawnedAtEnd kills the process group of the worker a spawn job's
+// narration names when t ends: the harness kills the hive with SIGKILL,
+// which stops none of its workers.
+func killSpawnedAtEnd(t *testing.T, lines []string) {
+	t.Helper()
+	if m := spawnedRe.FindStringSubmatch(strings.Join(lines, "\n")); m != nil {
+		pid, _ := strconv.Atoi(m[1])
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	}
+}
+
+// Low: a failed state write was only a WARN, and the spawned worker then
+// went unreported after a restart (and past --max-workers). Now the spawn
+// is stopped and refused with the reason, the failure is counted, and
+// temporary files a crash left in the state dir are removed at start.
+func TestSpawnRefusedWhenStateCannotBeWritten(t *testing.T) {
+	state := t.TempDir()
+	// workers.json a directory that is not empty: every rename onto it fails.
+	if err := os.MkdirAll(state+"/workers.json/x", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state+"/.workers-123.json", []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startHive(t, "--state-dir", state, "--worker-dir", binDir, "--model-dir", t.TempDir(), "--worker-log-dir", t.TempDir())
+	if _, err := os.Stat(state + "/.workers-123.json"); !os.IsNotExist(err) {
+		t.Errorf("a leftover temporary state file is still there: %v", err)
+	}
+	lines := jobStream(t, h.httpBase, postJob(t, h.httpBase, `{"operation":"worker_spawn","hive_id":"h","model":"m","worker":"cpu","device":0}`))
+	killSpawnedAtEnd(t, lines)
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, "the worker state file could not record it") || lastLine(lines) == "[DONE]" {
+		t.Fatalf("spawn with an unwritable state:\n%s", all)
+	}
+	m := regexp.MustCompile(`\(PID (\d+)\) stopped`).FindStringSubmatch(all)
+	if m == nil {
+		t.Fatalf("no stopped worker named:\n%s", all)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if st := procState(pid); st != "" && st != "Z" {
+		t.Errorf("the refused worker %d still runs (state %s)", pid, st)
+	}
+	_, body, _ := httpGet(t, h.httpBase+"/metrics")
+	if v, _ := metricValue(body, "hive_worker_state_write_errors_total"); v < 1 {
+		t.Errorf("state write errors counted: %v", v)
 	}
 }

@@ -51,6 +51,12 @@ type Config struct {
 	// (workers.json), read at start to take them back; "" is
 	// <WorkerDir>/.hive-state, "-" keeps no state.
 	StateDir string
+	// LogCommand starts the writer of a spawned worker's log, which reads
+	// the worker's output on its stdin and keeps the log within
+	// MaxLogBytes as it writes (cmd/hive: the hive's own `worker-log`,
+	// with --file and --max-bytes appended). Empty: the worker writes
+	// its log file itself, bounded only by the periodic check.
+	LogCommand []string
 	// MaxLogBytes bounds each spawned worker's log: past it the log is
 	// copied to <log>.1 and truncated (checked every few seconds).
 	MaxLogBytes int64

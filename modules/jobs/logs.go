@@ -1,8 +1,12 @@
 package jobs
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"syscall"
 )
 
@@ -45,4 +49,42 @@ func (m *Jobs) rotateLogs() {
 			m.logsRotated.Add(1)
 		}
 	}
+}
+
+// logOutput is what a spawned worker's stdout and stderr go to: a pipe to
+// the log writer (Config.LogCommand), which bounds the log as it writes,
+// or else the log file itself. The caller closes it once the worker
+// holds its own descriptor.
+func (m *Jobs) logOutput(logPath string) (*os.File, error) {
+	if len(m.cfg.LogCommand) == 0 {
+		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+			f.Close()
+			return nil, fmt.Errorf("%s is not a regular file", logPath)
+		}
+		_ = f.Chmod(0o600) // a log made by an older hive was 0644
+		return f, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	args := append(slices.Clone(m.cfg.LogCommand[1:]), "--file", logPath, "--max-bytes", strconv.FormatInt(m.cfg.MaxLogBytes, 10))
+	cmd := exec.Command(m.cfg.LogCommand[0], args...)
+	cmd.Stdin = r
+	cmd.Env = []string{} // none of the hive's settings or secrets
+	// Its own session: it outlives a hive restarted meanwhile, and a
+	// signal to the worker's group does not cut the worker's last words.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("start the log writer: %w", err)
+	}
+	m.procs.helper(cmd.Process.Pid)
+	_ = cmd.Process.Release() // reaped by procManager
+	return w, nil
 }

@@ -14,6 +14,7 @@ func (m *Jobs) register(reg prometheus.Registerer) error {
 	}, []string{"operation", "result"})
 	return metric.Register(reg, m.finishedTotal,
 		metric.Counter("hive_worker_logs_rotated_total", "Spawned workers' logs copied to <log>.1 and truncated at their size bound.", m.logsRotated.Load),
+		metric.Counter("hive_worker_state_write_errors_total", "Writes of the spawned workers' state file that failed (a spawn it cannot record is stopped and refused).", m.procs.stateErrors.Load),
 		metric.Gauge("hive_jobs_running", "Jobs running now.", func() float64 {
 			m.mu.Lock()
 			defer m.mu.Unlock()

@@ -44,15 +44,11 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	}
 	logPath := filepath.Join(m.cfg.LogDir, workerID+".log")
 	rotateLog(logPath, m.cfg.MaxLogBytes) // a log left by an earlier worker on this port
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+	logf, err := m.logOutput(logPath)
 	if err != nil {
 		return fmt.Errorf("worker log: %w", err)
 	}
 	defer logf.Close() // the child holds its own descriptor
-	if st, err := logf.Stat(); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("worker log %s is not a regular file", logPath)
-	}
-	_ = logf.Chmod(0o600) // a log made by an older hive was 0644
 	cmd := exec.Command(bin,
 		"--worker-id", workerID, "--model", op.Model, "--device", strconv.FormatUint(uint64(op.Device), 10),
 		"--port", strconv.Itoa(port), "--queen-url", m.cfg.QueenURL)

@@ -52,11 +52,14 @@ type procManager struct {
 	// a worker of the state file may be taken back.
 	lock      *os.File
 	adoptable func(stateEntry) error
+	// helpers are the log writers started beside workers, this process's
+	// children to reap when they end.
+	helpers map[int]struct{}
 }
 
 func newProcManager(log *slog.Logger, statePath string) *procManager {
 	return &procManager{log: log, statePath: statePath, procs: make(map[int]*spawned), added: make(chan struct{}, 1),
-		adoptable: func(stateEntry) error { return nil }}
+		adoptable: func(stateEntry) error { return nil }, helpers: map[int]struct{}{}}
 }
 
 // add takes w on; it fails when the state file could not record it (a
@@ -122,10 +125,22 @@ func (p *procManager) ports() map[int]bool {
 	return out
 }
 
-// reap collects every exited child and returns them.
+// helper takes on a helper process (a log writer) to reap.
+func (p *procManager) helper(pid int) {
+	p.mu.Lock()
+	p.helpers[pid] = struct{}{}
+	p.mu.Unlock()
+}
+
+// reap collects every exited child and returns the workers among them.
 func (p *procManager) reap() []*spawned {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for pid := range p.helpers {
+		if got, err := syscall.Wait4(pid, nil, syscall.WNOHANG, nil); got == pid || errors.Is(err, syscall.ECHILD) {
+			delete(p.helpers, pid)
+		}
+	}
 	var gone []*spawned
 	for pid, w := range p.procs {
 		if w.adopted {
