@@ -721,3 +721,60 @@ func TestSpawnRefusedWhenStateCannotBeWritten(t *testing.T) {
 		t.Errorf("state write errors counted: %v", v)
 	}
 }
+
+// servedSerial is the serial of the certificate a new connection gets.
+func servedSerial(t *testing.T, f *tlsFixture, base string) string {
+	t.Helper()
+	resp, err := f.client(t, "", nil, "").Get(base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.TLS.PeerCertificates[0].SerialNumber.String()
+}
+
+// Low and cosmetic: a rotated TLS key with mode 0644 was taken (the start
+// refuses it), and TLS 1.2's AES-CBC with SHA-1 suites were accepted.
+// Now the rotation keeps the old pair and says why until the key is 0600;
+// a client that offers only CBC-SHA1 is refused.
+func TestTLSRotationRefusesAnOpenKeyAndCBC(t *testing.T) {
+	f := newTLSFixture(t)
+	h := startHive(t, "--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile)
+	first := servedSerial(t, f, h.httpBase)
+	next := f.ca.Issue(t, tlstest.Opts{Names: []string{"localhost", "127.0.0.1"}})
+	next.Files(t, f.dir, "hive")
+	if err := os.Chmod(f.keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedSerial(t, f, h.httpBase); got != first {
+		t.Errorf("a key of mode 0644 was taken at rotation: serial %s, was %s", got, first)
+	}
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if !strings.Contains(h.logText(), "group and others must have no access") {
+			return fmt.Errorf("the refused rotation is not logged")
+		}
+		return nil
+	})
+	if err := os.Chmod(f.keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedSerial(t, f, h.httpBase); got != next.Serial.String() {
+		t.Errorf("after chmod 600 the new pair is not served: serial %s, want %s", got, next.Serial)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(f.ca.Cert)
+	addr := strings.TrimPrefix(h.httpBase, "https://")
+	cbc := &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}}
+	if c, err := tls.Dial("tcp", addr, cbc); err == nil {
+		c.Close()
+		t.Error("a TLS 1.2 client offering only AES-CBC with SHA-1 was accepted")
+	}
+	gcm := &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS12}
+	c, err := tls.Dial("tcp", addr, gcm)
+	if err != nil {
+		t.Fatalf("an ordinary TLS 1.2 client: %v", err)
+	}
+	c.Close()
+}

@@ -18,7 +18,7 @@ func natsTLS(cfg *config, log *slog.Logger) (edge, hub *tls.Config, err error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("--nats-tls-cert-file: %w", err)
 		}
-		edge = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: pair.GetCertificate}
+		edge = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsfiles.CipherSuites, GetCertificate: pair.GetCertificate}
 		if f.clientCA != "" {
 			pool, err := tlsfiles.Pool(f.clientCA)
 			if err != nil {
@@ -31,7 +31,7 @@ func natsTLS(cfg *config, log *slog.Logger) (edge, hub *tls.Config, err error) {
 	if h.ca == "" && h.cert == "" && !strings.Contains(cfg.NATS.Hub, "tls://") {
 		return edge, nil, nil
 	}
-	hub = &tls.Config{MinVersion: tls.VersionTLS12}
+	hub = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsfiles.CipherSuites}
 	if h.ca != "" {
 		if hub.RootCAs, err = tlsfiles.Pool(h.ca); err != nil {
 			return nil, nil, fmt.Errorf("--nats-hub-ca-file: %w", err)

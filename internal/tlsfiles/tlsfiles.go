@@ -36,6 +36,7 @@ type Pair struct {
 type stamp struct {
 	certMod, keyMod   time.Time
 	certSize, keySize int64
+	keyMode           os.FileMode // a chmod 600 after a refused rotation is a change
 }
 
 // Load reads the pair once; a pair that does not load now is an error.
@@ -65,10 +66,15 @@ func (p *Pair) stat() (stamp, error) {
 	if err != nil {
 		return stamp{}, err
 	}
-	return stamp{c.ModTime(), k.ModTime(), c.Size(), k.Size()}, nil
+	return stamp{c.ModTime(), k.ModTime(), c.Size(), k.Size(), k.Mode()}, nil
 }
 
 func (p *Pair) read() (*tls.Certificate, *x509.Certificate, error) {
+	// A key others may read is refused at a rotation as at the start: a
+	// rotation done with the wrong umask must not go unnoticed.
+	if st, err := os.Stat(p.key); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, nil, fmt.Errorf("tls: %s has mode %04o: group and others must have no access (chmod 600 %s)", p.key, st.Mode().Perm(), p.key)
+	}
 	c, err := tls.LoadX509KeyPair(p.cert, p.key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("tls: %s, %s: %w", p.cert, p.key, err)
@@ -142,4 +148,14 @@ func Pool(file string) (*x509.CertPool, error) {
 		return nil, errors.New("tls: " + file + " holds no PEM certificate")
 	}
 	return pool, nil
+}
+
+// CipherSuites are the TLS 1.2 suites the hive's links take: forward
+// secrecy and AEAD only (TLS 1.3 has nothing else). Go's defaults still
+// accept ECDHE with AES-CBC and SHA-1, which scanners flag and no client
+// of the hive needs.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }

@@ -16,7 +16,7 @@ import (
 func (c Config) transport(log *slog.Logger) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsfiles.CipherSuites}
 	if c.QueenCAFile != "" {
 		pool, err := tlsfiles.Pool(c.QueenCAFile)
 		if err != nil {

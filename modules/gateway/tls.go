@@ -65,7 +65,7 @@ func (c TLSConfig) serverTLS(log *slog.Logger) (*tls.Config, *tlsfiles.Pair, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway: %w", err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: pair.GetCertificate, NextProtos: []string{"http/1.1"}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsfiles.CipherSuites, GetCertificate: pair.GetCertificate, NextProtos: []string{"http/1.1"}}
 	if c.ClientCAFile != "" {
 		pool, err := tlsfiles.Pool(c.ClientCAFile)
 		if err != nil {
