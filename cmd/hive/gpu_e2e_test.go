@@ -200,6 +200,23 @@ func TestGPUSlowdownRule(t *testing.T) {
 	g.await(t, 10*time.Second, "GPU 0 healthy", healthIs(wire.HealthHealthy, ""))
 	g.inject(t, "throttle 0 hw_thermal_slowdown")
 	g.await(t, 50*time.Second, "a slowdown over half the minute", healthIs(wire.HealthDegraded, "hw_thermal_slowdown for"))
+	// While it lasts it is one health: no change counted or logged per
+	// tick (before, the reason named the seconds and changed each tick).
+	changes := func() float64 {
+		_, m, _ := httpGet(t, g.httpBase+"/metrics")
+		v, _ := metricValue(m, "hive_health_changes_total", `status="degraded"`)
+		return v
+	}
+	before, warns := changes(), g.countLogs("hive health: degraded")
+	if before < 1 || warns < 1 {
+		t.Fatalf("the change to degraded was not counted (%v) or logged (%d)", before, warns)
+	}
+	for range 4 {
+		g.await(t, 10*time.Second, "still slowed", healthIs(wire.HealthDegraded, "hw_thermal_slowdown for"))
+	}
+	if after := changes(); after != before || g.countLogs("hive health: degraded") != warns {
+		t.Errorf("a sustained slowdown counted %v health changes and logged %d more in 4 ticks", after-before, g.countLogs("hive health: degraded")-warns)
+	}
 	g.inject(t, "throttle 0 gpu_idle")
 	g.await(t, 10*time.Second, "healthy again", healthIs(wire.HealthHealthy, ""))
 }
@@ -245,6 +262,11 @@ func TestGPUHangKeepsTheTick(t *testing.T) {
 	stale := g.await(t, 10*time.Second, "stale GPU figures", func(ev wire.TelemetryEvent) bool {
 		return ev.HiveInfo.HealthStatus.Status == wire.HealthDegraded && strings.Contains(ev.HiveInfo.HealthStatus.Reason, "stale")
 	})
+	// The GPU is still shown, with its last figures, marked stale: a
+	// wedged driver is not a machine without GPUs.
+	if gs, ok := gpu0(stale); !ok || gs.VRAMTotalMB == 0 || gs.Health.Status != wire.HealthDegraded || !strings.Contains(gs.Health.Reason, "stale") {
+		t.Errorf("node.gpus while the driver hangs: %+v", stale.Node.GPUs)
+	}
 	during := skipped(3)
 	// A tick stuck behind the 3 s call would skip two or three; a hung
 	// tick waits 0.8 s for the GPU by design, and on a starved machine the
@@ -261,5 +283,26 @@ func TestGPUHangKeepsTheTick(t *testing.T) {
 	_, metrics, _ := httpGet(t, g.httpBase+"/metrics")
 	if v, ok := metricValue(metrics, "hive_gpu_source_wedged_total"); !ok || v < 1 {
 		t.Errorf("hive_gpu_source_wedged_total %v %v", v, ok)
+	}
+}
+
+// A reset-class XID is unhealthy until a reset or reboot, also once the
+// driver stops listing the GPU or stops answering (a GPU that fell off
+// the bus often takes the listing with it): before, that turned it into
+// a degraded "no longer readable".
+func TestGPUResetXIDStaysUnhealthyWhenUnlisted(t *testing.T) {
+	t.Parallel()
+	g := startGPUHive(t)
+	g.await(t, 10*time.Second, "GPU 0 healthy", healthIs(wire.HealthHealthy, ""))
+	g.inject(t, "xid 0 79")
+	g.await(t, 10*time.Second, "XID 79", healthIs(wire.HealthUnhealthy, "XID 79"))
+	if err := os.WriteFile(filepath.Join(g.dir, "gpus"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ev := g.await(t, 10*time.Second, "an event without the GPU", func(ev wire.TelemetryEvent) bool { return len(ev.Node.GPUs) == 0 })
+		if h := ev.HiveInfo.HealthStatus; h.Status != wire.HealthUnhealthy || !strings.Contains(h.Reason, "XID 79") {
+			t.Fatalf("the GPU unlisted after XID 79: hive health %+v", h)
+		}
 	}
 }

@@ -40,6 +40,10 @@ type Collector struct {
 	withArgs bool
 
 	gpuErr   string // last GPU error logged, to log changes only
+	// lastGPUs are the node's GPUs of the last good reading, at lastGPUAt:
+	// shown, marked stale, while a driver call hangs.
+	lastGPUs  []wire.NodeGPU
+	lastGPUAt time.Time
 	trimming bool   // the last event was over its size bound
 
 	prober *prober
@@ -216,7 +220,7 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 		c.metrics.sampleErrors.Inc()
 	}
 	health, perGPU := c.health.observe(at, gpu.snap, gpu.err, gpu.procErr)
-	node.GPUs = nodeGPUs(gpu.snap, perGPU)
+	node.GPUs = c.gpusOf(at, gpu, perGPU)
 	c.noteHealth(health, node.GPUs)
 	s := tickSample{workers: workers, node: node, health: health}
 	c.publish(nc, status, s, at)

@@ -149,15 +149,15 @@ func (t *healthTracker) judgeSource(gpuErr error) []verdict {
 	case gpuErr != nil && t.readable:
 		out = append(out, verdict{wire.HealthDegraded, "GPUs could be read and no longer can: " + gpuErr.Error()})
 	}
-	if gpuErr != nil {
-		return out
-	}
 	for _, st := range t.gpus {
-		if !st.listed && st.resetXID == 0 {
-			out = append(out, verdict{wire.HealthDegraded, st.name + " is no longer listed by the driver"})
-		}
-		if !st.listed && st.resetXID != 0 {
+		// A reset-class XID holds whatever the driver lists now, or
+		// whether it answers at all: a GPU that fell off the bus often
+		// takes the driver's listing with it.
+		switch {
+		case st.resetXID != 0 && (gpuErr != nil || !st.listed):
 			out = append(out, verdict{wire.HealthUnhealthy, fmt.Sprintf("%s: XID %d, then gone: reset or reboot needed", st.name, st.resetXID)})
+		case gpuErr == nil && !st.listed:
+			out = append(out, verdict{wire.HealthDegraded, st.name + " is no longer listed by the driver"})
 		}
 	}
 	return out
@@ -231,8 +231,11 @@ func (st *gpuState) slowdown(now time.Time, throttle []string) (verdict, bool) {
 	if slowed < time.Duration(slowdownShare*float64(slowdownWindow)) {
 		return verdict{}, false
 	}
-	return verdict{wire.HealthDegraded, fmt.Sprintf("%s: %s for %v of the last %v",
-		st.name, strings.Join(active, ","), slowed.Round(time.Second), slowdownWindow)}, true
+	// The reason stays the same while the slowdown lasts: a reason that
+	// named the seconds changed every tick, and each change was counted
+	// and logged as a new health.
+	return verdict{wire.HealthDegraded, fmt.Sprintf("%s: %s for over %d%% of the last %v",
+		st.name, strings.Join(active, ","), int(slowdownShare*100), slowdownWindow)}, true
 }
 
 // noteHealth logs and counts a change of the hive's health, and of each

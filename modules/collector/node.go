@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/text"
@@ -146,4 +148,26 @@ func nodeGPUs(snap GPUSnapshot, health map[string]wire.HealthStatus) []wire.Node
 		out = append(out, g)
 	}
 	return out
+}
+
+// gpusOf is the node block's GPU list for a tick: the snapshot's, or,
+// while a driver call hangs (no fresh figures), the last good reading's
+// with each GPU marked stale, so that a wedged driver does not read as a
+// machine without GPUs.
+func (c *Collector) gpusOf(at time.Time, gpu gpuTick, health map[string]wire.HealthStatus) []wire.NodeGPU {
+	if !errors.Is(gpu.err, ErrGPUWedged) {
+		gpus := nodeGPUs(gpu.snap, health)
+		if gpu.err == nil {
+			c.lastGPUs, c.lastGPUAt = gpus, at
+		}
+		return gpus
+	}
+	stale := slices.Clone(c.lastGPUs)
+	for i := range stale {
+		if stale[i].Health.Status != wire.HealthUnhealthy {
+			stale[i].Health = wire.HealthStatus{Status: wire.HealthDegraded,
+				Reason: "stale: figures of " + c.lastGPUAt.UTC().Format(time.RFC3339) + ", a driver call did not return since"}
+		}
+	}
+	return stale
 }
