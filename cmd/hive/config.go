@@ -27,14 +27,16 @@ import (
 // Jobs); the fields here are the settings that belong to cmd/hive or that
 // several modules share. settings.go lays them out in groups.
 type config struct {
-	HiveID         string
-	LogFormat      string
-	LogLevel       string
-	Port           int
-	Listen         string
-	APITokenFile   string
-	CORSOrigins    string
-	TLSAllowedSANs string
+	HiveID       string
+	LogFormat    string
+	LogLevel     string
+	Port         int
+	Listen       string
+	APITokenFile string
+	// APIReadTokenFile holds the read token (gateway.Config.ReadToken).
+	APIReadTokenFile string
+	CORSOrigins      string
+	TLSAllowedSANs   string
 	// args are the command line the config came from, read again on
 	// SIGHUP; logLevel is the level a reload may change.
 	args     []string
@@ -61,6 +63,7 @@ type config struct {
 	// Secrets read at load time, never printed: the API token
 	// (HIVE_API_TOKEN or --api-token-file) and the observer password.
 	apiToken     string
+	apiReadToken string
 	natsPassword string
 }
 

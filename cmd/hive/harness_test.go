@@ -368,6 +368,23 @@ func (r *sseReader) next(t *testing.T, timeout time.Duration) sseEvent {
 	}
 }
 
+// ends reports whether the stream ends within timeout (the frames
+// already sent are read past).
+func (r *sseReader) ends(t *testing.T, timeout time.Duration) bool {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case _, ok := <-r.frames:
+			if !ok {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // decodeStrict decodes a telemetry event and fails on any unknown field.
 func decodeStrict(t *testing.T, data string) wire.TelemetryEvent {
 	t.Helper()

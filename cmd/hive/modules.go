@@ -44,6 +44,7 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m.gateway.Listen = c.httpListen()
 	m.gateway.HiveID = c.HiveID
 	m.gateway.Token = c.apiToken
+	m.gateway.ReadToken = c.apiReadToken
 	m.gateway.TLS.ClientAllowedSANs = append(m.gateway.TLS.ClientAllowedSANs, splitList(c.TLSAllowedSANs)...)
 	if m.gateway.TLS.ClientCAFile == "" {
 		m.gateway.TLS.ClientAuth = "" // request is the default only with a CA

@@ -74,6 +74,10 @@ func liveSettings(cur *config, lv *live) []liveSetting {
 			func(c, n *config) bool { return n.apiToken != c.apiToken },
 			func(n *config) error { return lv.gateway.SetToken(n.apiToken) },
 			func(c, n *config) { c.apiToken = n.apiToken }},
+		{"read token",
+			func(c, n *config) bool { return n.apiReadToken != c.apiReadToken },
+			func(n *config) error { return lv.gateway.SetReadToken(n.apiReadToken) },
+			func(c, n *config) { c.apiReadToken = n.apiReadToken }},
 		{"worker-match",
 			func(c, n *config) bool { return n.WorkerMatch != c.WorkerMatch },
 			func(n *config) error {

@@ -15,8 +15,8 @@ import (
 	"github.com/rbee/hive/bus/bustest"
 )
 
-// SIGHUP (systemctl reload) applies a new token file and log level under
-// an open stream, which goes on; what needs a restart is named.
+// SIGHUP (systemctl reload) applies a new token file and log level; the
+// stream opened with the old token ends; what needs a restart is named.
 func TestReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	oldTok, newTok := "reload-token-aaaaaaaaaaaaaaaa", "reload-token-bbbbbbbbbbbbbbbb"
@@ -40,8 +40,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			t.Errorf("token %s after the reload: %d, want %d", tok[:14], code, want)
 		}
 	}
+	// The stream opened with the old token ends (it was let in by a
+	// credential that is revoked now); one opened with the new goes on.
+	if !sse.ends(t, 10*time.Second) {
+		t.Error("the stream opened with the rotated-out token goes on")
+	}
+	fresh := openSSEReq(t, bearerGet(h.httpBase+"/v1/heartbeats/stream", newTok))
 	for range 2 {
-		sse.next(t, 10*time.Second) // the stream opened with the old token goes on
+		fresh.next(t, 10*time.Second)
 	}
 	select {
 	case <-h.exited:
@@ -140,5 +146,59 @@ func TestReloadWorkerMatchCORSAndQueenAllow(t *testing.T) {
 	}
 	if code := queen(); code != http.StatusOK {
 		t.Errorf("a Queen on 127.0.0.1 after the allow-list named it: %d", code)
+	}
+}
+
+// A read token (issue 29): it reads the stream, capabilities and metrics
+// and controls nothing; rotating it ends the streams it let in, and the
+// ones the API token let in go on.
+func TestReadTokenReadsOnly(t *testing.T) {
+	dir := t.TempDir()
+	ctlTok, readTok, newRead := "control-token-aaaaaaaaaaaaaaa", "read-token-bbbbbbbbbbbbbbbbbbb", "read-token-ccccccccccccccccccc"
+	ctlFile, readFile := filepath.Join(dir, "token"), filepath.Join(dir, "read-token")
+	writePrivate(t, ctlFile, ctlTok)
+	writePrivate(t, readFile, readTok)
+	h := startHive(t, "--api-token-file", ctlFile, "--api-read-token-file", readFile)
+	for _, c := range []struct {
+		method, path, tok string
+		want              int
+	}{
+		{"GET", "/capabilities", readTok, 200},
+		{"GET", "/metrics", readTok, 200},
+		{"GET", "/capabilities", "", 401},
+		{"POST", "/v1/jobs", readTok, 401},
+		{"POST", "/v1/shutdown", readTok, 401},
+		{"GET", "/capabilities", ctlTok, 200},
+	} {
+		hdr := map[string]string{"Content-Type": "application/json"}
+		if c.tok != "" {
+			hdr["Authorization"] = "Bearer " + c.tok
+		}
+		body := ""
+		if c.method == "POST" {
+			body = `{"operation":"model_list","hive_id":"h"}`
+		}
+		if code, b, _ := do(t, c.method, h.httpBase+c.path, hdr, body); code != c.want {
+			t.Errorf("%s %s with %q: %d %s, want %d", c.method, c.path, c.tok, code, b, c.want)
+		}
+	}
+	byRead := openSSEReq(t, bearerGet(h.httpBase+"/v1/heartbeats/stream", readTok))
+	byCtl := openSSEReq(t, bearerGet(h.httpBase+"/v1/heartbeats/stream", ctlTok))
+	byRead.next(t, 10*time.Second)
+	byCtl.next(t, 10*time.Second)
+	writePrivate(t, readFile, newRead)
+	reloadHive(t, h)
+	if !byRead.ends(t, 10*time.Second) {
+		t.Error("the stream of the rotated-out read token goes on")
+	}
+	for range 2 {
+		byCtl.next(t, 10*time.Second)
+	}
+	if code, _, _ := do(t, "GET", h.httpBase+"/capabilities", map[string]string{"Authorization": "Bearer " + newRead}, ""); code != 200 {
+		t.Errorf("the new read token: %d", code)
+	}
+	_, m, _ := do(t, "GET", h.httpBase+"/metrics", map[string]string{"Authorization": "Bearer " + ctlTok}, "")
+	if v, _ := metricValue(m, "hive_http_streams_revoked_total"); v != 1 {
+		t.Errorf("hive_http_streams_revoked_total %v, want 1", v)
 	}
 }

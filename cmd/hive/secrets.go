@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// loadSecrets reads the API token and the NATS observer password. A
+// loadSecrets reads the API token, the read token and the NATS observer
+// password. A
 // secret file readable by group or others is refused: the token controls
 // processes on this machine.
 func (c *config) loadSecrets(lookupEnv func(string) (string, bool)) error {
@@ -27,6 +28,22 @@ func (c *config) loadSecrets(lookupEnv func(string) (string, bool)) error {
 			return fmt.Errorf("--api-token-file: %w", err)
 		}
 		c.apiToken = tok
+	}
+	readEnv, hasReadEnv := lookupEnv("HIVE_API_READ_TOKEN")
+	switch {
+	case hasReadEnv && c.APIReadTokenFile != "":
+		return errors.New("both HIVE_API_READ_TOKEN and --api-read-token-file are set; use one")
+	case hasReadEnv:
+		c.apiReadToken = strings.TrimSpace(readEnv)
+		if c.apiReadToken == "" {
+			return errors.New("HIVE_API_READ_TOKEN is set but empty")
+		}
+	case c.APIReadTokenFile != "":
+		tok, err := readSecretFile(c.APIReadTokenFile)
+		if err != nil {
+			return fmt.Errorf("--api-read-token-file: %w", err)
+		}
+		c.apiReadToken = tok
 	}
 	if (c.NATS.ObserverUser == "") != (c.NATSPasswordFile == "") {
 		return errors.New("--nats-user and --nats-password-file go together")

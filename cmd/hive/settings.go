@@ -41,6 +41,7 @@ var groups = []group{
 	{"", "Hive", []key{{"hive-id", "hive-id", false}, {"log-format", "log-format", false}, {"log-level", "log-level", false},
 		{"ready-file", "ready-file", true}}},
 	{"http", "HTTP and access", []key{{"port", "port", false}, {"listen", "listen", false}, {"api-token-file", "api-token-file", false},
+		{"api-read-token-file", "api-read-token-file", false},
 		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", true}}},
 	{"tls", "TLS (HTTPS, client certificates)", []key{{"tls-cert-file", "cert-file", false}, {"tls-key-file", "key-file", false},
 		{"tls-client-ca-file", "client-ca-file", false}, {"tls-client-auth", "client-auth", false},
@@ -111,6 +112,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.Port, "port", port, "HTTP port on all interfaces; the short form of --listen 0.0.0.0:PORT")
 	fs.StringVar(&c.Listen, "listen", "", "HTTP address HOST:PORT (default 0.0.0.0:<port>)")
 	fs.StringVar(&c.APITokenFile, "api-token-file", "", "file holding the API bearer token (mode 0600 or stricter); or set HIVE_API_TOKEN")
+	fs.StringVar(&c.APIReadTokenFile, "api-read-token-file", "", "file holding a second bearer token that reads (streams, capabilities, metrics) and controls nothing (mode 0600); or set HIVE_API_READ_TOKEN")
 	fs.StringVar(&c.HTTP.Access, "access", c.HTTP.Access, "token: a token guards reads and control (without one, control from loopback only); open-reads: reads need no token; open: no token, control from anywhere (unsafe)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", strings.Join(c.HTTP.CORSOrigins, ","), `origins whose pages may read the streams, capabilities and health (comma-separated; "*" any, "" none); never state-changing routes`)
 	fs.StringVar(&c.HTTP.TLS.CertFile, "tls-cert-file", "", "PEM certificate (with its chain) to serve HTTPS on the listener; read again when it changes")

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -21,8 +20,8 @@ type access int
 const (
 	// public routes answer anyone: GET /health.
 	public access = iota
-	// read routes (streams, capabilities) need the token when one is set,
-	// unless Access is AccessOpenReads.
+	// read routes (streams, capabilities, metrics) need the token or the
+	// read token when one is set, unless Access is AccessOpenReads.
 	read
 	// control routes change state (jobs, cancel, shutdown, a new Queen):
 	// the token when one is set; without one, loopback only, unless
@@ -54,16 +53,21 @@ func (g *Gateway) check(c *gin.Context, a access) denial {
 	if certOK {
 		return denial{} // a verified client certificate authorises as the token does
 	}
-	if g.token != nil {
-		if a == read && g.cfg.Access == AccessOpenReads {
+	if a == read {
+		// Reads need a token when one of the two is set: the control
+		// token or the read token.
+		if g.cfg.Access == AccessOpenReads || (g.token == nil && g.readToken == nil) || g.readBearerOK(c.Request) {
 			return denial{}
 		}
+		return denial{http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token> (the API token or the read token)"}
+	}
+	if g.token != nil {
 		if !g.bearerOK(c.Request) {
-			return denial{http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token>"}
+			return denial{http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token> (the API token: the read token reads only)"}
 		}
 		return denial{}
 	}
-	if a == read || g.cfg.Access == AccessOpen {
+	if g.cfg.Access == AccessOpen {
 		return denial{}
 	}
 	if !fromLoopback(c.Request) {
@@ -90,22 +94,9 @@ func (g *Gateway) deny(c *gin.Context, d denial) {
 	abortJSON(c, d.status, d.msg)
 }
 
-// bearerOK compares the request's bearer token with the configured one in
-// constant time; hashing first makes the time independent of the length
-// too.
-func (g *Gateway) bearerOK(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	want := g.tokenSum.Load()
-	return want != nil && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
-}
-
 // SetToken replaces the API token while the gateway runs (a reload):
-// requests from then on need the new one. A hive started without a token
+// requests from then on need the new one, and streams opened with the old
+// one end. A hive started without a token
 // keeps its access mode until restarted: adding or removing the token
 // changes what loopback and remote clients may do.
 func (g *Gateway) SetToken(tok string) error {
@@ -121,6 +112,7 @@ func (g *Gateway) SetToken(tok string) error {
 	}
 	sum := sha256.Sum256([]byte(tok))
 	g.tokenSum.Store(&sum)
+	g.streams.revoke(g.readsWith)
 	return nil
 }
 

@@ -19,8 +19,13 @@ type Config struct {
 	// needs (reads too unless Access is AccessOpenReads). When empty,
 	// state-changing requests are accepted from loopback only, unless
 	// Access is AccessOpen.
-	Token  string
-	Access string
+	Token string
+	// ReadToken, when set, is a second bearer token that reads (streams,
+	// capabilities, metrics, job narration) and controls nothing: for a
+	// Queen or dashboard that only reads. With it set, reads need a
+	// token (this one or Token) even without Token.
+	ReadToken string
+	Access    string
 	// CORSOrigins may read the read-only routes from a browser: "*" for
 	// any, none for no CORS. State-changing routes never allow CORS.
 	CORSOrigins []string
@@ -122,6 +127,15 @@ func (c Config) Validate() error {
 	}
 	if c.Token != "" && len(c.Token) < MinTokenLen {
 		errs = append(errs, fmt.Errorf("gateway: API token shorter than %d characters; use a random one (openssl rand -hex 32)", MinTokenLen))
+	}
+	switch {
+	case c.ReadToken == "":
+	case len(c.ReadToken) < MinTokenLen:
+		errs = append(errs, fmt.Errorf("gateway: read token shorter than %d characters; use a random one (openssl rand -hex 32)", MinTokenLen))
+	case c.ReadToken == c.Token:
+		errs = append(errs, errors.New("gateway: the read token is the API token: a read token must be another one"))
+	case c.Access != AccessToken:
+		errs = append(errs, fmt.Errorf("gateway: access %q with a read token: reads are open, so the read token would guard nothing", c.Access))
 	}
 	for name, v := range map[string]int{"history": c.History, "queue size": c.QueueSize, "max conns": c.MaxConns, "max conns per ip": c.MaxConnsPerIP} {
 		if v < 1 {

@@ -42,6 +42,11 @@ type Gateway struct {
 	streamsShed atomic.Uint64                     // streams refused at their client's stream share
 	certs       atomic.Pointer[tlsfiles.Pair]     // the served pair, with TLS
 	tokenSum    atomic.Pointer[[sha256.Size]byte] // the token now; SetToken replaces it
+	// readToken is the read token's hash at start, nil without one; readSum
+	// the one reads take now (SetReadToken).
+	readToken []byte
+	readSum   atomic.Pointer[[sha256.Size]byte]
+	streams   streamCreds // streams a token let in, ended when it is revoked
 	corsOrigins atomic.Pointer[[]string]          // cfg.CORSOrigins now; SetCORSOrigins replaces it
 	liveDropped atomic.Uint64                     // live job events a slow stream missed (recovered from the replay)
 	jobStreams  sync.WaitGroup                    // job streams' handlers, which outlive net/http's Shutdown (hijacked)
@@ -98,6 +103,12 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		sum := sha256.Sum256([]byte(cfg.Token))
 		token, tokenSum = sum[:], &sum
 	}
+	var readToken []byte
+	var readSum *[sha256.Size]byte
+	if cfg.ReadToken != "" {
+		sum := sha256.Sum256([]byte(cfg.ReadToken))
+		readToken, readSum = sum[:], &sum
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
@@ -115,6 +126,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	}
 	g.serverLog = ratelog.New(g.log.With("source", "net/http"), serverLogBurst, serverLogRate)
 	g.tokenSum.Store(tokenSum)
+	g.readToken = readToken
+	g.readSum.Store(readSum)
 	g.SetCORSOrigins(cfg.CORSOrigins)
 	if err := g.register(reg); err != nil {
 		return nil, fmt.Errorf("gateway: metrics: %w", err)

@@ -43,6 +43,7 @@ func (g *Gateway) streamJob(nc *bus.Conn) gin.HandlerFunc {
 		if !ok {
 			return
 		}
+		defer g.streams.hold(c.Request, sc.conn)() // a revoked token ends it
 		js := &jobStream{g: g, nc: nc, ref: ref, sc: sc, gone: make(chan struct{}),
 			// The original's narration colours its function names with
 			// ANSI escapes; only a client that asks (?ansi=1) gets them.

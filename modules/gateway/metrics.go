@@ -42,6 +42,7 @@ func (g *Gateway) register(reg prometheus.Registerer) error {
 		metric.Counter("hive_http_connections_shed_total", "HTTP connections refused past a connection cap.", g.shed.Load),
 		metric.Counter("hive_http_streams_refused_total", "Streams refused because their client held its share of stream slots (the rest is kept for its short requests).", g.streamsShed.Load),
 		metric.Counter("hive_job_stream_events_dropped_total", "Live job events a slow job stream missed (it recovers them from the replay).", g.liveDropped.Load),
+		metric.Counter("hive_http_streams_revoked_total", "Streams ended because the token they were opened with was rotated out.", g.streams.revokedCount),
 		metric.Counter("hive_http_server_errors_total", "Errors net/http reported itself (TLS handshakes that failed, mostly), logged or not.", g.serverLog.Lines),
 		metric.Counter("hive_http_server_errors_suppressed_total", "Those of them not logged, past the log rate (20, then 5 a second).", g.serverLog.Dropped),
 	)

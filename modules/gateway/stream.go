@@ -38,6 +38,7 @@ type stream struct {
 
 	endOnce sync.Once
 	done    chan struct{} // closed by end
+	onEnd   func()        // run once by end, if set before the stream is shared
 }
 
 func newStream(h *fanout, sc sseConn, log *slog.Logger) *stream {
@@ -196,6 +197,9 @@ func (c *stream) end() bool {
 			c.shard.remove(c)
 		}
 		_ = c.conn.Close()
+		if c.onEnd != nil {
+			c.onEnd()
+		}
 	})
 	return did
 }

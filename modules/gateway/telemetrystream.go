@@ -46,6 +46,7 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 		return
 	}
 	st := newStream(g.fanout, sc, g.log)
+	st.onEnd = g.streams.hold(c.Request, sc.conn) // a revoked token ends it
 	backlog, note, ok := g.fanout.subscribe(st, r)
 	if !ok { // shutting down
 		_ = sc.conn.Close()
