@@ -39,12 +39,12 @@ type Collector struct {
 	table    *procTable
 	withArgs bool
 
-	gpuErr   string // last GPU error logged, to log changes only
+	gpuErr string // last GPU error logged, to log changes only
 	// lastGPUs are the node's GPUs of the last good reading, at lastGPUAt:
 	// shown, marked stale, while a driver call hangs.
 	lastGPUs  []wire.NodeGPU
 	lastGPUAt time.Time
-	trimming bool   // the last event was over its size bound
+	trimming  bool // the last event was over its size bound
 
 	prober *prober
 	// last is the last event's workers by pid, for the one "exited" event

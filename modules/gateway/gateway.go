@@ -44,12 +44,12 @@ type Gateway struct {
 	tokenSum    atomic.Pointer[[sha256.Size]byte] // the token now; SetToken replaces it
 	// readToken is the read token's hash at start, nil without one; readSum
 	// the one reads take now (SetReadToken).
-	readToken []byte
-	readSum   atomic.Pointer[[sha256.Size]byte]
-	streams   streamCreds // streams a token let in, ended when it is revoked
-	corsOrigins atomic.Pointer[[]string]          // cfg.CORSOrigins now; SetCORSOrigins replaces it
-	liveDropped atomic.Uint64                     // live job events a slow stream missed (recovered from the replay)
-	jobStreams  sync.WaitGroup                    // job streams' handlers, which outlive net/http's Shutdown (hijacked)
+	readToken   []byte
+	readSum     atomic.Pointer[[sha256.Size]byte]
+	streams     streamCreds              // streams a token let in, ended when it is revoked
+	corsOrigins atomic.Pointer[[]string] // cfg.CORSOrigins now; SetCORSOrigins replaces it
+	liveDropped atomic.Uint64            // live job events a slow stream missed (recovered from the replay)
+	jobStreams  sync.WaitGroup           // job streams' handlers, which outlive net/http's Shutdown (hijacked)
 	ln          *limitListener
 	// serverLog is net/http's own error log (TLS handshakes that fail,
 	// panics), rate-limited: a peer makes one line per attempt.
