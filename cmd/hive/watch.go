@@ -253,5 +253,5 @@ func (t *table) printHealth(ids []string) {
 // steer the terminal (text.Printable), so no field can move the cursor,
 // retitle the window or plant a link.
 func safeText(s string, n int) string {
-	return text.Clip(text.Printable(s), n)
+	return text.ClipPrintable(s, n)
 }

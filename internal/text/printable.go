@@ -75,3 +75,31 @@ func Clip(s string, n int) string {
 	}
 	return s[:m] + mark
 }
+
+// ClipPrintable is Printable cut to at most n bytes, never inside an
+// escape nor a UTF-8 sequence: Clip(Printable(s)) could end in `\x1` of a
+// cut `\x1b`, which reads as other text. A cut string ends in "…".
+func ClipPrintable(s string, n int) string {
+	p := Printable(s)
+	if len(p) <= n {
+		return p
+	}
+	const mark = "…"
+	if n < len(mark) {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		tok := s[i : i+size]
+		if steers(r, size) {
+			tok = Printable(tok)
+		}
+		if b.Len()+len(tok) > n-len(mark) {
+			break
+		}
+		b.WriteString(tok)
+		i += size
+	}
+	return b.String() + mark
+}

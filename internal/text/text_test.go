@@ -45,3 +45,20 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+func TestClipPrintableCutsNoEscape(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"ab\x1bcd", 6, "ab…"},        // `\x1b` does not fit whole: left out, not cut
+		{"ab\x1bcdef", 9, "ab\\x1b…"}, // it fits
+		{"ab\x1bcd", 64, "ab\\x1bcd"}, // no cut
+		{"héllo wörld", 8, "héll…"},
+	} {
+		if got := ClipPrintable(c.in, c.n); got != c.want || len(got) > c.n {
+			t.Errorf("ClipPrintable(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
