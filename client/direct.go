@@ -22,8 +22,8 @@ type directGet struct {
 	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
-// directReader sends direct gets to a stream's API subject; any replica
-// of a stream with allow_direct answers.
+// directReader sends direct gets to api: the hub's historians, which ask
+// the stream (any replica with allow_direct answers).
 type directReader struct {
 	nc  *nats.Conn
 	api string
@@ -39,11 +39,21 @@ const replyTimeout = 5 * time.Second
 // none.
 func (r directReader) lastSeq(ctx context.Context, subj string) (uint64, error) {
 	body, _ := json.Marshal(directGet{LastFor: subj})
-	ctx, cancel := context.WithTimeout(ctx, replyTimeout)
-	defer cancel()
-	m, err := r.nc.RequestWithContext(ctx, r.api, body)
-	if err != nil {
-		return 0, fmt.Errorf("direct get: %w", err)
+	var m *nats.Msg
+	for {
+		rctx, cancel := context.WithTimeout(ctx, replyTimeout)
+		var err error
+		m, err = r.nc.RequestWithContext(rctx, r.api, body)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("direct get: %w", err)
+		}
+		if m.Header.Get("Status") != "429" {
+			break
+		}
+		if err := busyPause(ctx); err != nil {
+			return 0, err
+		}
 	}
 	switch m.Header.Get("Status") {
 	case "":
@@ -59,6 +69,33 @@ func (r directReader) lastSeq(ctx context.Context, subj string) (uint64, error) 
 // or until fn returns false. It returns the last sequence handed over (0
 // for none) and how many messages the stream holds after the batch.
 func (r directReader) batch(ctx context.Context, req directGet, fn func(seq uint64, data []byte) bool) (last, pending uint64, err error) {
+	for {
+		last, pending, err = r.batchOnce(ctx, req, fn)
+		if !errors.Is(err, errBusy) {
+			return last, pending, err
+		}
+		if err := busyPause(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+}
+
+// errBusy is a historian's 429: this client has as many requests in
+// flight as it may, or the historians are full. Asked again after a pause.
+var errBusy = errors.New("direct get: 429 the historians are busy")
+
+// busyPause waits before a request a historian turned away is sent
+// again.
+func busyPause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(50 * time.Millisecond):
+		return nil
+	}
+}
+
+func (r directReader) batchOnce(ctx context.Context, req directGet, fn func(seq uint64, data []byte) bool) (last, pending uint64, err error) {
 	inbox := r.nc.NewRespInbox()
 	sub, err := r.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -83,6 +120,8 @@ func (r directReader) batch(ctx context.Context, req directGet, fn func(seq uint
 			return last, pending, nil
 		case "404":
 			return last, 0, nil
+		case "429":
+			return last, 0, errBusy
 		default:
 			return last, 0, fmt.Errorf("direct get: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 		}

@@ -26,13 +26,15 @@ const ObserverInboxPrefix = "_OBS"
 // event (deployments/hub.conf).
 const HistoryUser = "history"
 
-// History reads one hive's telemetry kept at a hub cluster. It reads with
-// JetStream's direct get, batched by start time, which needs no consumer:
-// the public history user is enough (HistoryUser, unless Options name
-// another), and what other clients do cannot use up what it needs. It
-// follows the hub nodes listed in URL (comma-separated) like NATS does;
-// any replica answers. Only messages the stream itself answered with, of
-// the subject asked for and in order, are handed over.
+// History reads one hive's telemetry kept at a hub cluster. It asks the
+// hub's historians (wire.SubjectHistoryGet) in JetStream's direct get
+// format, batched by start time, which needs no consumer: the public
+// history user is enough (HistoryUser, unless Options name another), and
+// the historians bound what any one client takes, so other clients
+// cannot use up what it needs (a request they turn away, 429, is asked
+// again after a pause). It follows the hub nodes listed in URL
+// (comma-separated) like NATS does. Only messages the stream itself
+// answered with, of the subject asked for and in order, are handed over.
 type History struct {
 	// URL of the hub's client port(s), e.g. nats://hub-1:4222,nats://hub-2:4222.
 	URL string
@@ -61,7 +63,7 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 		return fmt.Errorf("client: connect %s: %w", h.URL, err)
 	}
 	defer nc.Close()
-	r := directReader{nc: nc, api: "$JS.API.DIRECT.GET." + stream, stream: stream, subject: subj}
+	r := directReader{nc: nc, api: wire.SubjectHistoryGet, stream: stream, subject: subj}
 	// The end is the subject's last message when the read starts, so a
 	// hive that keeps publishing cannot keep it going.
 	end, err := r.lastSeq(ctx, subj)

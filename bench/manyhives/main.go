@@ -44,7 +44,7 @@ func main() {
 	dir, err := os.MkdirTemp("", "manyhives-")
 	check(err)
 	defer os.RemoveAll(dir)
-	cl, err := hubcluster.Start(*natsBin, *conf, dir, 3, hubcluster.Passwords{Leaf: "bench-leaf", Route: "bench-route", Admin: "bench-admin", Reader: "bench-reader"})
+	cl, err := hubcluster.Start(*natsBin, *conf, dir, 3, hubcluster.Passwords{Leaf: "bench-leaf", Route: "bench-route", Admin: "bench-admin", Reader: "bench-reader", Historian: "bench-historian"})
 	check(err)
 	defer cl.Close()
 	cleanups = append(cleanups, cl.Close)

@@ -45,6 +45,13 @@ const (
 	SubjectHiveShutdown = "hive.shutdown"
 )
 
+// SubjectHistoryGet is request/reply at a hub: a JetStream direct get
+// request for one hive's subject, answered by a historian
+// (internal/historian) with JetStream's messages, bounded per client; a
+// request past a bound gets status 429. Public clients read the history
+// only through it (deployments/hub.conf).
+const SubjectHistoryGet = "hive.history.get"
+
 // HeaderHiveID is the NATS header that names the hive on telemetry.
 const HeaderHiveID = "Hive-Id"
 

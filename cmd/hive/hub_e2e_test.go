@@ -52,7 +52,7 @@ const hubReaderPassword = "s3cret-reader"
 func startHubCluster(t *testing.T, n int) *hubcluster.Cluster {
 	t.Helper()
 	cl, err := hubcluster.Start(buildNATSServer(t), "../../deployments/hub.conf", t.TempDir(), n,
-		hubcluster.Passwords{Leaf: "s3cret-leaf", Route: "s3cret-route", Admin: "s3cret-admin", Reader: hubReaderPassword})
+		hubcluster.Passwords{Leaf: "s3cret-leaf", Route: "s3cret-route", Admin: "s3cret-admin", Reader: hubReaderPassword, Historian: "s3cret-historian"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +60,9 @@ func startHubCluster(t *testing.T, n int) *hubcluster.Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := cl.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.StartHistorians(hiveBin); err != nil {
 		t.Fatal(err)
 	}
 	return cl

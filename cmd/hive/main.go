@@ -56,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return healthCheck(args[1:], os.LookupEnv, stderr)
 		case "worker-log":
 			return workerLog(args[1:], os.Stdin, stderr)
+		case "historian":
+			return historianCmd(args[1:], os.LookupEnv, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(newFlagSet(new(config)), stdout)
 			return 0

@@ -28,7 +28,7 @@ import (
 // Passwords are the cluster's secrets, passed to nats-server in its
 // environment as compose does.
 type Passwords struct {
-	Leaf, Route, Admin, Reader string
+	Leaf, Route, Admin, Reader, Historian string
 }
 
 // Node is one nats-server of the cluster.
@@ -53,6 +53,7 @@ type Cluster struct {
 	bin               string
 	env               []string
 	pw                Passwords
+	historians        []*exec.Cmd
 }
 
 // makeCerts writes, into dir, a CA, one certificate for every node
@@ -97,7 +98,7 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 	}
 	c := &Cluster{bin: bin, pw: pw, env: append(os.Environ(),
 		"HIVE_LEAF_PASSWORD="+pw.Leaf, "HIVE_ROUTE_PASSWORD="+pw.Route, "HIVE_HUB_ADMIN_PASSWORD="+pw.Admin,
-		"HIVE_HUB_READER_PASSWORD="+pw.Reader)}
+		"HIVE_HUB_READER_PASSWORD="+pw.Reader, "HIVE_HUB_HISTORIAN_PASSWORD="+pw.Historian)}
 	if err := c.makeCerts(dir); err != nil {
 		return nil, err
 	}
@@ -187,11 +188,39 @@ func (c *Cluster) StopNode(i int) {
 	_ = nd.log.Close()
 }
 
-// Close stops every node.
+// Close stops every node and historian.
 func (c *Cluster) Close() {
+	for _, h := range c.historians {
+		_ = syscall.Kill(-h.Process.Pid, syscall.SIGKILL)
+		_ = h.Wait()
+	}
+	c.historians = nil
 	for i := range c.Nodes {
 		c.StopNode(i)
 	}
+}
+
+// StartHistorians runs `hive historian` (hiveBin) beside every node, as
+// compose does: the public history goes through them (hub.conf). Their
+// output goes to the nodes' log files' directory.
+func (c *Cluster) StartHistorians(hiveBin string) error {
+	for i, nd := range c.Nodes {
+		log, err := os.OpenFile(strings.TrimSuffix(nd.conf, ".conf")+"-historian.log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(hiveBin, "historian", "--nats", c.ClientURL(i), "--ca-file", c.CAFile)
+		cmd.Env = append(os.Environ(), "HIVE_HUB_HISTORIAN_PASSWORD="+c.pw.Historian)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err = cmd.Start()
+		_ = log.Close() // the child holds its own
+		if err != nil {
+			return fmt.Errorf("start the historian of %s: %w", nd.Name, err)
+		}
+		c.historians = append(c.historians, cmd)
+	}
+	return nil
 }
 
 // PID is node i's process id (0 when stopped).
