@@ -71,6 +71,8 @@ type Historian struct {
 	total   int                // requests in flight
 
 	served, refused atomic.Uint64
+	// serveFn serves one admitted request (serve; tests replace it).
+	serveFn func(ctx context.Context, reply string, req request)
 }
 
 // client is one address's requests: in flight, and the one waiting for a
@@ -96,7 +98,9 @@ func New(cfg Config, nc *nats.Conn, log *slog.Logger) *Historian {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Historian{cfg: cfg, nc: nc, log: log, clients: map[string]*client{}}
+	h := &Historian{cfg: cfg, nc: nc, log: log, clients: map[string]*client{}}
+	h.serveFn = h.serve
+	return h
 }
 
 // Run answers requests until ctx ends, then waits for those in flight.
@@ -208,7 +212,7 @@ func (h *Historian) startLocked(key string, c *client, p *pending) {
 	c.inFlight++
 	h.total++
 	h.wg.Go(func() {
-		h.serve(h.ctx, p.reply, p.req)
+		h.serveFn(h.ctx, p.reply, p.req)
 		h.release(key)
 	})
 }
