@@ -154,7 +154,7 @@ images-gpu: dist ## rbee-hive-gpu:dev, for hosts with the NVIDIA container runti
 # password, the hub nodes' route password and the hub admin's (who makes
 # the history stream). A file from before the hub cluster gets the ones it
 # lacks.
-HUB_SECRETS := HIVE_LEAF_PASSWORD HIVE_ROUTE_PASSWORD HIVE_HUB_ADMIN_PASSWORD HIVE_HUB_READER_PASSWORD
+HUB_SECRETS := HIVE_LEAF_PASSWORD HIVE_ROUTE_PASSWORD HIVE_HUB_ADMIN_PASSWORD HIVE_HUB_READER_PASSWORD HIVE_HUB_HISTORIAN_PASSWORD
 compose-env: ## deployments/.env with random hub secrets, and deployments/secrets/ with a CA and every service's certificate (kept once made)
 	@umask 077; touch deployments/.env; for k in $(HUB_SECRETS); do \
 		if ! grep -q "^$$k=." deployments/.env; then \

@@ -21,19 +21,8 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-var hives = map[string]string{"hive-1": "17835", "hive-2": "17836", "hive-3": "17837"}
-
-func compose(t *testing.T, args ...string) {
-	t.Helper()
-	cmdline := strings.Fields(envOr("COMPOSE", "docker-compose"))
-	cmdline = append(cmdline, "-f", envOr("COMPOSE_FILE", "docker-compose.yml"))
-	cmdline = append(cmdline, args...)
-	cmd := exec.Command(cmdline[0], cmdline[1:]...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(cmdline, " "), err, out)
-	}
-}
+// hives are the stack's hive services (each's hive id is its name).
+var hives = []string{"hive-1", "hive-2", "hive-3"}
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -50,6 +39,7 @@ type telemetry struct {
 		Model    *string `json:"model"`
 		CPUPct   float64 `json:"cpu_pct"`
 		RSSMB    int     `json:"rss_mb"`
+		State    string  `json:"state"`
 	} `json:"workers"`
 }
 
@@ -124,19 +114,19 @@ func firstSSEEvent(port string) (telemetry, error) {
 }
 
 func TestCompose(t *testing.T) {
-	compose(t, "down", "-v", "--remove-orphans")
 	start := time.Now()
-	compose(t, "up", "-d")
-	t.Cleanup(func() { compose(t, "down", "-v", "--remove-orphans") })
+	composeUp(t)
 
-	// Each hive's SSE stream from the host, with its demo worker.
-	for id, port := range hives {
+	// Each hive's SSE stream from the host, with its demo worker, which
+	// its probe finds ready (the worker shares the hive's network).
+	for _, id := range hives {
+		port := hivePort(t, id)
 		took := waitUntil(t, 60*time.Second, id+" SSE with its worker", func() error {
 			ev, err := firstSSEEvent(port)
 			if err != nil {
 				return err
 			}
-			if ev.HiveID != id || len(ev.Workers) != 1 || ev.Workers[0].Model == nil || *ev.Workers[0].Model != "tinyllama" {
+			if ev.HiveID != id || len(ev.Workers) != 1 || ev.Workers[0].Model == nil || *ev.Workers[0].Model != "tinyllama" || ev.Workers[0].State != "ready" {
 				return fmt.Errorf("event %+v", ev)
 			}
 			return nil
@@ -151,7 +141,7 @@ func TestCompose(t *testing.T) {
 	w := &hubWatch{}
 	w.reset()
 	asyncErr := make(chan error, 8)
-	nc, err := nats.Connect("nats://127.0.0.1:14222", hubTLS(), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
+	nc, err := nats.Connect(hubURL(t, 0), hubTLS(), nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case asyncErr <- err:
@@ -193,7 +183,7 @@ func TestCompose(t *testing.T) {
 	}
 	w.reset()
 	time.Sleep(5 * time.Second)
-	for id := range hives {
+	for _, id := range hives {
 		if n := w.counts()[id]; n < 4 || n > 6 {
 			t.Errorf("%s: %d messages with its worker at the hub in 5 s, want about one a second", id, n)
 		}
@@ -240,9 +230,7 @@ func checkNoSecretInArguments(t *testing.T) {
 	if len(secrets) < 4 {
 		t.Fatalf(".env holds %d secrets", len(secrets))
 	}
-	cmdline := strings.Fields(envOr("COMPOSE", "docker-compose"))
-	cmdline = append(cmdline, "-f", envOr("COMPOSE_FILE", "docker-compose.yml"), "ps", "-q")
-	ids, err := exec.Command(cmdline[0], cmdline[1:]...).Output()
+	ids, err := composeCmd("ps", "-q").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

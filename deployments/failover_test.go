@@ -17,28 +17,22 @@ import (
 	"github.com/rbee/hive/internal/hubcluster"
 )
 
-// The hub nodes' host ports: NATS clients and monitoring.
-var hubNodes = []struct{ name, client, monitor string }{
-	{"hub-1", "14222", "18222"},
-	{"hub-2", "14223", "18223"},
-	{"hub-3", "14224", "18224"},
-}
+// hubNodes are the hub's services; their host ports come from hostPort.
+var hubNodes = []string{"hub-1", "hub-2", "hub-3"}
 
-func hubClientURLs() string {
+func hubClientURLs(t *testing.T) string {
 	var u []string
-	for _, n := range hubNodes {
-		u = append(u, "nats://127.0.0.1:"+n.client)
+	for i := range hubNodes {
+		u = append(u, hubURL(t, i))
 	}
 	return strings.Join(u, ",")
 }
 
-func monitorURL(port string) string { return "http://127.0.0.1:" + port }
-
 // attachments maps each hive to the index of the hub node its leafnode is on.
-func attachments() (map[string]int, error) {
+func attachments(t *testing.T) (map[string]int, error) {
 	out := map[string]int{}
-	for i, n := range hubNodes {
-		names, err := hubcluster.LeafNames(context.Background(), monitorURL(n.monitor))
+	for i := range hubNodes {
+		names, err := hubcluster.LeafNames(context.Background(), hubMonitor(t, i))
 		if err != nil {
 			return nil, err
 		}
@@ -56,8 +50,8 @@ func attachments() (map[string]int, error) {
 func containerStarts(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for id := range hives {
-		b, err := exec.Command("docker", "inspect", "-f", "{{.RestartCount}} {{.State.StartedAt}}", "deployments_"+id+"_1").Output()
+	for _, id := range hives {
+		b, err := exec.Command("docker", "inspect", "-f", "{{.RestartCount}} {{.State.StartedAt}}", containerID(t, id)).Output()
 		if err != nil {
 			t.Fatalf("docker inspect %s: %v", id, err)
 		}
@@ -73,24 +67,31 @@ func containerStarts(t *testing.T) map[string]string {
 func hubFailover(t *testing.T) {
 	var at map[string]int
 	waitUntil(t, 30*time.Second, "every hive attached to a hub node", func() (err error) {
-		at, err = attachments()
+		at, err = attachments(t)
 		return err
 	})
 	victim := at["hive-1"]
 	survivor := (victim + 1) % len(hubNodes)
-	t.Logf("attachments %v: stopping %s, watching from %s", at, hubNodes[victim].name, hubNodes[survivor].name)
+	t.Logf("attachments %v: stopping %s, watching from %s", at, hubNodes[victim], hubNodes[survivor])
 
 	a := hubcluster.NewArrivals()
-	nc, err := nats.Connect("nats://127.0.0.1:"+hubNodes[survivor].client, hubTLS(), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
+	// Live telemetry as anyone reads it; the stream's state as the named
+	// reader (an anonymous client reaches no JetStream API).
+	live, err := nats.Connect(hubURL(t, survivor), hubTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.Subscribe("hive.telemetry", func(m *nats.Msg) { a.Note(m.Header.Get("Hive-Id"), time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(hubURL(t, survivor), hubTLS(), nats.UserInfo("reader", readerPassword(t)), nats.CustomInboxPrefix("_READER"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := nc.Subscribe("hive.telemetry", func(m *nats.Msg) { a.Note(m.Header.Get("Hive-Id"), time.Now()) }); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 15*time.Second, "every hive at "+hubNodes[survivor].name, func() error {
-		for id := range hives {
+	waitUntil(t, 15*time.Second, "every hive at "+hubNodes[survivor], func() error {
+		for _, id := range hives {
 			if !a.SeenAfter(id, time.Now().Add(-2*time.Second)) {
 				return fmt.Errorf("%s not seen", id)
 			}
@@ -127,11 +128,11 @@ func hubFailover(t *testing.T) {
 	}
 	starts := containerStarts(t)
 
-	compose(t, "stop", hubNodes[victim].name)
+	compose(t, "stop", hubNodes[victim])
 	stopped := time.Now()
 	a.ResetGaps()
-	for id := range hives {
-		waitUntil(t, 10*time.Second, id+" back at "+hubNodes[survivor].name, func() error {
+	for _, id := range hives {
+		waitUntil(t, 10*time.Second, id+" back at "+hubNodes[survivor], func() error {
 			if !a.SeenAfter(id, stopped) {
 				return fmt.Errorf("not yet")
 			}
@@ -140,12 +141,12 @@ func hubFailover(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // one more tick each: the gaps are final
 	gaps := a.Gaps()
-	for id := range hives {
+	for _, id := range hives {
 		moved := ""
 		if at[id] == victim {
 			moved = ", moved to a surviving node"
 		}
-		t.Logf("failover: %s longest gap at %s %v%s", id, hubNodes[survivor].name, gaps[id].Round(time.Millisecond), moved)
+		t.Logf("failover: %s longest gap at %s %v%s", id, hubNodes[survivor], gaps[id].Round(time.Millisecond), moved)
 	}
 	waitUntil(t, 20*time.Second, "the stream storing again", func() error {
 		n, err := msgs()
@@ -158,7 +159,7 @@ func hubFailover(t *testing.T) {
 		t.Errorf("a hive restarted: %v, before %v", after, starts)
 	}
 
-	compose(t, "start", hubNodes[victim].name)
+	compose(t, "start", hubNodes[victim])
 	took := waitUntil(t, 90*time.Second, "the cluster healed", func() error {
 		i, err := info()
 		if err != nil {
@@ -173,16 +174,16 @@ func hubFailover(t *testing.T) {
 				return fmt.Errorf("replica %+v", *r)
 			}
 		}
-		if err := hubcluster.Healthy(ctx, monitorURL(hubNodes[victim].monitor)); err != nil {
-			return fmt.Errorf("%s healthz: %v", hubNodes[victim].name, err)
+		if err := hubcluster.Healthy(ctx, hubMonitor(t, victim)); err != nil {
+			return fmt.Errorf("%s healthz: %v", hubNodes[victim], err)
 		}
 		return nil
 	})
-	t.Logf("failover: %s back and the stream's replicas current %v after `start`", hubNodes[victim].name, took)
+	t.Logf("failover: %s back and the stream's replicas current %v after `start`", hubNodes[victim], took)
 }
 
-// hubHistory reads hive-2's last five minutes alone, as a read-only
-// observer, from any node. A read during a stream leader election fails
+// hubHistory reads hive-2's last five minutes alone, as the public
+// history user (through the historians), from any node. A read during a stream leader election fails
 // and is tried again.
 func hubHistory(t *testing.T) {
 	// The control: what the stream held for hive-2's subject just before
@@ -191,7 +192,7 @@ func hubHistory(t *testing.T) {
 	waitUntil(t, time.Minute, "hive-2's count in the stream", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		nc, err := nats.Connect(hubClientURLs(), hubTLS(), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
+		nc, err := nats.Connect(hubClientURLs(t), hubTLS(), nats.UserInfo("reader", readerPassword(t)), nats.CustomInboxPrefix("_READER"))
 		if err != nil {
 			return err
 		}
@@ -219,7 +220,7 @@ func hubHistory(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		n, other = 0, ""
-		return (&client.History{URL: hubClientURLs(), Options: []nats.Option{hubTLS()}}).Since(ctx, "hive-2", time.Now().Add(-5*time.Minute), func(e client.Event) {
+		return (&client.History{URL: hubClientURLs(t), Options: []nats.Option{hubTLS()}}).Since(ctx, "hive-2", time.Now().Add(-5*time.Minute), func(e client.Event) {
 			n++
 			if e.Telemetry.HiveID != "hive-2" {
 				other = e.Telemetry.HiveID

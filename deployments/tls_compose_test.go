@@ -41,18 +41,20 @@ func hubTLS() nats.Option { return nats.RootCAs(caFile) }
 // network), and plain HTTP at a hive.
 func checkPlaintextRefused(t *testing.T) {
 	t.Helper()
-	if nc, err := nats.Connect("nats://127.0.0.1:14222"); err == nil {
+	hub1 := hubURL(t, 0)
+	if nc, err := nats.Connect(hub1); err == nil {
 		nc.Close()
 		t.Error("a plaintext NATS client connected to hub-1")
 	} else {
 		t.Logf("plaintext client at hub-1: %v", err)
 	}
-	if nc, err := nats.Connect("nats://127.0.0.1:14222", nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12})); err == nil {
+	if nc, err := nats.Connect(hub1, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12})); err == nil {
 		nc.Close()
 		t.Error("a client that does not know the compose CA trusted hub-1")
 	}
 
-	resp, err := http.Get("http://127.0.0.1:17835/health")
+	hive1 := "127.0.0.1:" + hivePort(t, "hive-1")
+	resp, err := http.Get("http://" + hive1 + "/health")
 	if err != nil {
 		t.Errorf("plain HTTP at hive-1: %v", err)
 	} else {
@@ -63,13 +65,13 @@ func checkPlaintextRefused(t *testing.T) {
 			t.Errorf("plain HTTP at hive-1: %d %q, want 400 with an error", resp.StatusCode, body.Error)
 		}
 	}
-	if resp, err := httpsClient().Get("https://127.0.0.1:17835/health"); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, err := httpsClient().Get("https://" + hive1 + "/health"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("HTTPS at hive-1 with the CA: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
 	}
 
-	ip, err := exec.Command("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "deployments_hub-1_1").Output()
+	ip, err := exec.Command("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", containerID(t, "hub-1")).Output()
 	if err != nil {
 		t.Fatalf("hub-1's address: %v", err)
 	}

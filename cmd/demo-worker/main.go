@@ -27,7 +27,7 @@ func main() {
 		device   = flag.Int("device", 0, "device index (informational)")
 		port     = flag.Int("port", 0, "port of the /health endpoint")
 		_        = flag.String("queen-url", "", "Queen URL (accepted, unused)")
-		cpu      = flag.Float64("cpu", 1, "share of one core to burn, 0..1")
+		cpu      = flag.Float64("cpu", 0.05, "share of one core to burn, 0..1 (a little by default, as a worker between requests)")
 		memMiB   = flag.Int("mem-mib", 64, "MiB of memory to allocate and keep resident")
 		serve    = flag.Bool("http", true, "serve /health on --port")
 		healthy  = flag.Duration("healthy-for", 0, "answer /health with 200 for this long after the start, then 503 (0: always 200)")
