@@ -13,18 +13,27 @@ export CGO_ENABLED ?= 0
 HIVE_CGO  ?= $(shell command -v cc >/dev/null 2>&1 && echo 1 || echo 0)
 # go-nvml's header marks calls the hive never makes as deprecated.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+# cgo writes its probe files to $TMPDIR, and gcc looks for a quoted
+# #include beside the including file first: a stray /tmp/nvml.h (NVIDIA's
+# cuda_nvml_dev unpacked there, a normal thing on a GPU developer's
+# machine) broke a cold build of go-nvml. Every recipe here builds with a
+# temporary directory of the project's own.
+export TMPDIR := $(CURDIR)/.cache/tmp
+$(shell mkdir -p $(TMPDIR))
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: cgo-build-check bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
 build: ## hive (with NVML where a C compiler is at hand) and the demo worker into bin/
-	CGO_ENABLED=$(HIVE_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive
+	@CGO_ENABLED=$(HIVE_CGO) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hive ./cmd/hive || { \
+		echo "make build: the hive with NVML (cgo, go-nvml's header through the C compiler) did not build; see the errors above."; \
+		echo "  The static hive needs no C compiler and reads GPUs through nvidia-smi: make build HIVE_CGO=0"; exit 1; }
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/demo-worker ./cmd/demo-worker
 
 # Standalone by default: no Queen, so nothing to fail at. Join one with
@@ -37,6 +46,11 @@ $(NATSCLI):
 	GOBIN=$(GOBIN_ABS) $(GO) install github.com/nats-io/natscli/nats@v0.5.0
 
 tools: $(NATSCLI)
+
+# The cgo part of the build alone, for the test that plants a hostile
+# nvml.h where the caller's TMPDIR points (internal/nvml: TestBuildIgnoresTMPDIR).
+cgo-build-check:
+	@CGO_ENABLED=1 $(GO) build -o /dev/null ./internal/nvml
 
 # A stand-in for libnvidia-ml.so.1 (internal/nvml/fake), for the GPU
 # health tests on machines without a GPU.

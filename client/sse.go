@@ -52,8 +52,20 @@ type Stream struct {
 	lastID uint64
 }
 
-// ErrUnauthorized is returned when the hive refuses the token.
+// ErrUnauthorized is returned when the hive refuses the token, or wants
+// one and none was sent (ErrTokenNeeded, which wraps it).
 var ErrUnauthorized = errors.New("client: the hive refused the token (401)")
+
+// ErrTokenNeeded is a 401 to a request that sent no token: the hive has
+// one set. errors.Is(ErrTokenNeeded, ErrUnauthorized) holds.
+var ErrTokenNeeded error = tokenNeeded{}
+
+type tokenNeeded struct{}
+
+func (tokenNeeded) Error() string {
+	return "client: the hive needs a token (401): set HIVE_API_TOKEN or pass one (hive watch --token-file)"
+}
+func (tokenNeeded) Is(target error) bool { return target == ErrUnauthorized }
 
 // Run delivers every event to fn until ctx ends, reconnecting and resuming
 // with Last-Event-ID after a failure. It returns ctx's error, or
@@ -117,6 +129,8 @@ func (s *Stream) once(ctx context.Context, fn func(Event)) (hint time.Duration, 
 	}
 	defer resp.Body.Close()
 	switch {
+	case resp.StatusCode == http.StatusUnauthorized && s.Token == "":
+		return 0, false, ErrTokenNeeded
 	case resp.StatusCode == http.StatusUnauthorized:
 		return 0, false, ErrUnauthorized
 	case resp.StatusCode != http.StatusOK:

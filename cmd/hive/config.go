@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -73,9 +74,13 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 	// First pass: which flags were given, and where the file is.
 	var probe config
 	pfs := newFlagSet(&probe)
-	pfs.SetOutput(stderr)
+	pfs.SetOutput(io.Discard)
 	if err := pfs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			usage(pfs, stderr)
+			return nil, err
+		}
+		return nil, flagError(pfs, err)
 	}
 	if pfs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", pfs.Args())
@@ -135,6 +140,27 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 }
 
 // wantOf says what a flag takes, for an error about a bad value.
+// flagErrRe takes apart the flag package's parse errors.
+var (
+	badValueRe = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -([A-Za-z0-9-]+): `)
+	unknownRe  = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+)
+
+// flagError says in one line what was wrong with the command line and
+// what is wanted, where the flag package says "parse error" and prints
+// every setting.
+func flagError(fs *flag.FlagSet, err error) error {
+	if m := badValueRe.FindStringSubmatch(err.Error()); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			return fmt.Errorf("--%s %q: want %s (hive --help lists every setting)", f.Name, m[1], wantOf(f))
+		}
+	}
+	if m := unknownRe.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("unknown flag --%s (hive --help lists every setting)", m[1])
+	}
+	return fmt.Errorf("%w (hive --help lists every setting)", err)
+}
+
 func wantOf(f *flag.Flag) string {
 	switch f.Value.(type) {
 	case interface{ IsBoolFlag() bool }:
@@ -144,7 +170,7 @@ func wantOf(f *flag.Flag) string {
 	case "*flag.intValue", "*flag.uintValue", "*flag.int64Value", "*flag.uint64Value":
 		return "a whole number"
 	case "*flag.durationValue":
-		return "a duration such as 500ms, 10s or 1m"
+		return "a duration with its unit, such as 500ms, 10s or 1m"
 	case "*flag.float64Value":
 		return "a number"
 	}
@@ -197,6 +223,39 @@ func (c *config) smiSource() (nvsmi.Runner, bool, error) {
 	return r, deviceOnly, nil
 }
 
+// validateFirst checks the hive id, the ports and the Queen's URL.
+func (c *config) validateFirst() error {
+	var errs []error
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d out of range: want 0-65535", c.Port))
+	}
+	switch {
+	case strings.TrimSpace(c.HiveID) == "":
+		errs = append(errs, errors.New("--hive-id must not be empty"))
+	case !hiveIDRe.MatchString(c.HiveID):
+		errs = append(errs, fmt.Errorf("--hive-id %q: use letters, digits, '-', '_' and single dots, at most 128 (it names the hive's NATS server and its subject at a hub)", c.HiveID))
+	}
+	if c.Listen != "" {
+		if _, err := strconv.Atoi(c.Listen); err == nil {
+			errs = append(errs, fmt.Errorf("--listen %q: want HOST:PORT, e.g. 0.0.0.0:%s (or --port %s)", c.Listen, c.Listen, c.Listen))
+		} else if _, p, err := net.SplitHostPort(c.Listen); err != nil || p == "" {
+			errs = append(errs, fmt.Errorf("--listen %q: want HOST:PORT, e.g. 0.0.0.0:7835 or 127.0.0.1:7835", c.Listen))
+		}
+	}
+	if q := c.Queen.QueenURL; q != "" && wire.ValidateQueenURL(q) != nil {
+		hint := "want http:// or https://, a host and a port, e.g. http://queen:7833"
+		if !strings.Contains(q, "://") {
+			hint = "want a URL with its scheme, e.g. http://" + q
+		}
+		errs = append(errs, fmt.Errorf("--queen-url %q: %s (\"\" runs standalone)", q, hint))
+	}
+	return errors.Join(errs...)
+}
+
+// hiveIDRe is what a hive id may be: NATS tokens of letters, digits, '-'
+// and '_', separated by single dots (wire.TelemetrySubjectFor).
+var hiveIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}(\.[A-Za-z0-9_-]+)*$`)
+
 // validate checks the settings that belong to cmd/hive, then every
 // module's configuration as serve would build it, with the module's own
 // Validate.
@@ -216,15 +275,13 @@ func privateKeyFile(flag, path string) error {
 }
 
 func (c *config) validate() error {
+	// What a newcomer types first is checked first, each with what it
+	// wants: a module's own check of the same value would only add a
+	// second, vaguer line.
+	if err := c.validateFirst(); err != nil {
+		return err
+	}
 	var errs []error
-	if c.Port < 0 || c.Port > 65535 {
-		errs = append(errs, fmt.Errorf("--port %d out of range", c.Port))
-	}
-	if strings.TrimSpace(c.HiveID) == "" {
-		errs = append(errs, errors.New("--hive-id must not be empty"))
-	} else if _, err := wire.TelemetrySubjectFor(c.HiveID); err != nil && c.NATS.Hub != "" {
-		errs = append(errs, fmt.Errorf("--hive-id with --nats-hub names the hub subject hive.telemetry.<hive id>: %w", err))
-	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
 	}

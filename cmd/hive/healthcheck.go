@@ -2,12 +2,16 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/rbee/hive/internal/text"
 )
 
 // healthCheck runs `hive healthcheck [--url URL]`: it probes a running
@@ -46,9 +50,20 @@ func healthCheck(args []string, lookupEnv func(string) (string, bool), stderr io
 		fmt.Fprintln(stderr, "unhealthy:", err)
 		return 1
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(stderr, "unhealthy: status", resp.StatusCode)
+		// The hive's errors are JSON and say what is wrong, e.g. plain
+		// HTTP to its TLS port.
+		var e struct{ Error string }
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
+		msg := fmt.Sprintf("unhealthy: %s: status %d", *u, resp.StatusCode)
+		if e.Error != "" {
+			msg += ": " + text.Printable(e.Error)
+		}
+		if strings.Contains(e.Error, "speaks HTTPS") {
+			msg += " (hive healthcheck --url " + strings.Replace(*u, "http://", "https://", 1) + ")"
+		}
+		fmt.Fprintln(stderr, msg)
 		return 1
 	}
 	return 0

@@ -56,6 +56,7 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m.gateway.CORSOrigins = splitList(c.CORSOrigins)
 
 	m.discovery.Hive = info
+	m.discovery.DefaultQueen = m.discovery.QueenURL == discovery.DefaultConfig().QueenURL
 	if t := m.gateway.TLS; t.CertFile != "" {
 		m.discovery.HiveTLS = true
 		m.discovery.ClientCertFile, m.discovery.ClientKeyFile = t.CertFile, t.KeyFile

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
 	"slices"
 	"syscall"
 
@@ -125,13 +125,17 @@ func reload(cur *config, lv *live, log *slog.Logger) {
 	for _, s := range liveSettings(cur, lv) {
 		s.adopt(&b, &a)
 	}
+	// Named by their settings: flag sets bound to copies (newFlagSet
+	// resets what it binds) read a's and b's values once they are put back.
 	restart := []string{}
-	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
-	for i := range va.NumField() {
-		if f := va.Type().Field(i); f.IsExported() && !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+	var ca, cb config
+	fa, fb := newFlagSet(&ca), newFlagSet(&cb)
+	ca, cb = a, b
+	fa.VisitAll(func(f *flag.Flag) {
+		if !commandFlags[f.Name] && f.Value.String() != fb.Lookup(f.Name).Value.String() {
 			restart = append(restart, f.Name)
 		}
-	}
+	})
 	slices.Sort(restart)
 	log.Info("reloaded the configuration", "applied", applied, "refused", refused, "need_a_restart", restart)
 }

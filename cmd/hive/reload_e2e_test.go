@@ -32,7 +32,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	writePrivate(t, conf, "log-level: debug\nlimits:\n  max-jobs: 8\n")
 	reloadHive(t, h)
 	logs := h.logText()
-	if !strings.Contains(logs, "log-level") || !strings.Contains(logs, "api token") || !strings.Contains(logs, "Jobs") {
+	if !strings.Contains(logs, "log-level") || !strings.Contains(logs, "api token") || !strings.Contains(logs, `"max-jobs"`) {
 		t.Errorf("the reload line does not say what changed and what needs a restart:\n%s", logs)
 	}
 	for tok, want := range map[string]int{oldTok: 401, newTok: 200} {

@@ -36,6 +36,7 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	natsPwFile := fs.String("nats-password-file", "", "file holding the --nats-user password (mode 0600 or stricter)")
 	once := fs.Bool("once", false, "print one table and exit")
 	wait := fs.Duration("wait", 3*time.Second, "with --nats --once: how long to gather hives")
+	timeout := fs.Duration("timeout", 10*time.Second, "with --url --once: how long to wait for the first event before giving up")
 	tokenFile := fs.String("token-file", "", "file holding the API token (mode 0600 or stricter); or set HIVE_API_TOKEN")
 	badToken := fs.String("token", "", "refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
 	caFile := fs.String("ca-file", "", "PEM CA that an https:// hive's or a tls:// NATS server's certificate must verify against")
@@ -89,9 +90,20 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	} else {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		if *once {
+			// --once gives up after the timeout with the reason, where it
+			// used to retry an unresolvable host or a wrong scheme for ever.
+			ctx, cancel = context.WithTimeout(ctx, *timeout)
+			defer cancel()
+		}
+		var last error
 		s := &client.Stream{URL: *url, Token: token, HTTPClient: httpc, OnConnect: func(err error) {
-			if err != nil {
-				fmt.Fprintln(stderr, "hive watch:", text.Printable(err.Error()), "(reconnecting)")
+			if err == nil {
+				return
+			}
+			last = err
+			if !*once {
+				fmt.Fprintf(stderr, "hive watch: %s (retrying %s)\n", text.Printable(err.Error()), *url)
 			}
 		}}
 		err = s.Run(ctx, func(ev client.Event) {
@@ -103,6 +115,14 @@ func watch(args []string, stdout, stderr io.Writer) int {
 		if *once && len(t.hives) > 0 {
 			t.print()
 			return 0
+		}
+		if *once && errors.Is(err, context.DeadlineExceeded) {
+			why := "no answer"
+			if last != nil {
+				why = last.Error()
+			}
+			fmt.Fprintf(stderr, "hive watch: no telemetry from %s within %v: %s\n", *url, *timeout, text.Printable(why))
+			return 1
 		}
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {

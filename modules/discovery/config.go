@@ -24,6 +24,9 @@ type Config struct {
 	// QueenURL is the Queen at start; "" is standalone until a URL arrives
 	// on hive.discovery.queen.
 	QueenURL string
+	// DefaultQueen says QueenURL is the built-in default, not a Queen the
+	// operator named: its absence is said once, not at every attempt.
+	DefaultQueen bool
 	API      string
 	// Hive is the static hive_info used before the first telemetry event.
 	Hive          wire.HiveInfo

@@ -63,8 +63,26 @@ func (d *Discovery) discover(ctx context.Context, queen string) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		d.log.Info("discovery attempt failed", "queen", queen, "attempt", attempt, "err", err)
+		d.pushFails.Add(1)
+		d.noteFailure(queen, attempt, err)
 	}
+}
+
+// noteFailure logs a failed discovery attempt. The Queen a hive looks
+// for when none was configured (the default, on this machine) is said
+// once, with how to run standalone; its later failures are debug lines,
+// not one line a minute for a Queen that was never meant to be there.
+func (d *Discovery) noteFailure(queen string, attempt int, err error) {
+	if !d.cfg.DefaultQueen {
+		d.log.Info("discovery attempt failed", "queen", queen, "attempt", attempt, "err", err)
+		return
+	}
+	if attempt == 1 {
+		d.log.Info("no Queen at the default URL: this hive keeps looking for one there, quietly; join another with --queen-url, or run standalone with --queen-url \"\" (HIVE_QUEEN_URL=\"\")",
+			"queen", queen, "err", err)
+		return
+	}
+	d.log.Debug("discovery attempt failed", "queen", queen, "attempt", attempt, "err", err)
 }
 
 // attempt sends one discovery request.

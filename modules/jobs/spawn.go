@@ -28,6 +28,9 @@ const (
 // its /health.
 func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error {
 	n.fn = "rbee_hive::job_router::worker_spawn"
+	if err := m.procs.stateErr; err != nil {
+		return err
+	}
 	bin := filepath.Join(m.cfg.WorkerDir, "llm-worker-rbee-"+op.Worker)
 	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		return fmt.Errorf("worker binary %s not found or not executable: install the %s worker there (--worker-dir)", bin, op.Worker)

@@ -51,6 +51,7 @@ type procManager struct {
 	// lock holds the state directory (openState); adoptable says whether
 	// a worker of the state file may be taken back.
 	lock      *os.File
+	stateErr  error // the state dir is not usable: no spawn (openState)
 	adoptable func(stateEntry) error
 	// helpers are the log writers started beside workers, this process's
 	// children to reap when they end.

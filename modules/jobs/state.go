@@ -89,18 +89,31 @@ func writeAtomic(path string, b []byte) error {
 // it or written to it: the hive's own (privateDir), held by this hive
 // alone (a lock file with its pid: two hives on one state file adopted
 // each other's workers and each save erased the other's), with no
-// temporary file left by a crash. The lock lasts until closeState.
+// temporary file left by a crash. The lock lasts until closeState. A
+// directory another user may write, or another hive holds, is an error
+// (the hive does not start); one it cannot write leaves it running
+// without spawns (stateErr).
 func (p *procManager) openState() error {
 	if p.statePath == "" {
 		return nil
 	}
 	dir := filepath.Dir(p.statePath)
-	if err := privateDir(dir); err != nil {
+	err := privateDir(dir)
+	if errors.Is(err, errUntrusted) {
 		return fmt.Errorf("jobs: worker state dir: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	var lock *os.File
+	if err == nil {
+		lock, err = os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	}
 	if err != nil {
-		return fmt.Errorf("jobs: worker state dir: %w", err)
+		// A directory the hive cannot make or write (a read-only image,
+		// a missing volume) leaves it watching: spawns are refused with
+		// the reason, since a worker the state cannot record would be
+		// lost to a restarted hive.
+		p.stateErr = fmt.Errorf("the worker state dir %s is not usable (%v): set --state-dir to a directory the hive may write", dir, err)
+		p.log.Error("workers cannot be spawned: "+p.stateErr.Error(), "dir", dir)
+		return nil
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b := make([]byte, 32)
@@ -137,7 +150,7 @@ func (p *procManager) closeState() {
 // p.adoptable accepts it: the state names processes to signal, cgroups to
 // kill and logs to truncate. It returns the adopted.
 func (p *procManager) adopt() ([]*spawned, error) {
-	if p.statePath == "" {
+	if p.statePath == "" || p.stateErr != nil {
 		return nil, nil
 	}
 	f, err := openPrivate(p.statePath)
