@@ -3,6 +3,7 @@ package client_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -219,8 +220,13 @@ func TestStreamAcrossARestart(t *testing.T) {
 func TestStreamToken(t *testing.T) {
 	const token = "client-test-token-0123456789abcdef"
 	base, _, _ := hive(t, "0", []string{"HIVE_API_TOKEN=" + token})
-	if err := (&client.Stream{URL: base}).Run(context.Background(), func(client.Event) {}); err != client.ErrUnauthorized {
+	// Without a token: the hive needs one (still ErrUnauthorized to a
+	// caller that checks with errors.Is); with a wrong one: refused.
+	if err := (&client.Stream{URL: base}).Run(context.Background(), func(client.Event) {}); err != client.ErrTokenNeeded || !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("without the token: %v", err)
+	}
+	if err := (&client.Stream{URL: base, Token: "wrong-token-0123456789abcdef"}).Run(context.Background(), func(client.Event) {}); err != client.ErrUnauthorized {
+		t.Fatalf("with a wrong token: %v", err)
 	}
 	collect(t, run(t, &client.Stream{URL: base, Token: token}), 2)
 }

@@ -27,7 +27,7 @@ type Config struct {
 	// DefaultQueen says QueenURL is the built-in default, not a Queen the
 	// operator named: its absence is said once, not at every attempt.
 	DefaultQueen bool
-	API      string
+	API          string
 	// Hive is the static hive_info used before the first telemetry event.
 	Hive          wire.HiveInfo
 	AdvertiseURL  string
