@@ -173,3 +173,30 @@ fetch("` + h.httpBase + `/v1/jobs", {method: "POST", headers: {"Content-Type": "
 		t.Fatalf("a cross-origin POST /v1/jobs was answered to the page: %q", post)
 	}
 }
+
+// A hive with a token (issue 30): the page no longer shows "down" beside
+// "waiting for the first event"; it says a token is needed and asks for
+// it, keeps it in the tab's session (never a URL), and then streams; a
+// wrong one is said to be wrong.
+func TestDashboardAsksForTheToken(t *testing.T) {
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken}, "--telemetry-interval", "300ms")
+	ctx := newBrowser(t, 1200, 600, 90*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.httpBase+"/"), chromedp.WaitVisible(chromedp.ID("token"))); err != nil {
+		t.Fatalf("the token prompt: %v", err)
+	}
+	pageText(t, ctx, "the token prompt", 10*time.Second, contains("token needed", "needs its API token", "health: the hive needs a token"))
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), "not-the-token-0123456789"), chromedp.Click(chromedp.CSS("#auth button"))); err != nil {
+		t.Fatal(err)
+	}
+	pageText(t, ctx, "a wrong token said wrong", 10*time.Second, contains("refused this token"))
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), e2eToken), chromedp.Click(chromedp.CSS("#auth button"))); err != nil {
+		t.Fatal(err)
+	}
+	pageText(t, ctx, "the stream with the token", 15*time.Second, func(s string) bool {
+		return strings.Contains(s, "live") && strings.Contains(s, "health: healthy") && !strings.Contains(s, "token needed")
+	})
+	url, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	if err != nil || strings.Contains(url, e2eToken) {
+		t.Errorf("the page's URL holds the token: %q %v", url, err)
+	}
+}

@@ -1,6 +1,9 @@
-// The hive's live dashboard: one EventSource on the telemetry stream,
-// opened with the hive's history (history=all: the events it keeps, a
-// minute at 1 Hz) so the charts are full at load, then live. A host
+// The hive's live dashboard: one stream of telemetry (fetch, read as it
+// comes: EventSource cannot send a token), opened with the hive's history
+// (history=all: the events it keeps, a minute at 1 Hz) so the charts are
+// full at load, then live, resumed with Last-Event-ID after a drop. A
+// hive with a token asks for it: it is kept in this tab's session
+// storage only, sent as a header, never in a URL. A host
 // summary (CPU, memory, each GPU), the Queen and hub links from /metrics,
 // and a row per worker. No library, no build step: it must work offline
 // from the hive itself, under a CSP that allows only its own origin.
@@ -11,7 +14,8 @@ const $ = id => document.getElementById(id);
 const host = { cpu: [], ram: [] };         // [{t, v}]
 const gpuHist = new Map();                 // GPU index -> [{t, util, vram}]
 const workerHist = new Map();              // pid/instance -> [{t, cpu, gpu}]
-let reconnects = 0, events = 0, lastEvent = 0, latest = null, pending = false, es = null;
+let reconnects = 0, events = 0, lastEvent = 0, latest = null, pending = false, lastID = "";
+const TOKEN_KEY = "hive.token";
 
 function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 function setState(cls, text) { $("state").className = "state " + cls; $("state").textContent = text; }
@@ -225,13 +229,41 @@ function footer() {
   $("foot").textContent = events + " event(s), last " + age + " · " + reconnects + " reconnect(s)";
 }
 
+// auth is the request headers: the token, if the operator gave one.
+function auth() {
+  const tok = sessionStorage.getItem(TOKEN_KEY);
+  return tok ? { "Authorization": "Bearer " + tok } : {};
+}
+
+// needToken shows the token prompt: the hive answered 401.
+function needToken(wrong) {
+  setState("token", "token needed");
+  $("auth").hidden = false;
+  $("auth-why").textContent = wrong ? "The hive refused this token: enter the right one." :
+    "This hive needs its API token (or its read token) to show telemetry.";
+  $("health").textContent = "health: the hive needs a token to show it";
+  $("token").focus();
+}
+
+$("auth").addEventListener("submit", e => {
+  e.preventDefault();
+  const tok = $("token").value.trim();
+  if (!tok) return;
+  sessionStorage.setItem(TOKEN_KEY, tok);
+  $("token").value = "";
+  $("auth").hidden = true;
+  setState("connecting", "connecting");
+  connect();
+  links();
+});
+
 // links reads the Queen's and the hub's state from /metrics, which the
 // same access rules guard as the stream.
 const QUEEN = ["none (standalone)", "reaching", "connected"];
 async function links() {
   let text = "";
   try {
-    const r = await fetch("/metrics", { cache: "no-store" });
+    const r = await fetch("/metrics", { cache: "no-store", headers: auth() });
     if (r.ok) text = await r.text();
   } catch (e) { /* shown as unknown */ }
   const val = name => {
@@ -245,32 +277,62 @@ async function links() {
   $("hub").className = "chip " + (hubOn ? (hubUp ? "up" : "down") : "");
 }
 
-function connect() {
-  // EventSource reconnects by itself, resuming with Last-Event-ID (the
-  // header wins over the query, which asks for the history once).
-  es = new EventSource("/v1/heartbeats/stream?history=all");
-  es.onopen = () => setState("live", "live");
-  es.onerror = () => {
-    if (es.readyState === EventSource.CONNECTING) {
-      reconnects++;
-      setState("connecting", "reconnecting");
-    } else {
-      // Closed for good (an HTTP error): start over after a pause.
-      setState("down", "down");
-      es.close();
-      reconnects++;
-      setTimeout(connect, 3000);
+// onEvent takes one SSE event.
+function onEvent(name, data) {
+  if (name !== "heartbeat") return;
+  try { record(JSON.parse(data)); } catch (e) { return; }
+  events++;
+  lastEvent = Date.now();
+  setState("live", "live");
+  schedule();
+  footer();
+}
+
+// readSSE parses an event stream as it arrives: blocks of lines, ended by
+// a blank line; data lines joined; the id kept for the resume.
+async function readSSE(body) {
+  const reader = body.getReader(), dec = new TextDecoder();
+  let buf = "", name = "message", data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.search(/\r\n|\r|\n/)) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + (buf.startsWith("\r\n", i) ? 2 : 1));
+      if (line === "") {
+        if (data.length) onEvent(name, data.join("\n"));
+        name = "message"; data = [];
+      } else if (line.startsWith("data:")) data.push(line.slice(line[5] === " " ? 6 : 5));
+      else if (line.startsWith("event:")) name = line.slice(6).trim();
+      else if (line.startsWith("id:")) lastID = line.slice(3).trim();
     }
-    footer();
-  };
-  es.addEventListener("heartbeat", m => {
-    try { record(JSON.parse(m.data)); } catch (e) { return; }
-    events++;
-    lastEvent = Date.now();
+  }
+}
+
+let connecting = false;
+async function connect() {
+  if (connecting) return;
+  connecting = true;
+  try {
+    const headers = Object.assign({ "Accept": "text/event-stream" }, auth());
+    if (lastID) headers["Last-Event-ID"] = lastID; // the header wins over the query
+    const r = await fetch("/v1/heartbeats/stream?history=all", { headers, cache: "no-store" });
+    if (r.status === 401) {
+      connecting = false;
+      needToken(!!sessionStorage.getItem(TOKEN_KEY));
+      return; // the prompt reconnects
+    }
+    if (!r.ok) throw new Error("status " + r.status);
     setState("live", "live");
-    schedule();
-    footer();
-  });
+    await readSSE(r.body);
+  } catch (e) { /* reconnect below */ }
+  connecting = false;
+  reconnects++;
+  setState("connecting", "reconnecting");
+  footer();
+  setTimeout(connect, 2000);
 }
 
 connect();
