@@ -65,6 +65,10 @@ type config struct {
 	// (HIVE_API_TOKEN or --api-token-file) and the observer password.
 	apiToken     string
 	apiReadToken string
+	// sources says where each setting came from (flag name: "file ...",
+	// "environment ...", "command line ..."); a setting not in it is its
+	// default.
+	sources      map[string]string
 	natsPassword string
 }
 
@@ -107,10 +111,14 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 	if file == "" {
 		file, _ = lookupEnv(envName("config"))
 	}
+	// Where each setting came from, for `hive config`: the file, then the
+	// environment, then the command line, each over the one before.
+	sources := map[string]string{}
 	if file != "" {
 		if err := applyConfigFile(fs, file, stderr); err != nil {
 			return nil, err
 		}
+		fs.Visit(func(f *flag.Flag) { sources[f.Name] = "file " + file })
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		// A set-but-empty variable counts: HIVE_QUEEN_URL="" selects
@@ -119,6 +127,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w (want %s)", envName(f.Name), v, err, wantOf(f)))
 			}
+			sources[f.Name] = "environment " + envName(f.Name)
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
@@ -128,7 +137,9 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool), stderr io.
 		if err := fs.Set(f.Name, f.Value.String()); err != nil {
 			return nil, err
 		}
+		sources[f.Name] = "command line --" + f.Name
 	}
+	c.sources = sources
 	c.ConfigFile = file
 	if err := c.loadSecrets(lookupEnv); err != nil {
 		return nil, err

@@ -204,7 +204,11 @@ func (c *config) print(w io.Writer) {
 			if secretFlags[k.flag] {
 				v = maskURL(v)
 			}
-			fmt.Fprintf(w, "%s%s: %q\n", indent, k.yaml, v)
+			src := c.sources[k.flag]
+			if src == "" {
+				src = "default"
+			}
+			fmt.Fprintf(w, "%s%s: %q # %s\n", indent, k.yaml, v, src)
 		}
 	}
 }

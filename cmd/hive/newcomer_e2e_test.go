@@ -105,3 +105,24 @@ func TestRunErrorsSayWhatToDo(t *testing.T) {
 }
 
 var errNotYet = errors.New("not yet")
+
+// hive config says where each setting came from (TROUBLESHOOTING.md says
+// it does): the default, the file, the environment or the command line.
+func TestConfigSaysWhereEachSettingCameFrom(t *testing.T) {
+	file := t.TempDir() + "/hive.yaml"
+	writePrivate(t, file, "workers:\n  telemetry-interval: 2s\n")
+	out, err := runHive(t, []string{"HIVE_PORT=7999"}, "config", "--config", file, "--hive-id", "gpu-9")
+	if err != nil {
+		t.Fatalf("hive config: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`hive-id: "gpu-9" # command line --hive-id`,
+		`port: "7999" # environment HIVE_PORT`,
+		`telemetry-interval: "2s" # file ` + file,
+		`log-format: "text" # default`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("hive config lacks %q:\n%s", want, out)
+		}
+	}
+}
