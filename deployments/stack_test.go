@@ -41,6 +41,10 @@ func compose(t *testing.T, args ...string) {
 	if out, err := composeCmd(args...).CombinedOutput(); err != nil {
 		t.Fatalf("compose %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	// A container started again gets new host ports.
+	portsMu.Lock()
+	clear(ports)
+	portsMu.Unlock()
 }
 
 // composeUp starts the stack, its teardown registered first: a failed
@@ -62,8 +66,8 @@ var (
 )
 
 // hostPort is where the host reaches service's container port, e.g.
-// "49153" for hub-1's 4222 (asked once; a service keeps its host port
-// across stop and start).
+// "49153" for hub-1's 4222 (asked once per start: a container started
+// again gets a new one).
 func hostPort(t *testing.T, service, port string) string {
 	t.Helper()
 	portsMu.Lock()
