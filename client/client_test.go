@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 // NATS URL once it listens, and a stop function.
 func hive(t *testing.T, port string, env []string, args ...string) (base, natsURL string, stop func()) {
 	t.Helper()
-	cmd := exec.Command(hiveBin, append([]string{"--port", port, "--nats-listen", "127.0.0.1:0", "--queen-url", "",
+	cmd := exec.Command(hiveBin, append([]string{"--port", port, "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--state-dir", t.TempDir(),
 		"--cgroup-root", "", "--log-format", "json", "--hive-id", "client-test", "--telemetry-interval", "100ms"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -58,7 +58,7 @@ func measure(hiveBin, floorBin string, n int, window time.Duration) {
 	}
 	port := 17900
 	hive := start(hiveBin, "--port", strconv.Itoa(port), "--nats-listen", "", "--queen-url", "", "--gpu-source", "none",
-		"--cgroup-root", "", "--worker-match", "cmdline:"+pattern, "--log-level", "error")
+		"--cgroup-root", "", "--worker-match", "cmdline:"+pattern, "--log-level", "error", "--state-dir", "-")
 	defer stop(hive)
 	floor := start(floorBin, "-match", pattern)
 	defer stop(floor)

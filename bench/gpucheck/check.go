@@ -124,7 +124,7 @@ func (c *check) startHive() error {
 	}
 	c.hive = exec.Command(c.cfg.hive, "--queen-url", "", "--listen", "127.0.0.1:"+strconv.Itoa(c.cfg.port),
 		"--nats-listen", "", "--hive-id", "gpucheck", "--cgroup-root", "", "--gpu-source", c.cfg.source,
-		"--worker-match", "cmdline:llm-worker --model gpu-probe")
+		"--worker-match", "cmdline:llm-worker --model gpu-probe", "--state-dir", "-")
 	// Port 0 (the test's) is bound by the hive and read back from its
 	// ready file, never picked by listening and closing.
 	ready := filepath.Join(c.cfg.out, "ready.json")

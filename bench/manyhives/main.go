@@ -84,7 +84,7 @@ func startHives(bin string, hubEnv []string, n, pace int) []*hiveProc {
 	for i := range n {
 		id := fmt.Sprintf("bench-%04d", i)
 		cmd := exec.Command(bin, "--hive-id", id, "--listen", "127.0.0.1:"+strconv.Itoa(21000+i), "--nats-listen", "",
-			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--log-level", "warn")
+			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--log-level", "warn", "--state-dir", "-")
 		cmd.Env = append(os.Environ(), hubEnv...) // the leaf password is on no command line
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		check(cmd.Start())
