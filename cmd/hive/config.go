@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
@@ -243,8 +244,10 @@ func (c *config) validateFirst() error {
 	switch {
 	case strings.TrimSpace(c.HiveID) == "":
 		errs = append(errs, errors.New("--hive-id must not be empty"))
-	case !hiveIDRe.MatchString(c.HiveID):
-		errs = append(errs, fmt.Errorf("--hive-id %q: use letters, digits, '-', '_' and single dots, at most 128 (it names the hive's NATS server and its subject at a hub)", c.HiveID))
+	case strings.IndexFunc(c.HiveID, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		errs = append(errs, fmt.Errorf("--hive-id %q: no spaces or control characters (it names the hive's NATS server); use letters, digits, '-', '_' and dots", c.HiveID))
+	case c.NATS.Hub != "" && !hiveIDRe.MatchString(c.HiveID):
+		errs = append(errs, fmt.Errorf("--hive-id %q with --nats-hub: use letters, digits, '-', '_' and single dots, at most 128 (it names the hive's subject at the hub, hive.telemetry.<hive id>)", c.HiveID))
 	}
 	if c.Listen != "" {
 		if _, err := strconv.Atoi(c.Listen); err == nil {

@@ -42,7 +42,7 @@ func TestStartErrorsSayWhatToDo(t *testing.T) {
 		{"duration without unit", []string{"--telemetry-interval", "1"},
 			`--telemetry-interval "1": want a duration with its unit, such as 500ms, 10s or 1m`, "parse error", 1},
 		{"space in the hive id", []string{"--hive-id", "my hive"},
-			`--hive-id "my hive": use letters, digits, '-', '_' and single dots`, "server name", 1},
+			`--hive-id "my hive": no spaces or control characters (it names the hive's NATS server)`, "server name", 1},
 		{"unknown flag", []string{"--nvml-library", "x"},
 			"unknown flag --nvml-library (hive --help lists every setting)", "Usage:", 1},
 	} {

@@ -158,7 +158,7 @@ func TestReadTokenReadsOnly(t *testing.T) {
 	ctlFile, readFile := filepath.Join(dir, "token"), filepath.Join(dir, "read-token")
 	writePrivate(t, ctlFile, ctlTok)
 	writePrivate(t, readFile, readTok)
-	h := startHive(t, "--api-token-file", ctlFile, "--api-read-token-file", readFile)
+	h := startHiveEnv(t, []string{"HIVE_API_READ_TOKEN_FILE=" + readFile}, "--api-token-file", ctlFile)
 	for _, c := range []struct {
 		method, path, tok string
 		want              int

@@ -339,10 +339,9 @@ func TestAttackHubHistoryFlood(t *testing.T) {
 	var sent atomic.Int64
 	for i := range 4 {
 		nc := hubClientFrom(t, cl, "history", fmt.Sprintf("127.0.0.%d", 2+i))
+		// Nobody reads the answers: the hub does all the work of them,
+		// this test process none (it shares the machine's cores).
 		inbox := fmt.Sprintf("_OBS.flood.%d", i)
-		if _, err := nc.SubscribeSync(inbox); err != nil { // never read
-			t.Fatal(err)
-		}
 		wg.Go(func() {
 			req := []byte(`{"next_by_subj":"hive.telemetry.flood-big","batch":1200,"max_bytes":1073741824,"seq":1}`)
 			for {

@@ -41,7 +41,7 @@ var groups = []group{
 	{"", "Hive", []key{{"hive-id", "hive-id", false}, {"log-format", "log-format", false}, {"log-level", "log-level", false},
 		{"ready-file", "ready-file", true}}},
 	{"http", "HTTP and access", []key{{"port", "port", false}, {"listen", "listen", false}, {"api-token-file", "api-token-file", false},
-		{"api-read-token-file", "api-read-token-file", false},
+		{"api-read-token-file", "api-read-token-file", true},
 		{"access", "access", false}, {"cors-origins", "cors-origins", false}, {"pprof-listen", "pprof-listen", true}}},
 	{"tls", "TLS (HTTPS, client certificates)", []key{{"tls-cert-file", "cert-file", false}, {"tls-key-file", "key-file", false},
 		{"tls-client-ca-file", "client-ca-file", false}, {"tls-client-auth", "client-auth", false},
