@@ -32,7 +32,15 @@ type Device struct {
 	Name        string
 	UtilPct     float64 // -1 when not offered
 	MemTotalMiB uint64
-	MemUsedMiB  uint64
+	// MemUsedMiB is what processes use (v2, as nvidia-smi counts it; v1
+	// adds the driver's reserved memory); MemFreeMiB what is left;
+	// MemReservedMiB the driver's own, where HasReserved says it is known.
+	MemUsedMiB     uint64
+	MemFreeMiB     uint64
+	MemReservedMiB uint64
+	// GPM is the work the GPU counted itself, where HasGPM says so
+	// (Hopper and newer, from the second reading on).
+	GPM GPM
 
 	Has            Figures
 	TempC          uint32
@@ -45,6 +53,16 @@ type Device struct {
 	Lost           bool // NVML_ERROR_GPU_IS_LOST on this device
 }
 
+// GPM is what Hopper and newer GPUs count of their own work (GPU
+// Performance Monitoring), over the time between two readings, in % of
+// the GPU's capacity. The device's "utilisation" only says that a kernel
+// was running: a one-thread spin kernel reads 100 % there and 0.76 % SM
+// activity here (recorded on an H200); LLM decoding is bound by memory
+// bandwidth, which DRAMBWPct shows.
+type GPM struct {
+	SMActivePct, SMOccupancyPct, TensorActivePct, DRAMBWPct, FP16ActivePct, FP32ActivePct float64
+}
+
 // Figures says which optional figures a Device carries.
 type Figures uint8
 
@@ -55,6 +73,9 @@ const (
 	HasThrottle
 	HasECC
 	HasRemap
+	HasReserved
+	HasGPM
+	HasFree
 )
 
 // Proc is one compute process on one GPU.
@@ -63,9 +84,13 @@ type Proc struct {
 	UUID    string // of its GPU
 	UsedMiB uint64
 	// SMPct is its share of the GPU's SMs since the previous Sample,
-	// 0-100; -1 where the driver offers no per-process figures (MIG,
-	// vGPU).
+	// 0-100, the mean of the driver's samples of it weighted by the time
+	// each covers; -1 where the driver offers no per-process figures
+	// (MIG, vGPU).
 	SMPct float64
+	// Sampled says the driver had a sample of it since the previous
+	// Sample: without one SMPct is 0 and means "unknown", not idle.
+	Sampled bool
 }
 
 // XID is one XID error of one GPU.
@@ -91,6 +116,9 @@ type Info struct {
 	Driver string // "580.159.04"
 	CUDA   string // "13.0"
 	GPUs   []GPUInfo
+	// Memory is the memory info call in use, MemoryV2 where the driver has
+	// it, else MemoryV1 (which counts reserved memory as used).
+	Memory string
 }
 
 // GPUInfo is one GPU's fixed description.
@@ -100,6 +128,7 @@ type GPUInfo struct {
 	Name              string
 	MemTotalMiB       uint64
 	ComputeCapability string // "9.0"
+	GPM               bool   // the GPU counts its own work (Hopper and newer)
 }
 
 // ThrottleNames are the JSON names of NVML's clock-event reason bits.

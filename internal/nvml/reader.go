@@ -28,7 +28,6 @@ type Reader struct {
 	busy  atomic.Bool // a call has not returned: the driver is wedged
 
 	mu          sync.Mutex
-	lastTS      map[int]uint64 // per device: newest process sample seen, driver µs
 	xids        []XID
 	xidsDropped uint64
 }
@@ -36,6 +35,8 @@ type Reader struct {
 type handle struct {
 	dev gonvml.Device
 	GPUInfo
+	util *utilWindow // process samples between readings; the NVML goroutine's
+	gpm  *gpmState   // nil without GPM
 }
 
 // Open loads NVML from path ("" is libnvidia-ml.so.1 from the loader's
@@ -59,7 +60,7 @@ func newReader(lib gonvml.Interface) (r *Reader, err error) {
 	if ret := lib.Init(); ret != gonvml.SUCCESS {
 		return nil, fmt.Errorf("%w: init: %v", ErrUnavailable, lib.ErrorString(ret))
 	}
-	r = &Reader{lib: lib, calls: make(chan func()), stop: make(chan struct{}), lastTS: map[int]uint64{}}
+	r = &Reader{lib: lib, calls: make(chan func()), stop: make(chan struct{})}
 	if err := r.load(); err != nil {
 		_ = lib.Shutdown()
 		return nil, err
@@ -78,6 +79,10 @@ func (r *Reader) load() error {
 	if v, ret := lib.SystemGetCudaDriverVersion(); ret == gonvml.SUCCESS {
 		r.info.CUDA = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
 	}
+	r.info.Memory = MemoryV1
+	if hasSymbol(lib, "nvmlDeviceGetMemoryInfo_v2") {
+		r.info.Memory = MemoryV2
+	}
 	n, ret := lib.DeviceGetCount()
 	if ret != gonvml.SUCCESS {
 		return fmt.Errorf("%w: device count: %v", ErrUnavailable, lib.ErrorString(ret))
@@ -87,12 +92,15 @@ func (r *Reader) load() error {
 		if ret != gonvml.SUCCESS {
 			return fmt.Errorf("%w: device %d: %v", ErrUnavailable, i, lib.ErrorString(ret))
 		}
-		h := handle{dev: dev, GPUInfo: GPUInfo{Index: i}}
+		h := handle{dev: dev, GPUInfo: GPUInfo{Index: i}, util: &utilWindow{}}
 		h.UUID, _ = dev.GetUUID()
 		h.Name, _ = dev.GetName()
-		if m, ret := dev.GetMemoryInfo(); ret == gonvml.SUCCESS {
-			h.MemTotalMiB = m.Total >> 20
+		var d Device
+		if r.readMemory(h, &d) == gonvml.SUCCESS {
+			h.MemTotalMiB = d.MemTotalMiB
 		}
+		h.gpm = openGPM(lib, dev)
+		h.GPM = h.gpm != nil
 		if major, minor, ret := dev.GetCudaComputeCapability(); ret == gonvml.SUCCESS {
 			h.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
 		}
@@ -116,6 +124,11 @@ func (r *Reader) Close() {
 	go func() { r.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		for _, h := range r.devs {
+			if h.gpm != nil {
+				h.gpm.free(r.lib)
+			}
+		}
 		_ = r.lib.Shutdown()
 	case <-time.After(time.Second):
 	}
@@ -214,10 +227,7 @@ func (r *Reader) readDevice(h handle) (Device, bool, error) {
 	if ret == gonvml.SUCCESS {
 		d.UtilPct = float64(u.Gpu)
 	}
-	m, mret := h.dev.GetMemoryInfo()
-	if mret == gonvml.SUCCESS {
-		d.MemTotalMiB, d.MemUsedMiB = m.Total>>20, m.Used>>20
-	} else if ret != gonvml.SUCCESS {
+	if mret := r.readMemory(h, &d); mret != gonvml.SUCCESS && ret != gonvml.SUCCESS {
 		return Device{}, false, fmt.Errorf("GPU %d (%s): utilisation: %v; memory: %v", h.Index, h.UUID, r.lib.ErrorString(ret), r.lib.ErrorString(mret))
 	}
 	if t, ret := h.dev.GetTemperature(gonvml.TEMPERATURE_GPU); ret == gonvml.SUCCESS {
@@ -237,43 +247,33 @@ func (r *Reader) readDevice(h handle) (Device, bool, error) {
 	if _, _, pending, failed, ret := h.dev.GetRemappedRows(); ret == gonvml.SUCCESS {
 		d.RemapPending, d.RemapFailed, d.Has = pending, failed, d.Has|HasRemap
 	}
+	if h.gpm != nil {
+		if g, ok := h.gpm.read(r.lib, h.dev); ok {
+			d.GPM, d.Has = g, d.Has|HasGPM
+		}
+	}
 	return d, false, nil
 }
 
 // readProcs lists one GPU's compute processes with their share of it
-// since the previous reading. perProcess is false where the driver offers
-// no per-process figures.
+// since the previous reading (utilWindow). perProcess is false where the
+// driver offers no per-process figures.
 func (r *Reader) readProcs(h handle) ([]Proc, bool) {
 	infos, ret := h.dev.GetComputeRunningProcesses()
 	if ret != gonvml.SUCCESS || len(infos) == 0 {
 		return nil, true
 	}
-	r.mu.Lock()
-	since, ok := r.lastTS[h.Index]
-	r.mu.Unlock()
-	if !ok {
-		since = uint64(time.Now().Add(-time.Second).UnixMicro())
+	pids := make([]uint32, len(infos))
+	for i, p := range infos {
+		pids[i] = p.Pid
 	}
-	samples, ret := h.dev.GetProcessUtilization(since)
-	// NOT_FOUND (and an empty SUCCESS) is "no sample since then": no
-	// process ran a kernel. NOT_SUPPORTED and the rest: no figures.
-	perProcess := ret == gonvml.SUCCESS || ret == gonvml.ERROR_NOT_FOUND
-	sm := map[uint32]gonvml.ProcessUtilizationSample{}
-	newest := since
-	for _, smp := range samples {
-		if prev, seen := sm[smp.Pid]; !seen || smp.TimeStamp > prev.TimeStamp {
-			sm[smp.Pid] = smp
-		}
-		newest = max(newest, smp.TimeStamp)
-	}
-	r.mu.Lock()
-	r.lastTS[h.Index] = newest
-	r.mu.Unlock()
+	shares, perProcess := h.util.shares(h.dev, pids, time.Now())
 	out := make([]Proc, 0, len(infos))
 	for _, p := range infos {
 		pr := Proc{PID: p.Pid, UUID: h.UUID, UsedMiB: p.UsedGpuMemory >> 20, SMPct: -1}
 		if perProcess {
-			pr.SMPct = min(float64(sm[p.Pid].SmUtil), 100)
+			sh := shares[p.Pid]
+			pr.SMPct, pr.Sampled = sh.pct, sh.sampled
 		}
 		out = append(out, pr)
 	}

@@ -31,7 +31,12 @@ type Query struct {
 // The queries the hive runs.
 var (
 	// Devices: per GPU, for telemetry (ParseDevices).
-	Devices = Query{"query-gpu.csv", []string{"--query-gpu=index,uuid,utilization.gpu,memory.total,memory.used", "--format=csv,noheader,nounits"}}
+	// (name and memory.free came later: a recording of five fields parses
+	// too.)
+	Devices = Query{"query-gpu.csv", []string{"--query-gpu=index,uuid,utilization.gpu,memory.total,memory.used,name,memory.free", "--format=csv,noheader,nounits"}}
+	// Q is the full report, for the driver and CUDA versions (ParseVersions):
+	// no query field has the CUDA version.
+	Q = Query{"q.txt", []string{"-q"}}
 	// Apps: per compute process (ParseApps).
 	Apps = Query{"query-compute-apps.csv", []string{"--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"}}
 	// Caps: per GPU, for capabilities (ParseCaps).
@@ -51,7 +56,7 @@ type Exec struct {
 }
 
 // Name implements Runner.
-func (Exec) Name() string { return "nvidia-smi" }
+func (Exec) Name() string { return "smi" }
 
 // Run implements Runner. A missing binary is ErrNoGPU.
 func (e Exec) Run(ctx context.Context, q Query) ([]byte, error) {

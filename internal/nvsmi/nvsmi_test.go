@@ -128,7 +128,7 @@ func TestReplayRecorded(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	for spec, name := range map[string]string{"auto": "nvidia-smi", "smi": "nvidia-smi", "none": "none", "replay:/x": "replay:/x"} {
+	for spec, name := range map[string]string{"auto": "smi", "smi": "smi", "none": "none", "replay:/x": "replay:/x"} {
 		r, err := New(spec)
 		if err != nil || r.Name() != name {
 			t.Errorf("New(%q) = %v, %v", spec, r, err)

@@ -1,11 +1,13 @@
 package nvsmi
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,9 +16,12 @@ import (
 type Device struct {
 	Index       int
 	UUID        string
+	Name        string  // "" in a recording from before the name was asked
 	UtilPct     float64 // -1 when the driver does not report it
 	MemTotalMiB uint64
 	MemUsedMiB  uint64
+	MemFreeMiB  uint64
+	HasFree     bool // MemFreeMiB was read
 }
 
 // App is a compute process holding memory on a GPU.
@@ -37,7 +42,7 @@ type Cap struct {
 // ParseDevices parses the output of Devices. A malformed line drops that
 // GPU, not the others.
 func ParseDevices(r io.Reader) ([]Device, error) {
-	recs, err := readCSV(r, 5)
+	recs, err := readCSV(r, 5, 7)
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +61,43 @@ func ParseDevices(r io.Reader) ([]Device, error) {
 		if v, err := strconv.ParseFloat(f[2], 64); err == nil && v >= 0 && v <= 100 {
 			util = v
 		}
-		out = append(out, Device{Index: idx, UUID: f[1], UtilPct: util, MemTotalMiB: total, MemUsedMiB: used})
+		d := Device{Index: idx, UUID: f[1], UtilPct: util, MemTotalMiB: total, MemUsedMiB: used}
+		if len(f) == 7 {
+			if len(f[5]) <= 256 && !strings.ContainsRune(f[5], 0) {
+				d.Name = f[5]
+			}
+			d.MemFreeMiB, d.HasFree = parseMiB(f[6])
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }
+
+// ParseVersions reads the driver and CUDA versions from the report of Q
+// ("Driver Version : 580.159.04", "CUDA Version : 13.0"); "" for one it
+// lacks.
+func ParseVersions(r io.Reader) (driver, cuda string) {
+	sc := bufio.NewScanner(io.LimitReader(r, 1<<20))
+	for sc.Scan() && (driver == "" || cuda == "") {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if !version.MatchString(v) {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "Driver Version":
+			driver = v
+		case "CUDA Version":
+			cuda = v
+		}
+	}
+	return driver, cuda
+}
+
+var version = regexp.MustCompile(`^\d{1,4}(\.\d{1,4}){1,3}$`)
 
 // ParseApps parses the output of Apps. Empty output means no compute
 // processes.
@@ -110,7 +148,7 @@ func ParseCaps(r io.Reader) ([]Cap, error) {
 
 // readCSV returns the records that have exactly n fields, trimmed; others
 // are skipped so one odd line cannot hide the rest.
-func readCSV(r io.Reader, n int) ([][]string, error) {
+func readCSV(r io.Reader, ns ...int) ([][]string, error) {
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
 	cr.FieldsPerRecord = -1
@@ -127,7 +165,7 @@ func readCSV(r io.Reader, n int) ([][]string, error) {
 			}
 			return nil, fmt.Errorf("read nvidia-smi csv: %w", err)
 		}
-		if len(rec) != n {
+		if !slices.Contains(ns, len(rec)) {
 			continue
 		}
 		for i := range rec {

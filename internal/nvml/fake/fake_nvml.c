@@ -8,6 +8,24 @@
  *   gpu pid used_mib sm_pct
  * Both are read again on every call, so a test may rewrite them.
  *
+ * Optional, also read on every call:
+ * $FAKE_NVML_DIR/reserved   gpu reserved_mib: the driver's reserved memory,
+ *   which v1 memory info counts as used and v2 tells apart (used_mib in
+ *   gpus is v2's used, as nvidia-smi prints it)
+ * $FAKE_NVML_DIR/gpm        gpu sm_util sm_occupancy tensor dram_bw fp16 fp32:
+ *   GPM (Hopper) figures; a GPU without a line has no GPM
+ * $FAKE_NVML_DIR/samples    gpu pid offset_ms sm_util mem_util [read]: a
+ *   buffer of per-process samples, replayed: a sample is stamped nvmlInit's
+ *   time plus its offset, and nvmlDeviceGetProcessUtilization returns those
+ *   stamped after lastSeen and not in the future, in the file's order (out
+ *   of order where the file is), NOT_FOUND when none. With a sixth column a
+ *   sample is there from that call of nvmlDeviceGetProcessUtilization on
+ *   its GPU on (1 the first), whatever the clock: windows a test can know.
+ *   Without this file every process of procs has one sample, now, of its
+ *   sm_pct.
+ * Built with -DFAKE_NVML_V1 the library lacks nvmlDeviceGetMemoryInfo_v2,
+ * as an older driver does.
+ *
  * $FAKE_NVML_CONTROL (default $FAKE_NVML_DIR/control) takes injections,
  * one a line, read as they are appended:
  *   xid <gpu> <code>        an XID event (delivered once, by nvmlEventSetWait)
@@ -57,6 +75,30 @@ typedef struct {
 	unsigned long long total, free, used;
 } nvmlMemory_t;
 typedef struct {
+	unsigned int version;
+	unsigned long long total, reserved, free, used;
+} nvmlMemory_v2_t;
+typedef struct {
+	unsigned int version, isSupportedDevice;
+} nvmlGpmSupport_t;
+typedef struct nvmlGpmSample_st {
+	int gpu;
+	int taken;
+} *nvmlGpmSample_t;
+typedef struct {
+	unsigned int metricId;
+	nvmlReturn_t nvmlReturn;
+	double value;
+	struct {
+		char *shortName, *longName, *unit;
+	} metricInfo;
+} nvmlGpmMetric_t;
+typedef struct {
+	unsigned int version, numMetrics;
+	nvmlGpmSample_t sample1, sample2;
+	nvmlGpmMetric_t metrics[1]; /* numMetrics of them */
+} nvmlGpmMetricsGet_t;
+typedef struct {
 	unsigned int pid;
 	unsigned long long usedGpuMemory;
 	unsigned int gpuInstanceId, computeInstanceId;
@@ -77,6 +119,9 @@ struct gpu {
 	unsigned long long total, used;
 	unsigned int util, temp, power, limit;
 	int ccMajor, ccMinor;
+	unsigned long long reserved;
+	int gpm;           /* has GPM figures */
+	double gpmVals[6]; /* sm, occupancy, tensor, dram, fp16, fp32 */
 	/* injections */
 	int lost, tempSet;
 	unsigned int tempInj;
@@ -96,6 +141,16 @@ static struct gpu gpus[MAX_GPUS];
 static int ngpus;
 static struct proc procs[MAX_PROCS];
 static int nprocs;
+#define MAX_SAMPLES 4096
+static struct sample {
+	int gpu;
+	unsigned int pid, sm, mem;
+	unsigned long long offsetMs;
+	int fromRead; /* 0: by the clock */
+} samples[MAX_SAMPLES];
+static int utilReads[MAX_GPUS]; /* nvmlDeviceGetProcessUtilization calls per GPU */
+static int nsamples, haveSamples;
+static unsigned long long initUs;
 static long controlOffset;
 static int hangMs;
 static struct {
@@ -158,6 +213,45 @@ static void loadGPUs(void) {
 		fclose(f);
 	}
 	nprocs = n;
+	for (int i = 0; i < MAX_GPUS; i++) gpus[i].reserved = 0, gpus[i].gpm = 0;
+	snprintf(path, sizeof path, "%s/reserved", dir());
+	if ((f = fopen(path, "r"))) {
+		int g;
+		unsigned long long r;
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "%d %llu", &g, &r) == 2 && g >= 0 && g < MAX_GPUS) gpus[g].reserved = r;
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "%s/gpm", dir());
+	if ((f = fopen(path, "r"))) {
+		int g;
+		double v[6];
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "%d %lf %lf %lf %lf %lf %lf", &g, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 7 && g >= 0 &&
+			    g < MAX_GPUS) {
+				gpus[g].gpm = 1;
+				memcpy(gpus[g].gpmVals, v, sizeof v);
+			}
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "%s/samples", dir());
+	nsamples = haveSamples = 0;
+	if ((f = fopen(path, "r"))) {
+		haveSamples = 1;
+		while (nsamples < MAX_SAMPLES && fgets(line, sizeof line, f)) {
+			struct sample *sp = &samples[nsamples];
+			sp->fromRead = 0;
+			if (sscanf(line, "%d %u %llu %u %u %d", &sp->gpu, &sp->pid, &sp->offsetMs, &sp->sm, &sp->mem, &sp->fromRead) >= 5)
+				nsamples++;
+		}
+		fclose(f);
+	}
+}
+
+static unsigned long long nowUs(void) {
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
 }
 
 /* poll applies the control lines appended since the last poll. */
@@ -234,6 +328,7 @@ static struct gpu *enter(nvmlDevice_t d, nvmlReturn_t *ret) {
 nvmlReturn_t nvmlInit_v2(void) {
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < MAX_GPUS; i++) handles[i].index = i;
+	initUs = nowUs();
 	poll();
 	loadGPUs();
 	pthread_mutex_unlock(&mu);
@@ -303,10 +398,20 @@ nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t d, int *major, int 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m) {
 	DEVICE_QUERY(d);
 	m->total = g->total << 20;
-	m->used = g->used << 20;
+	m->used = (g->used + g->reserved) << 20; /* v1 counts the reserved as used */
 	m->free = m->total - m->used;
 	return NVML_SUCCESS;
 }
+#ifndef FAKE_NVML_V1 /* the hive looks the symbol up first, as with an older driver */
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m) {
+	DEVICE_QUERY(d);
+	m->total = g->total << 20;
+	m->reserved = g->reserved << 20;
+	m->used = g->used << 20;
+	m->free = m->total - m->used - m->reserved;
+	return NVML_SUCCESS;
+}
+#endif
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u) {
 	DEVICE_QUERY(d);
 	u->gpu = g->util;
@@ -369,22 +474,42 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned in
 
 nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d, nvmlProcessUtilizationSample_t *out, unsigned int *count,
                                              unsigned long long lastSeen) {
-	(void)lastSeen;
 	DEVICE_QUERY(d);
 	(void)g;
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	unsigned long long now = (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec;
+	unsigned long long now = nowUs();
 	unsigned int n = 0;
-	for (int i = 0; i < nprocs; i++) {
-		if (procs[i].gpu != d->index) continue;
-		if (out && n < *count) {
-			out[n].pid = procs[i].pid;
-			out[n].timeStamp = now;
-			out[n].smUtil = procs[i].sm;
-			out[n].memUtil = out[n].encUtil = out[n].decUtil = 0;
+	if (haveSamples) {
+		int call = 0;
+		pthread_mutex_lock(&mu);
+		/* go-nvml asks for the size first (out NULL), then for the
+		 * samples: the sizing call starts a read. */
+		if (!out) call = ++utilReads[d->index];
+		else call = utilReads[d->index];
+		pthread_mutex_unlock(&mu);
+		for (int i = 0; i < nsamples; i++) {
+			unsigned long long ts = initUs + samples[i].offsetMs * 1000ULL;
+			if (samples[i].gpu != d->index || ts <= lastSeen) continue;
+			if (samples[i].fromRead ? samples[i].fromRead > call : ts > now) continue;
+			if (out && n < *count) {
+				out[n].pid = samples[i].pid;
+				out[n].timeStamp = ts;
+				out[n].smUtil = samples[i].sm;
+				out[n].memUtil = samples[i].mem;
+				out[n].encUtil = out[n].decUtil = 0;
+			}
+			n++;
 		}
-		n++;
+	} else {
+		for (int i = 0; i < nprocs; i++) {
+			if (procs[i].gpu != d->index) continue;
+			if (out && n < *count) {
+				out[n].pid = procs[i].pid;
+				out[n].timeStamp = now;
+				out[n].smUtil = procs[i].sm;
+				out[n].memUtil = out[n].encUtil = out[n].decUtil = 0;
+			}
+			n++;
+		}
 	}
 	if (n == 0) return NVML_ERROR_NOT_FOUND;
 	if (!out || n > *count) {
@@ -433,4 +558,61 @@ nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsi
 }
 nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms) {
 	return nvmlEventSetWait_v2(set, data, timeoutms);
+}
+
+/* GPM: a sample remembers its GPU; two of the same GPU, the second taken
+ * after the first, give the gpm file's figures. */
+static struct nvmlGpmSample_st gpmSamples[64];
+static int ngpmSamples;
+
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t d, nvmlGpmSupport_t *sup) {
+	DEVICE_QUERY(d);
+	sup->isSupportedDevice = (unsigned int)g->gpm;
+	return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *s) {
+	pthread_mutex_lock(&mu);
+	if (ngpmSamples >= 64) {
+		pthread_mutex_unlock(&mu);
+		return NVML_ERROR_UNKNOWN;
+	}
+	*s = &gpmSamples[ngpmSamples++];
+	(*s)->gpu = -1;
+	(*s)->taken = 0;
+	pthread_mutex_unlock(&mu);
+	return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t s) {
+	(void)s;
+	return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t d, nvmlGpmSample_t s) {
+	static int clock;
+	DEVICE_QUERY(d);
+	if (!g->gpm) return NVML_ERROR_NOT_SUPPORTED;
+	pthread_mutex_lock(&mu);
+	s->gpu = d->index;
+	s->taken = ++clock;
+	pthread_mutex_unlock(&mu);
+	return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *m) {
+	pthread_mutex_lock(&mu);
+	loadGPUs();
+	nvmlGpmSample_t a = m->sample1, b = m->sample2;
+	if (!a || !b || a->gpu < 0 || a->gpu != b->gpu || b->taken <= a->taken || !gpus[a->gpu].gpm) {
+		pthread_mutex_unlock(&mu);
+		return NVML_ERROR_INVALID_ARGUMENT;
+	}
+	static const unsigned int ids[6] = {2, 3, 5, 10, 13, 12}; /* SM, occupancy, tensor, DRAM BW, FP16, FP32 */
+	for (unsigned int i = 0; i < m->numMetrics; i++) {
+		m->metrics[i].nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+		for (int k = 0; k < 6; k++)
+			if (m->metrics[i].metricId == ids[k]) {
+				m->metrics[i].value = gpus[a->gpu].gpmVals[k];
+				m->metrics[i].nvmlReturn = NVML_SUCCESS;
+			}
+	}
+	pthread_mutex_unlock(&mu);
+	return NVML_SUCCESS;
 }
