@@ -20,11 +20,15 @@ type Device struct {
 // SubjectCapabilitiesGet.
 type Capabilities struct {
 	Devices []Device `json:"devices"`
-	// Additive: how the hive reads its GPUs ("nvml", "nvidia-smi",
-	// "none") and, where the source says, the driver and CUDA versions.
+	// Additive: how the hive reads its GPUs ("nvml", "smi", "none",
+	// "replay:<dir>") and, where the source says, the driver and CUDA
+	// versions; with NVML, which memory info call it uses ("v2", or "v1"
+	// on a driver without v2, which counts the driver's reserved memory
+	// as used).
 	GPUSource     string `json:"gpu_source,omitempty"`
 	DriverVersion string `json:"driver_version,omitempty"`
 	CUDAVersion   string `json:"cuda_version,omitempty"`
+	GPUMemoryInfo string `json:"gpu_memory_info,omitempty"`
 }
 
 // CapabilitiesRequest is the optional body of SubjectCapabilitiesGet: a

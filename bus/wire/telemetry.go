@@ -54,6 +54,25 @@ type NodeGPU struct {
 	Throttle       []string     `json:"throttle,omitempty"` // active clock-event reasons: sw_power_cap, hw_slowdown, ...
 	ECCUncorrected *uint64      `json:"ecc_uncorrected,omitempty"`
 	Health         HealthStatus `json:"health"`
+	// Additive, each left out where the source cannot read it:
+	// VRAMReservedMB is the driver's own memory (NVML v2 memory info; not
+	// in vram_used_mb, as nvidia-smi counts), VRAMFreeMB what is left.
+	VRAMReservedMB *uint64 `json:"vram_reserved_mb,omitempty"`
+	VRAMFreeMB     *uint64 `json:"vram_free_mb,omitempty"`
+	// UnattributedPct is util_pct less what the processes' samples account
+	// for (never below 0): GPU time of processes the driver had no sample
+	// of, or of no listed process.
+	UnattributedPct *Float `json:"unattributed_pct,omitempty"`
+	// GPM (Hopper and newer): what the GPU counted of its own work since
+	// the previous tick, in % of its capacity. util_pct is "a kernel was
+	// running" (100 for a one-thread kernel); these say how much of the
+	// SMs, tensor cores and memory bandwidth it used.
+	SMActivePct     *Float `json:"sm_active_pct,omitempty"`
+	SMOccupancyPct  *Float `json:"sm_occupancy_pct,omitempty"`
+	TensorActivePct *Float `json:"tensor_active_pct,omitempty"`
+	DRAMBWPct       *Float `json:"dram_bw_pct,omitempty"`
+	FP16ActivePct   *Float `json:"fp16_active_pct,omitempty"`
+	FP32ActivePct   *Float `json:"fp32_active_pct,omitempty"`
 }
 
 // HiveInfo describes the hive itself.
@@ -119,9 +138,24 @@ type ProcessStats struct {
 	// for a worker with a port the hive probes, WorkerRunning for one
 	// without, WorkerExited for one last event of a worker the hive
 	// spawned, with Exit.
-	State string      `json:"state"`
-	Exit  *WorkerExit `json:"exit,omitempty"`
+	State string `json:"state"`
+	// GPUUtilSource is additive: where GPUUtilPct comes from. GPUSampled:
+	// the driver's samples of the worker's processes; GPUNoSample: it holds
+	// memory on a GPU and the driver had no sample of it (time-slicing: the
+	// lighter process often has none), so GPUUtilPct 0 is "unknown", not
+	// idle; GPUDevice: the device mean (no per-process figures: MIG, vGPU,
+	// nvidia-smi without pmon); GPUNone: on no GPU.
+	GPUUtilSource string      `json:"gpu_util_source"`
+	Exit          *WorkerExit `json:"exit,omitempty"`
 }
+
+// Values of ProcessStats.GPUUtilSource.
+const (
+	GPUSampled  = "sampled"
+	GPUNoSample = "no_sample"
+	GPUDevice   = "device"
+	GPUNone     = "none"
+)
 
 // Worker states (ProcessStats.State).
 const (

@@ -201,6 +201,6 @@ func openGPU(cfg *config, mc *moduleConfigs, reg prometheus.Registerer, log *slo
 	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
 		smi.DeviceUtil = deviceOnly
 	}
-	mc.capabilities.Detector = capabilities.SMI{Runner: gpu}
+	mc.capabilities.Detector = capabilities.SMI{Runner: gpu, Source: mc.collector.GPU.Name()}
 	return nil
 }

@@ -19,7 +19,7 @@ var (
 	telemetryKeys = []string{"type", "hive_id", "hive_info", "timestamp", "workers", "node"}
 	hiveInfoKeys  = []string{"id", "hostname", "port", "operational_status", "health_status", "version"}
 	workerKeys    = []string{"pid", "group", "instance", "cpu_pct", "rss_mb", "io_r_mb_s", "io_w_mb_s",
-		"uptime_s", "gpu_util_pct", "vram_mb", "total_vram_mb", "model", "gpu_indices", "state"}
+		"uptime_s", "gpu_util_pct", "vram_mb", "total_vram_mb", "model", "gpu_indices", "state", "gpu_util_source"}
 	workerKinds = map[string]string{
 		"pid": "uint", "group": "string", "instance": "string", "cpu_pct": "float", "rss_mb": "uint",
 		"io_r_mb_s": "float", "io_w_mb_s": "float", "uptime_s": "uint", "gpu_util_pct": "float",
@@ -162,7 +162,7 @@ func checkTelemetryWire(t *testing.T, data string) {
 }
 
 func TestWireCheckerRejectsDrift(t *testing.T) {
-	good := `{"type":"telemetry","hive_id":"h","hive_info":{"id":"h","hostname":"x","port":7835,"operational_status":"ready","health_status":{"status":"healthy"},"version":"0.1.0"},"timestamp":"2025-10-31T12:44:41.123+00:00","workers":[{"pid":1,"group":"llm","instance":"9","cpu_pct":0.0,"rss_mb":1,"io_r_mb_s":0.0,"io_w_mb_s":0.0,"uptime_s":3,"gpu_util_pct":0.0,"vram_mb":0,"total_vram_mb":0,"model":null,"gpu_indices":[],"state":"running"}],` +
+	good := `{"type":"telemetry","hive_id":"h","hive_info":{"id":"h","hostname":"x","port":7835,"operational_status":"ready","health_status":{"status":"healthy"},"version":"0.1.0"},"timestamp":"2025-10-31T12:44:41.123+00:00","workers":[{"pid":1,"group":"llm","instance":"9","cpu_pct":0.0,"rss_mb":1,"io_r_mb_s":0.0,"io_w_mb_s":0.0,"uptime_s":3,"gpu_util_pct":0.0,"vram_mb":0,"total_vram_mb":0,"model":null,"gpu_indices":[],"state":"running","gpu_util_source":"none"}],` +
 		`"node":{"cpu_pct":1.5,"ram_used_mb":100,"ram_total_mb":1000,"gpus":[]}}`
 	if err := telemetryWireErr(good); err != nil {
 		t.Fatal(err)

@@ -133,5 +133,8 @@ func (c *Capabilities) detect(ctx context.Context) wire.Capabilities {
 	if d, ok := c.cfg.Detector.(Driver); ok {
 		caps.GPUSource, caps.DriverVersion, caps.CUDAVersion = d.Driver()
 	}
+	if m, ok := c.cfg.Detector.(MemoryInfo); ok {
+		caps.GPUMemoryInfo = m.MemoryInfo()
+	}
 	return caps
 }

@@ -2,8 +2,10 @@ package capabilities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"time"
 
 	"github.com/rbee/hive/internal/nvml"
 	"github.com/rbee/hive/internal/nvsmi"
@@ -22,6 +24,14 @@ type Detector interface {
 type Driver interface {
 	Driver() (source, driver, cuda string)
 }
+
+// MemoryInfo is a Detector that knows which memory info call it reads.
+type MemoryInfo interface {
+	MemoryInfo() string
+}
+
+// MemoryInfo implements MemoryInfo.
+func (n NVML) MemoryInfo() string { return n.Reader.Info().Memory }
 
 // NVMLInfo is what an NVML reader knows of the GPUs, read once at Open.
 type NVMLInfo interface {
@@ -46,18 +56,28 @@ func (n NVML) Driver() (source, driver, cuda string) {
 	return "nvml", i.Driver, i.CUDA
 }
 
-// Driver implements Driver: nvidia-smi's query names no versions here.
+// Driver implements Driver: the versions from nvidia-smi's report (a
+// replay without one has none).
 func (s SMI) Driver() (source, driver, cuda string) {
-	if s.Runner == nil {
-		return "nvidia-smi", "", ""
+	r := s.Runner
+	if r == nil {
+		r = nvsmi.Exec{}
 	}
-	return s.Runner.Name(), "", ""
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if out, err := r.Run(ctx, nvsmi.Q); err == nil {
+		driver, cuda = nvsmi.ParseVersions(bytes.NewReader(out))
+	}
+	return cmp.Or(s.Source, r.Name()), driver, cuda
 }
 
 // SMI detects GPUs with nvidia-smi's capabilities query, or a replay of
 // it. No GPU (nvsmi.ErrNoGPU) is an empty list, not an error.
 type SMI struct {
 	Runner nvsmi.Runner // nil is nvsmi.Exec{}
+	// Source names the reader in /capabilities' gpu_source, as the
+	// collector names it (smi-device); empty is the runner's name.
+	Source string
 }
 
 // DetectGPUs implements Detector.

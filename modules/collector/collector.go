@@ -213,7 +213,7 @@ type tickSample struct {
 func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at time.Time) tickSample {
 	start := time.Now()
 	workers, counters, gpu := c.collect(ctx)
-	c.prober.observe(workers)
+	c.prober.observe(workers, counters)
 	workers = c.withExits(workers)
 	node, err := c.node.sample()
 	if err != nil {
@@ -320,7 +320,9 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 	ix := newGPUIndex(gpu.snap)
 	for i := range out {
 		ix.apply(kept[i], &out[i])
+		counters[i].port = kept[i].Port
 		counters[i].gpuUtilRatio = float64(out[i].GPUUtilPct) / 100
+		counters[i].gpuUtilSource = out[i].GPUUtilSource
 		counters[i].gpuMemoryBytes = out[i].VRAMMB << 20
 	}
 	return out, counters, gpu

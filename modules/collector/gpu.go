@@ -50,6 +50,9 @@ const (
 	HasThrottle = nvml.HasThrottle
 	HasECC      = nvml.HasECC
 	HasRemap    = nvml.HasRemap
+	HasReserved = nvml.HasReserved
+	HasGPM      = nvml.HasGPM
+	HasFree     = nvml.HasFree
 )
 
 // GPUXID is one XID error of one GPU.
@@ -61,7 +64,12 @@ type GPUXID struct {
 
 // fromSMI is a device of nvidia-smi's query: no optional figures.
 func fromSMI(d nvsmi.Device) GPUDevice {
-	return GPUDevice{Index: d.Index, UUID: d.UUID, UtilPct: d.UtilPct, MemTotalMiB: d.MemTotalMiB, MemUsedMiB: d.MemUsedMiB}
+	g := GPUDevice{Index: d.Index, UUID: d.UUID, Name: d.Name, UtilPct: d.UtilPct, MemTotalMiB: d.MemTotalMiB, MemUsedMiB: d.MemUsedMiB,
+		MemFreeMiB: d.MemFreeMiB}
+	if d.HasFree {
+		g.Has |= HasFree
+	}
+	return g
 }
 
 // GPUProc is one process on one GPU.
@@ -72,6 +80,10 @@ type GPUProc struct {
 	// SMPct is the share of the last sample period the process ran
 	// kernels on that GPU (0-100); -1 when unknown.
 	SMPct float64
+	// Sampled says the driver had a sample of the process in the period:
+	// without one, SMPct 0 means unknown (time-slicing leaves the lighter
+	// process without samples), not idle.
+	Sampled bool
 }
 
 // NoGPU is the source for hosts without GPUs.

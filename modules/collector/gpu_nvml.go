@@ -45,7 +45,7 @@ func (n NVML) Sample(ctx context.Context) (GPUSnapshot, error) {
 	}
 	snap.Devices = s.Devices
 	for _, p := range s.Procs {
-		snap.Procs = append(snap.Procs, GPUProc{PID: int32(p.PID), GPUUUID: p.UUID, UsedMiB: p.UsedMiB, SMPct: p.SMPct})
+		snap.Procs = append(snap.Procs, GPUProc{PID: int32(p.PID), GPUUUID: p.UUID, UsedMiB: p.UsedMiB, SMPct: p.SMPct, Sampled: p.Sampled})
 	}
 	for _, x := range s.XIDs {
 		snap.XIDs = append(snap.XIDs, GPUXID{Index: x.Index, UUID: x.UUID, Code: x.Code})

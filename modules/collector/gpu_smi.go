@@ -40,8 +40,13 @@ func NewGPUSource(r nvsmi.Runner) GPUSource {
 	return &SMI{Runner: r}
 }
 
-// Name implements GPUSource.
-func (s *SMI) Name() string { return s.Runner.Name() }
+// Name implements GPUSource: the --gpu-source value that picks it.
+func (s *SMI) Name() string {
+	if s.DeviceUtil && s.Runner.Name() == "smi" {
+		return "smi-device"
+	}
+	return s.Runner.Name()
+}
 
 // Sample implements GPUSource. No device is ErrNoGPU; no compute process
 // (or no recording of them) is an empty list.
@@ -142,11 +147,10 @@ func joinPmon(devs []GPUDevice, ps []nvsmi.ProcUtil) ([]GPUProc, bool) {
 		if !p.FBOK {
 			return nil, false
 		}
-		sm := p.SMPct
-		if sm < 0 {
-			sm = 0 // no sample in the period: the process ran no kernel
-		}
-		out = append(out, GPUProc{PID: p.PID, GPUUUID: u, UsedMiB: p.FBMiB, SMPct: sm})
+		// pmon prints "-" where the driver had no sample of the process in
+		// its period: not 0 %, unknown (Sampled false).
+		sm := max(p.SMPct, 0)
+		out = append(out, GPUProc{PID: p.PID, GPUUUID: u, UsedMiB: p.FBMiB, SMPct: sm, Sampled: p.SMPct >= 0})
 	}
 	return out, true
 }

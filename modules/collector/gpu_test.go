@@ -46,7 +46,7 @@ func TestNewGPUSource(t *testing.T) {
 	if s := NewGPUSource(nvsmi.None{}); s.Name() != "none" {
 		t.Errorf("none: %s", s.Name())
 	}
-	if s := NewGPUSource(nvsmi.Exec{}); s.Name() != "nvidia-smi" {
+	if s := NewGPUSource(nvsmi.Exec{}); s.Name() != "smi" {
 		t.Errorf("exec: %s", s.Name())
 	}
 }

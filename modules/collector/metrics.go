@@ -22,6 +22,8 @@ type workerCounter struct {
 	startTimeSeconds          float64
 	gpuUtilRatio              float64
 	gpuMemoryBytes            uint64
+	gpuUtilSource             string // wire.ProcessStats.GPUUtilSource
+	port                      int    // the worker's port, 0 for none (Worker.Port)
 }
 
 // workerLabels name a worker's series. The telemetry's instance is
@@ -41,6 +43,10 @@ var (
 	workerGPUUtil = workerDesc("hive_worker_gpu_utilization_ratio", "Utilisation of the GPUs the worker uses, 0 to 1.")
 	workerGPUMem  = workerDesc("hive_worker_gpu_memory_bytes", "GPU memory the worker's processes hold.")
 	workerStart   = workerDesc("hive_worker_start_time_seconds", "Start time of the worker's main process, Unix seconds.")
+	// workerGPUSampled says whether hive_worker_gpu_utilization_ratio is
+	// the driver's samples of the worker (1) or a stand-in (0: no sample
+	// in the window, or the device's figure); absent for a worker on no GPU.
+	workerGPUSampled = workerDesc("hive_worker_gpu_utilization_sampled", "1 when the worker's GPU utilisation is from the driver's samples of its processes, 0 when the driver had none (gpu_util_source).")
 )
 
 // metrics are the collector's own series. The tick goroutine writes them;
@@ -121,7 +127,7 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 	}, []string{"state"})
 	source := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "hive_gpu_source_info",
-		Help:        "How the hive reads its GPUs (nvml, nvidia-smi, none, replay:<dir>); always 1.",
+		Help:        "How the hive reads its GPUs (nvml, smi, smi-device, none, replay:<dir>); always 1.",
 		ConstLabels: prometheus.Labels{"source": gpuSource},
 	})
 	source.Set(1)
@@ -149,7 +155,7 @@ type workerSeries metrics
 
 // Describe implements prometheus.Collector.
 func (s *workerSeries) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart, workersByState} {
+	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart, workerGPUSampled, workersByState} {
 		ch <- d
 	}
 }
@@ -173,81 +179,18 @@ func (s *workerSeries) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(workerGPUUtil, prometheus.GaugeValue, w.gpuUtilRatio, lv...)
 		ch <- prometheus.MustNewConstMetric(workerGPUMem, prometheus.GaugeValue, float64(w.gpuMemoryBytes), lv...)
 		ch <- prometheus.MustNewConstMetric(workerStart, prometheus.GaugeValue, w.startTimeSeconds, lv...)
+		if w.gpuUtilSource != "" && w.gpuUtilSource != wire.GPUNone {
+			sampled := 0.0
+			if w.gpuUtilSource == wire.GPUSampled {
+				sampled = 1
+			}
+			ch <- prometheus.MustNewConstMetric(workerGPUSampled, prometheus.GaugeValue, sampled, lv...)
+		}
 	}
 }
 
 func (m *metrics) countXIDs(xs []GPUXID) {
 	for _, x := range xs {
 		m.xids.WithLabelValues(strconv.Itoa(x.Index), strconv.FormatUint(x.Code, 10)).Inc()
-	}
-}
-
-func (m *metrics) setGPUs(gpus []wire.NodeGPU, health wire.HealthStatus) {
-	m.mu.Lock()
-	m.gpus, m.health = gpus, health
-	m.mu.Unlock()
-}
-
-var gpuLabels = []string{"gpu", "uuid"}
-
-func gpuDesc(name, help string, extra ...string) *prometheus.Desc {
-	return prometheus.NewDesc(name, help, append(gpuLabels[:2:2], extra...), nil)
-}
-
-var (
-	gpuUtil      = gpuDesc("hive_gpu_utilization_ratio", "Utilisation of the GPU, 0 to 1.")
-	gpuMemUsed   = gpuDesc("hive_gpu_memory_used_bytes", "GPU memory in use.")
-	gpuMemTotal  = gpuDesc("hive_gpu_memory_total_bytes", "GPU memory.")
-	gpuTemp      = gpuDesc("hive_gpu_temperature_celsius", "GPU core temperature.")
-	gpuPower     = gpuDesc("hive_gpu_power_watts", "GPU power draw.")
-	gpuPowerCap  = gpuDesc("hive_gpu_power_limit_watts", "GPU power limit.")
-	gpuThrottle  = gpuDesc("hive_gpu_throttle_reasons", "1 for each clock-event (throttle) reason active on the GPU.", "reason")
-	gpuECC       = gpuDesc("hive_gpu_ecc_uncorrected_errors", "Volatile uncorrectable ECC errors since the driver loaded.")
-	gpuHealth    = gpuDesc("hive_gpu_health", "The GPU's health: 0 healthy, 1 degraded, 2 unhealthy (docs/GPUS.md: GPU health).")
-	hiveHealth   = prometheus.NewDesc("hive_health", "The hive's health, the worst of its GPUs' and its own: 0 healthy, 1 degraded, 2 unhealthy.", nil, nil)
-	healthValues = map[string]float64{wire.HealthHealthy: 0, wire.HealthDegraded: 1, wire.HealthUnhealthy: 2}
-)
-
-// gpuSeries are the per-GPU series, built at scrape time from the last
-// tick, like the workers'.
-type gpuSeries metrics
-
-// Describe implements prometheus.Collector.
-func (s *gpuSeries) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{gpuUtil, gpuMemUsed, gpuMemTotal, gpuTemp, gpuPower, gpuPowerCap, gpuThrottle, gpuECC, gpuHealth, hiveHealth} {
-		ch <- d
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (s *gpuSeries) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	gpus, health := s.gpus, s.health
-	s.mu.Unlock()
-	if health.Status != "" {
-		ch <- prometheus.MustNewConstMetric(hiveHealth, prometheus.GaugeValue, healthValues[health.Status])
-	}
-	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
-	}
-	for _, g := range gpus {
-		lv := []string{strconv.Itoa(g.Index), g.UUID}
-		gauge(gpuUtil, float64(g.UtilPct)/100, lv...)
-		gauge(gpuMemUsed, float64(g.VRAMUsedMB<<20), lv...)
-		gauge(gpuMemTotal, float64(g.VRAMTotalMB<<20), lv...)
-		gauge(gpuHealth, healthValues[g.Health.Status], lv...)
-		if g.TempC != nil {
-			gauge(gpuTemp, float64(*g.TempC), lv...)
-		}
-		if g.PowerW != nil {
-			gauge(gpuPower, float64(*g.PowerW), lv...)
-			gauge(gpuPowerCap, float64(*g.PowerLimitW), lv...)
-		}
-		if g.ECCUncorrected != nil {
-			gauge(gpuECC, float64(*g.ECCUncorrected), lv...)
-		}
-		for _, r := range g.Throttle {
-			gauge(gpuThrottle, 1, append(lv, r)...)
-		}
 	}
 }

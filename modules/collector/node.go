@@ -121,6 +121,7 @@ func (n *nodeSampler) close() {
 // its health.
 func nodeGPUs(snap GPUSnapshot, health map[string]wire.HealthStatus) []wire.NodeGPU {
 	out := make([]wire.NodeGPU, 0, len(snap.Devices))
+	rest := unattributed(snap)
 	for _, d := range snap.Devices {
 		g := wire.NodeGPU{Index: d.Index, UUID: d.UUID, Name: d.Name, VRAMUsedMB: d.MemUsedMiB, VRAMTotalMB: d.MemTotalMiB,
 			Health: health[d.UUID]}
@@ -144,6 +145,15 @@ func nodeGPUs(snap GPUSnapshot, health map[string]wire.HealthStatus) []wire.Node
 		if d.Has&HasECC != 0 {
 			e := d.ECCUncorrected
 			g.ECCUncorrected = &e
+		}
+		memFigures(&g, d)
+		if r, ok := rest[d.UUID]; ok {
+			g.UnattributedPct = pct(r)
+		}
+		if d.Has&HasGPM != 0 {
+			m := d.GPM
+			g.SMActivePct, g.SMOccupancyPct, g.TensorActivePct = pct(m.SMActivePct), pct(m.SMOccupancyPct), pct(m.TensorActivePct)
+			g.DRAMBWPct, g.FP16ActivePct, g.FP32ActivePct = pct(m.DRAMBWPct), pct(m.FP16ActivePct), pct(m.FP32ActivePct)
 		}
 		out = append(out, g)
 	}
@@ -170,4 +180,22 @@ func (c *Collector) gpusOf(at time.Time, gpu gpuTick, health map[string]wire.Hea
 		}
 	}
 	return stale
+}
+
+// memFigures fills the memory figures a source read beyond used and total.
+func memFigures(g *wire.NodeGPU, d GPUDevice) {
+	if d.Has&HasFree != 0 {
+		f := d.MemFreeMiB
+		g.VRAMFreeMB = &f
+	}
+	if d.Has&HasReserved != 0 {
+		r := d.MemReservedMiB
+		g.VRAMReservedMB = &r
+	}
+}
+
+// pct is a percentage as the wire carries it, to two decimals.
+func pct(v float64) *wire.Float {
+	f := wire.Round(v, 2)
+	return &f
 }

@@ -102,14 +102,16 @@ func portOf(instance string) int {
 
 // observe sets each worker's state from the probes so far, logs and
 // counts each change, and makes the workers with a port the next round's
-// targets. It is the tick's only contact with the prober.
-func (p *prober) observe(ws []wire.ProcessStats) {
+// targets (cs[i] is ws[i]'s: its port). A worker without a port is
+// "running" and never asked: its instance is its pid, which is no port.
+// It is the tick's only contact with the prober.
+func (p *prober) observe(ws []wire.ProcessStats, cs []workerCounter) {
 	now := p.now()
 	p.mu.Lock()
 	clear(p.targets)
 	for i := range ws {
 		w := &ws[i]
-		port := portOf(w.Instance)
+		port := cs[i].port
 		if p.cfg.Path == "" || port == 0 {
 			w.State = wire.WorkerRunning
 			continue

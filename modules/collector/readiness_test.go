@@ -36,12 +36,14 @@ func TestProberStates(t *testing.T) {
 	now := time.Unix(1000, 0)
 	p.now = func() time.Time { return now }
 	ws := func() []wire.ProcessStats {
-		return []wire.ProcessStats{{PID: 10, Instance: port}, {PID: 11, Instance: "not-a-port"}}
+		return []wire.ProcessStats{{PID: 10, Instance: port}, {PID: 11, Instance: "11"}}
 	}
+	// The second has no port: its instance is its pid.
+	cs := []workerCounter{{port: portOf(port)}, {port: 0}}
 	step := func(want string) {
 		t.Helper()
 		w := ws()
-		p.observe(w)
+		p.observe(w, cs)
 		if w[0].State != want || w[1].State != wire.WorkerRunning {
 			t.Fatalf("states %q, %q; want %q, running", w[0].State, w[1].State, want)
 		}

@@ -11,6 +11,10 @@ type Worker struct {
 	Instance string
 	// Model is the served model, "" when unknown.
 	Model string
+	// Port is where the worker serves (its --port, its cgroup's or its
+	// announcement's instance), 0 for none: a worker without one is
+	// "running", never probed (its instance is then its pid).
+	Port int
 }
 
 // Source finds workers. Scan is called once per tick from the collector's

@@ -78,7 +78,7 @@ func (s *AnnouncedSource) Scan(ctx context.Context) ([]Worker, error) {
 		if instance == "" {
 			instance = itoa(pid)
 		}
-		out = append(out, Worker{PIDs: []int32{pid}, Group: ev.Group, Instance: instance, Model: ev.Model})
+		out = append(out, Worker{PIDs: []int32{pid}, Group: ev.Group, Instance: instance, Model: ev.Model, Port: portOf(ev.Instance)})
 	}
 	return out, nil
 }

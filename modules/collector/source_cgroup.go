@@ -51,7 +51,7 @@ func (s *CgroupSource) Scan(ctx context.Context) ([]Worker, error) {
 			if len(pids) == 0 {
 				continue // stale or empty group
 			}
-			w := Worker{PIDs: pids, Group: g.Name(), Instance: in.Name()}
+			w := Worker{PIDs: pids, Group: g.Name(), Instance: in.Name(), Port: portOf(in.Name())}
 			if args, err := (&process.Process{Pid: pids[0]}).CmdlineSliceWithContext(ctx); err == nil {
 				w.Model, _ = workerproc.Arg(args, "model")
 			}

@@ -88,7 +88,7 @@ func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
 		args := t.procs[r].args
 		w := Worker{PIDs: []int32{r}, Group: "llm", Instance: strconv.Itoa(int(r))}
 		if port, ok := workerproc.Arg(args, "port"); ok && port != "" {
-			w.Instance = port
+			w.Instance, w.Port = port, portOf(port)
 		}
 		w.Model, _ = workerproc.Arg(args, "model")
 		// Matching descendants belong to this worker, whoever else does not.
