@@ -31,6 +31,7 @@ func main() {
 		memMiB   = flag.Int("mem-mib", 64, "MiB of memory to allocate and keep resident")
 		serve    = flag.Bool("http", true, "serve /health on --port")
 		healthy  = flag.Duration("healthy-for", 0, "answer /health with 200 for this long after the start, then 503 (0: always 200)")
+		hpath    = flag.String("health-path", "/health", "the path of the health endpoint")
 		child    = flag.Bool("term-ignoring-child", false, "start a child, in this worker's process group, that ignores SIGTERM")
 		ignore   = flag.Bool("ignore-term", false, "ignore SIGTERM and sleep until killed (the child's mode)")
 	)
@@ -72,7 +73,7 @@ func main() {
 			os.Exit(1)
 		}
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		mux.HandleFunc("GET "+*hpath, func(w http.ResponseWriter, _ *http.Request) {
 			if *healthy > 0 && time.Since(started) > *healthy {
 				http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
 				return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"strings"
@@ -69,6 +70,8 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	if exe, err := os.Executable(); err == nil {
 		j.LogCommand = []string{exe, "worker-log"} // workerlog.go
 	}
+	// One health path for the probes and the spawn's wait.
+	j.HealthPath = cmp.Or(c.Workers.Readiness.Path, jobs.NoHealthPath)
 	if j.StateDir != "-" {
 		j.StateDir = expandHome(j.StateDir)
 	}

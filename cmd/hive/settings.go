@@ -61,6 +61,7 @@ var groups = []group{
 	{"limits", "Limits", []key{{"http-max-conns", "http-max-conns", false}, {"http-max-conns-per-ip", "http-max-conns-per-ip", false},
 		{"http-body-timeout", "http-body-timeout", true}, {"nats-max-conns", "nats-max-conns", false}, {"max-jobs", "max-jobs", false},
 		{"max-workers", "max-workers", false}, {"max-retained-jobs", "max-retained-jobs", true}, {"max-log-bytes", "max-log-bytes", true},
+		{"min-free-vram-mb", "min-free-vram-mb", true},
 		{"shutdown-timeout", "shutdown-timeout", false}}},
 }
 
@@ -162,6 +163,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.Jobs.MaxJobs, "max-jobs", c.Jobs.MaxJobs, "jobs running at once; more get 503")
 	fs.IntVar(&c.Jobs.MaxWorkers, "max-workers", c.Jobs.MaxWorkers, "live workers spawned by this hive; more spawns get 409")
 	fs.IntVar(&c.Jobs.MaxRetained, "max-retained-jobs", c.Jobs.MaxRetained, "finished jobs kept streamable at most (also bounded to 64 MiB of narration)")
+	fs.Uint64Var(&c.Jobs.MinFreeVRAMMB, "min-free-vram-mb", c.Jobs.MinFreeVRAMMB, "MiB a GPU worker's spawn must find free on the GPU it names, else 409; 0 = not checked")
 	fs.Int64Var(&c.Jobs.MaxLogBytes, "max-log-bytes", c.Jobs.MaxLogBytes, "a spawned worker's log at most, in bytes, bounded as it is written: past it the log becomes <log>.1 and a new one starts")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 5*time.Second, "budget of a graceful shutdown; workers ignoring SIGTERM are killed within it")
 

@@ -38,8 +38,15 @@ type Config struct {
 	// replay, so that a replay always fits one NATS message.
 	MaxEvents   int
 	MaxJobBytes int
-	// HealthTimeout bounds a spawn's wait for the worker's /health.
+	// HealthTimeout bounds a spawn's wait for the worker's health.
 	HealthTimeout time.Duration
+	// HealthPath is what a spawn asks of its worker, as the collector's
+	// probes do (workers.health-path); NoHealthPath waits for the port to
+	// take a connection instead.
+	HealthPath string
+	// MinFreeVRAMMB is the GPU memory a GPU worker's spawn must find free
+	// on the GPU it names (0: not checked); less is refused (409).
+	MinFreeVRAMMB uint64
 	// StopGrace is the wait between SIGTERM and SIGKILL; ShutdownGrace
 	// replaces it while the hive shuts down, so that a worker ignoring
 	// SIGTERM is killed within the shutdown budget.
@@ -66,6 +73,10 @@ type Config struct {
 	Now func() time.Time
 }
 
+// NoHealthPath is HealthPath for workers probed for nothing (the
+// collector's probes off): a spawn waits for the worker's port.
+const NoHealthPath = "-"
+
 // DefaultConfig is the jobs module as the hive runs it by default. The
 // directories are under ~/.cache/rbee, as the original's (a leading ~/ is
 // the caller's to expand).
@@ -85,6 +96,8 @@ func DefaultConfig() Config {
 		MaxEvents:        1000,
 		MaxJobBytes:      DefaultMaxJobBytes,
 		HealthTimeout:    60 * time.Second,
+		HealthPath:       "/health",
+		MinFreeVRAMMB:    1024,
 		StopGrace:        5 * time.Second,
 		ShutdownGrace:    time.Second,
 		MaxLogBytes:      64 << 20,

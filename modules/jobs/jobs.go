@@ -71,6 +71,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	cfg.Retention = cmp.Or(cfg.Retention, def.Retention)
 	cfg.ShutdownGrace = cmp.Or(cfg.ShutdownGrace, def.ShutdownGrace)
 	cfg.HealthTimeout = cmp.Or(cfg.HealthTimeout, def.HealthTimeout)
+	cfg.HealthPath = cmp.Or(cfg.HealthPath, def.HealthPath)
 	cfg.StopGrace = cmp.Or(cfg.StopGrace, def.StopGrace)
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -50,6 +50,9 @@ func (m *Jobs) create(ctx context.Context, body json.RawMessage) (wire.JobCreate
 	if err != nil {
 		return wire.JobCreated{}, err
 	}
+	if err := m.checkVRAM(ctx, op); err != nil {
+		return wire.JobCreated{}, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running >= m.cfg.MaxJobs {

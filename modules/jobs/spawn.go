@@ -111,20 +111,21 @@ func (m *Jobs) freePort() (int, error) {
 	return 0, errors.New("no free port in 9000-9999")
 }
 
-// waitHealthy polls the worker's /health until it answers 200, the worker
-// exits, HealthTimeout passes or ctx ends.
+// waitHealthy asks the worker for its health until it answers 200 (at
+// HealthPath; with NoHealthPath, until its port takes a connection), the
+// worker exits, HealthTimeout passes or ctx ends.
 func (m *Jobs) waitHealthy(ctx context.Context, w *spawned) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.HealthTimeout)
 	defer cancel()
-	url := "http://127.0.0.1:" + strconv.Itoa(w.port) + "/health"
+	addr := "127.0.0.1:" + strconv.Itoa(w.port)
+	what := "healthy " + m.cfg.HealthPath
+	if m.cfg.HealthPath == NoHealthPath {
+		what = "connection on port " + strconv.Itoa(w.port)
+	}
 	wait := 50 * time.Millisecond
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := m.http.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if m.answers(ctx, addr) {
+			return nil
 		}
 		m.procs.reap()
 		select {
@@ -132,13 +133,32 @@ func (m *Jobs) waitHealthy(ctx context.Context, w *spawned) error {
 			return errors.New("it exited")
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("no healthy /health within %v", m.cfg.HealthTimeout)
+				return fmt.Errorf("no %s within %v", what, m.cfg.HealthTimeout)
 			}
 			return ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(wait*3/2, 500*time.Millisecond)
 	}
+}
+
+// answers is one health check of the worker at addr.
+func (m *Jobs) answers(ctx context.Context, addr string) bool {
+	if m.cfg.HealthPath == NoHealthPath {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+m.cfg.HealthPath, nil)
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // cgroup2Magic is CGROUP2_SUPER_MAGIC: placement happens only on a real
