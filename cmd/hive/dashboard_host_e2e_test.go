@@ -31,8 +31,12 @@ func gpuDashboardHive(t *testing.T) *hiveProc {
 	dir := t.TempDir()
 	gpus := "0 GPU-4d8d8a84-cbed-9747-95cd-d830557304f2 143771 61440 87 63 612000 700000 9 0 NVIDIA H200\n" +
 		"1 GPU-9a1e2b3c-4d5e-6f70-8192-a3b4c5d6e7f8 143771 40960 64 58 455000 700000 9 0 NVIDIA H200\n"
-	if err := os.WriteFile(filepath.Join(dir, "gpus"), []byte(gpus), 0o644); err != nil {
-		t.Fatal(err)
+	// GPU 0 is a Hopper with GPM and v2 memory info; GPU 1 reserves
+	// nothing and has no GPM: its card shows neither.
+	for name, text := range map[string]string{"gpus": gpus, "reserved": "0 615\n", "gpm": "0 42.5 30.1 55 61.2 0 0\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h := startHiveBin(t, nvmlHiveBin, []string{"FAKE_NVML_DIR=" + dir, "HIVE_NVML_LIB=" + fakeNVML},
 		"--gpu-source", "nvml", "--hive-id", "gpu-01", "--telemetry-interval", "250ms",
@@ -99,7 +103,11 @@ func TestDashboardHostGPUsAndHistory(t *testing.T) {
 	pageText(t, ctx, "the host summary, GPUs, links and workers", 15*time.Second, contains(
 		"gpu-01", "health: healthy", "Queen: none (standalone)", "hub: not configured",
 		"GPU 0", "GPU 1", "NVIDIA H200", "60.0 GiB of 140.4 GiB", "63 °C", "612 of 700 W",
-		"Llama-3.1-8B-Instruct", "Qwen2.5-32B-Instruct", "58.0 GiB of 140.4 GiB", "no GPU"))
+		"Llama-3.1-8B-Instruct", "Qwen2.5-32B-Instruct", "58.0 GiB of 140.4 GiB", "no GPU",
+		"(615 MiB reserved)", "SM active\n42.5 %", "occupancy\n30.1 %", "tensor\n55.0 %", "DRAM bandwidth\n61.2 %"))
+	if n := eval(`[...document.querySelectorAll("#gpus dt")].filter(dt => dt.textContent == "SM active").length`); n != 1 {
+		t.Errorf("%v GPU cards show SM active, want 1 (GPU 1 has no GPM)", n)
+	}
 
 	bustest.WaitFor(t, 20*time.Second, func() error {
 		if n := eval(`document.querySelectorAll("td.wstate.ready").length`); n != 3 {

@@ -44,6 +44,7 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	keyFile := fs.String("key-file", "", "its key")
 	history := fs.Duration("history", 0, "with --nats at a hub cluster and --hive: print that hive's kept telemetry of this long ago up to now, one JSON event per line, and exit")
 	hive := fs.String("hive", "", "with --history: the hive id")
+	gpus := fs.Bool("gpus", false, "the GPU table adds the headroom figures: memory reserved and free, SM active and occupancy, tensor and DRAM bandwidth (GPM, Hopper and newer), GPU time no worker's sample accounts for")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -71,7 +72,7 @@ func watch(args []string, stdout, stderr io.Writer) int {
 		}
 		return watchHistory(ctx, *natsURL, natsOpts, *hive, *history, stdout, stderr)
 	}
-	t := &table{hives: map[string]wire.TelemetryEvent{}, out: stdout, live: !*once}
+	t := &table{hives: map[string]wire.TelemetryEvent{}, out: stdout, live: !*once, gpus: *gpus}
 	if *natsURL != "" {
 		if *once {
 			var cancel context.CancelFunc
@@ -190,6 +191,7 @@ type table struct {
 	hives map[string]wire.TelemetryEvent
 	out   io.Writer
 	live  bool
+	gpus  bool // --gpus: the GPU table's headroom columns
 }
 
 func (t *table) update(ev wire.TelemetryEvent) {
@@ -227,8 +229,8 @@ func (t *table) print() {
 			} else if p.Exit != nil && p.Exit.Code != nil {
 				state += fmt.Sprintf(" (%d)", *p.Exit.Code)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%d\t%s\n", sid, p.PID, model, safeText(p.Instance, 32), state,
-				float64(p.CPUPct), p.RSSMB, float64(p.IOReadMBs), float64(p.IOWriteMBs), float64(p.GPUUtilPct), p.VRAMMB,
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%s\t%d\t%s\n", sid, p.PID, model, safeText(p.Instance, 32), state,
+				float64(p.CPUPct), p.RSSMB, float64(p.IOReadMBs), float64(p.IOWriteMBs), gpuShare(p), p.VRAMMB,
 				(time.Duration(p.UptimeS) * time.Second).String())
 		}
 	}
@@ -237,36 +239,6 @@ func (t *table) print() {
 	if t.live {
 		fmt.Fprintf(t.out, "\n%d hive(s) at %s; Ctrl-C to quit\n", len(ids), time.Now().Format(time.TimeOnly))
 	}
-}
-
-// printHealth writes each hive's health and GPUs under the table: the
-// figures the Queen schedules by.
-func (t *table) printHealth(ids []string) {
-	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "\nHIVE\tHEALTH\tGPU\tNAME\tUTIL%\tVRAM MiB\tTEMP\tPOWER W\tGPU HEALTH")
-	for _, id := range ids {
-		ev := t.hives[id]
-		health := safeText(ev.HiveInfo.HealthStatus.Status, 16)
-		if r := ev.HiveInfo.HealthStatus.Reason; r != "" {
-			health += ": " + safeText(r, 120)
-		}
-		if len(ev.Node.GPUs) == 0 {
-			fmt.Fprintf(w, "%s\t%s\t-\t(no GPU)\t\t\t\t\t\n", safeText(id, 64), health)
-		}
-		for _, g := range ev.Node.GPUs {
-			temp, power := "-", "-"
-			if g.TempC != nil {
-				temp = fmt.Sprintf("%d C", *g.TempC)
-			}
-			if g.PowerW != nil && g.PowerLimitW != nil {
-				power = fmt.Sprintf("%.0f/%.0f", float64(*g.PowerW), float64(*g.PowerLimitW))
-			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.0f\t%d/%d\t%s\t%s\t%s\n", safeText(id, 64), health, g.Index, safeText(g.Name, 40),
-				float64(g.UtilPct), g.VRAMUsedMB, g.VRAMTotalMB, temp, power, safeText(g.Health.Status, 16))
-			health = ""
-		}
-	}
-	_ = w.Flush()
 }
 
 // safeText bounds a string from a hive or a peer and escapes what could

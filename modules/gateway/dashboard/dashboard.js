@@ -141,7 +141,15 @@ function renderHost(ev, now) {
     card.appendChild(el("div", "big", g.util_pct.toFixed(0) + " %"));
     const facts = el("dl", "facts");
     const fact = (k, v) => { facts.appendChild(el("dt", "", k)); facts.appendChild(el("dd", "", v)); };
-    fact("memory", fmtMiB(g.vram_used_mb) + " of " + fmtMiB(g.vram_total_mb));
+    fact("memory", fmtMiB(g.vram_used_mb) + " of " + fmtMiB(g.vram_total_mb) +
+      (g.vram_reserved_mb === undefined ? "" : " (" + fmtMiB(g.vram_reserved_mb) + " reserved)"));
+    if (g.vram_free_mb !== undefined) fact("free", fmtMiB(g.vram_free_mb));
+    // GPM (Hopper and newer): what "util" cannot say; a one-thread kernel
+    // is 100 % util and 1 % SM active.
+    const gpm = [["SM active", g.sm_active_pct], ["occupancy", g.sm_occupancy_pct],
+      ["tensor", g.tensor_active_pct], ["DRAM bandwidth", g.dram_bw_pct]];
+    for (const [k, v] of gpm) if (v !== undefined) fact(k, v.toFixed(1) + " %");
+    if (g.unattributed_pct !== undefined) fact("unattributed", g.unattributed_pct.toFixed(0) + " %");
     fact("temperature", g.temp_c === undefined ? "—" : g.temp_c + " °C");
     fact("power", g.power_w === undefined ? "—" : g.power_w.toFixed(0) + " of " + g.power_limit_w.toFixed(0) + " W");
     if ((g.throttle || []).length) fact("throttled", g.throttle.join(", "));
@@ -155,6 +163,13 @@ function renderHost(ev, now) {
       { pts: gpuHist.get(g.index) || [], key: "vram", color: css("--ram") }], 100, pct, now);
   }
   if (!box.children.length) box.appendChild(el("p", "empty", "no GPU readable"));
+}
+
+// gpuShare is a worker's GPU % as shown: the driver had no sample of it
+// ("no sample": its 0 is no measurement), or it is the device's figure.
+function gpuShare(w) {
+  if (w.gpu_util_source === "no_sample") return "no sample";
+  return (w.gpu_util_source === "device" ? "~" : "") + w.gpu_util_pct.toFixed(0) + " %";
 }
 
 // stateText is a worker's state as shown: how an exited worker ended.
@@ -188,7 +203,7 @@ function renderWorkers(ev, now) {
     cell(tr, "Read", fmtRate(w.io_r_mb_s), "n");
     cell(tr, "Write", fmtRate(w.io_w_mb_s), "n");
     const onGPU = w.total_vram_mb > 0;
-    cell(tr, "GPU %", onGPU ? w.gpu_util_pct.toFixed(0) + " %" : "no GPU", "n");
+    cell(tr, "GPU %", onGPU ? gpuShare(w) : "no GPU", "n").title = w.gpu_util_source || "";
     cell(tr, "VRAM", onGPU ? fmtMiB(w.vram_mb) + " of " + fmtMiB(w.total_vram_mb) : "no GPU", "n");
     cell(tr, "Uptime", fmtUptime(w.uptime_s), "n");
     const c = el("canvas", "spark");
