@@ -30,6 +30,7 @@ type check struct {
 	probes         []*probe
 	stop           context.CancelFunc
 	ctx            context.Context
+	source         string // the hive's gpu_source in /capabilities
 
 	mu       sync.Mutex
 	seen     map[uint32][]sample // per worker pid, bounded

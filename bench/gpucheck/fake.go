@@ -18,9 +18,13 @@ const (
 	fakeTotalMiB = 143771
 	fakeCC       = "9.0"
 	fakeDriver   = "580.159.04"
+	fakeCUDA     = "13.0"
 	// fakeContextMiB is what a PyTorch process held beyond its own
 	// allocations (CUDA context and PyTorch's pool) on the real card.
 	fakeContextMiB = 804
+	// fakeReservedMiB is the driver's own memory on the real card (NVML
+	// v2's reserved; not in nvidia-smi's memory.used).
+	fakeReservedMiB = 615
 )
 
 // fakeState is what a fake worker tells the fake nvidia-smi.
@@ -73,7 +77,7 @@ func fakeSMI(args []string) int {
 	switch {
 	case len(args) > 0 && strings.HasPrefix(args[0], "--query-gpu="):
 		vals := map[string]string{"index": "0", "uuid": fakeUUID, "name": fakeName, "memory.total": strconv.Itoa(fakeTotalMiB),
-			"memory.used": strconv.Itoa(used), "utilization.gpu": strconv.Itoa(util), "compute_cap": fakeCC, "driver_version": fakeDriver}
+			"memory.used": strconv.Itoa(used), "memory.free": strconv.Itoa(fakeTotalMiB - used - fakeReservedMiB), "utilization.gpu": strconv.Itoa(util), "compute_cap": fakeCC, "driver_version": fakeDriver}
 		return fakeCSV(args, "--query-gpu=", []map[string]string{vals})
 	case len(args) > 0 && strings.HasPrefix(args[0], "--query-compute-apps="):
 		var rows []map[string]string
@@ -84,7 +88,12 @@ func fakeSMI(args []string) int {
 	case len(args) > 0 && args[0] == "pmon":
 		fakePmon(args, procs)
 		return 0
-	case len(args) == 0 || args[0] == "-q":
+	case len(args) > 0 && args[0] == "-q":
+		// The lines of the real report the hive reads (nvsmi.ParseVersions).
+		fmt.Printf("\n==============NVSMI LOG==============\n\nTimestamp                                 : %s\nDriver Version                            : %s\nCUDA Version                              : %s\n\nAttached GPUs                             : 1\n",
+			time.Now().Format(time.ANSIC), fakeDriver, fakeCUDA)
+		return 0
+	case len(args) == 0:
 		fmt.Printf("fake nvidia-smi (gpucheck -fake): %s, %d MiB, %d %% busy, %d compute processes\n", fakeName, fakeTotalMiB, util, len(procs))
 		return 0
 	}
@@ -95,7 +104,7 @@ func fakeSMI(args []string) int {
 func fakeCSV(args []string, prefix string, rows []map[string]string) int {
 	fields := strings.Split(strings.TrimPrefix(args[0], prefix), ",")
 	for _, f := range fields {
-		if _, ok := map[string]bool{"index": true, "uuid": true, "name": true, "memory.total": true, "memory.used": true, "utilization.gpu": true,
+		if _, ok := map[string]bool{"index": true, "uuid": true, "name": true, "memory.total": true, "memory.used": true, "memory.free": true, "utilization.gpu": true,
 			"compute_cap": true, "driver_version": true, "pid": true, "gpu_uuid": true, "used_memory": true, "process_name": true}[f]; !ok {
 			fmt.Fprintf(os.Stderr, "Field \"%s\" is not a valid field to query.\n", f)
 			return 2
@@ -129,7 +138,10 @@ func fakePmon(_ []string, procs []fakeProc) {
 	}
 	for _, p := range procs {
 		sm, mem := "-", "-"
-		if p.sm >= 0 {
+		// The H200's driver often had no sample of the lighter of two
+		// processes in a second (pmon "-"): so has the fake, every other.
+		lighter := len(procs) > 1 && p.sm < 50 && time.Now().Second()%2 == 0
+		if p.sm >= 0 && !lighter {
 			sm, mem = strconv.Itoa(p.sm), strconv.Itoa(p.sm/3)
 		}
 		fmt.Printf("    0 %10d     C %6s %6s      -      -      -      - %6d      0    python3        \n", p.pid, sm, mem, p.usedMiB)
