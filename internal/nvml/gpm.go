@@ -19,6 +19,9 @@ type gpmState struct {
 	samples [2]gonvml.GpmSample
 	cur     int
 	primed  bool // samples[1-cur] holds the previous reading's
+	// get is reused: the struct has room for every GPM metric (about
+	// 40 KiB), too much to allocate per GPU per tick.
+	get gonvml.GpmMetricsGetType
 }
 
 // gpmSymbols are the calls GPM needs; a driver without one has no GPM
@@ -69,14 +72,15 @@ func (g *gpmState) read(lib gonvml.Interface, dev gonvml.Device) (GPM, bool) {
 	if !g.primed {
 		return GPM{}, false
 	}
-	get := &gonvml.GpmMetricsGetType{NumMetrics: uint32(len(gpmMetrics)), Sample1: g.samples[1-g.cur], Sample2: g.samples[g.cur]}
+	get := &g.get
+	get.Version, get.NumMetrics, get.Sample1, get.Sample2 = 0, uint32(len(gpmMetrics)), g.samples[1-g.cur], g.samples[g.cur]
 	for i, id := range gpmMetrics {
-		get.Metrics[i].MetricId = uint32(id)
+		get.Metrics[i] = gonvml.GpmMetric{MetricId: uint32(id)}
 	}
 	if ret := lib.GpmMetricsGet(get); ret != gonvml.SUCCESS {
 		return GPM{}, false
 	}
-	vals := make([]float64, len(gpmMetrics))
+	var vals [6]float64
 	for i := range gpmMetrics {
 		if gonvml.Return(get.Metrics[i].NvmlReturn) != gonvml.SUCCESS {
 			return GPM{}, false
