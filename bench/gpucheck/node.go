@@ -63,7 +63,7 @@ func (c *check) checkNode(card card) {
 	if c.source == "nvml" {
 		c.check("node reserved vram", g.VRAMReservedMB != nil, "vram_reserved_mb %s (NVML v2 memory info)", ptrText(g.VRAMReservedMB))
 	}
-	c.check("node uuid", g.UUID == card.uuid, "uuid %q, nvidia-smi %q", g.UUID, card.uuid)
+	c.check("node uuid", g.UUID == card.uuid && g.Name == card.name, "uuid %q, name %q; nvidia-smi %q, %q", g.UUID, g.Name, card.uuid, card.name)
 	c.check("node health", g.Health.Status == wire.HealthHealthy && ev.HiveInfo.HealthStatus.Status == wire.HealthHealthy,
 		"gpu health %s %q, hive health %s %q", g.Health.Status, g.Health.Reason, ev.HiveInfo.HealthStatus.Status, ev.HiveInfo.HealthStatus.Reason)
 	c.info("node", "%s", describeGPU(g))

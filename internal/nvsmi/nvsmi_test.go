@@ -176,3 +176,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// The query as the hive asks it now names the GPU and its free memory
+// (the node block's name was empty with nvidia-smi).
+func TestParseDevicesNameAndFree(t *testing.T) {
+	got, err := ParseDevices(strings.NewReader("0, GPU-a, 98, 143771, 4909, NVIDIA H200, 138246\n1, GPU-b, 3, 81920, 1024, NVIDIA A100 80GB PCIe, [N/A]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Device{
+		{Index: 0, UUID: "GPU-a", Name: "NVIDIA H200", UtilPct: 98, MemTotalMiB: 143771, MemUsedMiB: 4909, MemFreeMiB: 138246, HasFree: true},
+		{Index: 1, UUID: "GPU-b", Name: "NVIDIA A100 80GB PCIe", UtilPct: 3, MemTotalMiB: 81920, MemUsedMiB: 1024},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+// The driver and CUDA versions from the H200's `nvidia-smi -q`.
+func TestParseVersionsRecorded(t *testing.T) {
+	f, err := os.Open("testdata/h200/nvidia-smi-q-2026-12-04.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if d, c := ParseVersions(f); d != "580.159.04" || c != "13.0" {
+		t.Fatalf("driver %q, CUDA %q", d, c)
+	}
+	if d, c := ParseVersions(strings.NewReader("Driver Version : \x1b]8;;x\nCUDA Version : 13.0; rm\n")); d != "" || c != "" {
+		t.Fatalf("not versions read as versions: %q %q", d, c)
+	}
+}

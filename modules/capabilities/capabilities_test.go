@@ -121,3 +121,24 @@ func TestSMIDetectorWithFakeBinary(t *testing.T) {
 		t.Fatalf("missing binary: %v %v", gpus, err)
 	}
 }
+
+// With nvidia-smi, /capabilities names the source as --gpu-source picks
+// it and reads the driver and CUDA versions from `nvidia-smi -q` (they
+// were empty, and the source "nvidia-smi").
+func TestSMIDriverVersions(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "nvidia-smi")
+	script := "#!/bin/sh\n[ \"$1\" = \"-q\" ] || exit 4\nprintf '\\n==============NVSMI LOG==============\\n\\nDriver Version                  : 580.159.04\\nCUDA Version                    : 13.0\\n'\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ source, want string }{{"", "smi"}, {"smi-device", "smi-device"}} {
+		src, driver, cuda := SMI{Runner: nvsmi.Exec{Path: p}, Source: c.source}.Driver()
+		if src != c.want || driver != "580.159.04" || cuda != "13.0" {
+			t.Errorf("Source %q: %q %q %q", c.source, src, driver, cuda)
+		}
+	}
+	if src, driver, cuda := (SMI{Runner: nvsmi.Exec{Path: filepath.Join(dir, "missing")}}).Driver(); src != "smi" || driver != "" || cuda != "" {
+		t.Errorf("missing binary: %q %q %q", src, driver, cuda)
+	}
+}
