@@ -2,7 +2,10 @@
 // program, in one run on this machine: N worker-like processes, the real
 // hive binary and bench/floorcollector side by side, the CPU each used
 // over a window (from /proc), and the tick jitter an SSE client sees.
-// `make bench-collector` runs it; docs/BENCHMARKS.md records the output.
+// Where Debian's prometheus-process-exporter is installed it runs beside
+// them too, one group per worker pid, scraped once a second: what an
+// operator would otherwise run. `make bench-collector` runs it;
+// docs/BENCHMARKS.md records the output.
 package main
 
 import (
@@ -28,18 +31,35 @@ func main() {
 	floorBin := flag.String("floor", "bin/floorcollector", "the floor program")
 	counts := flag.String("workers", "100,1000", "worker counts to measure")
 	window := flag.Duration("window", 30*time.Second, "measuring window per count")
+	exporter := flag.String("exporter", "prometheus-process-exporter", "process-exporter binary, looked up in PATH; \"\" or not found: not run")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the hive over each window to FILE-<workers>.pprof")
 	flag.Parse()
-	fmt.Printf("%-8s %10s %10s %7s %12s %12s %12s\n", "workers", "hive %cpu", "floor %cpu", "ratio", "tick p50", "tick p99", "arrival p99")
+	if *exporter != "" {
+		if p, err := exec.LookPath(*exporter); err == nil {
+			*exporter = p
+		} else {
+			fmt.Fprintf(os.Stderr, "bench-collector: %s not found, not compared (apt install prometheus-process-exporter)\n", *exporter)
+			*exporter = ""
+		}
+	}
+	fmt.Printf("load average at start: %s", loadavg())
+	fmt.Printf("%-8s %10s %10s %7s %12s %7s %12s %12s %12s\n", "workers", "hive %cpu", "floor %cpu", "ratio", "p-e %cpu", "ratio", "tick p50", "tick p99", "arrival p99")
 	for _, s := range strings.Split(*counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
 			fail(err)
 		}
-		measure(*hiveBin, *floorBin, n, *window)
+		measure(*hiveBin, *floorBin, *exporter, *profile, n, *window)
 	}
+	fmt.Printf("load average at end: %s", loadavg())
 }
 
-func measure(hiveBin, floorBin string, n int, window time.Duration) {
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return string(b)
+}
+
+func measure(hiveBin, floorBin, exporterBin, profile string, n int, window time.Duration) {
 	const pattern = "llm-worker-bench"
 	var workers []*exec.Cmd
 	defer func() {
@@ -56,17 +76,37 @@ func measure(hiveBin, floorBin string, n int, window time.Duration) {
 		}
 		workers = append(workers, w)
 	}
-	port := 17900
-	hive := start(hiveBin, "--port", strconv.Itoa(port), "--nats-listen", "", "--queen-url", "", "--gpu-source", "none",
-		"--cgroup-root", "", "--worker-match", "cmdline:"+pattern, "--log-level", "error", "--state-dir", "-")
+	dir, err := os.MkdirTemp("", "bench-collector-")
+	if err != nil {
+		fail(err)
+	}
+	defer os.RemoveAll(dir)
+	// Settings by environment, which an older hive ignores where it lacks
+	// them: this measures older binaries too.
+	env := []string{"HIVE_STATE_DIR=-"}
+	if profile != "" {
+		env = append(env, "HIVE_PPROF_LISTEN=127.0.0.1:0")
+	}
+	hive := start(env, hiveBin, "--port", "0", "--nats-listen", "", "--queen-url", "", "--gpu-source", "none",
+		"--cgroup-root", "", "--worker-match", "cmdline:"+pattern, "--log-level", "error")
 	defer stop(hive)
-	floor := start(floorBin, "-match", pattern)
+	base := hiveURL(hive.Process.Pid)
+	floor := start(nil, floorBin, "-match", pattern)
 	defer stop(floor)
+	var pe *exec.Cmd
+	if exporterBin != "" {
+		pe = startExporter(exporterBin, dir, pattern)
+		defer stop(pe)
+	}
 
 	stamps := make(chan [2]time.Time, 1024) // the event's timestamp, its arrival
-	go follow("http://127.0.0.1:"+strconv.Itoa(port)+"/v1/heartbeats/stream", n, stamps)
+	go follow(base+"/v1/heartbeats/stream", n, stamps)
 	time.Sleep(3 * time.Second) // warm-up: first samples, caches filled
-	h0, f0 := cpu(hive.Process.Pid), cpu(floor.Process.Pid)
+	var prof chan []byte
+	if profile != "" {
+		prof = cpuProfile(hive.Process.Pid, window)
+	}
+	h0, f0, p0 := cpu(hive.Process.Pid), cpu(floor.Process.Pid), cpuOf(pe)
 	t0 := time.Now()
 	var ts, at []time.Time
 	deadline := time.After(window)
@@ -81,8 +121,18 @@ collect:
 	}
 	el := time.Since(t0).Seconds()
 	hc, fc := (cpu(hive.Process.Pid)-h0)/el*100, (cpu(floor.Process.Pid)-f0)/el*100
+	pc := (cpuOf(pe) - p0) / el * 100
+	if prof != nil {
+		if err := os.WriteFile(fmt.Sprintf("%s-%d.pprof", profile, n), <-prof, 0o644); err != nil {
+			fail(err)
+		}
+	}
 	tick, arrival := jitter(ts), jitter(at)
-	fmt.Printf("%-8d %10.2f %10.2f %6.2fx %10.2fms %10.2fms %10.2fms\n", n, hc, fc, hc/fc, q(tick, 0.5), q(tick, 0.99), q(arrival, 0.99))
+	peCPU, peRatio := "-", "-"
+	if pe != nil {
+		peCPU, peRatio = fmt.Sprintf("%.2f", pc), fmt.Sprintf("%.3fx", hc/pc)
+	}
+	fmt.Printf("%-8d %10.2f %10.2f %6.2fx %12s %7s %10.2fms %10.2fms %10.2fms\n", n, hc, fc, hc/fc, peCPU, peRatio, q(tick, 0.5), q(tick, 0.99), q(arrival, 0.99))
 }
 
 // jitter is how far each gap between times is from one second, in ms,
@@ -134,8 +184,9 @@ func follow(url string, n int, out chan<- [2]time.Time) {
 	}
 }
 
-func start(bin string, args ...string) *exec.Cmd {
+func start(env []string, bin string, args ...string) *exec.Cmd {
 	c := exec.Command(bin, args...)
+	c.Env = append(os.Environ(), env...)
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {
@@ -147,6 +198,14 @@ func start(bin string, args ...string) *exec.Cmd {
 func stop(c *exec.Cmd) {
 	_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 	_ = c.Wait()
+}
+
+// cpuOf is cpu of c, 0 for none.
+func cpuOf(c *exec.Cmd) float64 {
+	if c == nil {
+		return 0
+	}
+	return cpu(c.Process.Pid)
 }
 
 // cpu is utime+stime of pid in seconds.

@@ -95,7 +95,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
 		c.table.keepOpen(HeldFiles(rl.Cur))
 	}
-	c.prober = newProber(cfg.Readiness, c.log, met.stateChanges)
+	c.prober = newProber(cfg.Readiness, c.log, met.stateChanges, met.probes)
 	// Precedence on a shared pid: what a module announced, then the cgroup
 	// layout, then the command-line pattern.
 	c.sources = append(c.sources, c.announced)

@@ -67,6 +67,7 @@ type metrics struct {
 	gpuWedged     prometheus.Counter
 	healthChanges *prometheus.CounterVec // by the new status
 	stateChanges  *prometheus.CounterVec // workers' state changes, by the new state
+	probes        *prometheus.CounterVec // health probes, by result
 
 	mu     sync.Mutex
 	states map[string]int  // the last tick's workers by state
@@ -125,13 +126,17 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 		Name: "hive_worker_state_changes_total",
 		Help: "Changes of a worker's state (starting, ready, unresponsive, running, exited), by the state changed to.",
 	}, []string{"state"})
+	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hive_worker_probes_total",
+		Help: "Health probes of workers, by result: ok, failed (asked; refused, late or not 2xx), not_listening (nothing listened on the port: answered without a connection).",
+	}, []string{"result"})
 	source := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "hive_gpu_source_info",
 		Help:        "How the hive reads its GPUs (nvml, smi, smi-device, none, replay:<dir>); always 1.",
 		ConstLabels: prometheus.Labels{"source": gpuSource},
 	})
 	source.Set(1)
-	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
+	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, m.probes, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -47,7 +47,17 @@ type prober struct {
 	log     *slog.Logger
 	now     func() time.Time
 	changes *prometheus.CounterVec // state changes, by the new state
+	results *prometheus.CounterVec // probes, by result
 	kick    chan struct{}
+
+	// listening is the round's set of listening ports (listeningPorts):
+	// a worker whose port is not in it refuses the probe, which is then
+	// answered without a connection. A worker loading its model for
+	// minutes has no listener yet; a thousand of them cost a thousand
+	// dials a second. Used by the round's goroutine only.
+	listening  portSet
+	diagBuf    []byte
+	diagFailed bool // logged once; every target is then dialled
 
 	mu      sync.Mutex
 	targets map[int32]int // pid -> port, from the last tick
@@ -77,8 +87,15 @@ func (ps *probeState) due(now time.Time) bool {
 	return ps == nil || !ps.lastOK || !now.Before(ps.next)
 }
 
-func newProber(cfg ReadinessConfig, log *slog.Logger, changes *prometheus.CounterVec) *prober {
-	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, kick: make(chan struct{}, 1),
+// Results of a probe, the label of hive_worker_probes_total.
+const (
+	probeOK           = "ok"
+	probeFailed       = "failed"        // dialled: refused, timed out or not 2xx
+	probeNotListening = "not_listening" // nothing listens on the port: not dialled
+)
+
+func newProber(cfg ReadinessConfig, log *slog.Logger, changes, results *prometheus.CounterVec) *prober {
+	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, results: results, kick: make(chan struct{}, 1),
 		targets: map[int32]int{}, probes: map[int32]*probeState{},
 		client: &http.Client{
 			Timeout: cfg.Timeout,
@@ -181,17 +198,49 @@ func (p *prober) round(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
+	if len(targets) == 0 {
+		return
+	}
+	known := p.readListeners()
 	sem := make(chan struct{}, maxProbes)
 	var wg sync.WaitGroup
 	for pid, port := range targets {
+		if known && !p.listening.has(port) {
+			p.results.WithLabelValues(probeNotListening).Inc()
+			p.record(pid, port, false)
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			ok := p.probe(ctx, port)
+			result := probeFailed
+			if ok {
+				result = probeOK
+			}
+			p.results.WithLabelValues(result).Inc()
 			p.record(pid, port, ok)
 		})
 	}
 	wg.Wait()
+}
+
+// readListeners fills p.listening; false when the kernel could not say
+// (no sock_diag: not Linux, or a sandbox that forbids netlink), and every
+// target is then dialled, as before.
+func (p *prober) readListeners() bool {
+	if p.diagFailed {
+		return false
+	}
+	if p.diagBuf == nil {
+		p.diagBuf = make([]byte, 32<<10)
+	}
+	if err := listeningPorts(&p.listening, p.diagBuf); err != nil {
+		p.diagFailed = true
+		p.log.Info("listening sockets unreadable: every worker's health is asked by a connection", "err", err)
+		return false
+	}
+	return true
 }
 
 // probe reports whether the worker's health endpoint answered 2xx in time.

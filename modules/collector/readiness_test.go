@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestProberStates(t *testing.T) {
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	changes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"state"})
-	p := newProber(ReadinessConfig{Path: "/health", Timeout: time.Second, UnresponsiveAfter: 10 * time.Second}, slog.New(slog.DiscardHandler), changes)
+	p := newProber(ReadinessConfig{Path: "/health", Timeout: time.Second, UnresponsiveAfter: 10 * time.Second}, slog.New(slog.DiscardHandler), changes, newResults())
 	now := time.Unix(1000, 0)
 	p.now = func() time.Time { return now }
 	ws := func() []wire.ProcessStats {
@@ -95,8 +96,88 @@ func TestProbeDeadline(t *testing.T) {
 		}
 	}()
 	p := newProber(ReadinessConfig{Path: "/health", Timeout: 200 * time.Millisecond}, slog.New(slog.DiscardHandler),
-		prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"state"}))
+		prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"state"}), newResults())
 	if p.probe(context.Background(), ln.Addr().(*net.TCPAddr).Port) {
 		t.Fatal("a silent worker was healthy")
+	}
+}
+
+func newResults() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"result"})
+}
+
+// boundPort holds a TCP port bound and not listening: connecting to it is
+// refused, and no other process can take it while the test runs.
+func boundPort(t *testing.T) int {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*syscall.SockaddrInet4).Port
+}
+
+// The kernel's listening sockets, IPv4 and IPv6, whatever the address;
+// a port bound and not listening is not one.
+func TestListeningPorts(t *testing.T) {
+	var want []int
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", ":0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("%s: %v", addr, err) // a host without IPv6
+			continue
+		}
+		defer ln.Close()
+		want = append(want, ln.Addr().(*net.TCPAddr).Port)
+	}
+	bound := boundPort(t)
+	var s portSet
+	if err := listeningPorts(&s, make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range want {
+		if !s.has(p) {
+			t.Errorf("port %d listens and is not in the set", p)
+		}
+	}
+	if s.has(bound) {
+		t.Errorf("port %d is bound, not listening, and is in the set", bound)
+	}
+}
+
+// A worker whose port nothing listens on (a model still loading) is
+// starting, its probe answered without a connection; one whose server
+// listens is asked.
+func TestProberSkipsPortsNobodyListensOn(t *testing.T) {
+	var asked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked.Add(1) }))
+	defer srv.Close()
+	up := srv.Listener.Addr().(*net.TCPAddr).Port
+	results := newResults()
+	p := newProber(ReadinessConfig{Path: "/health", Timeout: time.Second, UnresponsiveAfter: 10 * time.Second}, slog.New(slog.DiscardHandler),
+		prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c"}, []string{"state"}), results)
+	ws := []wire.ProcessStats{{PID: 10}, {PID: 11}}
+	cs := []workerCounter{{port: boundPort(t)}, {port: up}}
+	for range 3 {
+		p.observe(ws, cs)
+		p.round(context.Background())
+	}
+	p.observe(ws, cs)
+	if ws[0].State != wire.WorkerStarting || ws[1].State != wire.WorkerReady {
+		t.Fatalf("states %q %q, want starting, ready", ws[0].State, ws[1].State)
+	}
+	if n := testutil.ToFloat64(results.WithLabelValues(probeNotListening)); n != 3 {
+		t.Errorf("%v probes answered from the listening sockets, want 3", n)
+	}
+	if n := testutil.ToFloat64(results.WithLabelValues(probeOK)); n != 1 || asked.Load() != 1 {
+		t.Errorf("%v probes ok, %d asked of the server; want 1 (then steady)", n, asked.Load())
 	}
 }

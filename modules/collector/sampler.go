@@ -50,6 +50,27 @@ type workerTotals struct {
 	cpu             float64
 	ioRead, ioWrite uint64
 	seen            uint64
+	names           shownNames
+}
+
+// shownNames are a worker's strings as found and as shown: bounded and
+// made printable once, then again only when what was found changes.
+type shownNames struct {
+	found [3]string // group, instance, model as the source gave them
+	shown [3]string
+}
+
+// of returns the shown forms of group, instance and model.
+func (n *shownNames) of(group, instance, model string) (string, string, string) {
+	if n.found != [3]string{group, instance, model} {
+		n.found = [3]string{group, instance, model}
+		// Any local user can name a process so the pattern matches it:
+		// its strings are bounded and made printable here, for the event,
+		// /metrics and every terminal after them.
+		n.shown = [3]string{text.Clip(text.Printable(group), wire.MaxGroupBytes),
+			text.Clip(text.Printable(instance), wire.MaxInstanceBytes), text.Clip(text.Printable(model), wire.MaxModelBytes)}
+	}
+	return n.shown[0], n.shown[1], n.shown[2]
 }
 
 // sampler turns workers into ProcessStats. It is used from the collector's
@@ -119,12 +140,7 @@ func (s *sampler) sampleWithTotals(ctx context.Context, w Worker) (wire.ProcessS
 	if uptime < 0 {
 		uptime = 0
 	}
-	// Any local user can name a process so the pattern matches it: its
-	// strings are bounded and made printable once, here, for the event,
-	// /metrics and every terminal after them.
-	w.Group = text.Clip(text.Printable(w.Group), wire.MaxGroupBytes)
-	w.Instance = text.Clip(text.Printable(w.Instance), wire.MaxInstanceBytes)
-	w.Model = text.Clip(text.Printable(w.Model), wire.MaxModelBytes)
+	w.Group, w.Instance, w.Model = tot.names.of(w.Group, w.Instance, w.Model)
 	st := wire.ProcessStats{
 		PID:        uint32(w.PIDs[0]),
 		Group:      w.Group,
