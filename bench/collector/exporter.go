@@ -28,6 +28,7 @@ func startExporter(bin, dir, pattern string) *exec.Cmd {
 	if err := c.Start(); err != nil { // its log (where it listens) is not wanted
 		fail(err)
 	}
+	started(c)
 	port := 0
 	for deadline := time.Now().Add(10 * time.Second); port == 0; {
 		if time.Now().After(deadline) {

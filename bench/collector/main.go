@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,6 +75,7 @@ func measure(hiveBin, floorBin, exporterBin, profile string, n int, window time.
 		if err := w.Start(); err != nil {
 			fail(err)
 		}
+		started(w)
 		workers = append(workers, w)
 	}
 	dir, err := os.MkdirTemp("", "bench-collector-")
@@ -192,6 +194,7 @@ func start(env []string, bin string, args ...string) *exec.Cmd {
 	if err := c.Start(); err != nil {
 		fail(err)
 	}
+	started(c)
 	return c
 }
 
@@ -217,7 +220,24 @@ func cpu(pid int) float64 {
 	return c
 }
 
+// groups are the process groups this program started: fail kills them,
+// since os.Exit runs no deferred stop.
+var groups struct {
+	sync.Mutex
+	pids []int
+}
+
+func started(c *exec.Cmd) {
+	groups.Lock()
+	groups.pids = append(groups.pids, c.Process.Pid)
+	groups.Unlock()
+}
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench-collector:", err)
+	groups.Lock()
+	for _, pid := range groups.pids {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
 	os.Exit(1)
 }
