@@ -13,6 +13,10 @@ const (
 	// the publishing hive.
 	SubjectTelemetry = "hive.telemetry"
 
+	// SubjectLoad carries LoadEvent: a worker's engine load that moved
+	// between two telemetry events (collector → gateway, NATS edge).
+	SubjectLoad = "hive.load"
+
 	// SubjectWorkersStarted and SubjectWorkersStopped carry a WorkerEvent:
 	// a process another module started or stopped, for the collector.
 	SubjectWorkersStarted = "hive.workers.started"

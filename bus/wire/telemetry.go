@@ -147,6 +147,42 @@ type ProcessStats struct {
 	// nvidia-smi without pmon); GPUNone: on no GPU.
 	GPUUtilSource string      `json:"gpu_util_source"`
 	Exit          *WorkerExit `json:"exit,omitempty"`
+	// Load is additive: the engine's own load, read from its metrics
+	// (docs/PROTOCOL.md, "Engine load"); absent where the engine answers
+	// nothing the hive knows.
+	Load *WorkerLoad `json:"load,omitempty"`
+}
+
+// WorkerLoad is an engine's load as the hive normalises it. A figure the
+// engine does not export is absent, never 0.
+type WorkerLoad struct {
+	Engine           string  `json:"engine"` // vllm, sglang, llamacpp, tgi
+	Queue            *uint64 `json:"queue,omitempty"`
+	Running          *uint64 `json:"running,omitempty"`
+	KVUsedRatio      *Float  `json:"kv_used_ratio,omitempty"` // 0 to 1
+	KVUsedTokens     *uint64 `json:"kv_used_tokens,omitempty"`
+	KVCapacityTokens *uint64 `json:"kv_capacity_tokens,omitempty"`
+	PromptTPS        *Float  `json:"prompt_tps,omitempty"` // tokens/s between the last two reads
+	GenTPS           *Float  `json:"gen_tps,omitempty"`
+	Preemptions      *uint64 `json:"preemptions,omitempty"` // since the engine started
+	// AgeMS is how old the figures are: from the read they came from to
+	// the event.
+	AgeMS uint64 `json:"age_ms"`
+}
+
+// LoadEvent is published on SubjectLoad (SSE event "load") when a
+// worker's queue or running count moved by workers.load-push-delta, between
+// two telemetry events.
+type LoadEvent struct {
+	HiveID    string         `json:"hive_id"`
+	Timestamp string         `json:"timestamp"`
+	Workers   []WorkerLoadOf `json:"workers"`
+}
+
+// WorkerLoadOf is one worker's load in a LoadEvent.
+type WorkerLoadOf struct {
+	PID  uint32     `json:"pid"`
+	Load WorkerLoad `json:"load"`
 }
 
 // Values of ProcessStats.GPUUtilSource.
@@ -160,6 +196,7 @@ const (
 // Worker states (ProcessStats.State).
 const (
 	WorkerStarting     = "starting"     // no healthy answer yet since it started
+	WorkerStalled      = "stalled"      // requests running, no progress for workers.stall-after
 	WorkerReady        = "ready"        // its health endpoint answers 2xx
 	WorkerUnresponsive = "unresponsive" // answered before, failing for a while now
 	WorkerRunning      = "running"      // no port to probe: it exists
