@@ -154,7 +154,7 @@ func TestParseHostile(t *testing.T) {
 	}
 	page := strings.Join([]string{
 		`vllm:num_requests_waiting{model_name="a\"b\\c\nd",engine="0"} 4`,
-		`vllm:num_requests_running{engine="0" 3`,     // no closing brace
+		`vllm:num_requests_running{engine="0" 3`,      // no closing brace
 		`vllm:num_requests_running{engine="0"} three`, // no number
 		`vllm:num_requests_running{engine="0",x="\q"} 3`,
 		`vllm:kv_cache_usage_perc{engine="0"} NaN`,
