@@ -55,7 +55,9 @@ var groups = []group{
 		{"nats-password-file", "password-file", false}, {"nats-hub", "hub", false}}},
 	{"workers", "Workers and GPUs", []key{{"telemetry-interval", "telemetry-interval", false}, {"worker-match", "match", false},
 		{"cgroup-root", "cgroup-root", false}, {"gpu-source", "gpu-source", false}, {"nvml-lib", "nvml-lib", true},
-		{"worker-health-path", "health-path", true}, {"worker-unresponsive-after", "unresponsive-after", true}}},
+		{"worker-health-path", "health-path", true}, {"worker-unresponsive-after", "unresponsive-after", true},
+		{"engine-interval", "engine-interval", true}, {"engine-timeout", "engine-timeout", true}, {"engine-max-bytes", "engine-max-bytes", true},
+		{"stall-after", "stall-after", true}, {"load-push-delta", "load-push-delta", true}}},
 	{"jobs", "Jobs", []key{{"worker-dir", "worker-dir", false}, {"worker-log-dir", "log-dir", false}, {"model-dir", "model-dir", false},
 		{"state-dir", "state-dir", false}, {"job-retention", "retention", false}, {"stop-workers-on-exit", "stop-workers-on-exit", false}}},
 	{"limits", "Limits", []key{{"http-max-conns", "http-max-conns", false}, {"http-max-conns-per-ip", "http-max-conns-per-ip", false},
@@ -147,6 +149,12 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.GPUSource, "gpu-source", "auto", "GPU reader: auto (NVML where libnvidia-ml.so.1 loads, else nvidia-smi), nvml, smi (nvidia-smi; per-process utilisation from pmon where the driver has it), smi-device (the device mean: one nvidia-smi run less per tick), none, replay:<dir> (recorded nvidia-smi CSV)")
 	fs.StringVar(&c.Workers.Readiness.Path, "worker-health-path", c.Workers.Readiness.Path, `path probed on every worker with a port, at http://127.0.0.1:<port><path>, for its state; "" = no probes`)
 	fs.DurationVar(&c.Workers.Readiness.UnresponsiveAfter, "worker-unresponsive-after", c.Workers.Readiness.UnresponsiveAfter, "how long a worker that answered may fail its probes before it is unresponsive")
+	e := &c.Workers.Engine
+	fs.DurationVar(&e.Interval, "engine-interval", e.Interval, "how often each worker's engine metrics (http://127.0.0.1:<port>/metrics) are read for its load; 0 = never (min 100ms)")
+	fs.DurationVar(&e.Timeout, "engine-timeout", e.Timeout, "deadline of one read of an engine's metrics")
+	fs.Int64Var(&e.MaxBytes, "engine-max-bytes", e.MaxBytes, "an engine's metrics page is read up to this many bytes (the rest is cut and counted)")
+	fs.DurationVar(&e.StallAfter, "stall-after", e.StallAfter, "a worker whose engine has requests running and makes no progress this long is stalled")
+	fs.Var((*pushDelta)(&e.Push), "load-push-delta", `a change of a worker's queue or running requests by N requests or P % ("4,25%") is sent at once on hive.load and SSE ?events=load; "0" = never`)
 	fs.StringVar(&c.NVMLLib, "nvml-lib", "", `the NVML library to load, e.g. /usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1; "" = libnvidia-ml.so.1 from the loader's path`)
 
 	fs.StringVar(&c.Jobs.WorkerDir, "worker-dir", c.Jobs.WorkerDir, "directory of worker binaries (llm-worker-rbee-<type>)")

@@ -96,6 +96,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		c.table.keepOpen(HeldFiles(rl.Cur))
 	}
 	c.prober = newProber(cfg.Readiness, c.log, met.stateChanges, met.probes)
+	c.prober.engine, c.prober.engineErrors, c.prober.enginePagesCut = cfg.Engine, met.engineErrors, met.pagesCut
 	// Precedence on a shared pid: what a module announced, then the cgroup
 	// layout, then the command-line pattern.
 	c.sources = append(c.sources, c.announced)
@@ -171,6 +172,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	cancel()
 
+	c.prober.push = func(ws []wire.WorkerLoadOf) { c.publishLoad(nc, ws) }
 	probing := make(chan struct{})
 	go func() {
 		defer close(probing)

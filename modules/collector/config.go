@@ -26,6 +26,8 @@ type Config struct {
 	GPU GPUSource
 	// Readiness is how workers' health endpoints are probed.
 	Readiness ReadinessConfig
+	// Engine is how workers' engines are read for their load.
+	Engine EngineConfig
 }
 
 // MinInterval is the shortest tick the collector accepts.
@@ -40,6 +42,7 @@ func DefaultConfig() Config {
 		WorkerMatchOn: workerproc.OnExe,
 		CgroupRoot:    workerproc.DefaultCgroupRoot,
 		Readiness:     ReadinessConfig{Path: "/health", Timeout: 500 * time.Millisecond, UnresponsiveAfter: 10 * time.Second},
+		Engine:        DefaultEngineConfig(),
 	}
 }
 
@@ -54,6 +57,10 @@ func (c Config) Validate() error {
 	}
 	if r := c.Readiness; r.Path != "" && (r.Path[0] != '/' || r.Timeout <= 0 || r.UnresponsiveAfter < 0) {
 		errs = append(errs, fmt.Errorf("collector: health probe path %q must start with /, its timeout %v be positive", r.Path, r.Timeout))
+	}
+	if e := c.Engine; e.Interval != 0 && (e.Interval < MinEngineInterval || e.Timeout <= 0 || e.MaxBytes < 4<<10 || e.StallAfter <= 0 || e.Push.Requests < 0 || e.Push.Ratio < 0) {
+		errs = append(errs, fmt.Errorf("collector: engine reads every %v (min %v, or 0 for none) with a timeout %v (positive), pages up to %d bytes (min 4096), stall after %v (positive)",
+			e.Interval, MinEngineInterval, e.Timeout, e.MaxBytes, e.StallAfter))
 	}
 	if _, err := workerproc.NewMatcher(c.WorkerMatch, c.WorkerMatchOn); err != nil {
 		errs = append(errs, fmt.Errorf("collector: %w", err))

@@ -24,6 +24,7 @@ type workerCounter struct {
 	gpuMemoryBytes            uint64
 	gpuUtilSource             string // wire.ProcessStats.GPUUtilSource
 	port                      int    // the worker's port, 0 for none (Worker.Port)
+	load                      *wire.WorkerLoad
 }
 
 // workerLabels name a worker's series. The telemetry's instance is
@@ -46,6 +47,10 @@ var (
 	// workerGPUSampled says whether hive_worker_gpu_utilization_ratio is
 	// the driver's samples of the worker (1) or a stand-in (0: no sample
 	// in the window, or the device's figure); absent for a worker on no GPU.
+	workerQueue      = workerDesc("hive_worker_queue", "Requests waiting in the worker's engine (its own metrics).")
+	workerRunning    = workerDesc("hive_worker_running", "Requests running in the worker's engine.")
+	workerKV         = workerDesc("hive_worker_kv_used_ratio", "Share of the worker's engine's KV cache in use, 0 to 1.")
+	workerGenTPS     = workerDesc("hive_worker_generation_tokens_per_second", "Tokens the worker's engine generated per second between its last two reads.")
 	workerGPUSampled = workerDesc("hive_worker_gpu_utilization_sampled", "1 when the worker's GPU utilisation is from the driver's samples of its processes, 0 when the driver had none (gpu_util_source).")
 )
 
@@ -68,6 +73,9 @@ type metrics struct {
 	healthChanges *prometheus.CounterVec // by the new status
 	stateChanges  *prometheus.CounterVec // workers' state changes, by the new state
 	probes        *prometheus.CounterVec // health probes, by result
+	engineErrors  *prometheus.CounterVec // engine reads that failed, by reason
+	pagesCut      prometheus.Counter
+	loadEvents    prometheus.Counter
 
 	mu     sync.Mutex
 	states map[string]int  // the last tick's workers by state
@@ -130,13 +138,25 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 		Name: "hive_worker_probes_total",
 		Help: "Health probes of workers, by result: ok, failed (asked; refused, late or not 2xx), not_listening (nothing listened on the port: answered without a connection).",
 	}, []string{"result"})
+	m.engineErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hive_engine_scrape_errors_total",
+		Help: "Reads of a worker's engine metrics that gave no load, by reason: timeout, refused, status (not 2xx; redirects are not followed), no_engine (no family of a known engine), error.",
+	}, []string{"reason"})
+	m.pagesCut = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hive_engine_pages_cut_total",
+		Help: "Engine metrics pages longer than workers.engine-max-bytes, read up to it.",
+	})
+	m.loadEvents = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hive_load_events_published_total",
+		Help: "hive.load events published between ticks, when a worker's queue or running count moved by workers.load-push-delta.",
+	})
 	source := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "hive_gpu_source_info",
 		Help:        "How the hive reads its GPUs (nvml, smi, smi-device, none, replay:<dir>); always 1.",
 		ConstLabels: prometheus.Labels{"source": gpuSource},
 	})
 	source.Set(1)
-	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, m.probes, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
+	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, m.probes, m.engineErrors, m.pagesCut, m.loadEvents, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -152,7 +172,23 @@ func (m *metrics) setWorkers(ws []workerCounter, stats []wire.ProcessStats) {
 	m.mu.Unlock()
 }
 
-var workersByState = prometheus.NewDesc("hive_workers", "Workers in the last event, by state (starting, ready, unresponsive, running, exited).", []string{"state"}, nil)
+var workersByState = prometheus.NewDesc("hive_workers", "Workers in the last event, by state (starting, ready, unresponsive, stalled, running, exited).", []string{"state"}, nil)
+
+func u64(p *uint64) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := float64(*p)
+	return &v
+}
+
+func f64(p *wire.Float) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := float64(*p)
+	return &v
+}
 
 // workerSeries are the per-worker series, built at scrape time from the
 // latest tick only: a worker that is gone is gone from the next scrape.
@@ -160,7 +196,7 @@ type workerSeries metrics
 
 // Describe implements prometheus.Collector.
 func (s *workerSeries) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart, workerGPUSampled, workersByState} {
+	for _, d := range []*prometheus.Desc{workerCPU, workerRSS, workerRead, workerWrite, workerGPUUtil, workerGPUMem, workerStart, workerGPUSampled, workerQueue, workerRunning, workerKV, workerGenTPS, workersByState} {
 		ch <- d
 	}
 }
@@ -172,7 +208,7 @@ func (s *workerSeries) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Unlock()
 	// Every state, zero too: an alert on unresponsive workers needs the
 	// series to exist while there are none.
-	for _, st := range []string{wire.WorkerStarting, wire.WorkerReady, wire.WorkerUnresponsive, wire.WorkerRunning, wire.WorkerExited} {
+	for _, st := range []string{wire.WorkerStarting, wire.WorkerReady, wire.WorkerUnresponsive, wire.WorkerStalled, wire.WorkerRunning, wire.WorkerExited} {
 		ch <- prometheus.MustNewConstMetric(workersByState, prometheus.GaugeValue, float64(states[st]), st)
 	}
 	for _, w := range latest {
@@ -184,6 +220,16 @@ func (s *workerSeries) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(workerGPUUtil, prometheus.GaugeValue, w.gpuUtilRatio, lv...)
 		ch <- prometheus.MustNewConstMetric(workerGPUMem, prometheus.GaugeValue, float64(w.gpuMemoryBytes), lv...)
 		ch <- prometheus.MustNewConstMetric(workerStart, prometheus.GaugeValue, w.startTimeSeconds, lv...)
+		if l := w.load; l != nil {
+			for _, g := range []struct {
+				d *prometheus.Desc
+				v *float64
+			}{{workerQueue, u64(l.Queue)}, {workerRunning, u64(l.Running)}, {workerKV, f64(l.KVUsedRatio)}, {workerGenTPS, f64(l.GenTPS)}} {
+				if g.v != nil {
+					ch <- prometheus.MustNewConstMetric(g.d, prometheus.GaugeValue, *g.v, lv...)
+				}
+			}
+		}
 		if w.gpuUtilSource != "" && w.gpuUtilSource != wire.GPUNone {
 			sampled := 0.0
 			if w.gpuUtilSource == wire.GPUSampled {

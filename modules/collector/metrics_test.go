@@ -74,7 +74,7 @@ func TestCollectorMetrics(t *testing.T) {
 	}
 	_ = h.pub.Publish(wire.SubjectWorkersStopped, b)
 	bustest.WaitFor(t, 10*time.Second, func() error {
-		if strings.Contains(h.gathered(t), "hive_worker_") {
+		if strings.Contains(h.gathered(t), labels) {
 			return errors.New("the stopped worker's series are still there")
 		}
 		return nil

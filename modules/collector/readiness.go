@@ -34,9 +34,11 @@ const (
 	maxIdleProbes = 32
 )
 
-// ProbeSockets is the most sockets the probes hold at once, for the
-// file-descriptor budget (cmd/hive's connBudget).
-const ProbeSockets = maxProbes + maxIdleProbes
+// ProbeSockets is the most sockets the probes and engine reads hold at
+// once, for the file-descriptor budget (cmd/hive's connBudget): the two
+// run one after the other on one goroutine, and each keeps its own idle
+// connections.
+const ProbeSockets = maxProbes + 2*maxIdleProbes
 
 // prober asks every worker with a port for its health, once per tick, on
 // its own goroutine and concurrently, each probe under a short deadline:
@@ -59,9 +61,20 @@ type prober struct {
 	diagBuf    []byte
 	diagFailed bool // logged once; every target is then dialled
 
+	// engine configures the reading of engines' load; engineClient,
+	// engineErrors and enginePagesCut serve it; push publishes a
+	// hive.load event (set by Run before the prober runs).
+	engine         EngineConfig
+	engineClient   *http.Client
+	engineErrors   *prometheus.CounterVec
+	enginePagesCut prometheus.Counter
+	push           func([]wire.WorkerLoadOf)
+
 	mu      sync.Mutex
 	targets map[int32]int // pid -> port, from the last tick
 	probes  map[int32]*probeState
+	engines map[int32]*engineTarget
+	shown   map[int32]string // the state the last event reported, workers with a port
 }
 
 // probeState is what the probes learnt of one worker process.
@@ -71,7 +84,6 @@ type probeState struct {
 	lastOK       bool
 	failingSince time.Time
 	next         time.Time // not asked again before, while it answers
-	shown        string    // the state the last event reported
 }
 
 // steadyProbe is how often a worker that answers is asked again; one not
@@ -96,16 +108,24 @@ const (
 
 func newProber(cfg ReadinessConfig, log *slog.Logger, changes, results *prometheus.CounterVec) *prober {
 	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, results: results, kick: make(chan struct{}, 1),
-		targets: map[int32]int{}, probes: map[int32]*probeState{},
-		client: &http.Client{
-			Timeout: cfg.Timeout,
-			// A worker's health that redirects is not healthy; the hive goes
-			// nowhere a redirect points, and no proxy sits between it and a
-			// process on its own loopback.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			Transport: &http.Transport{Proxy: nil, MaxIdleConns: maxIdleProbes, MaxIdleConnsPerHost: 1,
-				MaxConnsPerHost: 1, IdleConnTimeout: 30 * time.Second},
-		}}
+		targets: map[int32]int{}, probes: map[int32]*probeState{}, engines: map[int32]*engineTarget{}, shown: map[int32]string{},
+		engine: DefaultEngineConfig(), engineClient: loopbackClient(maxIdleProbes),
+		engineErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "e"}, []string{"reason"}),
+		enginePagesCut: prometheus.NewCounter(prometheus.CounterOpts{Name: "cut"}),
+		client:         loopbackClient(maxIdleProbes)}
+}
+
+// loopbackClient asks workers on the hive's loopback, each request under
+// its context's deadline. A worker's answer that redirects is not
+// followed (a health that redirects is not healthy; an engine's page
+// that does is no page); no proxy sits between the hive and its own
+// loopback.
+func loopbackClient(idle int) *http.Client {
+	return &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{Proxy: nil, MaxIdleConns: idle, MaxIdleConnsPerHost: 1,
+			MaxConnsPerHost: 1, IdleConnTimeout: 30 * time.Second, DisableCompression: true},
+	}
 }
 
 // portOf is a worker's port from its instance, 0 when it has none.
@@ -126,39 +146,48 @@ func (p *prober) observe(ws []wire.ProcessStats, cs []workerCounter) {
 	now := p.now()
 	p.mu.Lock()
 	clear(p.targets)
+	ported := make(map[int32]bool, len(ws))
 	for i := range ws {
 		w := &ws[i]
-		port := cs[i].port
-		if p.cfg.Path == "" || port == 0 {
+		port, pid := cs[i].port, int32(w.PID)
+		if port == 0 {
 			w.State = wire.WorkerRunning
 			continue
 		}
-		pid := int32(w.PID)
-		p.targets[pid] = port
-		ps := p.probes[pid]
-		if ps == nil || ps.port != port {
-			ps = &probeState{port: port}
-			p.probes[pid] = ps
+		ported[pid] = true
+		w.State = p.healthState(pid, port, now)
+		if p.engine.Interval > 0 {
+			if t := p.engines[pid]; t == nil || t.port != port {
+				p.engines[pid] = &engineTarget{port: port}
+			}
+			var stalled bool
+			w.Load, stalled = p.engineLoad(pid, now)
+			cs[i].load = w.Load
+			if stalled && (w.State == wire.WorkerReady || w.State == wire.WorkerRunning) {
+				w.State = wire.WorkerStalled
+			}
 		}
-		switch {
-		case !ps.everOK:
-			w.State = wire.WorkerStarting
-		case ps.lastOK || now.Sub(ps.failingSince) < p.cfg.UnresponsiveAfter:
-			w.State = wire.WorkerReady
-		default:
-			w.State = wire.WorkerUnresponsive
-		}
-		if ps.shown != w.State {
-			if ps.shown != "" || w.State != wire.WorkerStarting {
-				p.log.Info("worker state", "pid", w.PID, "instance", w.Instance, "from", ps.shown, "to", w.State)
+		if shown := p.shown[pid]; shown != w.State {
+			if shown != "" || w.State != wire.WorkerStarting {
+				p.log.Info("worker state", "pid", w.PID, "instance", w.Instance, "from", shown, "to", w.State)
 			}
 			p.changes.WithLabelValues(w.State).Inc()
-			ps.shown = w.State
+			p.shown[pid] = w.State
 		}
 	}
 	for pid := range p.probes {
 		if _, ok := p.targets[pid]; !ok {
 			delete(p.probes, pid)
+		}
+	}
+	for pid := range p.engines {
+		if !ported[pid] {
+			delete(p.engines, pid)
+		}
+	}
+	for pid := range p.shown {
+		if !ported[pid] {
+			delete(p.shown, pid)
 		}
 	}
 	due := 0
@@ -176,14 +205,45 @@ func (p *prober) observe(ws []wire.ProcessStats, cs []workerCounter) {
 	}
 }
 
-// run probes the targets after each tick until ctx ends.
+// healthState is a worker's state from its probes: running when probing
+// is off, else starting, ready or unresponsive; it makes the worker a
+// target of the next round. The caller holds p.mu.
+func (p *prober) healthState(pid int32, port int, now time.Time) string {
+	if p.cfg.Path == "" {
+		return wire.WorkerRunning
+	}
+	p.targets[pid] = port
+	ps := p.probes[pid]
+	if ps == nil || ps.port != port {
+		ps = &probeState{port: port}
+		p.probes[pid] = ps
+	}
+	switch {
+	case !ps.everOK:
+		return wire.WorkerStarting
+	case ps.lastOK || now.Sub(ps.failingSince) < p.cfg.UnresponsiveAfter:
+		return wire.WorkerReady
+	}
+	return wire.WorkerUnresponsive
+}
+
+// run probes the targets after each tick, and reads their engines every
+// engine interval, until ctx ends.
 func (p *prober) run(ctx context.Context) {
+	var engines <-chan time.Time
+	if p.engine.Interval > 0 {
+		t := time.NewTicker(p.engine.Interval)
+		defer t.Stop()
+		engines = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.kick:
 			p.round(ctx)
+		case <-engines:
+			p.readEngines(ctx)
 		}
 	}
 }

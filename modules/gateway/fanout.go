@@ -24,7 +24,9 @@ type fanout struct {
 	mu      sync.Mutex
 	seq     uint64
 	ring    []frame // the last len(ring) frames, oldest first once full
-	next    int     // ring write position
+	liveSeq uint64  // live frames (livestream.go), numbered apart
+	live    [liveRing]frame
+	next    int // ring write position
 	full    bool
 	shards  []*shard
 	rr      int // the shard the next client joins
@@ -142,7 +144,7 @@ func (h *fanout) subscribe(c *stream, r resume) (backlog []frame, note string, o
 	if h.closed {
 		return nil, "", false
 	}
-	c.after = h.seq
+	c.after, c.liveAfter = h.seq, h.liveSeq
 	h.streams.Add(2) // the caller's drain and c.read
 	s := h.shards[h.rr%len(h.shards)]
 	h.rr++

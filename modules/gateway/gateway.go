@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/ratelog"
 	"github.com/rbee/hive/internal/text"
 	"github.com/rbee/hive/internal/tlsfiles"
@@ -167,6 +169,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: subscribe: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	loadSub, err := bus.Subscribe(nc, wire.SubjectLoad, func(ev json.RawMessage) { g.fanout.publishLive(sseLoadEvent, ev) })
+	if err != nil {
+		return fmt.Errorf("gateway: subscribe: %w", err)
+	}
+	defer func() { _ = loadSub.Unsubscribe() }()
 	// Ready must mean subscribed: the server has to know the interest
 	// before an event published right after Ready can reach us.
 	if err := nc.Flush(); err != nil {

@@ -19,13 +19,17 @@ type shard struct {
 	// is not woken for an event (a client that joins later gets what it
 	// missed as its backlog, under the fan-out's lock).
 	n atomic.Int32
+	// live counts the clients that asked for live events.
+	live atomic.Int32
 
 	// Held by whoever writes to the shard's clients: run, or a publisher
 	// in flushOrPoke.
-	flushMu sync.Mutex
-	sent    uint64 // the last frame written
-	scratch []*stream
-	frames  []frame
+	flushMu    sync.Mutex
+	sent       uint64 // the last frame written
+	liveSent   uint64 // the last live frame written
+	scratch    []*stream
+	frames     []frame
+	liveFrames []frame
 
 	mu      sync.Mutex
 	clients []*stream // each at its own idx
@@ -92,10 +96,11 @@ func (s *shard) flush() {
 	frames, oldest := s.h.framesAfter(s.sent, s.frames[:0])
 	s.frames = frames
 	ka := s.keepAlive.Swap(false)
-	if len(frames) == 0 && !ka {
+	if len(frames) == 0 && !ka && s.live.Load() == 0 {
 		return
 	}
 	s.scratch = s.snapshot(s.scratch[:0])
+	s.flushLive(s.scratch)
 	for _, f := range frames {
 		for _, c := range s.scratch {
 			// A client that joined after f has it in its backlog; one
@@ -124,6 +129,9 @@ func (s *shard) add(c *stream) {
 	c.shard, c.idx = s, len(s.clients)
 	s.clients = append(s.clients, c)
 	s.n.Store(int32(len(s.clients)))
+	if c.wantsLive {
+		s.live.Add(1)
+	}
 	s.mu.Unlock()
 }
 
@@ -140,6 +148,9 @@ func (s *shard) remove(c *stream) {
 	s.clients[last] = nil
 	s.clients = s.clients[:last]
 	s.n.Store(int32(len(s.clients)))
+	if c.wantsLive {
+		s.live.Add(-1)
+	}
 	c.idx = -1
 }
 

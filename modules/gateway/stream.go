@@ -28,8 +28,12 @@ type stream struct {
 	log *slog.Logger
 
 	after uint64 // frames after it are the shard's to send; set by subscribe
-	shard *shard
-	idx   int // position in shard.clients, -1 once removed; guarded by shard.mu
+	// wantsLive: the client asked for live events (?events=load), those
+	// after liveAfter.
+	wantsLive bool
+	liveAfter uint64
+	shard     *shard
+	idx       int // position in shard.clients, -1 once removed; guarded by shard.mu
 
 	mu     sync.Mutex
 	direct bool

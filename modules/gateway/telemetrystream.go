@@ -32,6 +32,10 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 	default:
 		notes = append(notes, "history="+strconv.Quote(text.Truncate(h, 16))+" ignored (history=all asks for every kept event)")
 	}
+	live, note := streamEvents(c.Query("events"))
+	if note != "" {
+		notes = append(notes, note)
+	}
 	if raw != "" {
 		id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
 		if err != nil {
@@ -46,6 +50,7 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 		return
 	}
 	st := newStream(g.fanout, sc, g.log)
+	st.wantsLive = live
 	st.onEnd = g.streams.hold(c.Request, sc.conn) // a revoked token ends it
 	backlog, note, ok := g.fanout.subscribe(st, r)
 	if !ok { // shutting down

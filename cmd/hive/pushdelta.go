@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rbee/hive/internal/engine"
+)
+
+// pushDelta is workers.load-push-delta as a flag: "N,P%" (N requests or P
+// percent), either alone, or "0" for no pushes.
+type pushDelta engine.Delta
+
+func (d *pushDelta) String() string {
+	var parts []string
+	if d.Requests > 0 {
+		parts = append(parts, strconv.FormatFloat(d.Requests, 'f', -1, 64))
+	}
+	if d.Ratio > 0 {
+		parts = append(parts, strconv.FormatFloat(d.Ratio*100, 'f', -1, 64)+"%")
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *pushDelta) Set(s string) error {
+	var out pushDelta
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		pct, isPct := strings.CutSuffix(part, "%")
+		v, err := strconv.ParseFloat(pct, 64)
+		if err != nil || v < 0 || v > 1e6 {
+			return fmt.Errorf("%q: want N requests and/or P%%, as in 4,25%%", s)
+		}
+		if isPct {
+			out.Ratio = v / 100
+		} else {
+			out.Requests = v
+		}
+	}
+	*d = out
+	return nil
+}
