@@ -204,7 +204,7 @@ func (t *table) update(ev wire.TelemetryEvent) {
 
 func (t *table) print() {
 	w := tabwriter.NewWriter(t.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "HIVE\tPID\tMODEL\tINSTANCE\tSTATE\tCPU%\tRSS MiB\tREAD MB/s\tWRITE MB/s\tGPU%\tVRAM MiB\tUPTIME")
+	fmt.Fprintln(w, "HIVE\tPID\tMODEL\tINSTANCE\tSTATE\tCPU%\tRSS MiB\tREAD MB/s\tWRITE MB/s\tGPU%\tVRAM MiB\tQUEUE\tRUN\tKV%\tGEN TOK/S\tUPTIME")
 	ids := make([]string, 0, len(t.hives))
 	for id := range t.hives {
 		ids = append(ids, id)
@@ -216,7 +216,7 @@ func (t *table) print() {
 		slices.SortFunc(ws, func(a, b wire.ProcessStats) int { return cmp.Compare(a.PID, b.PID) })
 		sid := safeText(id, 64)
 		if len(ws) == 0 {
-			fmt.Fprintf(w, "%s\t-\t(no workers)\t\t\t\t\t\t\t\t\t\n", sid)
+			fmt.Fprintf(w, "%s\t-\t(no workers)\t\t\t\t\t\t\t\t\t\t\t\t\t\n", sid)
 		}
 		for _, p := range ws {
 			model := "-"
@@ -229,8 +229,8 @@ func (t *table) print() {
 			} else if p.Exit != nil && p.Exit.Code != nil {
 				state += fmt.Sprintf(" (%d)", *p.Exit.Code)
 			}
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%s\t%d\t%s\n", sid, p.PID, model, safeText(p.Instance, 32), state,
-				float64(p.CPUPct), p.RSSMB, float64(p.IOReadMBs), float64(p.IOWriteMBs), gpuShare(p), p.VRAMMB,
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%.1f\t%d\t%.2f\t%.2f\t%s\t%d\t%s\t%s\n", sid, p.PID, model, safeText(p.Instance, 32), state,
+				float64(p.CPUPct), p.RSSMB, float64(p.IOReadMBs), float64(p.IOWriteMBs), gpuShare(p), p.VRAMMB, loadColumns(p.Load),
 				(time.Duration(p.UptimeS) * time.Second).String())
 		}
 	}

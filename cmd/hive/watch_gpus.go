@@ -79,3 +79,24 @@ func headroom(g wire.NodeGPU) string {
 	}
 	return b.String()
 }
+
+// loadColumns are a worker's engine load columns (queue, running, KV %,
+// generated tokens/s), "-" for a figure its engine does not give.
+func loadColumns(l *wire.WorkerLoad) string {
+	cols := []string{"-", "-", "-", "-"}
+	if l != nil {
+		if l.Queue != nil {
+			cols[0] = fmt.Sprint(*l.Queue)
+		}
+		if l.Running != nil {
+			cols[1] = fmt.Sprint(*l.Running)
+		}
+		if l.KVUsedRatio != nil {
+			cols[2] = fmt.Sprintf("%.0f", 100*float64(*l.KVUsedRatio))
+		}
+		if l.GenTPS != nil {
+			cols[3] = fmt.Sprintf("%.1f", float64(*l.GenTPS))
+		}
+	}
+	return strings.Join(cols, "\t")
+}

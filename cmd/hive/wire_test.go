@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -81,6 +82,51 @@ func checkKeys(what string, raw []byte, want []string) (map[string]json.RawMessa
 	return vals, nil
 }
 
+// checkKeysThen is checkKeys where the object may end with some of
+// optional, in their order (additive fields left out when empty).
+func checkKeysThen(what string, raw []byte, want []string, optional ...string) (map[string]json.RawMessage, error) {
+	keys, vals, err := orderedObject(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	rest, ok := strings.CutPrefix(fmt.Sprint(keys), strings.TrimSuffix(fmt.Sprint(want), "]"))
+	i := 0
+	for _, k := range strings.Fields(strings.TrimSuffix(rest, "]")) {
+		for i < len(optional) && optional[i] != k {
+			i++
+		}
+		if i == len(optional) {
+			ok = false
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s keys %v, want %v then some of %v", what, keys, want, optional)
+	}
+	return vals, nil
+}
+
+// loadKinds are the load block's fields and their JSON kinds; engine and
+// age_ms always, the others only where the engine has them.
+var loadKinds = map[string]string{"engine": "string", "queue": "uint", "running": "uint", "kv_used_ratio": "float",
+	"kv_used_tokens": "uint", "kv_capacity_tokens": "uint", "prompt_tps": "float", "gen_tps": "float",
+	"preemptions": "uint", "age_ms": "uint"}
+
+func checkLoadWire(raw json.RawMessage) error {
+	var l map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return fmt.Errorf("load %s: %w", raw, err)
+	}
+	if l["engine"] == nil || l["age_ms"] == nil {
+		return fmt.Errorf("load %s: no engine or age_ms", raw)
+	}
+	for k, v := range l {
+		if want, ok := loadKinds[k]; !ok || kindOf(v) != want {
+			return fmt.Errorf("load field %s = %s, want %s", k, v, cmp.Or(want, "no such field"))
+		}
+	}
+	return nil
+}
+
 // checkWorkersWire checks a JSON array of ProcessStats.
 func checkWorkersWire(raw json.RawMessage) error {
 	var workers []json.RawMessage
@@ -88,9 +134,14 @@ func checkWorkersWire(raw json.RawMessage) error {
 		return fmt.Errorf("workers %s: %v", raw, err)
 	}
 	for _, w := range workers {
-		wv, err := checkKeys("worker", w, workerKeys)
+		wv, err := checkKeysThen("worker", w, workerKeys, "exit", "load")
 		if err != nil {
 			return err
+		}
+		if l, ok := wv["load"]; ok {
+			if err := checkLoadWire(l); err != nil {
+				return err
+			}
 		}
 		for k, want := range workerKinds {
 			if got := kindOf(wv[k]); !strings.Contains("|"+want+"|", "|"+got+"|") {

@@ -11,7 +11,7 @@
 
 const WINDOW_MS = 5 * 60 * 1000;
 const $ = id => document.getElementById(id);
-const host = { cpu: [], ram: [] };         // [{t, v}]
+const host = { cpu: [], ram: [], tps: [] }; // [{t, v}]
 const gpuHist = new Map();                 // GPU index -> [{t, util, vram}]
 const workerHist = new Map();              // pid/instance -> [{t, cpu, gpu}]
 let reconnects = 0, events = 0, lastEvent = 0, latest = null, pending = false, lastID = "";
@@ -106,6 +106,9 @@ function record(ev) {
     if (!gpuHist.has(g.index)) gpuHist.set(g.index, []);
     push(gpuHist.get(g.index), { t, util: g.util_pct, vram: g.vram_total_mb ? g.vram_used_mb / g.vram_total_mb * 100 : 0 }, t);
   }
+  // Tokens/s of every engine that says (null: none does).
+  const tps = ev.workers.reduce((s, w) => w.load && w.load.gen_tps !== undefined ? (s || 0) + w.load.gen_tps : s, null);
+  if (tps !== null) push(host.tps, { t, v: tps }, t);
   const seen = new Set();
   for (const w of ev.workers) {
     const key = w.pid + "/" + w.instance;
@@ -127,6 +130,9 @@ function renderHost(ev, now) {
     chart($("chart-cpu"), [{ pts: host.cpu, key: "v", color: css("--cpu") }], 100, pct, now);
     chart($("chart-ram"), [{ pts: host.ram, key: "v", color: css("--ram") }], node.ram_total_mb, gib, now);
   }
+  const last = host.tps.length ? host.tps[host.tps.length - 1] : null;
+  $("host-tps").textContent = last && now - last.t < 5e3 ? last.v.toFixed(0) : "—";
+  chart($("chart-tps"), [{ pts: host.tps, key: "v", color: css("--gpu") }], Math.max(10, ...host.tps.map(p => p.v)), n => n.toFixed(0), now);
   const box = $("gpus");
   box.replaceChildren();
   for (const g of node.gpus || []) {
@@ -205,6 +211,11 @@ function renderWorkers(ev, now) {
     const onGPU = w.total_vram_mb > 0;
     cell(tr, "GPU %", onGPU ? gpuShare(w) : "no GPU", "n").title = w.gpu_util_source || "";
     cell(tr, "VRAM", onGPU ? fmtMiB(w.vram_mb) + " of " + fmtMiB(w.total_vram_mb) : "no GPU", "n");
+    const l = w.load || {}, num = v => v === undefined ? "—" : String(v);
+    cell(tr, "Queue", num(l.queue), "n").title = w.load ? "engine: " + w.load.engine : "no engine figures";
+    cell(tr, "Running", num(l.running), "n");
+    cell(tr, "KV", l.kv_used_ratio === undefined ? "—" : (l.kv_used_ratio * 100).toFixed(0) + " %", "n");
+    cell(tr, "Tok/s", l.gen_tps === undefined ? "—" : l.gen_tps.toFixed(0), "n");
     cell(tr, "Uptime", fmtUptime(w.uptime_s), "n");
     const c = el("canvas", "spark");
     c.setAttribute("aria-label", "CPU % of one core and GPU %, last 5 minutes");
@@ -216,7 +227,7 @@ function renderWorkers(ev, now) {
   }
   if (!workers.length) {
     const tr = el("tr", "empty");
-    cell(tr, "", "no workers on this hive").colSpan = 12;
+    cell(tr, "", "no workers on this hive").colSpan = 16;
     rows.appendChild(tr);
   }
 }
