@@ -128,7 +128,11 @@ func (p *prober) readEngine(ctx context.Context, pid int32, port int) {
 	if buf.p == nil {
 		buf.p = engine.NewParser()
 	}
-	at, status, err := p.fetch(ctx, port, "/metrics", buf, slots)
+	path := "/metrics"
+	if slots {
+		path = "/slots"
+	}
+	at, status, err := p.fetch(ctx, port, path, buf, slots)
 	if err == nil && !slots && (status == http.StatusNotFound || status == http.StatusNotImplemented) {
 		// llama.cpp without --metrics answers 501: its slots tell what
 		// runs.

@@ -132,7 +132,7 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 	}, []string{"status"})
 	m.stateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hive_worker_state_changes_total",
-		Help: "Changes of a worker's state (starting, ready, unresponsive, running, exited), by the state changed to.",
+		Help: "Changes of a worker's state (starting, ready, unresponsive, stalled, running, exited), by the state changed to.",
 	}, []string{"state"})
 	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hive_worker_probes_total",

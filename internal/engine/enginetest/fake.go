@@ -44,8 +44,7 @@ type Engine struct {
 	// slow drips).
 	Handler http.HandlerFunc
 	reads   int
-	// Changed is when a figure was last set.
-	Changed time.Time
+	readAt  []time.Time // the last 256 reads of /metrics
 }
 
 // New serves page (a fixture's text).
@@ -60,7 +59,18 @@ func (e *Engine) Set(name string, v float64) {
 	defer e.mu.Unlock()
 	e.vals[name] = v
 	delete(e.rates, name)
-	e.Changed = time.Now()
+}
+
+// FirstReadAfter is when /metrics was first read after t.
+func (e *Engine) FirstReadAfter(t time.Time) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, at := range e.readAt {
+		if at.After(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // Grow makes counter ${name} grow at perSecond from now on, from its
@@ -120,6 +130,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/metrics":
 		e.mu.Lock()
 		e.reads++
+		if len(e.readAt) == 256 {
+			e.readAt = append(e.readAt[:0], e.readAt[1:]...)
+		}
+		e.readAt = append(e.readAt, time.Now())
 		h, status := e.Handler, e.MetricsStatus
 		e.mu.Unlock()
 		if h != nil {
