@@ -26,7 +26,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: cgo-build-check bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: bench-engines cgo-build-check bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -81,6 +81,12 @@ test-short: ## the tests without the race detector
 
 bench: ## benchmarks; results go in docs/BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+	$(MAKE) bench-engines
+
+# What reading 50 engines' 43 KB pages every second costs the hive, against
+# the same workers with engine reads off.
+bench-engines: build ## the engines' load: hive CPU and RSS with and without engine reads; ENGINES=50
+	$(GO) run ./bench/engines -hive $(BIN)/hive -engines $(or $(ENGINES),50) -window $(WINDOW)
 
 # The collector against a plain-Go floor doing the same job, in one run:
 # hive CPU, floor CPU, their ratio and the tick jitter an SSE client sees.

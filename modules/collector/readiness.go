@@ -32,13 +32,16 @@ type ReadinessConfig struct {
 const (
 	maxProbes     = 32
 	maxIdleProbes = 32
+	// maxIdleEngines: engines are read every second, so a connection
+	// kept for each of up to 64 saves a dial and its goroutines per read.
+	maxIdleEngines = 64
 )
 
 // ProbeSockets is the most sockets the probes and engine reads hold at
 // once, for the file-descriptor budget (cmd/hive's connBudget): the two
 // run one after the other on one goroutine, and each keeps its own idle
 // connections.
-const ProbeSockets = maxProbes + 2*maxIdleProbes
+const ProbeSockets = maxProbes + maxIdleProbes + maxIdleEngines
 
 // prober asks every worker with a port for its health, once per tick, on
 // its own goroutine and concurrently, each probe under a short deadline:
@@ -109,7 +112,7 @@ const (
 func newProber(cfg ReadinessConfig, log *slog.Logger, changes, results *prometheus.CounterVec) *prober {
 	return &prober{cfg: cfg, log: log, now: time.Now, changes: changes, results: results, kick: make(chan struct{}, 1),
 		targets: map[int32]int{}, probes: map[int32]*probeState{}, engines: map[int32]*engineTarget{}, shown: map[int32]string{},
-		engine: DefaultEngineConfig(), engineClient: loopbackClient(maxIdleProbes),
+		engine: DefaultEngineConfig(), engineClient: loopbackClient(maxIdleEngines),
 		engineErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "e"}, []string{"reason"}),
 		enginePagesCut: prometheus.NewCounter(prometheus.CounterOpts{Name: "cut"}),
 		client:         loopbackClient(maxIdleProbes)}
