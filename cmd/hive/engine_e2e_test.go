@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/engine/enginetest"
 )
@@ -483,4 +484,26 @@ func rssOf(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// The dashboard shows a worker's engine load (queue, running, KV,
+// tokens/s) and the tokens/s of all engines.
+func TestDashboardShowsEngineLoad(t *testing.T) {
+	browser(t)
+	tag := engineTag(t)
+	e := fixturePage(t, "vllm-0.10.txt")
+	e.Set("queue", 17)
+	e.Set("running", 6)
+	e.Set("kv", 0.42)
+	e.Grow("gen", 321)
+	startEngineWorker(t, tag, "dash", e)
+	h := startHiveEnv(t, []string{"HIVE_ENGINE_INTERVAL=250ms"}, "--worker-match", "cmdline:"+tag, "--telemetry-interval", "250ms")
+	ctx := newBrowser(t, 1280, 900, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.httpBase+"/"), chromedp.WaitReady(chromedp.CSS("#rows"))); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+	pageText(t, ctx, "the engine's load", 20*time.Second, func(s string) bool {
+		// 321 tokens/s, within 2 %
+		return regexp.MustCompile(`17\t6\t42 %\t3(1[5-9]|2\d|3[0-7])\t`).MatchString(s) && strings.Contains(s, "Tokens/s")
+	})
 }
