@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rbee/hive/bus/wire"
@@ -193,4 +194,22 @@ func SubscribeTelemetry(c *Conn, hiveID string, fn func(data []byte)) (*Sub, err
 		}
 		fn(m.Data)
 	})
+}
+
+// Drain unsubscribes sub and waits, at most limit, until its handler has
+// returned for every message the server sent before the unsubscribe. It
+// reports whether that happened within limit.
+func Drain(sub *Sub, limit time.Duration) bool {
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	if sub.Drain() != nil {
+		return false
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-closed:
+		return true
+	case <-t.C:
+		return false
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,8 @@ import (
 )
 
 // Binaries built once for the package: the hive itself and the demo worker
-// under a name the default --worker-match catches.
+// under a name the default --worker-match catches, in a directory of this
+// run's own (ownWorkers).
 var (
 	hiveBin   string
 	workerBin string
@@ -56,6 +58,12 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// ownWorkers is the harness's --worker-match: a command line that starts
+// with a program of binDir, which only this test binary's workers run.
+func ownWorkers() string {
+	return "cmdline:^" + regexp.QuoteMeta(binDir+"/")
 }
 
 // hiveProc is a running hive binary with its JSON log parsed.
@@ -110,8 +118,12 @@ func startHiveBin(t *testing.T, bin string, env []string, args ...string) *hiveP
 	// Each start has its own worker state (tests share --worker-dir, under
 	// which the state file lives by default); a test that restarts a hive
 	// on the same state passes --state-dir itself.
+	// Each test hive matches only the workers this test binary started
+	// (from binDir, a directory of its own), so a suite run beside
+	// another one, or beside real workers, counts only its own.
 	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
-		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", "", "--state-dir", t.TempDir()}
+		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", "", "--state-dir", t.TempDir(),
+		"--worker-match", ownWorkers()}
 	readyPath := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(bin, append(base, args...)...)
 	cmd.Env = append(append(os.Environ(), "HIVE_READY_FILE="+readyPath), env...)

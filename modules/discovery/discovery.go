@@ -157,31 +157,11 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	d.nc = nc
-	// Telemetry is read only where it is pushed: the heartbeat API, once a
-	// Queen is configured or may be (an allow-list). A standalone hive and
-	// the ready API (the Queen subscribes to the SSE stream) take none: no
-	// decode and no wake-up per tick. A Queen that comes later (a reload
-	// that allows one) starts it; its first discovery body then says
-	// "starting" until the next tick.
-	var tsub *bus.Sub
-	readTelemetry := func() error {
-		if tsub != nil || d.cfg.API == APIReady {
-			return nil
-		}
-		var err error
-		if tsub, err = bus.SubscribeTelemetry(nc, d.cfg.Hive.ID, d.onTelemetry); err != nil {
-			return fmt.Errorf("discovery: subscribe: %w", err)
-		}
-		return nil
-	}
-	defer func() {
-		if tsub != nil {
-			_ = tsub.Unsubscribe()
-		}
-	}()
+	s := &session{d: d, ctx: ctx, nc: nc}
+	defer s.close()
 	standalone := d.cfg.QueenURL == "" && d.allow.Load().empty()
 	if !standalone {
-		if err := readTelemetry(); err != nil {
+		if err := s.readTelemetry(); err != nil {
 			return err
 		}
 	}
@@ -195,57 +175,20 @@ func (d *Discovery) Run(ctx context.Context) error {
 	}
 	close(d.ready)
 
-	var cur *loop
-	stop := func() {
-		if cur != nil {
-			cur.cancel()
-			<-cur.done
-		}
-	}
-	defer stop()
-	start := func(url string) {
-		if err := readTelemetry(); err != nil {
-			d.log.Error("telemetry not followed: pushes to the Queen wait for it", "err", err)
-		}
-		stop()
-		d.mu.Lock()
-		d.current = url
-		d.mu.Unlock()
-		lctx, cancel := context.WithCancel(ctx)
-		cur = &loop{url: url, cancel: cancel, done: make(chan struct{})}
-		d.loops.Add(1)
-		go func(l *loop) {
-			defer close(l.done)
-			d.follow(lctx, l.url)
-			d.mu.Lock()
-			if d.current == l.url {
-				d.current = "" // ended (acknowledged, or gave up): the same URL may start it again
-			}
-			d.mu.Unlock()
-		}(cur)
-	}
-	if standalone {
+	switch {
+	case standalone:
 		d.log.Info("standalone: no Queen is configured, so this hive reports to none (its stream, metrics and dashboard still serve); join one with --queen-url http://QUEEN:7833 or HIVE_QUEEN_URL")
-	} else if d.cfg.QueenURL == "" {
+	case d.cfg.QueenURL == "":
 		d.log.Info("standalone: no Queen URL; waiting for one from /capabilities?queen_url=", "allowed", d.allow.Load().String())
-	} else {
-		start(d.cfg.QueenURL)
+	default:
+		s.start(d.cfg.QueenURL)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case u := <-d.urls:
-			if cur.running() && cur.url == u {
-				d.log.Debug("discovery already running for this Queen", "queen", u)
-				continue
-			}
-			if cur.running() {
-				d.log.Info("Queen URL changed; replacing the discovery loop", "old", cur.url, "new", u)
-			} else {
-				d.log.Info("discovering Queen", "queen", u)
-			}
-			start(u)
+			s.switchTo(u)
 		}
 	}
 }

@@ -79,38 +79,12 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// Zero means "the default"; CORSOrigins is the exception: an empty,
-	// non-nil list turns CORS off.
-	def := DefaultConfig()
-	cfg.Access = cmp.Or(cfg.Access, def.Access)
-	cfg.Listen = cmp.Or(cfg.Listen, def.Listen)
-	if cfg.CORSOrigins == nil {
-		cfg.CORSOrigins = def.CORSOrigins
-	}
-	cfg.History = cmp.Or(cfg.History, def.History)
-	cfg.QueueSize = cmp.Or(cfg.QueueSize, def.QueueSize)
-	cfg.MaxConns = cmp.Or(cfg.MaxConns, def.MaxConns)
-	cfg.MaxConnsPerIP = cmp.Or(cfg.MaxConnsPerIP, def.MaxConnsPerIP)
-	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, def.KeepAlive)
-	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, def.WriteTimeout)
-	cfg.RetryHint = cmp.Or(cfg.RetryHint, def.RetryHint)
-	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, def.ShutdownTimeout)
-	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, def.BodyTimeout)
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var token []byte
-	var tokenSum *[sha256.Size]byte
-	if cfg.Token != "" {
-		sum := sha256.Sum256([]byte(cfg.Token))
-		token, tokenSum = sum[:], &sum
-	}
-	var readToken []byte
-	var readSum *[sha256.Size]byte
-	if cfg.ReadToken != "" {
-		sum := sha256.Sum256([]byte(cfg.ReadToken))
-		readToken, readSum = sum[:], &sum
-	}
+	token, tokenSum := tokenDigest(cfg.Token)
+	readToken, readSum := tokenDigest(cfg.ReadToken)
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
@@ -137,6 +111,37 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	return g, nil
 }
 
+// withDefaults fills what is zero with DefaultConfig's value;
+// CORSOrigins is the exception: an empty, non-nil list turns CORS off.
+func (cfg Config) withDefaults() Config {
+	def := DefaultConfig()
+	cfg.Access = cmp.Or(cfg.Access, def.Access)
+	cfg.Listen = cmp.Or(cfg.Listen, def.Listen)
+	if cfg.CORSOrigins == nil {
+		cfg.CORSOrigins = def.CORSOrigins
+	}
+	cfg.History = cmp.Or(cfg.History, def.History)
+	cfg.QueueSize = cmp.Or(cfg.QueueSize, def.QueueSize)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, def.MaxConns)
+	cfg.MaxConnsPerIP = cmp.Or(cfg.MaxConnsPerIP, def.MaxConnsPerIP)
+	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, def.KeepAlive)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, def.WriteTimeout)
+	cfg.RetryHint = cmp.Or(cfg.RetryHint, def.RetryHint)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, def.ShutdownTimeout)
+	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, def.BodyTimeout)
+	return cfg
+}
+
+// tokenDigest is a token's SHA-256, as a slice and as the array the
+// comparisons load; both nil for no token.
+func tokenDigest(token string) ([]byte, *[sha256.Size]byte) {
+	if token == "" {
+		return nil, nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	return sum[:], &sum
+}
+
 // Ready is closed once the gateway listens; Addr is valid from then on.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
@@ -155,33 +160,19 @@ func (g *Gateway) ListenAddr() string {
 	return net.JoinHostPort(host, port)
 }
 
-// Run subscribes to telemetry, listens and serves until ctx ends, then ends every stream and shuts the server down.
+// Run subscribes to telemetry, listens and serves until ctx ends, then
+// ends every stream and shuts the server down.
 func (g *Gateway) Run(ctx context.Context) error {
 	nc, err := g.bus.Connect("gateway")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	// Another hive's telemetry (over a leafnode) is not this hive's stream;
-	// the bus's accounts keep it out already, the filter is the second lock.
-	sub, err := bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.fanout.publish(sseTelemetryEvent, data) })
+	tele, load, err := g.subscribe(nc)
 	if err != nil {
-		return fmt.Errorf("gateway: subscribe: %w", err)
+		return err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	loadSub, err := bus.Subscribe(nc, wire.SubjectLoad, func(ev json.RawMessage) { g.fanout.publishLive(sseLoadEvent, ev) })
-	if err != nil {
-		return fmt.Errorf("gateway: subscribe: %w", err)
-	}
-	defer func() { _ = loadSub.Unsubscribe() }()
-	// Ready must mean subscribed: the server has to know the interest
-	// before an event published right after Ready can reach us.
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("gateway: flush: %w", err)
-	}
-	// The fan-out never blocks, so the subscription can afford the
-	// client library's default pending limits.
-
+	defer func() { _ = tele.Unsubscribe(); _ = load.Unsubscribe() }()
 	srv, ln, err := g.listen(nc)
 	if err != nil {
 		return err
@@ -201,19 +192,47 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}()
 	serveErr := g.keepAliveUntil(ctx, errc)
 	// Events published before the stop (the collector's last, "stopping")
-	// still reach the streams: the server sent them before the flush's
-	// reply, and the subscription counts a message pending until its
-	// handler has returned.
-	if nc.Flush() == nil {
-		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if n, _, err := sub.Pending(); err != nil || n == 0 {
-				break
-			}
-		}
+	// still reach the streams.
+	bus.Drain(tele, time.Second)
+	g.stopServing(srv)
+	if serveErr == nil {
+		<-errc
 	}
-	// Telemetry streams are the fan-out's, not the server's (their
-	// connections are hijacked): both end within the one budget, the
-	// streams after the events published before the stop.
+	g.jobStreams.Wait()
+	return serveErr
+}
+
+// subscribe follows this hive's telemetry (into the history and every
+// stream) and the engines' load pushes (live, to ?events=load streams).
+// The fan-out never blocks, so the subscriptions can afford the client
+// library's default pending limits.
+func (g *Gateway) subscribe(nc *bus.Conn) (tele, load *bus.Sub, err error) {
+	// Another hive's telemetry (over a leafnode) is not this hive's stream;
+	// the bus's accounts keep it out already, the filter is the second lock.
+	tele, err = bus.SubscribeTelemetry(nc, g.cfg.HiveID, func(data []byte) { g.fanout.publish(sseTelemetryEvent, data) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway: subscribe: %w", err)
+	}
+	load, err = bus.Subscribe(nc, wire.SubjectLoad, func(ev json.RawMessage) { g.fanout.publishLive(sseLoadEvent, ev) })
+	if err != nil {
+		_ = tele.Unsubscribe()
+		return nil, nil, fmt.Errorf("gateway: subscribe: %w", err)
+	}
+	// Ready must mean subscribed: the server has to know the interest
+	// before an event published right after Ready can reach us.
+	if err := nc.Flush(); err != nil {
+		_ = tele.Unsubscribe()
+		_ = load.Unsubscribe()
+		return nil, nil, fmt.Errorf("gateway: flush: %w", err)
+	}
+	return tele, load, nil
+}
+
+// stopServing ends the telemetry streams and the server within the one
+// budget. The streams are the fan-out's, not the server's (their
+// connections are hijacked), and end after the events published before
+// the stop.
+func (g *Gateway) stopServing(srv *http.Server) {
 	streamsEnded := make(chan struct{})
 	go func() { g.fanout.close(g.cfg.ShutdownTimeout); close(streamsEnded) }()
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
@@ -221,12 +240,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		_ = srv.Close()
 	}
-	if serveErr == nil {
-		<-errc
-	}
 	<-streamsEnded
-	g.jobStreams.Wait()
-	return serveErr
 }
 
 // listen binds the HTTP address behind the connection caps and makes the

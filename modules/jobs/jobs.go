@@ -125,60 +125,20 @@ func (m *Jobs) Run(ctx context.Context) error {
 		return err
 	}
 	defer m.procs.closeState()
-	adopted, err := m.procs.adopt()
-	if err != nil {
-		m.log.Error("workers from before the restart not taken back", "err", err)
-	}
-	for _, w := range adopted {
-		m.announce(wire.SubjectWorkersStarted, w)
-	}
+	m.takeBack()
 	// Jobs are cancelled by Run alone, after it has marked the shutdown:
 	// a spawn cancelled by the hive's stop must see the short shutdown
 	// grace, not the normal one.
 	jctx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-
-	// The gateway forwards the POST body as it came: create parses it.
-	create, err := bus.Handle(nc, wire.SubjectJobsCreate, func(body json.RawMessage) (wire.JobCreated, error) {
-		return m.create(jctx, body)
-	})
-	if err != nil {
-		return fmt.Errorf("jobs: subscribe: %w", err)
-	}
-	defer func() { _ = create.Unsubscribe() }()
-	cancel, err := bus.Handle(nc, wire.SubjectJobsCancel, func(ref wire.JobRef) (wire.JobCancelled, error) {
-		if !wire.ValidJobID(ref.JobID) {
-			return wire.JobCancelled{}, fmt.Errorf("%w: bad job reference", errNotFound)
+	subs, err := m.serve(jctx, nc)
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
 		}
-		return m.cancelJob(ref.JobID)
-	})
+	}()
 	if err != nil {
-		return fmt.Errorf("jobs: subscribe: %w", err)
-	}
-	defer func() { _ = cancel.Unsubscribe() }()
-	replay, err := bus.Handle(nc, wire.SubjectJobsReplay, func(ref wire.JobRef) (wire.JobReplay, error) {
-		if !wire.ValidJobID(ref.JobID) {
-			return wire.JobReplay{}, fmt.Errorf("%w: bad job reference", errNotFound)
-		}
-		return m.replay(ref.JobID)
-	})
-	if err != nil {
-		return fmt.Errorf("jobs: subscribe: %w", err)
-	}
-	defer func() { _ = replay.Unsubscribe() }()
-	list, err := bus.Handle(nc, wire.SubjectWorkersList, func(struct{}) (wire.WorkerList, error) {
-		out := wire.WorkerList{Workers: []wire.WorkerEvent{}}
-		for _, w := range m.procs.all() {
-			out.Workers = append(out.Workers, workerEvent(w))
-		}
-		return out, nil
-	})
-	if err != nil {
-		return fmt.Errorf("jobs: subscribe: %w", err)
-	}
-	defer func() { _ = list.Unsubscribe() }()
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("jobs: flush: %w", err)
+		return err
 	}
 	close(m.ready)
 
@@ -187,15 +147,89 @@ func (m *Jobs) Run(ctx context.Context) error {
 		defer close(reapDone)
 		m.procs.reapLoop(jctx, func(w *spawned) { m.announce(wire.SubjectWorkersStopped, w) })
 	}()
+	m.keepHouse(ctx)
+	m.stopping.Store(true)
+	cancelJobs()
+	m.wg.Wait()
+	<-reapDone
+	m.leaveWorkers()
+	return nil
+}
+
+// takeBack adopts the workers an earlier run of the hive spawned and
+// announces each.
+func (m *Jobs) takeBack() {
+	adopted, err := m.procs.adopt()
+	if err != nil {
+		m.log.Error("workers from before the restart not taken back", "err", err)
+	}
+	for _, w := range adopted {
+		m.announce(wire.SubjectWorkersStarted, w)
+	}
+}
+
+// serve subscribes what the module answers: create, cancel and replay a
+// job, list the workers. It returns the subscriptions made, even on error.
+func (m *Jobs) serve(jctx context.Context, nc *bus.Conn) ([]*bus.Sub, error) {
+	var subs []*bus.Sub
+	add := func(s *bus.Sub, err error) error {
+		if err != nil {
+			return fmt.Errorf("jobs: subscribe: %w", err)
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	// The gateway forwards the POST body as it came: create parses it.
+	if err := add(bus.Handle(nc, wire.SubjectJobsCreate, func(body json.RawMessage) (wire.JobCreated, error) {
+		return m.create(jctx, body)
+	})); err != nil {
+		return subs, err
+	}
+	if err := add(bus.Handle(nc, wire.SubjectJobsCancel, func(ref wire.JobRef) (wire.JobCancelled, error) {
+		if !wire.ValidJobID(ref.JobID) {
+			return wire.JobCancelled{}, fmt.Errorf("%w: bad job reference", errNotFound)
+		}
+		return m.cancelJob(ref.JobID)
+	})); err != nil {
+		return subs, err
+	}
+	if err := add(bus.Handle(nc, wire.SubjectJobsReplay, func(ref wire.JobRef) (wire.JobReplay, error) {
+		if !wire.ValidJobID(ref.JobID) {
+			return wire.JobReplay{}, fmt.Errorf("%w: bad job reference", errNotFound)
+		}
+		return m.replay(ref.JobID)
+	})); err != nil {
+		return subs, err
+	}
+	if err := add(bus.Handle(nc, wire.SubjectWorkersList, m.workerList)); err != nil {
+		return subs, err
+	}
+	if err := nc.Flush(); err != nil {
+		return subs, fmt.Errorf("jobs: flush: %w", err)
+	}
+	return subs, nil
+}
+
+func (m *Jobs) workerList(struct{}) (wire.WorkerList, error) {
+	out := wire.WorkerList{Workers: []wire.WorkerEvent{}}
+	for _, w := range m.procs.all() {
+		out.Workers = append(out.Workers, workerEvent(w))
+	}
+	return out, nil
+}
+
+// keepHouse prunes finished jobs and rotates the workers' logs until ctx
+// ends.
+func (m *Jobs) keepHouse(ctx context.Context) {
 	every := min(max(m.cfg.Retention/4, 10*time.Millisecond), 30*time.Second)
 	prune := time.NewTicker(every)
 	defer prune.Stop()
 	logs := time.NewTicker(10 * time.Second)
 	defer logs.Stop()
-	for done := false; !done; {
+	for {
 		select {
 		case <-ctx.Done():
-			done = true
+			return
 		case <-prune.C:
 			if n := m.prune(); n > 0 {
 				m.log.Debug("pruned finished jobs", "n", n)
@@ -204,10 +238,11 @@ func (m *Jobs) Run(ctx context.Context) error {
 			m.rotateLogs()
 		}
 	}
-	m.stopping.Store(true)
-	cancelJobs()
-	m.wg.Wait()
-	<-reapDone
+}
+
+// leaveWorkers stops the spawned workers on the way out if configured
+// to, else says they are left running.
+func (m *Jobs) leaveWorkers() {
 	if m.cfg.StopWorkersOnExit {
 		for _, w := range m.procs.stopAll(m.grace()) {
 			m.announce(wire.SubjectWorkersStopped, w)
@@ -215,7 +250,6 @@ func (m *Jobs) Run(ctx context.Context) error {
 	} else if n := m.procs.count(); n > 0 {
 		m.log.Info("leaving spawned workers running", "workers", n)
 	}
-	return nil
 }
 
 // grace is the wait between SIGTERM and SIGKILL right now.
