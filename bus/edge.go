@@ -143,36 +143,11 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 		LameDuckDuration:    2 * time.Second,
 		LameDuckGracePeriod: 500 * time.Millisecond,
 	}
-	if cfg.ObserverUser != "" && cfg.ObserverPassword != "" {
-		opts.Users = []*server.User{{Username: cfg.ObserverUser, Password: cfg.ObserverPassword, Account: acc, Permissions: readOnly}}
-	} else {
-		// Whoever connects without credentials is the observer. Its key
-		// pair is thrown away: it is never used to sign.
-		_, opub, err := newUserKey()
-		if err != nil {
-			return nil, fmt.Errorf("bus: observer key: %w", err)
-		}
-		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: opub, Account: acc, Permissions: readOnly})
-		opts.NoAuthUser = opub
+	if err := addObserver(opts, cfg, acc, readOnly); err != nil {
+		return nil, err
 	}
-	if cfg.Listen != "" {
-		host, port, err := splitHostPort(cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("bus: listen address %q: %w", cfg.Listen, err)
-		}
-		// nats-server reports a busy port only after its full ready
-		// timeout; binding first fails at once with the real error.
-		if port > 0 {
-			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return nil, fmt.Errorf("bus: listen %s: the port is in use (another hive?): move NATS with --nats-listen (\"\" for none)", cfg.Listen)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("bus: listen %s: %w", cfg.Listen, err)
-			}
-			_ = ln.Close()
-		}
-		opts.Host, opts.Port = host, port
+	if err := setEdgeListen(opts, cfg.Listen); err != nil {
+		return nil, err
 	}
 	if cfg.TLS != nil {
 		opts.TLSConfig, opts.TLS, opts.TLSTimeout = cfg.TLS, true, 2
@@ -188,6 +163,50 @@ func edgeOptions(cfg Config, acc *server.Account, bridgePub string, exports []st
 		}
 	}
 	return opts, nil
+}
+
+// addObserver lets the read-only observer in: the configured user, or
+// whoever connects without credentials.
+func addObserver(opts *server.Options, cfg Config, acc *server.Account, readOnly *server.Permissions) error {
+	if cfg.ObserverUser != "" && cfg.ObserverPassword != "" {
+		opts.Users = []*server.User{{Username: cfg.ObserverUser, Password: cfg.ObserverPassword, Account: acc, Permissions: readOnly}}
+	} else {
+		// Whoever connects without credentials is the observer. Its key
+		// pair is thrown away: it is never used to sign.
+		_, opub, err := newUserKey()
+		if err != nil {
+			return fmt.Errorf("bus: observer key: %w", err)
+		}
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: opub, Account: acc, Permissions: readOnly})
+		opts.NoAuthUser = opub
+	}
+	return nil
+}
+
+// setEdgeListen sets the observers' listener from HOST:PORT ("" keeps
+// the loopback default, unused then).
+func setEdgeListen(opts *server.Options, listen string) error {
+	if listen == "" {
+		return nil
+	}
+	host, port, err := splitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("bus: listen address %q: %w", listen, err)
+	}
+	// nats-server reports a busy port only after its full ready
+	// timeout; binding first fails at once with the real error.
+	if port > 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("bus: listen %s: the port is in use (another hive?): move NATS with --nats-listen (\"\" for none)", listen)
+		}
+		if err != nil {
+			return fmt.Errorf("bus: listen %s: %w", listen, err)
+		}
+		_ = ln.Close()
+	}
+	opts.Host, opts.Port = host, port
+	return nil
 }
 
 // offer queues a copy of a message just published on the modules' server

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rbee/hive/internal/certgen"
 	"github.com/rbee/hive/internal/freeport"
@@ -109,31 +108,9 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 			return nil, err
 		}
 		nd.Client, nd.HTTP, nd.Leaf, nd.Cluster = ports[0], ports[1], ports[2], ports[3]
-		conf := string(raw)
-		if n == 1 {
-			// One node is no cluster: JetStream refuses a cluster block
-			// without routes. A single hub runs without it (and R1 streams).
-			conf, err = dropBlock(conf, "\ncluster {")
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", hubConf, err)
-			}
-		}
-		for old, repl := range map[string]string{
-			"\nport: 4222":               "\nport: " + strconv.Itoa(nd.Client),
-			"\nhttp_port: 8222":          "\nhttp_port: " + strconv.Itoa(nd.HTTP),
-			"port: 7422":                 "port: " + strconv.Itoa(nd.Leaf),
-			"store_dir: /data/jetstream": "store_dir: " + strconv.Quote(filepath.Join(dir, nd.Name, "jetstream")),
-		} {
-			if !strings.Contains(conf, old) {
-				return nil, fmt.Errorf("%s lacks %q", hubConf, old)
-			}
-			conf = strings.Replace(conf, old, repl, 1)
-		}
-		if n > 1 {
-			if !strings.Contains(conf, "port: 6222") {
-				return nil, fmt.Errorf("%s lacks the cluster port 6222", hubConf)
-			}
-			conf = strings.Replace(conf, "port: 6222", "port: "+strconv.Itoa(nd.Cluster), 1)
+		conf, err := nodeConf(string(raw), hubConf, dir, nd, n)
+		if err != nil {
+			return nil, err
 		}
 		nd.conf = filepath.Join(dir, nd.Name+".conf")
 		if err := os.WriteFile(nd.conf, []byte(conf), 0o600); err != nil {
@@ -155,6 +132,38 @@ func Start(bin, hubConf, dir string, n int, pw Passwords) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// nodeConf is hub.conf for node nd of n: its ports and store, and no
+// cluster block for a single node.
+func nodeConf(conf, hubConf, dir string, nd *Node, n int) (string, error) {
+	if n == 1 {
+		// One node is no cluster: JetStream refuses a cluster block
+		// without routes. A single hub runs without it (and R1 streams).
+		var err error
+		conf, err = dropBlock(conf, "\ncluster {")
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", hubConf, err)
+		}
+	}
+	for old, repl := range map[string]string{
+		"\nport: 4222":               "\nport: " + strconv.Itoa(nd.Client),
+		"\nhttp_port: 8222":          "\nhttp_port: " + strconv.Itoa(nd.HTTP),
+		"port: 7422":                 "port: " + strconv.Itoa(nd.Leaf),
+		"store_dir: /data/jetstream": "store_dir: " + strconv.Quote(filepath.Join(dir, nd.Name, "jetstream")),
+	} {
+		if !strings.Contains(conf, old) {
+			return "", fmt.Errorf("%s lacks %q", hubConf, old)
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	if n > 1 {
+		if !strings.Contains(conf, "port: 6222") {
+			return "", fmt.Errorf("%s lacks the cluster port 6222", hubConf)
+		}
+		conf = strings.Replace(conf, "port: 6222", "port: "+strconv.Itoa(nd.Cluster), 1)
+	}
+	return conf, nil
 }
 
 // StartNode starts node i (again).
@@ -348,78 +357,6 @@ func monitor(ctx context.Context, url string, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// CreateStream makes the history stream from streamJSON
-// (deployments/hub-stream.json) as the admin user; it is idempotent.
-func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstream.Stream, *nats.Conn, error) {
-	raw, err := os.ReadFile(streamJSON)
-	if err != nil {
-		return nil, nil, err
-	}
-	var cfg jetstream.StreamConfig
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", streamJSON, err)
-	}
-	cfg.Replicas = min(cfg.Replicas, len(c.Nodes)) // R1 on a single node
-	nc, err := nats.Connect(c.ClientURLs(), c.TLS(), nats.UserInfo("admin", c.pw.Admin), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
-	}
-	if err := createReaders(ctx, s, filepath.Join(filepath.Dir(streamJSON), "hub-reader.json")); err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return s, nc, nil
-}
-
-// ReaderConsumers are the named reader's pull consumers, made by the admin
-// as compose's hub-reader one-shots do: the reader may read and ack them,
-// never make, change or delete one (deployments/hub.conf).
-var ReaderConsumers = []string{"reader-1", "reader-2", "reader-3", "reader-4"}
-
-// createReaders makes every reader consumer from readerJSON
-// (deployments/hub-reader.json), each under its own name.
-func createReaders(ctx context.Context, s jetstream.Stream, readerJSON string) error {
-	raw, err := os.ReadFile(readerJSON)
-	if err != nil {
-		return err
-	}
-	for _, name := range ReaderConsumers {
-		var cfg jetstream.ConsumerConfig
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			return fmt.Errorf("%s: %w", readerJSON, err)
-		}
-		cfg.Durable = name
-		if _, err := s.CreateOrUpdateConsumer(ctx, cfg); err != nil {
-			return fmt.Errorf("create consumer %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// dropBlock removes the block that starts at start ("\nname {") up to
-// its closing brace at the start of a line.
-func dropBlock(conf, start string) (string, error) {
-	i := strings.Index(conf, start)
-	if i < 0 {
-		return "", fmt.Errorf("no %q block", strings.TrimSpace(start))
-	}
-	j := strings.Index(conf[i+1:], "\n}")
-	if j < 0 {
-		return "", fmt.Errorf("unterminated %q block", strings.TrimSpace(start))
-	}
-	return conf[:i] + conf[i+1+j+2:], nil
 }
 
 func lastLines(b []byte, n int) string {

@@ -40,16 +40,7 @@ func (w *utilWindow) shares(dev gonvml.Device, pids []uint32, now time.Time) (ma
 		w.read = nowUS - uint64(time.Second/time.Microsecond)
 		w.newest = w.read
 	}
-	// Ask from the oldest point any current process is owed: a lighter
-	// process's sample may be stamped before another's newest one.
-	since := w.newest
-	for _, pid := range pids {
-		if ts, ok := w.pids[pid]; ok && ts < since {
-			since = ts
-		}
-	}
-	since = max(since, w.read-uint64(2*time.Second/time.Microsecond))
-	samples, ret := dev.GetProcessUtilization(since)
+	samples, ret := dev.GetProcessUtilization(w.since(pids))
 	// NOT_FOUND (and an empty SUCCESS) is "no sample since then".
 	if ret != gonvml.SUCCESS && ret != gonvml.ERROR_NOT_FOUND {
 		return nil, false
@@ -94,6 +85,19 @@ func (w *utilWindow) shares(dev gonvml.Device, pids []uint32, now time.Time) (ma
 	}
 	w.read = nowUS
 	return out, true
+}
+
+// since is the point to ask from: the oldest any current process is owed
+// (a lighter process's sample may be stamped before another's newest
+// one), but no more than 2 s before the last reading.
+func (w *utilWindow) since(pids []uint32) uint64 {
+	since := w.newest
+	for _, pid := range pids {
+		if ts, ok := w.pids[pid]; ok && ts < since {
+			since = ts
+		}
+	}
+	return max(since, w.read-uint64(2*time.Second/time.Microsecond))
 }
 
 func cmpU64(a, b uint64) int {

@@ -34,6 +34,19 @@ type ProcUtil struct {
 // tens of processes per GPU, not thousands.
 const maxPmonLines = 4096
 
+// pmonHeader takes the column names from pmon's first header line; the
+// second one names their units.
+func pmonHeader(col map[string]int, names []string) {
+	if _, ok := col["gpu"]; ok {
+		return
+	}
+	for i, name := range names {
+		if _, dup := col[name]; !dup {
+			col[name] = i
+		}
+	}
+}
+
 // ParsePmon parses the output of Pmon. Columns are found by the header
 // ("# gpu pid type sm mem ... fb ... command"), so a driver that adds or
 // moves columns still parses; a line of dashes is a GPU with no process;
@@ -54,14 +67,7 @@ func ParsePmon(r io.Reader) ([]ProcUtil, error) {
 			continue
 		}
 		if f[0] == "#" {
-			// The first header names the columns; the second their units.
-			if _, ok := col["gpu"]; !ok {
-				for i, name := range f[1:] {
-					if _, dup := col[name]; !dup {
-						col[name] = i
-					}
-				}
-			}
+			pmonHeader(col, f[1:])
 			continue
 		}
 		gi, ok1 := col["gpu"]

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -128,50 +127,15 @@ func (c *Collector) Run(ctx context.Context) error {
 	defer c.table.close()
 	defer c.node.close()
 
-	subs := make([]*bus.Sub, 0, 2)
+	subs, err := c.followAnnouncements(ctx, nc)
 	defer func() {
 		for _, s := range subs {
 			_ = s.Unsubscribe()
 		}
 	}()
-	for subj, fn := range map[string]func(wire.WorkerEvent){
-		wire.SubjectWorkersStarted: func(ev wire.WorkerEvent) {
-			if !c.announced.Started(ev) {
-				c.log.Warn("worker announcement dropped", "pid", ev.PID, "dropped_total", c.announced.Dropped())
-			}
-		},
-		wire.SubjectWorkersStopped: func(ev wire.WorkerEvent) {
-			c.announced.Stopped(ev)
-			if ev.Exit != nil {
-				c.exitsMu.Lock()
-				if len(c.exits) < maxAnnounced {
-					c.exits = append(c.exits, ev)
-				}
-				c.exitsMu.Unlock()
-			}
-		},
-	} {
-		s, err := bus.Subscribe(nc, subj, fn)
-		if err != nil {
-			return fmt.Errorf("collector: subscribe %s: %w", subj, err)
-		}
-		subs = append(subs, s)
+	if err != nil {
+		return err
 	}
-	// Announcements published before the first tick must be seen by it.
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("collector: flush: %w", err)
-	}
-	// And those published before this subscription: the workers the jobs
-	// module took back from an earlier run of the hive, at its start. No
-	// answer (no jobs module) means none.
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	if wl, err := bus.Request[struct{}, wire.WorkerList](lctx, nc, wire.SubjectWorkersList, struct{}{}); err == nil {
-		for _, ev := range wl.Workers {
-			c.announced.Started(ev)
-		}
-	}
-	cancel()
-
 	c.prober.push = func(ws []wire.WorkerLoadOf) { c.publishLoad(nc, ws) }
 	probing := make(chan struct{})
 	go func() {
@@ -230,51 +194,6 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 	c.metrics.setGPUs(node.GPUs, health)
 	c.metrics.tick.Observe(time.Since(start).Seconds())
 	return s
-}
-
-// withExits appends, once, each announced exit of a worker the last event
-// listed and this one does not: state "exited", how it ended, no load.
-func (c *Collector) withExits(ws []wire.ProcessStats) []wire.ProcessStats {
-	c.exitsMu.Lock()
-	exits := c.exits
-	c.exits = nil
-	c.exitsMu.Unlock()
-	now := make(map[uint32]bool, len(ws))
-	for _, w := range ws {
-		now[w.PID] = true
-	}
-	for _, ev := range exits {
-		w, ok := c.last[uint32(ev.PID)]
-		if !ok || now[w.PID] {
-			continue // not in the last event, or a second announcement
-		}
-		now[w.PID] = true
-		gone := wire.ProcessStats{PID: w.PID, Group: w.Group, Instance: w.Instance, UptimeS: w.UptimeS, TotalVRAMMB: w.TotalVRAMMB,
-			Model: w.Model, GPUIndices: []int{}, State: wire.WorkerExited, Exit: ev.Exit}
-		ws = append(ws, gone)
-		c.metrics.stateChanges.WithLabelValues(wire.WorkerExited).Inc()
-		c.log.Info("worker state", "pid", w.PID, "instance", w.Instance, "from", w.State, "to", wire.WorkerExited, "exit", exitString(ev.Exit))
-	}
-	if c.last == nil {
-		c.last = make(map[uint32]wire.ProcessStats, len(ws))
-	}
-	clear(c.last) // reused: a steady host allocates no map per tick
-	for _, w := range ws {
-		if w.State != wire.WorkerExited {
-			c.last[w.PID] = w
-		}
-	}
-	return ws
-}
-
-func exitString(e *wire.WorkerExit) string {
-	if e.Signal != "" {
-		return e.Signal
-	}
-	if e.Code != nil {
-		return "code " + strconv.Itoa(*e.Code)
-	}
-	return "unknown"
 }
 
 // gpuTick is the GPU part of one collection, and how the /proc part went,
@@ -413,52 +332,6 @@ func (c *Collector) foldDescendants(list []Worker, claimed map[int32]bool) {
 	}
 }
 
-func (c *Collector) noteGPUErr(err error) {
-	if err != nil && !errors.Is(err, ErrNoGPU) {
-		c.metrics.sampleErrors.Inc()
-	}
-	msg := ""
-	switch {
-	case errors.Is(err, ErrGPUWedged):
-		msg = "wedged" // logged once, however the wait ended
-	case err != nil:
-		msg = err.Error()
-	}
-	if msg == c.gpuErr {
-		return
-	}
-	c.gpuErr = msg
-	switch {
-	case errors.Is(err, ErrGPUWedged):
-		c.metrics.gpuWedged.Inc()
-		c.log.Warn("GPU driver call did not return in time: the ticks go on without fresh GPU figures", "gpu", c.cfg.GPU.Name(), "err", err)
-	case errors.Is(err, ErrNoGPU):
-		c.log.Info("no GPU readable: GPU fields are 0", "gpu", c.cfg.GPU.Name(), "reason", msg)
-	case err != nil:
-		c.log.Warn("GPU query failed: GPU fields are 0 until it recovers", "gpu", c.cfg.GPU.Name(), "err", err)
-	default:
-		c.log.Info("GPU query ok", "gpu", c.cfg.GPU.Name())
-	}
-}
-
-// noteUtilSource logs where gpu_util_pct comes from when that changes,
-// so an operator knows whether two workers on one GPU are told apart.
-func (c *Collector) noteUtilSource(s GPUSnapshot) {
-	src := "per process (" + c.cfg.GPU.Name() + ")"
-	if !s.PerProcess {
-		src = "device mean"
-	}
-	if src == c.utilSrc {
-		return
-	}
-	c.utilSrc = src
-	if s.PerProcess {
-		c.log.Info("gpu_util_pct is per process", "source", c.cfg.GPU.Name())
-		return
-	}
-	c.log.Info("gpu_util_pct is the mean utilisation of the worker's GPUs, shared by every process on them", "reason", s.Fallback)
-}
-
 func (c *Collector) publish(nc *bus.Conn, status string, s tickSample, at time.Time) {
 	info := c.cfg.Hive
 	info.OperationalStatus = status
@@ -489,24 +362,6 @@ func (c *Collector) publish(nc *bus.Conn, status string, s tickSample, at time.T
 		return
 	}
 	c.metrics.published.Inc()
-}
-
-// noteTrim counts an event that FitEvent trimmed and logs when trimming
-// starts and stops, not every second.
-func (c *Collector) noteTrim(omitted, workers int) {
-	c.metrics.omitted.Set(float64(omitted))
-	switch {
-	case omitted > 0:
-		c.metrics.trimmed.Inc()
-		if !c.trimming {
-			c.log.Warn("telemetry event over its size bound: workers with the highest PIDs left out",
-				"workers", workers, "omitted", omitted, "bound_bytes", wire.MaxEventBytes)
-		}
-		c.trimming = true
-	case c.trimming:
-		c.log.Info("telemetry event within its size bound again", "workers", workers)
-		c.trimming = false
-	}
 }
 
 // SetWorkerMatch replaces the worker pattern while the collector runs (a

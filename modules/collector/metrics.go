@@ -93,73 +93,45 @@ func newMetrics(reg prometheus.Registerer, gpuSource string) (*metrics, error) {
 			// interval.
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
 		}),
-		sampleErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hive_collector_sample_errors_total",
-			Help: "Worker sources or GPU queries that failed.",
-		}),
-		published: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "hive_telemetry_events_published_total",
-			Help: "Telemetry events the collector published.",
-		}),
+		sampleErrors: counter("hive_collector_sample_errors_total", "Worker sources or GPU queries that failed."),
+		published:    counter("hive_telemetry_events_published_total", "Telemetry events the collector published."),
 	}
-	m.publishErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hive_telemetry_publish_errors_total",
-		Help: "Telemetry events the collector could not publish on the bus.",
-	})
-	m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hive_telemetry_events_trimmed_total",
-		Help: "Telemetry events over the size bound, published without the workers with the highest PIDs.",
-	})
-	m.omitted = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "hive_telemetry_workers_omitted",
-		Help: "Workers the last telemetry event left out to stay within its size bound.",
-	})
-	m.cmdlinesCut = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hive_collector_cmdlines_cut_total",
-		Help: "Command lines longer than 16 KiB, read and kept cut.",
-	})
-	m.xids = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hive_gpu_xid_errors_total",
-		Help: "XID errors the driver reported, by GPU index and XID code.",
-	}, []string{"gpu", "xid"})
-	m.gpuWedged = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hive_gpu_source_wedged_total",
-		Help: "Times the GPU source wedged: a driver call did not return within the tick's deadline (once per episode, until it returns).",
-	})
-	m.healthChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hive_health_changes_total",
-		Help: "Changes of the hive's health, by the status changed to.",
-	}, []string{"status"})
-	m.stateChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hive_worker_state_changes_total",
-		Help: "Changes of a worker's state (starting, ready, unresponsive, stalled, running, exited), by the state changed to.",
-	}, []string{"state"})
-	m.probes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hive_worker_probes_total",
-		Help: "Health probes of workers, by result: ok, failed (asked; refused, late or not 2xx), not_listening (nothing listened on the port: answered without a connection).",
-	}, []string{"result"})
-	m.engineErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hive_engine_scrape_errors_total",
-		Help: "Reads of a worker's engine metrics that gave no load, by reason: timeout, refused, status (not 2xx; redirects are not followed), no_engine (no family of a known engine), error.",
-	}, []string{"reason"})
-	m.pagesCut = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hive_engine_pages_cut_total",
-		Help: "Engine metrics pages longer than workers.engine-max-bytes, read up to it.",
-	})
-	m.loadEvents = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hive_load_events_published_total",
-		Help: "hive.load events published between ticks, when a worker's queue or running count moved by workers.load-push-delta.",
-	})
+	m.publishErrors = counter("hive_telemetry_publish_errors_total", "Telemetry events the collector could not publish on the bus.")
+	m.trimmed = counter("hive_telemetry_events_trimmed_total", "Telemetry events over the size bound, published without the workers with the highest PIDs.")
+	m.omitted = gauge("hive_telemetry_workers_omitted", "Workers the last telemetry event left out to stay within its size bound.")
+	m.cmdlinesCut = counter("hive_collector_cmdlines_cut_total", "Command lines longer than 16 KiB, read and kept cut.")
+	m.xids = counterVec("hive_gpu_xid_errors_total", "XID errors the driver reported, by GPU index and XID code.", "gpu", "xid")
+	m.gpuWedged = counter("hive_gpu_source_wedged_total", "Times the GPU source wedged: a driver call did not return within the tick's deadline (once per episode, until it returns).")
+	m.healthChanges = counterVec("hive_health_changes_total", "Changes of the hive's health, by the status changed to.", "status")
+	m.stateChanges = counterVec("hive_worker_state_changes_total", "Changes of a worker's state (starting, ready, unresponsive, stalled, running, exited), by the state changed to.", "state")
+	m.probes = counterVec("hive_worker_probes_total", "Health probes of workers, by result: ok, failed (asked; refused, late or not 2xx), not_listening (nothing listened on the port: answered without a connection).", "result")
+	m.engineErrors = counterVec("hive_engine_scrape_errors_total", "Reads of a worker's engine metrics that gave no load, by reason: timeout, refused, status (not 2xx; redirects are not followed), no_engine (no family of a known engine), error.", "reason")
+	m.pagesCut = counter("hive_engine_pages_cut_total", "Engine metrics pages longer than workers.engine-max-bytes, read up to it.")
+	m.loadEvents = counter("hive_load_events_published_total", "hive.load events published between ticks, when a worker's queue or running count moved by workers.load-push-delta.")
 	source := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "hive_gpu_source_info",
 		Help:        "How the hive reads its GPUs (nvml, smi, smi-device, none, replay:<dir>); always 1.",
 		ConstLabels: prometheus.Labels{"source": gpuSource},
 	})
 	source.Set(1)
-	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted, m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, m.probes, m.engineErrors, m.pagesCut, m.loadEvents, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
+	if err := metric.Register(reg, source, m.tick, m.sampleErrors, m.published, m.publishErrors, m.trimmed, m.omitted,
+		m.cmdlinesCut, m.xids, m.gpuWedged, m.healthChanges, m.stateChanges, m.probes, m.engineErrors, m.pagesCut,
+		m.loadEvents, (*workerSeries)(m), (*gpuSeries)(m)); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
 func (m *metrics) setWorkers(ws []workerCounter, stats []wire.ProcessStats) {

@@ -104,20 +104,7 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 		}
 		e.seen = t.tick
 		if withArgs {
-			if c, ok := t.cmdline[pid]; ok && c.startTicks == e.startTicks && c.comm == e.comm {
-				e.args = c.args
-			} else {
-				e.args = t.readCmdline(pid)
-				// An empty line from a user process is a moment, not a
-				// state: exec sets the new comm before the new image's
-				// arguments exist, and an exiting process loses them.
-				// Cached, it would hide a worker caught mid-exec for good.
-				if len(e.args) > 0 || e.kthread {
-					t.cmdline[pid] = cachedArgs{e.startTicks, e.comm, e.args}
-				} else {
-					delete(t.cmdline, pid)
-				}
-			}
+			t.setArgs(pid, e)
 		}
 		t.procs[pid] = e
 		t.kids[e.ppid] = append(t.kids[e.ppid], pid)
@@ -139,6 +126,25 @@ func (t *procTable) refresh(ctx context.Context, withArgs bool) error {
 		}
 	}
 	return nil
+}
+
+// setArgs gives e its command line, read again only when the process's
+// start time or name changed since it was cached.
+func (t *procTable) setArgs(pid int32, e *procEntry) {
+	if c, ok := t.cmdline[pid]; ok && c.startTicks == e.startTicks && c.comm == e.comm {
+		e.args = c.args
+		return
+	}
+	e.args = t.readCmdline(pid)
+	// An empty line from a user process is a moment, not a state: exec
+	// sets the new comm before the new image's arguments exist, and an
+	// exiting process loses them. Cached, it would hide a worker caught
+	// mid-exec for good.
+	if len(e.args) > 0 || e.kthread {
+		t.cmdline[pid] = cachedArgs{e.startTicks, e.comm, e.args}
+	} else {
+		delete(t.cmdline, pid)
+	}
 }
 
 var errStat = errors.New("malformed stat")

@@ -178,6 +178,20 @@ func (p *prober) observe(ws []wire.ProcessStats, cs []workerCounter) {
 			p.shown[pid] = w.State
 		}
 	}
+	due := p.forget(ported, now)
+	p.mu.Unlock()
+	if due > 0 {
+		select {
+		case p.kick <- struct{}{}:
+		default: // a round is still running: the next tick asks again
+		}
+	}
+}
+
+// forget drops what the prober keeps of workers that no longer have a
+// port, and returns how many targets are due a probe. The caller holds
+// p.mu.
+func (p *prober) forget(ported map[int32]bool, now time.Time) (due int) {
 	for pid := range p.probes {
 		if _, ok := p.targets[pid]; !ok {
 			delete(p.probes, pid)
@@ -193,19 +207,12 @@ func (p *prober) observe(ws []wire.ProcessStats, cs []workerCounter) {
 			delete(p.shown, pid)
 		}
 	}
-	due := 0
 	for pid := range p.targets {
 		if p.probes[pid].due(now) {
 			due++
 		}
 	}
-	p.mu.Unlock()
-	if due > 0 {
-		select {
-		case p.kick <- struct{}{}:
-		default: // a round is still running: the next tick asks again
-		}
-	}
+	return due
 }
 
 // healthState is a worker's state from its probes: running when probing

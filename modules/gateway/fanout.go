@@ -136,8 +136,9 @@ type resume struct {
 // atomically with registration: c is sent every frame after them. note is
 // a human explanation when the requested resume point could not be
 // honoured, "" otherwise. ok is false once the fan-out has closed. The
-// caller then runs c.read and c.drain, which the fan-out waits for on
-// close.
+// caller then runs c.drain, and c.read where the stream has a raw
+// connection to read (a TLS stream has none), which the fan-out waits
+// for on close.
 func (h *fanout) subscribe(c *stream, r resume) (backlog []frame, note string, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -145,7 +146,11 @@ func (h *fanout) subscribe(c *stream, r resume) (backlog []frame, note string, o
 		return nil, "", false
 	}
 	c.after, c.liveAfter = h.seq, h.liveSeq
-	h.streams.Add(2) // the caller's drain and c.read
+	if c.raw != nil {
+		h.streams.Add(2) // the caller's drain and c.read
+	} else {
+		h.streams.Add(1) // the drain alone
+	}
 	s := h.shards[h.rr%len(h.shards)]
 	h.rr++
 	s.add(c)

@@ -9,18 +9,10 @@ import (
 	"github.com/rbee/hive/internal/text"
 )
 
-// sseTelemetryEvent names the telemetry events on the SSE stream (the
-// original's wire: "event: heartbeat"). The legacy POST to the Queen is
-// the other "heartbeat" (wire.HiveHeartbeat); in code, the stream is
-// telemetry.
-const sseTelemetryEvent = "heartbeat"
-
-// streamTelemetry serves GET /v1/heartbeats/stream: the latest event at
-// once (or the events after Last-Event-ID, or with ?history=all every
-// kept event), then one event per tick.
-func (g *Gateway) streamTelemetry(c *gin.Context) {
-	r := resume{}
-	var notes []string
+// streamRequest reads what a stream asks for: where to resume
+// (Last-Event-ID or ?lastEventId, ?history=all), whether it takes live
+// load events (?events=load), and a note for each part it ignores.
+func streamRequest(c *gin.Context) (r resume, live bool, notes []string) {
 	raw := c.GetHeader("Last-Event-ID")
 	if raw == "" {
 		raw = c.Query("lastEventId") // EventSource cannot set headers on its first connect
@@ -44,7 +36,20 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 			r = resume{lastID: id, hasLast: true}
 		}
 	}
+	return r, live, notes
+}
 
+// sseTelemetryEvent names the telemetry events on the SSE stream (the
+// original's wire: "event: heartbeat"). The legacy POST to the Queen is
+// the other "heartbeat" (wire.HiveHeartbeat); in code, the stream is
+// telemetry.
+const sseTelemetryEvent = "heartbeat"
+
+// streamTelemetry serves GET /v1/heartbeats/stream: the latest event at
+// once (or the events after Last-Event-ID, or with ?history=all every
+// kept event), then one event per tick.
+func (g *Gateway) streamTelemetry(c *gin.Context) {
+	r, live, notes := streamRequest(c)
 	sc, ok := hijackSSE(c, g.cfg.WriteTimeout)
 	if !ok {
 		return
@@ -60,17 +65,14 @@ func (g *Gateway) streamTelemetry(c *gin.Context) {
 	if note != "" {
 		notes = append(notes, note)
 	}
-	// subscribe counted the stream's two goroutines: this one, which
-	// drains, and the reader. A stream its shard cannot write to directly
-	// (TLS: each connection encrypts its own records) is drained for good
-	// by a goroutine of its own, and has no reader: this handler returns
-	// and net/http lets go of its buffers, and a hang-up is seen by the
-	// next write (an event a second, a keep-alive at most every 15 s).
-	// That keeps a TLS stream to one small goroutine and its tls.Conn.
+	// A stream its shard cannot write to directly (TLS: each connection
+	// encrypts its own records) is drained for good by a goroutine of its
+	// own, and has no reader: this handler returns and net/http lets go
+	// of its buffers, and a hang-up is seen by the next write (an event a
+	// second, a keep-alive at most every 15 s). That keeps a TLS stream to
+	// one small goroutine and its tls.Conn. subscribe counted each.
 	tlsPath := st.raw == nil
-	if tlsPath {
-		g.fanout.streams.Done()
-	} else {
+	if !tlsPath {
 		go st.read()
 	}
 

@@ -55,64 +55,79 @@ func ParseOperation(body []byte) (Operation, error) {
 	if queenOperations[name] {
 		return op, fmt.Errorf("%w: operation %q belongs to the Queen, not to a hive; send it to queen-rbee", errInvalid, name)
 	}
-	need := func(fields ...string) error {
-		for _, f := range fields {
-			var err error
-			switch f {
-			case "hive_id":
-				err = field(raw, f, &op.HiveID, true)
-			case "model":
-				err = field(raw, f, &op.Model, true)
-			case "worker":
-				err = field(raw, f, &op.Worker, true)
-			case "device":
-				err = field(raw, f, &op.Device, true)
-			case "pid":
-				var pid uint32
-				err = field(raw, f, &pid, true)
-				if err == nil && (pid == 0 || pid > 1<<22) {
-					err = fmt.Errorf("%w: pid %d out of range", errInvalid, pid)
-				}
-				op.PID = int(pid)
-			case "id":
-				err = field(raw, f, &op.ModelID, true)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+	if err := op.fill(raw); err != nil {
+		return op, err
 	}
-	var err error
-	switch name {
+	return op, op.validate()
+}
+
+// required are the fields each operation this hive runs must carry.
+var required = map[string][]string{
+	"worker_spawn":          {"hive_id", "model", "worker", "device"},
+	"worker_process_list":   {"hive_id"},
+	"model_list":            {"hive_id"},
+	"worker_process_get":    {"hive_id", "pid"},
+	"worker_process_delete": {"hive_id", "pid"},
+	"model_get":             {"hive_id", "id"},
+	"model_delete":          {"hive_id", "id"},
+	"model_download":        {"hive_id", "model"},
+	"hive_check":            {},
+}
+
+// fill decodes the fields op.Name requires, and its optional ones.
+func (op *Operation) fill(raw map[string]json.RawMessage) error {
+	fields, ok := required[op.Name]
+	switch {
+	case op.Name == "worker_install" || op.Name == "model_load" || op.Name == "model_unload":
+		return fmt.Errorf("%w: operation %q is not supported by this hive", errInvalid, op.Name)
+	case !ok:
+		return fmt.Errorf("%w: unknown operation %q", errInvalid, op.Name)
+	}
+	for _, f := range fields {
+		if err := op.need(raw, f); err != nil {
+			return err
+		}
+	}
+	switch op.Name {
 	case "worker_spawn":
-		err = need("hive_id", "model", "worker", "device")
-		if err == nil && !workerTypes[op.Worker] {
-			err = fmt.Errorf("%w: unsupported worker type %q (want cpu, cuda or metal)", errInvalid, op.Worker)
+		if !workerTypes[op.Worker] {
+			return fmt.Errorf("%w: unsupported worker type %q (want cpu, cuda or metal)", errInvalid, op.Worker)
 		}
-		if err == nil && strings.TrimSpace(op.Model) == "" {
-			err = fmt.Errorf("%w: empty model", errInvalid)
+		if strings.TrimSpace(op.Model) == "" {
+			return fmt.Errorf("%w: empty model", errInvalid)
 		}
-	case "worker_process_list", "model_list":
-		err = need("hive_id")
-	case "worker_process_get", "worker_process_delete":
-		err = need("hive_id", "pid")
-	case "model_get", "model_delete":
-		err = need("hive_id", "id")
-	case "model_download":
-		err = need("hive_id", "model")
 	case "hive_check":
 		op.Alias = "localhost"
-		err = field(raw, "alias", &op.Alias, false)
-	case "worker_install", "model_load", "model_unload":
-		err = fmt.Errorf("%w: operation %q is not supported by this hive", errInvalid, name)
-	default:
-		err = fmt.Errorf("%w: unknown operation %q", errInvalid, name)
+		return field(raw, "alias", &op.Alias, false)
 	}
-	if err == nil {
-		err = op.validate()
+	return nil
+}
+
+// need decodes required field f into op.
+func (op *Operation) need(raw map[string]json.RawMessage, f string) error {
+	switch f {
+	case "hive_id":
+		return field(raw, f, &op.HiveID, true)
+	case "model":
+		return field(raw, f, &op.Model, true)
+	case "worker":
+		return field(raw, f, &op.Worker, true)
+	case "device":
+		return field(raw, f, &op.Device, true)
+	case "id":
+		return field(raw, f, &op.ModelID, true)
+	case "pid":
+		var pid uint32
+		if err := field(raw, f, &pid, true); err != nil {
+			return err
+		}
+		if pid == 0 || pid > 1<<22 {
+			return fmt.Errorf("%w: pid %d out of range", errInvalid, pid)
+		}
+		op.PID = int(pid)
+		return nil
 	}
-	return op, err
+	return fmt.Errorf("jobs: no decoder for field %q", f)
 }
 
 // Field rules, checked at submit so that a bad value is a 400 and never

@@ -42,26 +42,9 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	workerID := fmt.Sprintf("worker-%s-%d", op.Worker, port)
 	n.sayf("worker_spawn_start", "Spawning %s for model %s on device %d, port %d", workerID, op.Model, op.Device, port)
 
-	if err := privateDir(m.cfg.LogDir); err != nil {
-		return fmt.Errorf("worker log directory: %w", err)
-	}
-	logPath := filepath.Join(m.cfg.LogDir, workerID+".log")
-	rotateLog(logPath, m.cfg.MaxLogBytes) // a log left by an earlier worker on this port
-	logf, err := m.logOutput(logPath)
+	cmd, logPath, err := m.startWorker(bin, workerID, port, op)
 	if err != nil {
-		return fmt.Errorf("worker log: %w", err)
-	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd := exec.Command(bin,
-		"--worker-id", workerID, "--model", op.Model, "--device", strconv.FormatUint(uint64(op.Device), 10),
-		"--port", strconv.Itoa(port), "--queen-url", m.cfg.QueenURL)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = workerEnv(os.LookupEnv, op.Worker)
-	// Its own process group: a signal to the hive's group (Ctrl-C in a
-	// terminal) does not reach it, and stop can signal its children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
+		return err
 	}
 	ticks, _ := startTicks(cmd.Process.Pid) // alive: not reaped before procManager's wait4
 	w := &spawned{pid: cmd.Process.Pid, startTicks: ticks, port: port, workerID: workerID, model: op.Model, binary: bin,
@@ -90,6 +73,33 @@ func (m *Jobs) spawnWorker(ctx context.Context, n *narrator, op Operation) error
 	m.procs.healthy(w)
 	n.sayf("worker_spawn_complete", "✅ Worker '%s' spawned (PID: %d, port: %d)", workerID, w.pid, port)
 	return nil
+}
+
+// startWorker starts the worker's process in a group of its own, its
+// output into its log under the log directory.
+func (m *Jobs) startWorker(bin, workerID string, port int, op Operation) (*exec.Cmd, string, error) {
+	if err := privateDir(m.cfg.LogDir); err != nil {
+		return nil, "", fmt.Errorf("worker log directory: %w", err)
+	}
+	logPath := filepath.Join(m.cfg.LogDir, workerID+".log")
+	rotateLog(logPath, m.cfg.MaxLogBytes) // a log left by an earlier worker on this port
+	logf, err := m.logOutput(logPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("worker log: %w", err)
+	}
+	defer logf.Close() // the child holds its own descriptor
+	cmd := exec.Command(bin,
+		"--worker-id", workerID, "--model", op.Model, "--device", strconv.FormatUint(uint64(op.Device), 10),
+		"--port", strconv.Itoa(port), "--queen-url", m.cfg.QueenURL)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = workerEnv(os.LookupEnv, op.Worker)
+	// Its own process group: a signal to the hive's group (Ctrl-C in a
+	// terminal) does not reach it, and stop can signal its children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("start %s: %w", bin, err)
+	}
+	return cmd, logPath, nil
 }
 
 // freePort picks a port in [portMin, portMax] that no spawned worker holds
