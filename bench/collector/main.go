@@ -62,22 +62,7 @@ func loadavg() string {
 
 func measure(hiveBin, floorBin, exporterBin, profile string, n int, window time.Duration) {
 	const pattern = "llm-worker-bench"
-	var workers []*exec.Cmd
-	defer func() {
-		for _, w := range workers {
-			_ = syscall.Kill(-w.Process.Pid, syscall.SIGKILL)
-			_ = w.Wait()
-		}
-	}()
-	for i := range n {
-		w := exec.Command("sh", "-c", "sleep 100000; true", pattern, "--model", "m"+strconv.Itoa(i), "--port", strconv.Itoa(20000+i))
-		w.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := w.Start(); err != nil {
-			fail(err)
-		}
-		started(w)
-		workers = append(workers, w)
-	}
+	defer startWorkers(pattern, n)()
 	dir, err := os.MkdirTemp("", "bench-collector-")
 	if err != nil {
 		fail(err)
@@ -110,17 +95,7 @@ func measure(hiveBin, floorBin, exporterBin, profile string, n int, window time.
 	}
 	h0, f0, p0 := cpu(hive.Process.Pid), cpu(floor.Process.Pid), cpuOf(pe)
 	t0 := time.Now()
-	var ts, at []time.Time
-	deadline := time.After(window)
-collect:
-	for {
-		select {
-		case t := <-stamps:
-			ts, at = append(ts, t[0]), append(at, t[1])
-		case <-deadline:
-			break collect
-		}
-	}
+	ts, at := gather(stamps, window)
 	el := time.Since(t0).Seconds()
 	hc, fc := (cpu(hive.Process.Pid)-h0)/el*100, (cpu(floor.Process.Pid)-f0)/el*100
 	pc := (cpuOf(pe) - p0) / el * 100
@@ -135,6 +110,42 @@ collect:
 		peCPU, peRatio = fmt.Sprintf("%.2f", pc), fmt.Sprintf("%.3fx", hc/pc)
 	}
 	fmt.Printf("%-8d %10.2f %10.2f %6.2fx %12s %7s %10.2fms %10.2fms %10.2fms\n", n, hc, fc, hc/fc, peCPU, peRatio, q(tick, 0.5), q(tick, 0.99), q(arrival, 0.99))
+}
+
+// startWorkers starts n worker-named processes, each naming a port
+// nothing listens on, and returns what kills them.
+func startWorkers(pattern string, n int) (kill func()) {
+	var workers []*exec.Cmd
+	kill = func() {
+		for _, w := range workers {
+			_ = syscall.Kill(-w.Process.Pid, syscall.SIGKILL)
+			_ = w.Wait()
+		}
+	}
+	for i := range n {
+		w := exec.Command("sh", "-c", "sleep 100000; true", pattern, "--model", "m"+strconv.Itoa(i), "--port", strconv.Itoa(20000+i))
+		w.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := w.Start(); err != nil {
+			kill()
+			fail(err)
+		}
+		started(w)
+		workers = append(workers, w)
+	}
+	return kill
+}
+
+// gather takes the events' timestamps and arrivals for window.
+func gather(stamps <-chan [2]time.Time, window time.Duration) (ts, at []time.Time) {
+	deadline := time.After(window)
+	for {
+		select {
+		case t := <-stamps:
+			ts, at = append(ts, t[0]), append(at, t[1])
+		case <-deadline:
+			return ts, at
+		}
+	}
 }
 
 // jitter is how far each gap between times is from one second, in ms,

@@ -84,41 +84,14 @@ func (c *check) run() {
 	c.checkSource()
 	go c.follow()
 
-	a, err := c.startProbe("a", 4096, "busy")
-	if err != nil {
-		c.fail("worker", "%v", err)
+	a, ok := c.busyWorker(card)
+	if !ok {
 		return
 	}
-	c.info("worker", "pid %d holds %d MiB (PyTorch reserved %d MiB) on %s", a.pid, a.ready.HeldMiB, a.ready.TorchReservedMiB, a.ready.Device)
-	if !c.waitWorker(a, 30*time.Second) {
+	b, ok := c.secondWorker(a, card)
+	if !ok {
 		return
 	}
-	c.settle()
-	busy := c.samples(a, 5*time.Second)
-	c.check("busy util", median(busy, util) > 50, "gpu_util_pct median %.1f over %d events while busy (want > 50)", median(busy, util), len(busy))
-	c.checkVRAM(a, card)
-	c.checkNode(card)
-	c.checkGPM(card, true)
-	c.cost("one busy worker")
-	c.recordPhase("1-busy")
-	c.timeQueries()
-
-	b, err := c.startProbe("b", 2048, "duty 25")
-	if err != nil {
-		c.fail("second worker", "%v", err)
-		return
-	}
-	if c.waitWorker(b, 30*time.Second) {
-		c.settle()
-		both := c.samplesAll([]*probe{a, b}, 6*time.Second)
-		ua, ub := median(both[a.pid], util), median(both[b.pid], util)
-		c.check("two workers", ua-ub >= 20, "one GPU, a busy %.1f %% and b at 25 %% duty %.1f %% (want per-process figures, a - b >= 20)", ua, ub)
-		c.checkShares(both[a.pid], both[b.pid])
-		c.checkVRAM(b, card)
-		c.checkNode(card)
-		c.recordPhase("2-two")
-	}
-
 	a.set("idle")
 	b.set("idle")
 	c.checkIdle([]*probe{a, b}, 20*time.Second)
@@ -133,6 +106,51 @@ func (c *check) run() {
 	}
 	c.saveLastEvent()
 	c.utilSource()
+}
+
+// busyWorker starts worker a, busy on 4 GiB, and checks its share, its
+// VRAM, the node's figures and GPM against the card.
+func (c *check) busyWorker(hw card) (*probe, bool) {
+	a, err := c.startProbe("a", 4096, "busy")
+	if err != nil {
+		c.fail("worker", "%v", err)
+		return nil, false
+	}
+	c.info("worker", "pid %d holds %d MiB (PyTorch reserved %d MiB) on %s", a.pid, a.ready.HeldMiB, a.ready.TorchReservedMiB, a.ready.Device)
+	if !c.waitWorker(a, 30*time.Second) {
+		return nil, false
+	}
+	c.settle()
+	busy := c.samples(a, 5*time.Second)
+	c.check("busy util", median(busy, util) > 50, "gpu_util_pct median %.1f over %d events while busy (want > 50)", median(busy, util), len(busy))
+	c.checkVRAM(a, hw)
+	c.checkNode(hw)
+	c.checkGPM(hw, true)
+	c.cost("one busy worker")
+	c.recordPhase("1-busy")
+	c.timeQueries()
+	return a, true
+}
+
+// secondWorker starts worker b at 25 % duty beside a and checks that the
+// two are told apart.
+func (c *check) secondWorker(a *probe, hw card) (*probe, bool) {
+	b, err := c.startProbe("b", 2048, "duty 25")
+	if err != nil {
+		c.fail("second worker", "%v", err)
+		return nil, false
+	}
+	if c.waitWorker(b, 30*time.Second) {
+		c.settle()
+		both := c.samplesAll([]*probe{a, b}, 6*time.Second)
+		ua, ub := median(both[a.pid], util), median(both[b.pid], util)
+		c.check("two workers", ua-ub >= 20, "one GPU, a busy %.1f %% and b at 25 %% duty %.1f %% (want per-process figures, a - b >= 20)", ua, ub)
+		c.checkShares(both[a.pid], both[b.pid])
+		c.checkVRAM(b, hw)
+		c.checkNode(hw)
+		c.recordPhase("2-two")
+	}
+	return b, true
 }
 
 // utilSource reports what the hive logged as the source of gpu_util_pct.

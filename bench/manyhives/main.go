@@ -176,10 +176,7 @@ func measure(ctx context.Context, cl *hubcluster.Cluster, stream jetstream.Strea
 	for i := range cl.Nodes {
 		hub0[i] = cpu(cl.PID(i))
 	}
-	hive0 := 0.0
-	for _, h := range hives {
-		hive0 += cpu(h.cmd.Process.Pid)
-	}
+	hive0 := hivesCPU(hives)
 	t0 := time.Now()
 	time.Sleep(window)
 	el := time.Since(t0).Seconds()
@@ -187,11 +184,7 @@ func measure(ctx context.Context, cl *hubcluster.Cluster, stream jetstream.Strea
 		r.hubCPU = append(r.hubCPU, 100*(cpu(cl.PID(i))-hub0[i])/el)
 		r.hubRSS = append(r.hubRSS, rssMiB(cl.PID(i)))
 	}
-	hive1 := 0.0
-	for _, h := range hives {
-		hive1 += cpu(h.cmd.Process.Pid)
-	}
-	r.hiveCPU = 100 * (hive1 - hive0) / el
+	r.hiveCPU = 100 * (hivesCPU(hives) - hive0) / el
 	info1, err := stream.Info(ctx)
 	check(err)
 	r.streamMsgs = info1.State.Msgs - info0.State.Msgs
@@ -201,6 +194,15 @@ func measure(ctx context.Context, cl *hubcluster.Cluster, stream jetstream.Strea
 	slices.Sort(r.lat)
 	mu.Unlock()
 	return r
+}
+
+// hivesCPU is the CPU seconds all hives have used.
+func hivesCPU(hives []*hiveProc) float64 {
+	sum := 0.0
+	for _, h := range hives {
+		sum += cpu(h.cmd.Process.Pid)
+	}
+	return sum
 }
 
 func (r result) print(label string, n int, base result) {

@@ -24,38 +24,51 @@ import (
 	"github.com/rbee/hive/internal/text"
 )
 
+// watchOptions are `hive watch`'s flags.
+type watchOptions struct {
+	url, natsURL, natsUser, natsPwFile, tokenFile, badToken string
+	caFile, certFile, keyFile, hive                         string
+	once, gpus                                              bool
+	wait, timeout, history                                  time.Duration
+}
+
+func watchFlags(o *watchOptions, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hive watch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.url, "url", "http://127.0.0.1:7835", "hive base URL (SSE)")
+	fs.StringVar(&o.natsURL, "nats", "", "NATS server (a hive's --nats-listen or a hub): every hive's workers")
+	fs.StringVar(&o.natsUser, "nats-user", "", "NATS user (with --nats-password-file), e.g. the hub's named reader")
+	fs.StringVar(&o.natsPwFile, "nats-password-file", "", "file holding the --nats-user password (mode 0600 or stricter)")
+	fs.BoolVar(&o.once, "once", false, "print one table and exit")
+	fs.DurationVar(&o.wait, "wait", 3*time.Second, "with --nats --once: how long to gather hives")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "with --url --once: how long to wait for the first event before giving up")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API token (mode 0600 or stricter); or set HIVE_API_TOKEN")
+	fs.StringVar(&o.badToken, "token", "", "refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM CA that an https:// hive's or a tls:// NATS server's certificate must verify against")
+	fs.StringVar(&o.certFile, "cert-file", "", "client certificate (PEM) for a hive or NATS server that asks for one")
+	fs.StringVar(&o.keyFile, "key-file", "", "its key")
+	fs.DurationVar(&o.history, "history", 0, "with --nats at a hub cluster and --hive: print that hive's kept telemetry of this long ago up to now, one JSON event per line, and exit")
+	fs.StringVar(&o.hive, "hive", "", "with --history: the hive id")
+	fs.BoolVar(&o.gpus, "gpus", false, "the GPU table adds the headroom figures: memory reserved and free, SM active and occupancy, tensor and DRAM bandwidth (GPM, Hopper and newer), GPU time no worker's sample accounts for")
+	return fs
+}
+
 // watch runs `hive watch`: a live table of workers, from one hive's SSE
 // stream (--url) or every hive at a NATS server (--nats). --once prints one
 // table and exits.
 func watch(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("hive watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:7835", "hive base URL (SSE)")
-	natsURL := fs.String("nats", "", "NATS server (a hive's --nats-listen or a hub): every hive's workers")
-	natsUser := fs.String("nats-user", "", "NATS user (with --nats-password-file), e.g. the hub's named reader")
-	natsPwFile := fs.String("nats-password-file", "", "file holding the --nats-user password (mode 0600 or stricter)")
-	once := fs.Bool("once", false, "print one table and exit")
-	wait := fs.Duration("wait", 3*time.Second, "with --nats --once: how long to gather hives")
-	timeout := fs.Duration("timeout", 10*time.Second, "with --url --once: how long to wait for the first event before giving up")
-	tokenFile := fs.String("token-file", "", "file holding the API token (mode 0600 or stricter); or set HIVE_API_TOKEN")
-	badToken := fs.String("token", "", "refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
-	caFile := fs.String("ca-file", "", "PEM CA that an https:// hive's or a tls:// NATS server's certificate must verify against")
-	certFile := fs.String("cert-file", "", "client certificate (PEM) for a hive or NATS server that asks for one")
-	keyFile := fs.String("key-file", "", "its key")
-	history := fs.Duration("history", 0, "with --nats at a hub cluster and --hive: print that hive's kept telemetry of this long ago up to now, one JSON event per line, and exit")
-	hive := fs.String("hive", "", "with --history: the hive id")
-	gpus := fs.Bool("gpus", false, "the GPU table adds the headroom figures: memory reserved and free, SM active and occupancy, tensor and DRAM bandwidth (GPM, Hopper and newer), GPU time no worker's sample accounts for")
-	if err := fs.Parse(args); err != nil {
+	var o watchOptions
+	if err := watchFlags(&o, stderr).Parse(args); err != nil {
 		return 2
 	}
-	token, natsOpts, err := watchCredentials(*badToken, *tokenFile, *natsURL, *natsUser, *natsPwFile)
+	token, natsOpts, err := watchCredentials(o.badToken, o.tokenFile, o.natsURL, o.natsUser, o.natsPwFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "hive watch:", err)
 		return 2
 	}
 	var httpc *http.Client
-	if *caFile != "" || *certFile != "" {
-		tc, err := client.TLSConfig(*caFile, *certFile, *keyFile)
+	if o.caFile != "" || o.certFile != "" {
+		tc, err := client.TLSConfig(o.caFile, o.certFile, o.keyFile)
 		if err != nil {
 			fmt.Fprintln(stderr, "hive watch:", err)
 			return 2
@@ -65,67 +78,84 @@ func watch(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *history > 0 {
-		if *natsURL == "" || *hive == "" {
+	if o.history > 0 {
+		if o.natsURL == "" || o.hive == "" {
 			fmt.Fprintln(stderr, "hive watch: --history needs --nats (a hub) and --hive")
 			return 2
 		}
-		return watchHistory(ctx, *natsURL, natsOpts, *hive, *history, stdout, stderr)
+		return watchHistory(ctx, o.natsURL, natsOpts, o.hive, o.history, stdout, stderr)
 	}
-	t := &table{hives: map[string]wire.TelemetryEvent{}, out: stdout, live: !*once, gpus: *gpus}
-	if *natsURL != "" {
-		if *once {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, *wait)
-			defer cancel()
-		}
-		err = (&client.NATS{URL: *natsURL, Options: natsOpts}).Run(ctx, func(ev client.Event) { t.update(ev.Telemetry) })
-		if *once {
-			t.print()
-			if len(t.hives) == 0 {
-				fmt.Fprintln(stderr, "hive watch: no telemetry within", *wait)
-				return 1
-			}
-			return 0
-		}
-	} else {
-		ctx, cancel := context.WithCancel(ctx)
+	t := &table{hives: map[string]wire.TelemetryEvent{}, out: stdout, live: !o.once, gpus: o.gpus}
+	if o.natsURL != "" {
+		return watchNATS(ctx, o, t, natsOpts, stderr)
+	}
+	return watchStream(ctx, o, t, &client.Stream{URL: o.url, Token: token, HTTPClient: httpc}, stderr)
+}
+
+// watchNATS fills t from every hive's telemetry at a NATS server; with
+// --once it gathers for --wait, prints and exits.
+func watchNATS(ctx context.Context, o watchOptions, t *table, natsOpts []nats.Option, stderr io.Writer) int {
+	if o.once {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.wait)
 		defer cancel()
-		if *once {
-			// --once gives up after the timeout with the reason, where it
-			// used to retry an unresolvable host or a wrong scheme for ever.
-			ctx, cancel = context.WithTimeout(ctx, *timeout)
-			defer cancel()
-		}
-		var last error
-		s := &client.Stream{URL: *url, Token: token, HTTPClient: httpc, OnConnect: func(err error) {
-			if err == nil {
-				return
-			}
-			last = err
-			if !*once {
-				fmt.Fprintf(stderr, "hive watch: %s (retrying %s)\n", text.Printable(err.Error()), *url)
-			}
-		}}
-		err = s.Run(ctx, func(ev client.Event) {
-			t.update(ev.Telemetry)
-			if *once {
-				cancel()
-			}
-		})
-		if *once && len(t.hives) > 0 {
-			t.print()
-			return 0
-		}
-		if *once && errors.Is(err, context.DeadlineExceeded) {
-			why := "no answer"
-			if last != nil {
-				why = last.Error()
-			}
-			fmt.Fprintf(stderr, "hive watch: no telemetry from %s within %v: %s\n", *url, *timeout, text.Printable(why))
+	}
+	err := (&client.NATS{URL: o.natsURL, Options: natsOpts}).Run(ctx, func(ev client.Event) { t.update(ev.Telemetry) })
+	if o.once {
+		t.print()
+		if len(t.hives) == 0 {
+			fmt.Fprintln(stderr, "hive watch: no telemetry within", o.wait)
 			return 1
 		}
+		return 0
 	}
+	return watchExit(err, stderr)
+}
+
+// watchStream fills t from one hive's SSE stream; with --once it prints
+// the first event, or gives up after --timeout with the reason (where it
+// used to retry an unresolvable host or a wrong scheme for ever).
+func watchStream(ctx context.Context, o watchOptions, t *table, s *client.Stream, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.once {
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	var last error
+	s.OnConnect = func(err error) {
+		if err == nil {
+			return
+		}
+		last = err
+		if !o.once {
+			fmt.Fprintf(stderr, "hive watch: %s (retrying %s)\n", text.Printable(err.Error()), o.url)
+		}
+	}
+	err := s.Run(ctx, func(ev client.Event) {
+		t.update(ev.Telemetry)
+		if o.once {
+			cancel()
+		}
+	})
+	if o.once && len(t.hives) > 0 {
+		t.print()
+		return 0
+	}
+	if o.once && errors.Is(err, context.DeadlineExceeded) {
+		why := "no answer"
+		if last != nil {
+			why = last.Error()
+		}
+		fmt.Fprintf(stderr, "hive watch: no telemetry from %s within %v: %s\n", o.url, o.timeout, text.Printable(why))
+		return 1
+	}
+	return watchExit(err, stderr)
+}
+
+// watchExit is the exit code of a watch that ended with err: 0 for an
+// interrupt or a finished --once.
+func watchExit(err error, stderr io.Writer) int {
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		fmt.Fprintln(stderr, "hive watch:", text.Printable(err.Error()))
 		return 1

@@ -84,4 +84,3 @@ func dropBlock(conf, start string) (string, error) {
 	}
 	return conf[:i] + conf[i+1+j+2:], nil
 }
-
