@@ -54,54 +54,54 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	}
 	ex.ConfigFile = ""
 	ex.sources, def.sources = nil, nil // where they came from differs, by design
+	ex.set, def.set = nil, nil
 	if !reflect.DeepEqual(def, ex) {
 		t.Fatalf("configs/hive.yaml differs from the defaults:\n%+v\n%+v", def, ex)
 	}
 	// And it names every setting, in its group.
 	b, _ := os.ReadFile("../../configs/hive.yaml")
-	for _, g := range groups {
+	for _, g := range newSettings(new(config)).Groups() {
 		indent := ""
-		if g.name != "" {
+		if g.Name != "" {
 			indent = "  "
-			if !strings.Contains(string(b), "\n"+g.name+":\n") {
-				t.Errorf("configs/hive.yaml lacks the group %s", g.name)
+			if !strings.Contains(string(b), "\n"+g.Name+":\n") {
+				t.Errorf("configs/hive.yaml lacks the group %s", g.Name)
 			}
 		}
-		for _, k := range g.keys {
-			if !strings.Contains(string(b), "\n"+indent+k.yaml+":") {
-				t.Errorf("configs/hive.yaml lacks %s", g.yamlPath(k))
+		for _, st := range g.Settings() {
+			if !strings.Contains(string(b), "\n"+indent+st.Key+":") {
+				t.Errorf("configs/hive.yaml lacks %s", st.Path())
 			}
 		}
 	}
 }
 
-// Every flag has a place in the layout, once; the command line holds at
-// most 32 settings.
+// Every flag is a setting with a place of its own in the file, or one of
+// the command flags.
 func TestEverySettingIsLaidOut(t *testing.T) {
-	seen := map[string]int{}
-	flags := 0
-	for _, g := range groups {
-		for _, k := range g.keys {
-			seen[k.flag]++
-			if !k.fileOnly {
-				flags++
-			}
+	set := newSettings(new(config))
+	paths := map[string]string{}
+	for _, st := range set.All() {
+		if other, dup := paths[st.Path()]; dup {
+			t.Errorf("--%s and --%s share %s", st.Flag, other, st.Path())
 		}
+		paths[st.Path()] = st.Flag
 	}
-	newFlagSet(new(config)).VisitAll(func(f *flag.Flag) {
-		if commandFlags[f.Name] {
-			return
+	set.FlagSet().VisitAll(func(f *flag.Flag) {
+		if _, ok := set.Lookup(f.Name); !ok && f.Name != "config" && f.Name != "version" {
+			t.Errorf("--%s is neither a setting nor a command flag", f.Name)
 		}
-		if seen[f.Name] != 1 {
-			t.Errorf("--%s is laid out %d times", f.Name, seen[f.Name])
-		}
-		delete(seen, f.Name)
 	})
-	for name := range seen {
-		t.Errorf("%s is laid out but is no flag", name)
-	}
-	if flags != flagCount() {
-		t.Errorf("%d flags laid out, %d counted", flags, flagCount()) // the budget: TestFlagBudget
+}
+
+// Every setting declared reloadable is applied by a reload, and a reload
+// applies no other.
+func TestEveryReloadableIsApplied(t *testing.T) {
+	apply := appliers(new(config), new(config), &live{})
+	for _, st := range newSettings(new(config)).All() {
+		if _, ok := apply[st.Flag]; ok != st.Reload {
+			t.Errorf("--%s: reloadable %v, applied by a reload %v", st.Flag, st.Reload, ok)
+		}
 	}
 }
 
@@ -231,13 +231,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestMaskURLList(t *testing.T) {
-	got := maskURL("nats-leaf://hive:s3cret@a:7422, nats-leaf://hive:s3cret@b:7422")
-	if strings.Contains(got, "s3cret") || strings.Count(got, "xxxxx") != 2 {
-		t.Fatalf("maskURL = %q", got)
-	}
-}
-
 // A password on the command line is readable by every user of the host
 // (ps, /proc/<pid>/cmdline): the hub URL with one is refused there and
 // taken from the environment or the file.
@@ -255,15 +248,18 @@ func TestHubPasswordNotOnTheCommandLine(t *testing.T) {
 }
 
 // The command line stays small: at most 32 flags outside the TLS group,
-// which came after that bar (issue 19 names its flags); the rest are file
-// or environment settings.
+// and there only the HTTPS listener's certificate, key and client CA (the
+// rest are file or environment settings, as exporter-toolkit keeps TLS
+// in its web config file).
 func TestFlagBudget(t *testing.T) {
 	n := 0
-	for _, g := range groups {
-		for _, k := range g.keys {
-			if !k.fileOnly && g.name != "tls" {
-				n++
-			}
+	for _, st := range newSettings(new(config)).All() {
+		switch {
+		case st.FileOnly:
+		case st.Group != "tls":
+			n++
+		case st.Flag != "tls-cert-file" && st.Flag != "tls-key-file" && st.Flag != "tls-client-ca-file":
+			t.Errorf("--%s is a TLS flag on the command line", st.Flag)
 		}
 	}
 	if n > 32 {
@@ -273,11 +269,9 @@ func TestFlagBudget(t *testing.T) {
 
 func flagCount() int {
 	n := 0
-	for _, g := range groups {
-		for _, k := range g.keys {
-			if !k.fileOnly {
-				n++
-			}
+	for _, st := range newSettings(new(config)).All() {
+		if !st.FileOnly {
+			n++
 		}
 	}
 	return n

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,20 @@ func ownWorkers() string {
 	return "cmdline:^" + regexp.QuoteMeta(binDir+"/")
 }
 
+// namesWorkerMatch reports whether a hive's arguments or environment, or
+// the config file its arguments name, set the worker pattern.
+func namesWorkerMatch(args, env []string) bool {
+	if slices.Contains(args, "--worker-match") ||
+		slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "HIVE_WORKER_MATCH=") }) {
+		return true
+	}
+	if i := slices.Index(args, "--config"); i >= 0 && i+1 < len(args) {
+		b, err := os.ReadFile(args[i+1])
+		return err != nil || strings.Contains(string(b), "match:")
+	}
+	return false
+}
+
 // hiveProc is a running hive binary with its JSON log parsed.
 type hiveProc struct {
 	cmd      *exec.Cmd
@@ -118,12 +133,15 @@ func startHiveBin(t *testing.T, bin string, env []string, args ...string) *hiveP
 	// Each start has its own worker state (tests share --worker-dir, under
 	// which the state file lives by default); a test that restarts a hive
 	// on the same state passes --state-dir itself.
+	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
+		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", "", "--state-dir", t.TempDir()}
 	// Each test hive matches only the workers this test binary started
 	// (from binDir, a directory of its own), so a suite run beside
-	// another one, or beside real workers, counts only its own.
-	base := []string{"--port", "0", "--nats-listen", "127.0.0.1:0", "--queen-url", "", "--log-format", "json",
-		"--hive-id", fmt.Sprintf("e2e-%d-%s", os.Getpid(), t.Name()), "--cgroup-root", "", "--state-dir", t.TempDir(),
-		"--worker-match", ownWorkers()}
+	// another one, or beside real workers, counts only its own; a test
+	// that names its own pattern (flag, variable or file) keeps it.
+	if !namesWorkerMatch(args, env) {
+		base = append(base, "--worker-match", ownWorkers())
+	}
 	readyPath := filepath.Join(t.TempDir(), "ready.json")
 	cmd := exec.Command(bin, append(base, args...)...)
 	cmd.Env = append(append(os.Environ(), "HIVE_READY_FILE="+readyPath), env...)

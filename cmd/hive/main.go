@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "historian":
 			return historianCmd(args[1:], os.LookupEnv, stderr)
 		case "help", "-h", "-help", "--help":
-			usage(newFlagSet(new(config)), stdout)
+			usage(newSettings(new(config)), stdout)
 			return 0
 		}
 	}

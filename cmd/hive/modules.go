@@ -3,11 +3,14 @@ package main
 import (
 	"cmp"
 	"errors"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/workerproc"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
@@ -34,7 +37,7 @@ type moduleConfigs struct {
 func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m := moduleConfigs{bus: c.NATS, collector: c.Workers, gateway: c.HTTP, discovery: c.Queen,
 		capabilities: capabilities.DefaultConfig(), jobs: c.Jobs}
-	pattern, on := workerMatch(c.WorkerMatch)
+	pattern, on := workerproc.ParseMatch(c.WorkerMatch)
 
 	m.bus.Name, m.bus.HubHiveID = c.HiveID, c.HiveID
 	m.bus.ObserverPassword = c.natsPassword
@@ -46,7 +49,6 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	m.gateway.HiveID = c.HiveID
 	m.gateway.Token = c.apiToken
 	m.gateway.ReadToken = c.apiReadToken
-	m.gateway.TLS.ClientAllowedSANs = append(m.gateway.TLS.ClientAllowedSANs, splitList(c.TLSAllowedSANs)...)
 	if m.gateway.TLS.ClientCAFile == "" {
 		m.gateway.TLS.ClientAuth = "" // request is the default only with a CA
 	}
@@ -54,7 +56,6 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	if h, err := os.Hostname(); err == nil {
 		m.gateway.Hosts = append(m.gateway.Hosts, h)
 	}
-	m.gateway.CORSOrigins = splitList(c.CORSOrigins)
 
 	m.discovery.Hive = info
 	m.discovery.DefaultQueen = m.discovery.QueenURL == discovery.DefaultConfig().QueenURL
@@ -99,4 +100,33 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// expandHome replaces a leading "~/" with the user's home directory.
+func expandHome(p string) string {
+	rest, ok := strings.CutPrefix(p, "~/")
+	if !ok {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return home + "/" + rest
+}
+
+// scheme is how the HTTP listener is reached: https with a certificate.
+func (c *config) scheme() string {
+	if c.HTTP.TLS.CertFile != "" {
+		return "https"
+	}
+	return "http"
+}
+
+// httpListen is the HTTP address: --listen, else all interfaces on --port.
+func (c *config) httpListen() string {
+	if c.Listen != "" {
+		return c.Listen
+	}
+	return net.JoinHostPort("0.0.0.0", strconv.Itoa(c.Port))
 }

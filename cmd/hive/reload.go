@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 
+	"github.com/rbee/hive/internal/workerproc"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
 	"github.com/rbee/hive/modules/gateway"
@@ -47,95 +46,71 @@ func reloadOnHUP(ctx context.Context, cur *config, lv *live, log *slog.Logger) {
 	}()
 }
 
-// A setting a reload applies: whether it changed, and how to apply it
-// (nil when it applied), given the next configuration.
-type liveSetting struct {
-	name    string
-	changed func(cur, next *config) bool
-	apply   func(next *config) error
-	// adopt copies the applied value into cur.
-	adopt func(cur, next *config)
-}
-
-func liveSettings(cur *config, lv *live) []liveSetting {
-	return []liveSetting{
-		{"log-level",
-			func(c, n *config) bool { return n.LogLevel != c.LogLevel && c.logLevel != nil },
-			func(n *config) error {
-				var lvl slog.Level
-				if err := lvl.UnmarshalText([]byte(n.LogLevel)); err != nil {
-					return err
-				}
+// appliers change the running modules for each setting declared
+// Reloadable (settings.Reloadable) to next's value. The token files'
+// tokens are applied with the tokens themselves (applySecrets).
+func appliers(cur, next *config, lv *live) map[string]func() error {
+	return map[string]func() error{
+		"log-level": func() error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(next.LogLevel)); err != nil {
+				return err
+			}
+			if cur.logLevel != nil {
 				cur.logLevel.Set(lvl)
-				return nil
-			},
-			func(c, n *config) { c.LogLevel = n.LogLevel }},
-		{"api token",
-			func(c, n *config) bool { return n.apiToken != c.apiToken },
-			func(n *config) error { return lv.gateway.SetToken(n.apiToken) },
-			func(c, n *config) { c.apiToken = n.apiToken }},
-		{"read token",
-			func(c, n *config) bool { return n.apiReadToken != c.apiReadToken },
-			func(n *config) error { return lv.gateway.SetReadToken(n.apiReadToken) },
-			func(c, n *config) { c.apiReadToken = n.apiReadToken }},
-		{"worker-match",
-			func(c, n *config) bool { return n.WorkerMatch != c.WorkerMatch },
-			func(n *config) error {
-				pattern, on := workerMatch(n.WorkerMatch)
-				if err := lv.collector.SetWorkerMatch(pattern, on); err != nil {
-					return err
-				}
-				return lv.jobs.SetWorkerMatch(pattern, on)
-			},
-			func(c, n *config) { c.WorkerMatch = n.WorkerMatch }},
-		{"cors-origins",
-			func(c, n *config) bool { return n.CORSOrigins != c.CORSOrigins },
-			func(n *config) error { lv.gateway.SetCORSOrigins(splitList(n.CORSOrigins)); return nil },
-			func(c, n *config) { c.CORSOrigins = n.CORSOrigins }},
-		{"queen-allow",
-			func(c, n *config) bool { return n.Queen.QueenAllow != c.Queen.QueenAllow },
-			func(n *config) error { return lv.discovery.SetQueenAllow(n.Queen.QueenAllow) },
-			func(c, n *config) { c.Queen.QueenAllow = n.Queen.QueenAllow }},
+			}
+			return nil
+		},
+		"worker-match": func() error {
+			pattern, on := workerproc.ParseMatch(next.WorkerMatch)
+			if err := lv.collector.SetWorkerMatch(pattern, on); err != nil {
+				return err
+			}
+			return lv.jobs.SetWorkerMatch(pattern, on)
+		},
+		"cors-origins":        func() error { lv.gateway.SetCORSOrigins(next.HTTP.CORSOrigins); return nil },
+		"queen-allow":         func() error { return lv.discovery.SetQueenAllow(next.Queen.QueenAllow) },
+		"api-token-file":      func() error { return nil },
+		"api-read-token-file": func() error { return nil },
 	}
 }
 
+// applySecrets applies the tokens (from their files or the environment)
+// where they changed, and returns what it applied and refused.
+func applySecrets(cur, next *config, lv *live, log *slog.Logger) (applied, refused []string) {
+	for _, s := range []struct {
+		name      string
+		cur, next *string
+		set       func(string) error
+	}{
+		{"api token", &cur.apiToken, &next.apiToken, lv.gateway.SetToken},
+		{"read token", &cur.apiReadToken, &next.apiReadToken, lv.gateway.SetReadToken},
+	} {
+		if *s.cur == *s.next {
+			continue
+		}
+		if err := s.set(*s.next); err != nil {
+			log.Error("reload: "+s.name+" not changed", "err", err)
+			refused = append(refused, s.name)
+			continue
+		}
+		*s.cur = *s.next
+		applied = append(applied, s.name)
+	}
+	return applied, refused
+}
+
+// reload loads the configuration again and applies what changed where a
+// setting is declared Reloadable; it names the rest as needing a restart.
 func reload(cur *config, lv *live, log *slog.Logger) {
 	next, err := loadConfig(cur.args, os.LookupEnv, io.Discard)
 	if err != nil {
 		log.Error("reload: the configuration does not load; nothing changed", "err", err)
 		return
 	}
-	applied, refused := []string{}, []string{}
-	for _, s := range liveSettings(cur, lv) {
-		if !s.changed(cur, next) {
-			continue
-		}
-		if err := s.apply(next); err != nil {
-			log.Error("reload: "+s.name+" not changed", "err", err)
-			refused = append(refused, s.name)
-			continue
-		}
-		s.adopt(cur, next)
-		applied = append(applied, s.name)
-	}
-	// What differs besides needs a restart: compare with what a reload
-	// handles made equal (applied or refused, each logged already).
-	a, b := *cur, *next
-	a.args, b.args, a.logLevel, b.logLevel = nil, nil, nil, nil
-	for _, s := range liveSettings(cur, lv) {
-		s.adopt(&b, &a)
-	}
-	// Named by their settings: flag sets bound to copies (newFlagSet
-	// resets what it binds) read a's and b's values once they are put back.
-	restart := []string{}
-	var ca, cb config
-	fa, fb := newFlagSet(&ca), newFlagSet(&cb)
-	ca, cb = a, b
-	fa.VisitAll(func(f *flag.Flag) {
-		if !commandFlags[f.Name] && f.Value.String() != fb.Lookup(f.Name).Value.String() {
-			restart = append(restart, f.Name)
-		}
+	applied, refused := applySecrets(cur, next, lv, log)
+	a, r, restart := cur.set.Apply(next.set, appliers(cur, next, lv), func(flag string, err error) {
+		log.Error("reload: "+flag+" not changed", "err", err)
 	})
-	slices.Sort(restart)
-	log.Info("reloaded the configuration", "applied", applied, "refused", refused, "need_a_restart", restart)
+	log.Info("reloaded the configuration", "applied", append(applied, a...), "refused", append(refused, r...), "need_a_restart", restart)
 }

@@ -411,8 +411,8 @@ func TestAttackAllowedSANsMatchPerType(t *testing.T) {
 	f := newTLSFixture(t)
 	// With a token set, control needs the token or an allowed certificate
 	// (without one, loopback alone controls).
-	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken}, "--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile,
-		"--tls-client-ca-file", f.caFile, "--tls-client-allowed-sans", "queen.internal,10.0.0.5")
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken, "HIVE_TLS_CLIENT_ALLOWED_SANS=queen.internal,10.0.0.5"},
+		"--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile, "--tls-client-ca-file", f.caFile)
 	cases := []struct {
 		name string
 		opts tlstest.Opts
@@ -584,8 +584,8 @@ func hiveCPU(t *testing.T, h *hiveProc) float64 {
 // ordinary client certificate still works.
 func TestAttackHugeClientChainIsCut(t *testing.T) {
 	f := newTLSFixture(t)
-	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken}, "--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile,
-		"--tls-client-ca-file", f.caFile, "--tls-client-auth", "request")
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken, "HIVE_TLS_CLIENT_AUTH=request"},
+		"--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile, "--tls-client-ca-file", f.caFile)
 	huge := f.queenCert
 	huge.Certificate = append([][]byte{}, f.queenCert.Certificate...)
 	for len(huge.Certificate) < 400 { // ~200 KB: the CA's certificate over and over

@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/gpu"
 	"github.com/rbee/hive/internal/metric"
 	"github.com/rbee/hive/internal/nvml"
+	"github.com/rbee/hive/internal/settings"
 	"github.com/rbee/hive/modules/capabilities"
 	"github.com/rbee/hive/modules/collector"
 	"github.com/rbee/hive/modules/discovery"
@@ -38,7 +40,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	if cfg.NATS.Hub != "" {
-		log.Info("exporting hive.telemetry to the hub", "hub", maskURL(cfg.NATS.Hub))
+		log.Info("exporting hive.telemetry to the hub", "hub", settings.MaskURLPasswords(cfg.NATS.Hub))
 	}
 	warnExposure(cfg, log)
 	stages, lv, err := buildModules(cfg, mc, b, log)
@@ -174,33 +176,19 @@ func writeReadyFile(path, scheme string, httpAddr net.Addr, natsURL string) erro
 	return os.Rename(tmp, path)
 }
 
-// openGPU gives the collector and capabilities one GPU reader: NVML in
-// process where it loads (auto, nvml), else nvidia-smi (or its replay).
-// The NVML reader lives as long as the process.
+// openGPU gives the collector and capabilities one GPU reader
+// (internal/gpu): one NVML handle set, or one nvidia-smi path.
 func openGPU(cfg *config, mc *moduleConfigs, reg prometheus.Registerer, log *slog.Logger) error {
-	if cfg.GPUSource == "auto" || cfg.GPUSource == "nvml" {
-		r, err := nvml.Open(cfg.NVMLLib)
-		if err == nil {
-			info := r.Info()
-			log.Info("GPUs read through NVML", "gpus", len(info.GPUs), "driver", info.Driver, "cuda", info.CUDA)
-			mc.collector.GPU = collector.NVML{Reader: r}
-			mc.capabilities.Detector = capabilities.NVML{Reader: r}
+	src, err := gpu.Open(cfg.GPUSource, cfg.NVMLLib, log)
+	if err != nil {
+		return err
+	}
+	mc.collector.GPU, mc.capabilities.Detector = src, src
+	if n, ok := src.(gpu.NVML); ok {
+		if r, ok := n.Reader.(*nvml.Reader); ok {
 			return metric.Register(reg, metric.Counter("hive_gpu_xids_dropped_total",
 				"XID errors dropped because more than 256 arrived between two ticks.", r.XIDsDropped))
 		}
-		if cfg.GPUSource == "nvml" {
-			return fmt.Errorf("--gpu-source nvml: %w", err)
-		}
-		log.Info("NVML not used: GPUs read with nvidia-smi where it runs", "reason", err.Error())
 	}
-	gpu, deviceOnly, err := cfg.smiSource()
-	if err != nil {
-		return fmt.Errorf("--gpu-source: %w", err)
-	}
-	mc.collector.GPU = collector.NewGPUSource(gpu)
-	if smi, ok := mc.collector.GPU.(*collector.SMI); ok {
-		smi.DeviceUtil = deviceOnly
-	}
-	mc.capabilities.Detector = capabilities.SMI{Runner: gpu, Source: mc.collector.GPU.Name()}
 	return nil
 }

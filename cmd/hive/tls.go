@@ -16,13 +16,13 @@ func natsTLS(cfg *config, log *slog.Logger) (edge, hub *tls.Config, err error) {
 	if f := cfg.NATSTLS; f.cert != "" {
 		pair, err := tlsfiles.Load(f.cert, f.key, log.With("tls", "nats"))
 		if err != nil {
-			return nil, nil, fmt.Errorf("--nats-tls-cert-file: %w", err)
+			return nil, nil, fmt.Errorf("tls.nats-cert-file: %w", err)
 		}
 		edge = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsfiles.CipherSuites, GetCertificate: pair.GetCertificate}
 		if f.clientCA != "" {
 			pool, err := tlsfiles.Pool(f.clientCA)
 			if err != nil {
-				return nil, nil, fmt.Errorf("--nats-tls-client-ca-file: %w", err)
+				return nil, nil, fmt.Errorf("tls.nats-client-ca-file: %w", err)
 			}
 			edge.ClientCAs, edge.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
@@ -34,13 +34,13 @@ func natsTLS(cfg *config, log *slog.Logger) (edge, hub *tls.Config, err error) {
 	hub = &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsfiles.CipherSuites}
 	if h.ca != "" {
 		if hub.RootCAs, err = tlsfiles.Pool(h.ca); err != nil {
-			return nil, nil, fmt.Errorf("--nats-hub-ca-file: %w", err)
+			return nil, nil, fmt.Errorf("tls.nats-hub-ca-file: %w", err)
 		}
 	}
 	if h.cert != "" {
 		pair, err := tlsfiles.Load(h.cert, h.key, log.With("tls", "hub"))
 		if err != nil {
-			return nil, nil, fmt.Errorf("--nats-hub-cert-file: %w", err)
+			return nil, nil, fmt.Errorf("tls.nats-hub-cert-file: %w", err)
 		}
 		hub.GetClientCertificate = pair.GetClientCertificate
 	}

@@ -86,8 +86,8 @@ func call(c *http.Client, method, url string, hdr map[string]string, body string
 
 func TestHTTPS(t *testing.T) {
 	f := newTLSFixture(t)
-	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken}, "--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile,
-		"--tls-client-ca-file", f.caFile, "--tls-client-auth", "request")
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken, "HIVE_TLS_CLIENT_AUTH=request"},
+		"--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile, "--tls-client-ca-file", f.caFile)
 	if !strings.HasPrefix(h.httpBase, "https://") {
 		t.Fatalf("ready file says %s", h.httpBase)
 	}
@@ -183,8 +183,8 @@ func TestHTTPS(t *testing.T) {
 // not start on an expired certificate.
 func TestHTTPSAllowedNamesAndExpiredStart(t *testing.T) {
 	f := newTLSFixture(t)
-	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken}, "--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile,
-		"--tls-client-ca-file", f.caFile, "--tls-client-allowed-sans", "queen.internal")
+	h := startHiveEnv(t, []string{"HIVE_API_TOKEN=" + e2eToken, "HIVE_TLS_CLIENT_ALLOWED_SANS=queen.internal"},
+		"--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile, "--tls-client-ca-file", f.caFile)
 	ct := map[string]string{"Content-Type": "application/json"}
 	if code, _, err := call(f.client(t, "", &f.queenCert, ""), "POST", h.httpBase+"/v1/jobs", ct, `{"operation":"model_list","hive_id":"h"}`); err != nil || code != 401 {
 		t.Errorf("a certificate of queen.test with only queen.internal allowed: %d %v", code, err)
@@ -247,7 +247,7 @@ func TestNATSEdgeOverTLS(t *testing.T) {
 		t.Skip("nats CLI not on PATH (make tools installs it into bin/)")
 	}
 	f := newTLSFixture(t)
-	h := startHive(t, "--nats-tls-cert-file", f.certFile, "--nats-tls-key-file", f.keyFile)
+	h := startHiveEnv(t, []string{"HIVE_NATS_TLS_CERT_FILE=" + f.certFile, "HIVE_NATS_TLS_KEY_FILE=" + f.keyFile})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, natsCLI, "--server", h.natsURL, "--tlsca", f.caFile, "sub", wire.SubjectTelemetry, "--count", "1", "--raw").CombinedOutput()
@@ -259,7 +259,7 @@ func TestNATSEdgeOverTLS(t *testing.T) {
 		t.Error("a plaintext NATS client connected to the TLS edge")
 	}
 
-	h2 := startHive(t, "--nats-tls-cert-file", f.certFile, "--nats-tls-key-file", f.keyFile, "--nats-tls-client-ca-file", f.caFile)
+	h2 := startHiveEnv(t, []string{"HIVE_NATS_TLS_CERT_FILE=" + f.certFile, "HIVE_NATS_TLS_KEY_FILE=" + f.keyFile, "HIVE_NATS_TLS_CLIENT_CA_FILE=" + f.caFile})
 	tc, _ := client.TLSConfig(f.caFile, "", "")
 	if nc, err := nats.Connect(h2.natsURL, nats.Secure(tc), nats.NoReconnect(), nats.Timeout(3*time.Second)); err == nil {
 		nc.Close()

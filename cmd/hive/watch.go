@@ -21,6 +21,7 @@ import (
 
 	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/client"
+	"github.com/rbee/hive/internal/settings"
 	"github.com/rbee/hive/internal/text"
 )
 
@@ -171,7 +172,7 @@ func watchCredentials(argToken, tokenFile, natsURL, natsUser, natsPwFile string)
 	if argToken != "" {
 		return "", nil, errors.New("--token is refused: ps shows every argument; use --token-file or HIVE_API_TOKEN")
 	}
-	if urlsCarryPassword(natsURL) {
+	if settings.URLsCarryPassword(natsURL) {
 		return "", nil, errors.New("--nats carries a password, which ps shows: use --nats-user and --nats-password-file")
 	}
 	if (natsUser == "") != (natsPwFile == "") {

@@ -94,3 +94,16 @@ func Describe(args []string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// ParseMatch splits a worker-match setting into the pattern and what it
+// applies to: "cmdline:RE" the whole command line, "exe:RE" or "RE"
+// argv[0]'s base name.
+func ParseMatch(v string) (pattern, on string) {
+	if p, ok := strings.CutPrefix(v, OnCmdline+":"); ok {
+		return p, OnCmdline
+	}
+	if p, ok := strings.CutPrefix(v, OnExe+":"); ok {
+		return p, OnExe
+	}
+	return v, OnExe
+}

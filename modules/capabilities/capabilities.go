@@ -16,6 +16,8 @@ import (
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/gpu"
+	"github.com/rbee/hive/internal/nvsmi"
 )
 
 // Capabilities is the module.
@@ -44,7 +46,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Capabilities, error) {
 	}
 	def := DefaultConfig()
 	if cfg.Detector == nil {
-		cfg.Detector = SMI{}
+		cfg.Detector = gpu.FromRunner(nvsmi.Exec{})
 	}
 	if cfg.MinRefresh == 0 {
 		cfg.MinRefresh = def.MinRefresh
@@ -105,7 +107,8 @@ func (c *Capabilities) Get(ctx context.Context) wire.Capabilities {
 
 func (c *Capabilities) detect(ctx context.Context) wire.Capabilities {
 	devices := []wire.Device{}
-	gpus, err := c.cfg.Detector.DetectGPUs(ctx)
+	desc, err := c.cfg.Detector.Describe(ctx)
+	gpus := desc.GPUs
 	if err != nil {
 		c.log.Warn("GPU detection failed; reporting CPU only", "err", err)
 	}
@@ -129,12 +132,6 @@ func (c *Capabilities) detect(ctx context.Context) wire.Capabilities {
 	devices = append(devices, wire.Device{
 		ID: "CPU-0", Name: fmt.Sprintf("CPU (%d cores)", cores), DeviceType: "cpu", VRAMGB: &ramGB,
 	})
-	caps := wire.Capabilities{Devices: devices}
-	if d, ok := c.cfg.Detector.(Driver); ok {
-		caps.GPUSource, caps.DriverVersion, caps.CUDAVersion = d.Driver()
-	}
-	if m, ok := c.cfg.Detector.(MemoryInfo); ok {
-		caps.GPUMemoryInfo = m.MemoryInfo()
-	}
-	return caps
+	return wire.Capabilities{Devices: devices, GPUSource: desc.Source, DriverVersion: desc.Driver, CUDAVersion: desc.CUDA,
+		GPUMemoryInfo: desc.Memory}
 }

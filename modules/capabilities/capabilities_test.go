@@ -15,6 +15,7 @@ import (
 
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/gpu"
 	"github.com/rbee/hive/internal/nvsmi"
 )
 
@@ -26,7 +27,10 @@ type fakeDetector struct {
 	calls int
 }
 
-func (f *fakeDetector) DetectGPUs(context.Context) ([]GPU, error) { f.calls++; return f.gpus, f.err }
+func (f *fakeDetector) Describe(context.Context) (gpu.Description, error) {
+	f.calls++
+	return gpu.Description{GPUs: f.gpus}, f.err
+}
 
 func TestDevicesGPUsFirstCPULast(t *testing.T) {
 	b := bustest.Start(t)
@@ -79,7 +83,7 @@ func TestAnswersOverTheBus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "query-gpu-caps.csv"), []byte("0, NVIDIA L4, 23034, 8.9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := New(Config{Detector: SMI{Runner: nvsmi.Replay{Dir: dir}}}, b, bustest.Logger(t))
+	c, _ := New(Config{Detector: gpu.FromRunner(nvsmi.Replay{Dir: dir})}, b, bustest.Logger(t))
 	bustest.RunModule(t, "capabilities", c.Run, c.Ready())
 
 	nc, _ := b.Connect("test")
@@ -101,44 +105,5 @@ func TestAnswersOverTheBus(t *testing.T) {
 	var e wire.ErrorReply
 	if json.Unmarshal(m.Data, &e); e.Code != wire.CodeInvalid || e.Error == "" {
 		t.Fatalf("bad request answered %s", m.Data)
-	}
-}
-
-// The detector runs nvidia-smi's capabilities query; a host without it
-// has no GPU, which is not an error.
-func TestSMIDetectorWithFakeBinary(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "nvidia-smi")
-	script := "#!/bin/sh\n[ \"$1\" = \"--query-gpu=index,name,memory.total,compute_cap\" ] || exit 4\necho '0, NVIDIA A100-SXM4-40GB, 40960, 8.0'\n"
-	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	gpus, err := SMI{Runner: nvsmi.Exec{Path: p}}.DetectGPUs(context.Background())
-	if err != nil || len(gpus) != 1 || gpus[0].ComputeCapability != "8.0" {
-		t.Fatalf("%+v %v", gpus, err)
-	}
-	if gpus, err := (SMI{Runner: nvsmi.Exec{Path: filepath.Join(dir, "missing")}}).DetectGPUs(context.Background()); err != nil || gpus != nil {
-		t.Fatalf("missing binary: %v %v", gpus, err)
-	}
-}
-
-// With nvidia-smi, /capabilities names the source as --gpu-source picks
-// it and reads the driver and CUDA versions from `nvidia-smi -q` (they
-// were empty, and the source "nvidia-smi").
-func TestSMIDriverVersions(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "nvidia-smi")
-	script := "#!/bin/sh\n[ \"$1\" = \"-q\" ] || exit 4\nprintf '\\n==============NVSMI LOG==============\\n\\nDriver Version                  : 580.159.04\\nCUDA Version                    : 13.0\\n'\n"
-	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ source, want string }{{"", "smi"}, {"smi-device", "smi-device"}} {
-		src, driver, cuda := SMI{Runner: nvsmi.Exec{Path: p}, Source: c.source}.Driver()
-		if src != c.want || driver != "580.159.04" || cuda != "13.0" {
-			t.Errorf("Source %q: %q %q %q", c.source, src, driver, cuda)
-		}
-	}
-	if src, driver, cuda := (SMI{Runner: nvsmi.Exec{Path: filepath.Join(dir, "missing")}}).Driver(); src != "smi" || driver != "" || cuda != "" {
-		t.Errorf("missing binary: %q %q %q", src, driver, cuda)
 	}
 }

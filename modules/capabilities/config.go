@@ -8,7 +8,7 @@ import (
 
 // Config configures the module.
 type Config struct {
-	// Detector finds GPUs; nil means SMI{} (nvidia-smi).
+	// Detector describes the GPUs; nil reads them with nvidia-smi.
 	Detector Detector
 	// MinRefresh is the shortest time between two detections.
 	MinRefresh time.Duration

@@ -23,6 +23,7 @@ import (
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/gpu"
 	"github.com/rbee/hive/internal/nvsmi"
 	"github.com/rbee/hive/internal/proctest"
 	"github.com/rbee/hive/internal/workerproc"
@@ -281,7 +282,7 @@ func TestAnnouncedWorkerGoneWhenProcessExits(t *testing.T) {
 func TestBusyWorkerCPUAndGPUJoin(t *testing.T) {
 	m := marker(t)
 	gpuDir := t.TempDir()
-	h := startCollector(t, Config{WorkerMatch: m, WorkerMatchOn: workerproc.OnCmdline, Interval: 250 * time.Millisecond, GPU: NewGPUSource(nvsmi.Replay{Dir: gpuDir})})
+	h := startCollector(t, Config{WorkerMatch: m, WorkerMatchOn: workerproc.OnCmdline, Interval: 250 * time.Millisecond, GPU: gpu.FromRunner(nvsmi.Replay{Dir: gpuDir})})
 	p := spawn(t, "sh", "-c", "while :; do :; done", m, "--port", "9600")
 	pid := p.Process.Pid
 	gpus, _ := os.ReadFile("../../internal/nvsmi/testdata/gpu2/query-gpu.csv")

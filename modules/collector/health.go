@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/gpu"
 	"github.com/rbee/hive/internal/text"
 )
 
@@ -41,7 +42,7 @@ var slowdownReasons = []string{"hw_slowdown", "hw_thermal_slowdown", "hw_power_b
 
 // ErrGPUWedged marks a GPU source call that did not return in time: the
 // tick went on without fresh GPU figures.
-var ErrGPUWedged = errors.New("GPU driver call did not return in time")
+var ErrGPUWedged = gpu.ErrWedged
 
 // verdict is one rule's finding.
 type verdict struct {

@@ -30,9 +30,9 @@ func TestHealthRules(t *testing.T) {
 		gpu    string // the GPU's status; "" when it is not listed
 	}{
 		{"healthy", func(*GPUSnapshot) {}, nil, nil, wire.HealthHealthy, "", wire.HealthHealthy},
-		{"application xid is counted only", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{0, testUUID, 13}} }, nil, nil, wire.HealthHealthy, "", wire.HealthHealthy},
-		{"reset xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{0, testUUID, 79}} }, nil, nil, wire.HealthUnhealthy, "GPU 0 (" + testUUID + "): XID 79", wire.HealthUnhealthy},
-		{"other xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{0, testUUID, 94}} }, nil, nil, wire.HealthDegraded, "XID 94", wire.HealthDegraded},
+		{"application xid is counted only", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 13}} }, nil, nil, wire.HealthHealthy, "", wire.HealthHealthy},
+		{"reset xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 79}} }, nil, nil, wire.HealthUnhealthy, "GPU 0 (" + testUUID + "): XID 79", wire.HealthUnhealthy},
+		{"other xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 94}} }, nil, nil, wire.HealthDegraded, "XID 94", wire.HealthDegraded},
 		{"lost", func(s *GPUSnapshot) { s.Devices[0].Lost = true }, nil, nil, wire.HealthUnhealthy, "is lost", wire.HealthUnhealthy},
 		{"ecc", func(s *GPUSnapshot) { s.Devices[0].ECCUncorrected = 3 }, nil, nil, wire.HealthDegraded, "3 uncorrectable ECC errors: reboot needed", wire.HealthDegraded},
 		{"remap pending", func(s *GPUSnapshot) { s.Devices[0].RemapPending = true }, nil, nil, wire.HealthDegraded, "row remap pending", wire.HealthDegraded},
@@ -67,14 +67,14 @@ func TestHealthRules(t *testing.T) {
 func TestXIDHolds(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	h := newHealthTracker()
-	h.observe(t0, GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}, XIDs: []GPUXID{{0, testUUID, 94}}}, nil, nil)
+	h.observe(t0, GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}, XIDs: []GPUXID{{Index: 0, UUID: testUUID, Code: 94}}}, nil, nil)
 	if got, _ := h.observe(t0.Add(xidHold-time.Second), GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}}, nil, nil); got.Status != wire.HealthDegraded {
 		t.Fatalf("within the hold: %+v", got)
 	}
 	if got, _ := h.observe(t0.Add(xidHold+time.Second), GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}}, nil, nil); got != wire.Healthy {
 		t.Fatalf("after the hold: %+v", got)
 	}
-	h.observe(t0, GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}, XIDs: []GPUXID{{0, testUUID, 48}}}, nil, nil)
+	h.observe(t0, GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}, XIDs: []GPUXID{{Index: 0, UUID: testUUID, Code: 48}}}, nil, nil)
 	if got, _ := h.observe(t0.Add(24*time.Hour), GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}}, nil, nil); got.Status != wire.HealthUnhealthy {
 		t.Fatalf("a day after XID 48: %+v", got)
 	}

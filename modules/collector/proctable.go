@@ -3,12 +3,13 @@ package collector
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
+
+	"github.com/rbee/hive/internal/procfs"
 )
 
 // procEntry is one process as /proc/<pid>/stat describes it, read once
@@ -147,74 +148,25 @@ func (t *procTable) setArgs(pid int32, e *procEntry) {
 	}
 }
 
-var errStat = errors.New("malformed stat")
-
-// readStat parses /proc/<pid>/stat: the fields after the command name,
-// which may itself hold spaces and parentheses.
+// readStat reads /proc/<pid>/stat from the kept file into e.
 func (t *procTable) readStat(pid int32, e *procEntry) error {
 	b, err := t.files.readStat(pid, t.buf[:0])
 	if err != nil {
 		return err
 	}
 	t.buf = b
-	i := bytes.LastIndexByte(b, ')')
-	lp := bytes.IndexByte(b, '(')
-	if i < 0 || lp < 0 || lp > i || i+2 >= len(b) {
-		return errStat
+	st, err := procfs.ParseStat(b)
+	if err != nil {
+		return err
 	}
 	comm := e.comm
-	if string(b[lp+1:i]) != comm { // compared without allocating
-		comm = string(b[lp+1 : i])
+	if string(st.Comm) != comm { // compared without allocating
+		comm = string(st.Comm)
 	}
-	// Fields after the name, from 0: 0 state, 1 ppid, 6 flags,
-	// 11 utime, 12 stime, 19 starttime, 21 rss. Parsed in place: no string per field.
-	var f [22][]byte
-	rest := b[i+2:]
-	for n := range f {
-		rest = bytes.TrimLeft(rest, " ")
-		j := bytes.IndexByte(rest, ' ')
-		if j < 0 {
-			j = len(rest)
-		}
-		if j == 0 {
-			return errStat
-		}
-		f[n], rest = rest[:j], rest[j:]
-	}
-	ppid, ok1 := atou(f[1])
-	ut, ok2 := atou(f[11])
-	st, ok3 := atou(f[12])
-	start, ok4 := atou(f[19])
-	rss, ok5 := atou(f[21])
-	flags, ok6 := atou(f[6])
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
-		return errStat
-	}
-	*e = procEntry{pid: pid, ppid: int32(ppid), startTicks: start, comm: comm, cpuSec: float64(ut+st) / clockTicks,
-		rssPages: rss, kthread: flags&pfKthread != 0, args: e.args}
+	*e = procEntry{pid: pid, ppid: st.PPID, startTicks: st.StartTime, comm: comm, cpuSec: float64(st.UTime+st.STime) / procfs.ClockTicks,
+		rssPages: st.RSS, kthread: st.Flags&procfs.PFKthread != 0, args: e.args}
 	return nil
 }
-
-// atou parses a decimal number without allocating.
-func atou(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + uint64(c-'0')
-	}
-	return v, true
-}
-
-// pfKthread is the kernel's PF_KTHREAD task flag.
-const pfKthread = 0x00200000
-
-// clockTicks is USER_HZ, 100 on every Linux the hive runs on.
-const clockTicks = 100
 
 func (t *procTable) readCmdline(pid int32) []string {
 	b, err := t.readFile(filepath.Join(t.root, strconv.Itoa(int(pid)), "cmdline"), maxCmdline+1)

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/procfs"
 	"github.com/rbee/hive/internal/text"
 )
 
@@ -196,7 +196,7 @@ func (s *sampler) read(ctx context.Context, pid int32, st *procState) (_ *procSt
 	if e := s.entry(pid); e != nil && s.boot(ctx) {
 		if st == nil || st.startTicks != e.startTicks {
 			st = &procState{proc: &process.Process{Pid: pid}, startTicks: e.startTicks,
-				createTime: s.bootMs + int64(e.startTicks)*1000/clockTicks}
+				createTime: s.bootMs + int64(e.startTicks)*1000/procfs.ClockTicks}
 			s.procs[pid] = st
 		}
 		return st, e.cpuSec, e.rssPages * pageSize, true, true
@@ -337,27 +337,8 @@ func (s *sampler) ioCounters(ctx context.Context, p *process.Process, raw bool) 
 	}
 	s.ioBuf = b
 	var out process.IOCountersStat
-	var got int
-	for line := range bytes.SplitSeq(b, []byte{'\n'}) {
-		k, v, ok := bytes.Cut(line, []byte(": "))
-		if !ok {
-			continue
-		}
-		switch string(k) {
-		case "read_bytes":
-			out.ReadBytes, ok = atou(v)
-		case "write_bytes":
-			out.WriteBytes, ok = atou(v)
-		default:
-			continue
-		}
-		if !ok {
-			return nil, fmt.Errorf("/proc/%d/io: %s %q", p.Pid, k, v)
-		}
-		got++
-	}
-	if got != 2 {
-		return nil, fmt.Errorf("/proc/%d/io: no read_bytes and write_bytes", p.Pid)
+	if out.ReadBytes, out.WriteBytes, err = procfs.ParseIO(b); err != nil {
+		return nil, fmt.Errorf("/proc/%d/io: %w", p.Pid, err)
 	}
 	return &out, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/rbee/hive/internal/procfs"
 )
 
 // stateFile is what the hive remembers of the workers it spawned, so that
@@ -214,10 +216,9 @@ func (r *limitedReader) Read(b []byte) (int, error) {
 // 22, clock ticks since boot); alive is false for a process that is gone
 // or a zombie.
 func startTicks(pid int) (ticks uint64, alive bool) {
-	f := statFields(pid)
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.Zombie() {
 		return 0, false
 	}
-	t, err := strconv.ParseUint(f[19], 10, 64)
-	return t, err == nil
+	return st.StartTime, true
 }

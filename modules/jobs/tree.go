@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rbee/hive/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,22 +29,6 @@ type procStat struct {
 	zombie     bool
 }
 
-// statFields are the fields of /proc/<pid>/stat after the command name,
-// which may itself hold spaces and ')': f[0] is the state, f[1] the
-// parent, f[2] the process group, f[19] the start time. nil when the
-// process is gone.
-func statFields(pid int) []string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return nil
-	}
-	return strings.Fields(string(b[i+2:]))
-}
-
 // readProcStats reads every process's parent, process group and start
 // time; a process that goes while it reads is skipped.
 func readProcStats() []procStat {
@@ -58,14 +42,11 @@ func readProcStats() []procStat {
 		if err != nil {
 			continue
 		}
-		f := statFields(pid)
-		if len(f) < 20 {
+		st, err := procfs.ReadStat(pid)
+		if err != nil {
 			continue
 		}
-		ppid, _ := strconv.Atoi(f[1])
-		pgrp, _ := strconv.Atoi(f[2])
-		start, _ := strconv.ParseUint(f[19], 10, 64)
-		out = append(out, procStat{procID: procID{pid, start}, ppid: ppid, pgrp: pgrp, zombie: f[0] == "Z" || f[0] == "X"})
+		out = append(out, procStat{procID: procID{pid, st.StartTime}, ppid: int(st.PPID), pgrp: int(st.PGRP), zombie: st.Zombie()})
 	}
 	return out
 }

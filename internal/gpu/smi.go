@@ -1,4 +1,4 @@
-package collector
+package gpu
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rbee/hive/internal/nvml"
 	"github.com/rbee/hive/internal/nvsmi"
 )
 
@@ -30,17 +31,17 @@ type SMI struct {
 	pmonErr   string
 }
 
-var _ GPUSource = (*SMI)(nil)
+var _ Source = (*SMI)(nil)
 
-// NewGPUSource reads GPUs through r; nil or nvsmi.None is NoGPU.
-func NewGPUSource(r nvsmi.Runner) GPUSource {
+// FromRunner reads GPUs through r; nil or nvsmi.None is None.
+func FromRunner(r nvsmi.Runner) Source {
 	if _, none := r.(nvsmi.None); r == nil || none {
-		return NoGPU{}
+		return None{}
 	}
 	return &SMI{Runner: r}
 }
 
-// Name implements GPUSource: the --gpu-source value that picks it.
+// Name implements Source: the --gpu-source value that picks it.
 func (s *SMI) Name() string {
 	if s.DeviceUtil && s.Runner.Name() == "smi" {
 		return "smi-device"
@@ -48,9 +49,9 @@ func (s *SMI) Name() string {
 	return s.Runner.Name()
 }
 
-// Sample implements GPUSource. No device is ErrNoGPU; no compute process
+// Sample implements Source. No device is ErrNoGPU; no compute process
 // (or no recording of them) is an empty list.
-func (s *SMI) Sample(ctx context.Context) (GPUSnapshot, error) {
+func (s *SMI) Sample(ctx context.Context) (Snapshot, error) {
 	type result struct {
 		procs []nvsmi.ProcUtil
 		err   error
@@ -74,9 +75,9 @@ func (s *SMI) Sample(ctx context.Context) (GPUSnapshot, error) {
 		pr = <-pmon
 	}
 	if err != nil {
-		return GPUSnapshot{}, err
+		return Snapshot{}, err
 	}
-	snap := GPUSnapshot{Devices: devs}
+	snap := Snapshot{Devices: devs}
 	if pmon != nil && pr.err == nil {
 		if procs, ok := joinPmon(devs, pr.procs); ok {
 			snap.Procs, snap.PerProcess = procs, true
@@ -96,7 +97,36 @@ func (s *SMI) Sample(ctx context.Context) (GPUSnapshot, error) {
 	return snap, err
 }
 
-func (s *SMI) devices(ctx context.Context) ([]GPUDevice, error) {
+// Describe implements Source: the GPUs from nvidia-smi's capabilities
+// query (none is an empty list), the versions from its report (a replay
+// without one has none).
+func (s *SMI) Describe(ctx context.Context) (Description, error) {
+	d := Description{Source: s.Name()}
+	if out, err := s.Runner.Run(ctx, nvsmi.Q); err == nil {
+		d.Driver, d.CUDA = nvsmi.ParseVersions(bytes.NewReader(out))
+	}
+	out, err := s.Runner.Run(ctx, nvsmi.Caps)
+	if errors.Is(err, nvsmi.ErrNoGPU) {
+		return d, nil
+	}
+	if err != nil {
+		return d, err
+	}
+	d.GPUs, err = nvsmi.ParseCaps(bytes.NewReader(out))
+	return d, err
+}
+
+// fromSMI is a device of nvidia-smi's query: no optional figures.
+func fromSMI(d nvsmi.Device) Device {
+	g := Device{Index: d.Index, UUID: d.UUID, Name: d.Name, UtilPct: d.UtilPct, MemTotalMiB: d.MemTotalMiB, MemUsedMiB: d.MemUsedMiB,
+		MemFreeMiB: d.MemFreeMiB}
+	if d.HasFree {
+		g.Has |= nvml.HasFree
+	}
+	return g
+}
+
+func (s *SMI) devices(ctx context.Context) ([]Device, error) {
 	out, err := s.Runner.Run(ctx, nvsmi.Devices)
 	if err != nil {
 		return nil, err
@@ -108,14 +138,14 @@ func (s *SMI) devices(ctx context.Context) ([]GPUDevice, error) {
 	if len(parsed) == 0 {
 		return nil, ErrNoGPU
 	}
-	devs := make([]GPUDevice, len(parsed))
+	devs := make([]Device, len(parsed))
 	for i, d := range parsed {
 		devs[i] = fromSMI(d)
 	}
 	return devs, nil
 }
 
-func (s *SMI) apps(ctx context.Context) ([]GPUProc, error) {
+func (s *SMI) apps(ctx context.Context) ([]Proc, error) {
 	out, err := s.Runner.Run(ctx, nvsmi.Apps)
 	if errors.Is(err, nvsmi.ErrNoGPU) {
 		return nil, nil
@@ -124,21 +154,21 @@ func (s *SMI) apps(ctx context.Context) ([]GPUProc, error) {
 		return nil, err
 	}
 	apps, err := nvsmi.ParseApps(bytes.NewReader(out))
-	procs := make([]GPUProc, len(apps))
+	procs := make([]Proc, len(apps))
 	for i, a := range apps {
-		procs[i] = GPUProc{PID: a.PID, GPUUUID: a.GPUUUID, UsedMiB: a.UsedMiB, SMPct: -1}
+		procs[i] = Proc{PID: a.PID, GPUUUID: a.GPUUUID, UsedMiB: a.UsedMiB, SMPct: -1}
 	}
 	return procs, err
 }
 
 // joinPmon names each pmon process's GPU by UUID. It is not ok when a
 // process's memory is missing: then the compute-apps query must be asked.
-func joinPmon(devs []GPUDevice, ps []nvsmi.ProcUtil) ([]GPUProc, bool) {
+func joinPmon(devs []Device, ps []nvsmi.ProcUtil) ([]Proc, bool) {
 	uuid := make(map[int]string, len(devs))
 	for _, d := range devs {
 		uuid[d.Index] = d.UUID
 	}
-	out := make([]GPUProc, 0, len(ps))
+	out := make([]Proc, 0, len(ps))
 	for _, p := range ps {
 		u, ok := uuid[p.GPUIndex]
 		if !ok {
@@ -150,7 +180,7 @@ func joinPmon(devs []GPUDevice, ps []nvsmi.ProcUtil) ([]GPUProc, bool) {
 		// pmon prints "-" where the driver had no sample of the process in
 		// its period: not 0 %, unknown (Sampled false).
 		sm := max(p.SMPct, 0)
-		out = append(out, GPUProc{PID: p.PID, GPUUUID: u, UsedMiB: p.FBMiB, SMPct: sm, Sampled: p.SMPct >= 0})
+		out = append(out, Proc{PID: p.PID, GPUUUID: u, UsedMiB: p.FBMiB, SMPct: sm, Sampled: p.SMPct >= 0})
 	}
 	return out, true
 }

@@ -1,4 +1,4 @@
-package collector
+package gpu
 
 import (
 	"context"
@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rbee/hive/bus/wire"
 	"github.com/rbee/hive/internal/nvsmi"
 )
 
 func TestSMISourceOnReplay(t *testing.T) {
 	dir := t.TempDir()
-	s := NewGPUSource(nvsmi.Replay{Dir: dir})
+	s := FromRunner(nvsmi.Replay{Dir: dir})
 	if _, err := s.Sample(context.Background()); !errors.Is(err, ErrNoGPU) {
 		t.Fatalf("no files: %v", err)
 	}
@@ -43,66 +42,60 @@ func TestSMISourceOnReplay(t *testing.T) {
 }
 
 func TestNewGPUSource(t *testing.T) {
-	if s := NewGPUSource(nvsmi.None{}); s.Name() != "none" {
+	if s := FromRunner(nvsmi.None{}); s.Name() != "none" {
 		t.Errorf("none: %s", s.Name())
 	}
-	if s := NewGPUSource(nvsmi.Exec{}); s.Name() != "smi" {
+	if s := FromRunner(nvsmi.Exec{}); s.Name() != "smi" {
 		t.Errorf("exec: %s", s.Name())
 	}
 }
 
 // Two PyTorch workers on one H200 (driver 580), recorded by make
-// gpu-check: one busy, one at 25 % duty. With pmon their gpu_util_pct
-// differ; from the device figure alone both would show the GPU's 99 %.
-func TestTwoWorkersOnOneGPU(t *testing.T) {
+// gpu-check: one busy, one at 25 % duty. pmon tells them apart; without
+// it the processes come from compute-apps with no share of their own, and
+// a failed pmon is asked again only after PmonRetry.
+func TestSMIPmonAndItsFallback(t *testing.T) {
 	const rec = "../../internal/nvsmi/testdata/h200/2-two"
-	a, b := Worker{PIDs: []int32{527}}, Worker{PIDs: []int32{836}}
-	sample := func(s GPUSource) (wire.ProcessStats, wire.ProcessStats, GPUSnapshot) {
-		t.Helper()
-		snap, err := s.Sample(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	share := func(snap Snapshot) map[int32]Proc {
+		out := map[int32]Proc{}
+		for _, p := range snap.Procs {
+			out[p.PID] = p
 		}
-		var sa, sb wire.ProcessStats
-		ix := newGPUIndex(snap)
-		ix.apply(a, &sa)
-		ix.apply(b, &sb)
-		return sa, sb, snap
+		return out
+	}
+	snap, err := FromRunner(nvsmi.Replay{Dir: rec}).Sample(context.Background())
+	if p := share(snap); err != nil || !snap.PerProcess || p[527].SMPct != 83 || p[836].SMPct != 14 || !p[836].Sampled || p[527].UsedMiB != 4900 {
+		t.Errorf("per process: %+v, %v", snap, err)
 	}
 
-	sa, sb, snap := sample(NewGPUSource(nvsmi.Replay{Dir: rec}))
-	if !snap.PerProcess || sa.GPUUtilPct != 83 || sb.GPUUtilPct != 14 {
-		t.Errorf("per process: a %.1f b %.1f (per-process %v), want 83 and 14", sa.GPUUtilPct, sb.GPUUtilPct, snap.PerProcess)
-	}
-	if sa.VRAMMB != 4900 || sb.VRAMMB != 2852 || sa.TotalVRAMMB != 143771 || sb.TotalVRAMMB != 143771 {
-		t.Errorf("memory: a %d/%d b %d/%d", sa.VRAMMB, sa.TotalVRAMMB, sb.VRAMMB, sb.TotalVRAMMB)
-	}
-	// One worker of both processes: their shares add up, at most 100.
-	var both wire.ProcessStats
-	newGPUIndex(snap).apply(Worker{PIDs: []int32{527, 836}}, &both)
-	if both.GPUUtilPct != 97 || both.VRAMMB != 4900+2852 {
-		t.Errorf("one worker of both: %.1f %% %d MiB", both.GPUUtilPct, both.VRAMMB)
-	}
-
-	// The same card without pmon: the device mean, from compute-apps.
 	dir := t.TempDir()
 	for _, f := range []string{"query-gpu.csv", "query-compute-apps.csv"} {
 		copyFile(t, filepath.Join(rec, f), filepath.Join(dir, f))
 	}
 	src := &SMI{Runner: nvsmi.Replay{Dir: dir}}
-	sa, sb, snap = sample(src)
-	if snap.PerProcess || snap.Fallback == "" || sa.GPUUtilPct != 99 || sb.GPUUtilPct != 99 || sa.VRAMMB != 4900 || sb.VRAMMB != 2852 {
-		t.Errorf("device mean: a %.1f %d MiB, b %.1f %d MiB, snapshot %+v", sa.GPUUtilPct, sa.VRAMMB, sb.GPUUtilPct, sb.VRAMMB, snap)
+	snap, err = src.Sample(context.Background())
+	if p := share(snap); err != nil || snap.PerProcess || snap.Fallback == "" || p[527].SMPct != -1 || p[527].UsedMiB != 4900 || p[836].UsedMiB != 2852 {
+		t.Errorf("without pmon: %+v, %v", snap, err)
 	}
-	// A failed pmon is not asked again each tick, only after PmonRetry.
 	copyFile(t, filepath.Join(rec, "pmon-um.txt"), filepath.Join(dir, "pmon-um.txt"))
-	if _, _, snap = sample(src); snap.PerProcess {
+	if snap, _ = src.Sample(context.Background()); snap.PerProcess {
 		t.Error("pmon asked again before PmonRetry")
 	}
 	src.PmonRetry = time.Nanosecond
 	src.pmonFailed(nvsmi.ErrNoGPU)
-	if sa, _, snap = sample(src); !snap.PerProcess || sa.GPUUtilPct != 83 {
+	if snap, _ = src.Sample(context.Background()); !snap.PerProcess || share(snap)[527].SMPct != 83 {
 		t.Errorf("pmon after its retry: %+v", snap)
+	}
+}
+
+// Describe names the GPUs and the versions nvidia-smi reports.
+func TestSMIDescribe(t *testing.T) {
+	d, err := FromRunner(nvsmi.Replay{Dir: "../../internal/nvsmi/testdata/h200/2-two"}).Describe(context.Background())
+	if err != nil || d.Source == "" || len(d.GPUs) == 0 {
+		t.Fatalf("describe: %+v, %v", d, err)
+	}
+	if d, err := (None{}).Describe(context.Background()); err != nil || d.Source != "none" || d.GPUs != nil {
+		t.Fatalf("none: %+v, %v", d, err)
 	}
 }
 

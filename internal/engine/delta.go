@@ -1,18 +1,14 @@
-package main
+package engine
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/rbee/hive/internal/engine"
 )
 
-// pushDelta is workers.load-push-delta as a flag: "N,P%" (N requests or P
+// String writes d as its setting takes it: "N,P%" (N requests or P
 // percent), either alone, or "0" for no pushes.
-type pushDelta engine.Delta
-
-func (d *pushDelta) String() string {
+func (d *Delta) String() string {
 	var parts []string
 	if d.Requests > 0 {
 		parts = append(parts, strconv.FormatFloat(d.Requests, 'f', -1, 64))
@@ -26,8 +22,9 @@ func (d *pushDelta) String() string {
 	return strings.Join(parts, ",")
 }
 
-func (d *pushDelta) Set(s string) error {
-	var out pushDelta
+// Set reads d from its String form.
+func (d *Delta) Set(s string) error {
+	var out Delta
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		pct, isPct := strings.CutSuffix(part, "%")
