@@ -15,10 +15,10 @@ import (
 	"github.com/rbee/hive/modules/jobs"
 )
 
-// config is every setting of the hive. The flags of a group bind straight
-// into that group's module configuration (HTTP, Queen, NATS, Workers,
-// Jobs); the fields here are the settings that belong to cmd/hive or that
-// several modules share. settings.go lays them out in groups.
+// config is every setting of the hive. Each module's settings bind
+// straight into its Config (HTTP, Queen, NATS, Workers, Jobs), declared by
+// the module (RegisterSettings); the fields here are the settings that
+// belong to cmd/hive or that several modules share (settings.go).
 type config struct {
 	HiveID       string
 	LogFormat    string

@@ -41,7 +41,7 @@ func TestSMISourceOnReplay(t *testing.T) {
 	}
 }
 
-func TestNewGPUSource(t *testing.T) {
+func TestFromRunner(t *testing.T) {
 	if s := FromRunner(nvsmi.None{}); s.Name() != "none" {
 		t.Errorf("none: %s", s.Name())
 	}
