@@ -289,27 +289,10 @@ func exitOf(w *spawned) *wire.WorkerExit {
 	return &wire.WorkerExit{Code: &code}
 }
 
-// dispatch runs one operation.
+// dispatch runs one operation with its handler (operations).
 func (m *Jobs) dispatch(ctx context.Context, n *narrator, op Operation) error {
-	switch op.Name {
-	case "worker_spawn":
-		return m.spawnWorker(ctx, n, op)
-	case "worker_process_list":
-		return m.listWorkers(ctx, n)
-	case "worker_process_get":
-		return m.getWorker(ctx, n, op.PID)
-	case "worker_process_delete":
-		return m.deleteWorker(ctx, n, op.PID)
-	case "model_list":
-		return m.listModels(n)
-	case "model_get":
-		return m.getModel(n, op.ModelID)
-	case "model_delete":
-		return m.deleteModel(n, op.ModelID)
-	case "model_download":
-		return fmt.Errorf("model_download is not supported by this hive: put model files into %s yourself", m.cfg.ModelDir)
-	case "hive_check":
-		return m.hiveCheck(ctx, n)
+	if o, ok := operations[op.Name]; ok && o.run != nil {
+		return o.run(m, ctx, n, op)
 	}
 	return fmt.Errorf("operation %q has no handler", op.Name)
 }

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -61,29 +62,48 @@ func ParseOperation(body []byte) (Operation, error) {
 	return op, op.validate()
 }
 
-// required are the fields each operation this hive runs must carry.
-var required = map[string][]string{
-	"worker_spawn":          {"hive_id", "model", "worker", "device"},
-	"worker_process_list":   {"hive_id"},
-	"model_list":            {"hive_id"},
-	"worker_process_get":    {"hive_id", "pid"},
-	"worker_process_delete": {"hive_id", "pid"},
-	"model_get":             {"hive_id", "id"},
-	"model_delete":          {"hive_id", "id"},
-	"model_download":        {"hive_id", "model"},
-	"hive_check":            {},
+// operation is one operation this hive runs: the fields it must carry
+// and its handler. Adding an operation is an entry here and its handler.
+type operation struct {
+	need []string
+	run  func(m *Jobs, ctx context.Context, n *narrator, op Operation) error
+}
+
+// operations are the operations this hive runs.
+var operations = map[string]operation{
+	"worker_spawn": {[]string{"hive_id", "model", "worker", "device"}, (*Jobs).spawnWorker},
+	"worker_process_list": {[]string{"hive_id"}, func(m *Jobs, ctx context.Context, n *narrator, _ Operation) error {
+		return m.listWorkers(ctx, n)
+	}},
+	"worker_process_get": {[]string{"hive_id", "pid"}, func(m *Jobs, ctx context.Context, n *narrator, op Operation) error {
+		return m.getWorker(ctx, n, op.PID)
+	}},
+	"worker_process_delete": {[]string{"hive_id", "pid"}, func(m *Jobs, ctx context.Context, n *narrator, op Operation) error {
+		return m.deleteWorker(ctx, n, op.PID)
+	}},
+	"model_list": {[]string{"hive_id"}, func(m *Jobs, _ context.Context, n *narrator, _ Operation) error { return m.listModels(n) }},
+	"model_get": {[]string{"hive_id", "id"}, func(m *Jobs, _ context.Context, n *narrator, op Operation) error {
+		return m.getModel(n, op.ModelID)
+	}},
+	"model_delete": {[]string{"hive_id", "id"}, func(m *Jobs, _ context.Context, n *narrator, op Operation) error {
+		return m.deleteModel(n, op.ModelID)
+	}},
+	"model_download": {[]string{"hive_id", "model"}, func(m *Jobs, _ context.Context, _ *narrator, _ Operation) error {
+		return fmt.Errorf("model_download is not supported by this hive: put model files into %s yourself", m.cfg.ModelDir)
+	}},
+	"hive_check": {nil, func(m *Jobs, ctx context.Context, n *narrator, _ Operation) error { return m.hiveCheck(ctx, n) }},
 }
 
 // fill decodes the fields op.Name requires, and its optional ones.
 func (op *Operation) fill(raw map[string]json.RawMessage) error {
-	fields, ok := required[op.Name]
+	o, ok := operations[op.Name]
 	switch {
 	case op.Name == "worker_install" || op.Name == "model_load" || op.Name == "model_unload":
 		return fmt.Errorf("%w: operation %q is not supported by this hive", errInvalid, op.Name)
 	case !ok:
 		return fmt.Errorf("%w: unknown operation %q", errInvalid, op.Name)
 	}
-	for _, f := range fields {
+	for _, f := range o.need {
 		if err := op.need(raw, f); err != nil {
 			return err
 		}
