@@ -90,7 +90,19 @@ type HiveInfo struct {
 type HealthStatus struct {
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
+	// Action is what ends the condition (Action*), where the hive knows
+	// one: additive, absent when healthy.
+	Action string `json:"action,omitempty"`
 }
+
+// Actions of HealthStatus.Action, from the least to the most drastic.
+const (
+	ActionNone               = "none"
+	ActionRestartApp         = "restart_app"
+	ActionResetGPU           = "reset_gpu"
+	ActionReboot             = "reboot"
+	ActionHardwareInspection = "hardware_inspection"
+)
 
 // Health values of HealthStatus.Status, from best to worst.
 const (
@@ -201,13 +213,15 @@ const (
 	WorkerUnresponsive = "unresponsive" // answered before, failing for a while now
 	WorkerRunning      = "running"      // no port to probe: it exists
 	WorkerExited       = "exited"       // gone; one last event
+	WorkerFailed       = "failed"       // the GPU driver blamed it for an application Xid (exit.xid)
 )
 
 // WorkerExit is how a spawned worker ended: its exit code, or the signal
-// that ended it.
+// that ended it; for a failed worker, the Xid the driver blamed it for.
 type WorkerExit struct {
 	Code   *int   `json:"code,omitempty"`
 	Signal string `json:"signal,omitempty"`
+	XID    uint64 `json:"xid,omitempty"`
 }
 
 // Float is a float64 that always encodes as a JSON number with a fraction

@@ -155,8 +155,8 @@ func TestGPUHealthRules(t *testing.T) {
 		cleared []string // lines that make it healthy again, if any
 	}{
 		{"application xid is counted only", []string{"xid 0 13"}, wire.HealthHealthy, "", nil},
-		{"reset xid", []string{"xid 0 79"}, wire.HealthUnhealthy, "XID 79: reset or reboot needed", nil},
-		{"other xid", []string{"xid 0 94"}, wire.HealthDegraded, "XID 94", nil},
+		{"reset xid", []string{"xid 0 79"}, wire.HealthUnhealthy, "XID 79 (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS): reboot needed", nil},
+		{"degrading xid", []string{"xid 0 74"}, wire.HealthDegraded, "XID 74 (NVLINK_ERROR)", nil},
 		{"lost", []string{"lost 0"}, wire.HealthUnhealthy, "is lost", []string{"clear 0"}},
 		{"ecc", []string{"ecc 0 2"}, wire.HealthDegraded, "2 uncorrectable ECC errors: reboot needed", []string{"clear 0"}},
 		{"power cap is no fault", []string{"throttle 0 sw_power_cap", "temp 0 84"}, wire.HealthHealthy, "", nil},

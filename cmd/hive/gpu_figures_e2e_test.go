@@ -37,6 +37,12 @@ type fakeCard struct {
 // workers' pids as {0}, {1}, ...) and starts the hive.
 func startFakeCard(t *testing.T, n int, files map[string]string, args ...string) *fakeCard {
 	t.Helper()
+	return startFakeCardEnv(t, n, files, nil, args...)
+}
+
+// startFakeCardEnv is startFakeCard with more environment for the hive.
+func startFakeCardEnv(t *testing.T, n int, files map[string]string, env []string, args ...string) *fakeCard {
+	t.Helper()
 	if nvmlHiveBin == "" {
 		t.Skip("no C compiler: no cgo hive or fake NVML library")
 	}
@@ -61,7 +67,7 @@ func startFakeCard(t *testing.T, n int, files map[string]string, args ...string)
 			t.Fatal(err)
 		}
 	}
-	c.hiveProc = startHiveBin(t, nvmlHiveBin, []string{"FAKE_NVML_DIR=" + c.dir, "HIVE_NVML_LIB=" + fakeNVML},
+	c.hiveProc = startHiveBin(t, nvmlHiveBin, append([]string{"FAKE_NVML_DIR=" + c.dir, "HIVE_NVML_LIB=" + fakeNVML}, env...),
 		append([]string{"--gpu-source", "nvml"}, args...)...)
 	c.sse = openSSE(t, c.httpBase+"/v1/heartbeats/stream")
 	return c

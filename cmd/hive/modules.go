@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -75,6 +76,9 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 	j.HealthPath = cmp.Or(c.Workers.Readiness.Path, jobs.NoHealthPath)
 	if j.StateDir != "-" {
 		j.StateDir = expandHome(j.StateDir)
+		// The GPUs' sticky Xids live beside the spawned workers' state,
+		// in the directory the jobs module makes private and locks.
+		m.collector.HealthState = filepath.Join(cmp.Or(j.StateDir, filepath.Join(j.WorkerDir, ".hive-state")), "gpu-health.json")
 	}
 	j.CgroupRoot = c.Workers.CgroupRoot
 	j.WorkerMatch, j.WorkerMatchOn = pattern, on

@@ -30,6 +30,7 @@ type Device struct {
 	Index       int
 	UUID        string
 	Name        string
+	BusID       string  // GPUInfo.BusID
 	UtilPct     float64 // -1 when not offered
 	MemTotalMiB uint64
 	// MemUsedMiB is what processes use (v2, as nvidia-smi counts it; v1
@@ -129,6 +130,9 @@ type GPUInfo struct {
 	MemTotalMiB       uint64
 	ComputeCapability string // "9.0"
 	GPM               bool   // the GPU counts its own work (Hopper and newer)
+	// BusID is the PCI bus id as NVML gives it ("00000000:05:00.0"),
+	// which the kernel's Xid lines name; "" where NVML has none.
+	BusID string
 }
 
 // ThrottleNames are the JSON names of NVML's clock-event reason bits.

@@ -95,6 +95,9 @@ func (r *Reader) load() error {
 		h := handle{dev: dev, GPUInfo: GPUInfo{Index: i}, util: &utilWindow{}}
 		h.UUID, _ = dev.GetUUID()
 		h.Name, _ = dev.GetName()
+		if pci, ret := dev.GetPciInfo(); ret == gonvml.SUCCESS {
+			h.BusID = busID(pci.BusId[:])
+		}
 		var d Device
 		if r.readMemory(h, &d) == gonvml.SUCCESS {
 			h.MemTotalMiB = d.MemTotalMiB
@@ -218,7 +221,7 @@ func (r *Reader) read() (Snapshot, error) {
 
 // readDevice reads one GPU's figures. lost: NVML says it is gone.
 func (r *Reader) readDevice(h handle) (Device, bool, error) {
-	d := Device{Index: h.Index, UUID: h.UUID, Name: h.Name, UtilPct: -1, MemTotalMiB: h.MemTotalMiB}
+	d := Device{Index: h.Index, UUID: h.UUID, Name: h.Name, BusID: h.BusID, UtilPct: -1, MemTotalMiB: h.MemTotalMiB}
 	u, ret := h.dev.GetUtilizationRates()
 	if ret == gonvml.ERROR_GPU_IS_LOST {
 		d.Lost = true
@@ -336,4 +339,16 @@ func (r *Reader) keepXID(ev gonvml.EventData) {
 		return
 	}
 	r.xids = append(r.xids, x)
+}
+
+// busID is a C string of NVML's fixed-size buffer.
+func busID(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
 }

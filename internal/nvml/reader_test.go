@@ -39,6 +39,13 @@ func (f *fakeGPU) device() *mock.Device {
 	d := &mock.Device{}
 	d.GetUUIDFunc = func() (string, gonvml.Return) { return h200UUID, gonvml.SUCCESS }
 	d.GetNameFunc = func() (string, gonvml.Return) { return "NVIDIA H200", gonvml.SUCCESS }
+	d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
+		var p gonvml.PciInfo
+		for i, c := range "00000000:05:00.0" {
+			p.BusId[i] = int8(c)
+		}
+		return p, gonvml.SUCCESS
+	}
 	// The H200's figures: v1 counts the driver's 615 MiB as used.
 	d.GetMemoryInfoFunc = func() (gonvml.Memory, gonvml.Return) {
 		return gonvml.Memory{Total: 143771 << 20, Used: (4909 + 615) << 20, Free: (143771 - 4909 - 615) << 20}, gonvml.SUCCESS
@@ -165,7 +172,7 @@ func TestInfoAndFigures(t *testing.T) {
 	d := s.Devices[0]
 	// Memory as nvidia-smi counts it: v2's used, the reserved apart.
 	if d.UUID != h200UUID || d.UtilPct != 98 || d.MemUsedMiB != 4909 || d.MemReservedMiB != 615 || d.MemFreeMiB != 143771-4909-615 ||
-		d.TempC != 41 || d.PowerW != 310.5 || d.PowerLimitW != 700 ||
+		d.TempC != 41 || d.BusID != "00000000:05:00.0" || d.PowerW != 310.5 || d.PowerLimitW != 700 ||
 		!slices.Equal(d.Throttle, []string{"sw_power_cap"}) || d.Has != HasTemp|HasPower|HasThrottle|HasECC|HasRemap|HasReserved|HasFree {
 		t.Fatalf("device %+v", d)
 	}

@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/wire"
+	"github.com/rbee/hive/internal/kmsg"
 )
 
 // Collector is the sampling module.
@@ -53,6 +55,18 @@ type Collector struct {
 	exitsMu sync.Mutex
 	exits   []wire.WorkerEvent
 	utilSrc string // last source of gpu_util_pct logged
+
+	// The kernel log's Xids (kmsgxid.go): what was read and dropped, the
+	// GPUs by bus id, the Xids seen lately, which worker each process
+	// belongs to, the workers failed by an application Xid, and the
+	// sticky Xids kept across restarts (sticky.go).
+	kmsgStats   kmsg.Stats
+	kmsgDropped atomic.Uint64
+	buses       map[string]gpuRef
+	seenXID     map[string]time.Time
+	pidOwner    map[int32]uint32
+	failed      map[uint32]uint64
+	sticky      *stickyStore
 }
 
 // New validates cfg, builds the sources and registers the collector's
@@ -87,6 +101,13 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		announced:  NewAnnouncedSource(),
 		sampler:    newSampler(),
 		table:      newProcTable(),
+		buses:      map[string]gpuRef{},
+		seenXID:    map[string]time.Time{},
+		pidOwner:   map[int32]uint32{},
+		failed:     map[uint32]uint64{},
+	}
+	if err := c.registerKmsg(reg); err != nil {
+		return nil, fmt.Errorf("collector: metrics: %w", err)
 	}
 	c.sampler.table = c.table
 	c.node = newNodeSampler(c.table.root)
@@ -96,8 +117,17 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	}
 	c.prober = newProber(cfg.Readiness, c.log, met.stateChanges, met.probes)
 	c.prober.engine, c.prober.engineErrors, c.prober.enginePagesCut = cfg.Engine, met.engineErrors, met.pagesCut
-	// Precedence on a shared pid: what a module announced, then the cgroup
-	// layout, then the command-line pattern.
+	if err := c.buildSources(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// buildSources lists the worker sources, in their precedence on a shared
+// pid: what a module announced, then the cgroup layout, then the
+// command-line pattern.
+func (c *Collector) buildSources() error {
+	cfg := c.cfg
 	c.sources = append(c.sources, c.announced)
 	if cfg.CgroupRoot != "" {
 		c.sources = append(c.sources, &CgroupSource{Root: cfg.CgroupRoot})
@@ -105,14 +135,14 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 	if cfg.WorkerMatch != "" {
 		m, err := NewMatchSource(cfg.WorkerMatch, cfg.WorkerMatchOn)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		m.table, m.shared = c.table, true
 		c.withArgs = true
 		c.match = m
 		c.sources = append(c.sources, m)
 	}
-	return c, nil
+	return nil
 }
 
 // Run samples and publishes every Interval until ctx ends, then publishes
@@ -143,21 +173,11 @@ func (c *Collector) Run(ctx context.Context) error {
 		c.prober.run(ctx)
 	}()
 	defer func() { <-probing }()
+	xids, reading := c.startKmsg(ctx)
+	defer func() { <-reading }()
 	c.log.Info("collector started", "interval", c.cfg.Interval.String(), "gpu", c.cfg.GPU.Name(), "sources", len(c.sources))
-	// time.Ticker keeps its schedule (start + n*interval) however long a
-	// tick takes, and drops ticks rather than bunching them up.
-	t := time.NewTicker(c.cfg.Interval)
-	defer t.Stop()
-	last := c.tick(ctx, nc, wire.StatusReady, time.Now())
-	for {
-		select {
-		case <-ctx.Done():
-			c.publishStopping(nc, last)
-			return nil
-		case at := <-t.C:
-			last = c.tick(ctx, nc, wire.StatusReady, at)
-		}
-	}
+	c.loop(ctx, nc, xids)
+	return nil
 }
 
 func (c *Collector) publishStopping(nc *bus.Conn, last tickSample) {
@@ -180,7 +200,9 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 	start := time.Now()
 	workers, counters, gpu := c.collect(ctx)
 	c.prober.observe(workers, counters)
+	c.markFailed(workers)
 	workers = c.withExits(workers)
+	c.noteXIDs(at, gpu)
 	node, err := c.node.sample()
 	if err != nil {
 		c.metrics.sampleErrors.Inc()
@@ -235,6 +257,7 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 		}
 	}
 	c.sampler.endTick()
+	c.noteOwners(kept)
 
 	gpu := <-gpuDone
 	gpu.procErr = procErr
@@ -262,7 +285,7 @@ func (c *Collector) sampleGPU(ctx context.Context) <-chan gpuTick {
 		c.noteGPUErr(err)
 		if err == nil {
 			c.noteUtilSource(snap)
-			c.metrics.countXIDs(snap.XIDs)
+
 		}
 		if errors.Is(err, ErrNoGPU) {
 			err = nil // a host without GPUs is not a failure
@@ -362,20 +385,4 @@ func (c *Collector) publish(nc *bus.Conn, status string, s tickSample, at time.T
 		return
 	}
 	c.metrics.published.Inc()
-}
-
-// SetWorkerMatch replaces the worker pattern while the collector runs (a
-// reload): the next tick matches with it. A collector started without a
-// pattern has no /proc walk for one to use, and one started with a
-// pattern cannot drop it: both need a restart.
-func (c *Collector) SetWorkerMatch(pattern, on string) error {
-	switch {
-	case c.match == nil && pattern != "":
-		return errors.New("collector: a worker pattern cannot be added to a hive started without one: restart it")
-	case c.match != nil && pattern == "":
-		return errors.New("collector: the worker pattern cannot be removed from a running hive: restart it")
-	case c.match == nil:
-		return nil
-	}
-	return c.match.SetPattern(pattern, on)
 }

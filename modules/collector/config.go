@@ -28,6 +28,14 @@ type Config struct {
 	Readiness ReadinessConfig
 	// Engine is how workers' engines are read for their load.
 	Engine EngineConfig
+	// Kmsg is the kernel log read for the driver's Xid lines, which name
+	// the process to blame and the GPU's bus id; "" reads none.
+	Kmsg string
+	// BootIDFile names this boot; HealthState is the file that keeps a
+	// GPU's reset- and reboot-class Xids across restarts of the hive,
+	// until a reboot ("" keeps none).
+	BootIDFile  string
+	HealthState string
 }
 
 // MinInterval is the shortest tick the collector accepts.
@@ -43,6 +51,8 @@ func DefaultConfig() Config {
 		CgroupRoot:    workerproc.DefaultCgroupRoot,
 		Readiness:     ReadinessConfig{Path: "/health", Timeout: 500 * time.Millisecond, UnresponsiveAfter: 10 * time.Second},
 		Engine:        DefaultEngineConfig(),
+		Kmsg:          "/dev/kmsg",
+		BootIDFile:    "/proc/sys/kernel/random/boot_id",
 	}
 }
 

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,19 +16,13 @@ import (
 // The health rules, in one place; docs/GPUS.md's "GPU health" table says the
 // same. A GPU's health is the worst rule that holds for it; the hive's is
 // the worst of its GPUs' and its own, with that rule's reason.
-var (
-	// xidApplication are the XIDs an application causes (a bad kernel, an
-	// illegal address, a reset by the app): counted, not health, as
-	// NVIDIA's device plugin treats them.
-	xidApplication = []uint64{13, 31, 43, 45, 68, 109}
-	// xidReset are the XIDs after which the GPU needs a reset or a reboot
-	// (79: fell off the bus; 48, 95: uncorrectable ECC; 62, 64, 74, 119,
-	// 120: firmware, NVLink, GSP): unhealthy until the hive restarts.
-	xidReset = []uint64{48, 62, 64, 74, 79, 95, 119, 120}
-)
-
+// An XID's health and action are NVIDIA's catalogue's (internal/xid):
+// the application's fault and informational codes are counted only; a
+// code whose action is a reset, a reboot or an inspection holds until the
+// GPU is reset or the machine rebooted (sticky.go); the others degrade
+// the GPU for xidHold.
 const (
-	// xidHold is how long another XID keeps its GPU degraded.
+	// xidHold is how long a degrading XID keeps its GPU degraded.
 	xidHold = 10 * time.Minute
 	// slowdownWindow and slowdownShare: a GPU held in a hardware or
 	// thermal slowdown for more than this share of the window is
@@ -44,18 +39,24 @@ var slowdownReasons = []string{"hw_slowdown", "hw_thermal_slowdown", "hw_power_b
 // tick went on without fresh GPU figures.
 var ErrGPUWedged = gpu.ErrWedged
 
-// verdict is one rule's finding.
+// verdict is one rule's finding, and the action that ends it.
 type verdict struct {
 	status string
 	reason string
+	action string
 }
 
 func (v verdict) health() wire.HealthStatus {
 	if v.status == wire.HealthHealthy {
 		return wire.Healthy
 	}
-	return wire.HealthStatus{Status: v.status, Reason: text.Truncate(v.reason, 512)}
+	return wire.HealthStatus{Status: v.status, Reason: text.Truncate(v.reason, 512), Action: cmp.Or(v.action, wire.ActionNone)}
 }
+
+// actionRank orders the actions from the least to the most drastic: the
+// worst verdicts' most drastic action is the one to take.
+var actionRank = map[string]int{"": 0, wire.ActionNone: 0, wire.ActionRestartApp: 1, wire.ActionResetGPU: 2, wire.ActionReboot: 3,
+	wire.ActionHardwareInspection: 4}
 
 // worst keeps the worst of the verdicts; reasons of the same severity
 // are joined.
@@ -66,9 +67,12 @@ func worst(vs []verdict) verdict {
 		h, o := wire.HealthStatus{Status: v.status}, wire.HealthStatus{Status: out.status}
 		switch {
 		case h.Worse(o):
-			out.status, reasons = v.status, []string{v.reason}
+			out.status, out.action, reasons = v.status, v.action, []string{v.reason}
 		case v.status == out.status && v.status != wire.HealthHealthy:
 			reasons = append(reasons, v.reason)
+			if actionRank[v.action] > actionRank[out.action] {
+				out.action = v.action
+			}
 		}
 	}
 	out.reason = strings.Join(reasons, "; ")
@@ -80,17 +84,25 @@ func worst(vs []verdict) verdict {
 type healthTracker struct {
 	gpus     map[string]*gpuState // by UUID
 	readable bool                 // GPUs were read at least once
+	// onSticky, where set, records a sticky XID (sticky.go) and returns
+	// its action, escalated where the same XID came back after reboots.
+	onSticky func(uuid string, code uint64, action string) string
 }
 
 // gpuState is one GPU's history.
 type gpuState struct {
-	index    int
-	name     string // "GPU 0 (GPU-4d8d...)"
-	resetXID uint64 // a reset-class XID seen: sticky
-	xid      uint64 // the last other XID, degrading until xidUntil
-	xidUntil time.Time
-	slow     []slowSample // samples of the last slowdownWindow
-	listed   bool         // listed by the last snapshot
+	index int
+	name  string // "GPU 0 (GPU-4d8d...)"
+	// sticky is an XID that holds until a reset or a reboot, with its
+	// action (escalated after reboots: sticky.go); 0 without one.
+	sticky       uint64
+	stickyAction string
+	// xid is the last degrading XID, until xidUntil.
+	xid       uint64
+	xidAction string
+	xidUntil  time.Time
+	slow      []slowSample // samples of the last slowdownWindow
+	listed    bool         // listed by the last snapshot
 }
 
 type slowSample struct {
@@ -107,14 +119,7 @@ func gpuName(index int, uuid string) string { return fmt.Sprintf("GPU %d (%s)", 
 // GPU's, by UUID.
 func (t *healthTracker) observe(now time.Time, snap GPUSnapshot, gpuErr, procErr error) (wire.HealthStatus, map[string]wire.HealthStatus) {
 	for _, x := range snap.XIDs {
-		st := t.state(x.Index, x.UUID)
-		switch {
-		case slices.Contains(xidApplication, x.Code):
-		case slices.Contains(xidReset, x.Code):
-			st.resetXID = x.Code
-		default:
-			st.xid, st.xidUntil = x.Code, now.Add(xidHold)
-		}
+		t.noteXID(now, x.Index, x.UUID, x.Code)
 	}
 	var all []verdict
 	perGPU := make(map[string]wire.HealthStatus, len(snap.Devices))
@@ -135,7 +140,7 @@ func (t *healthTracker) observe(now time.Time, snap GPUSnapshot, gpuErr, procErr
 	}
 	all = append(all, t.judgeSource(gpuErr)...)
 	if procErr != nil {
-		all = append(all, verdict{wire.HealthDegraded, "process collection failed (workers may be missing): " + procErr.Error()})
+		all = append(all, verdict{status: wire.HealthDegraded, reason: "process collection failed (workers may be missing): " + procErr.Error()})
 	}
 	return worst(all).health(), perGPU
 }
@@ -146,29 +151,35 @@ func (t *healthTracker) judgeSource(gpuErr error) []verdict {
 	var out []verdict
 	switch {
 	case errors.Is(gpuErr, ErrGPUWedged):
-		out = append(out, verdict{wire.HealthDegraded, "GPU figures are stale: " + gpuErr.Error()})
+		out = append(out, verdict{status: wire.HealthDegraded, reason: "GPU figures are stale: " + gpuErr.Error()})
 	case gpuErr != nil && t.readable:
-		out = append(out, verdict{wire.HealthDegraded, "GPUs could be read and no longer can: " + gpuErr.Error()})
+		out = append(out, verdict{status: wire.HealthDegraded, reason: "GPUs could be read and no longer can: " + gpuErr.Error()})
 	}
 	for _, st := range t.gpus {
 		// A reset-class XID holds whatever the driver lists now, or
 		// whether it answers at all: a GPU that fell off the bus often
 		// takes the driver's listing with it.
 		switch {
-		case st.resetXID != 0 && (gpuErr != nil || !st.listed):
-			out = append(out, verdict{wire.HealthUnhealthy, fmt.Sprintf("%s: XID %d, then gone: reset or reboot needed", st.name, st.resetXID)})
+		case st.sticky != 0 && (gpuErr != nil || !st.listed):
+			out = append(out, verdict{status: wire.HealthUnhealthy, reason: st.stickyReason() + ", then gone", action: st.stickyAction})
 		case gpuErr == nil && !st.listed:
-			out = append(out, verdict{wire.HealthDegraded, st.name + " is no longer listed by the driver"})
+			out = append(out, verdict{status: wire.HealthDegraded, reason: st.name + " is no longer listed by the driver"})
 		}
 	}
 	return out
 }
 
+// state is the GPU's history; a GPU first known by its UUID alone (index
+// -1: restored from the store, or named by its bus) takes its index when
+// a reading lists it.
 func (t *healthTracker) state(index int, uuid string) *gpuState {
 	st := t.gpus[uuid]
 	if st == nil {
 		st = &gpuState{index: index, name: gpuName(index, uuid)}
 		t.gpus[uuid] = st
+	}
+	if st.index != index && index >= 0 {
+		st.index, st.name = index, gpuName(index, uuid)
 	}
 	return st
 }
@@ -177,22 +188,22 @@ func (t *healthTracker) state(index int, uuid string) *gpuState {
 func (st *gpuState) judge(now time.Time, d GPUDevice) verdict {
 	var vs []verdict
 	if d.Lost {
-		vs = append(vs, verdict{wire.HealthUnhealthy, st.name + " is lost (fell off the bus?): reset or reboot needed"})
+		vs = append(vs, verdict{status: wire.HealthUnhealthy, reason: st.name + " is lost (fell off the bus?): reset or reboot needed", action: wire.ActionReboot})
 	}
-	if st.resetXID != 0 {
-		vs = append(vs, verdict{wire.HealthUnhealthy, fmt.Sprintf("%s: XID %d: reset or reboot needed", st.name, st.resetXID)})
+	if st.sticky != 0 {
+		vs = append(vs, verdict{status: wire.HealthUnhealthy, reason: st.stickyReason(), action: st.stickyAction})
 	}
 	if d.Has&HasECC != 0 && d.ECCUncorrected > 0 {
-		vs = append(vs, verdict{wire.HealthDegraded, fmt.Sprintf("%s: %d uncorrectable ECC errors: reboot needed", st.name, d.ECCUncorrected)})
+		vs = append(vs, verdict{status: wire.HealthDegraded, reason: fmt.Sprintf("%s: %d uncorrectable ECC errors: reboot needed", st.name, d.ECCUncorrected), action: wire.ActionReboot})
 	}
 	if d.Has&HasRemap != 0 && d.RemapPending {
-		vs = append(vs, verdict{wire.HealthDegraded, st.name + ": row remap pending: reboot needed"})
+		vs = append(vs, verdict{status: wire.HealthDegraded, reason: st.name + ": row remap pending: reboot needed", action: wire.ActionReboot})
 	}
 	if d.Has&HasRemap != 0 && d.RemapFailed {
-		vs = append(vs, verdict{wire.HealthDegraded, st.name + ": a row remap failed: the GPU needs service"})
+		vs = append(vs, verdict{status: wire.HealthDegraded, reason: st.name + ": a row remap failed: the GPU needs service", action: wire.ActionHardwareInspection})
 	}
 	if st.xid != 0 && now.Before(st.xidUntil) {
-		vs = append(vs, verdict{wire.HealthDegraded, fmt.Sprintf("%s: XID %d in the last %v", st.name, st.xid, xidHold)})
+		vs = append(vs, verdict{status: wire.HealthDegraded, reason: fmt.Sprintf("%s: %s in the last %v", st.name, xidName(st.xid), xidHold), action: st.xidAction})
 	}
 	if d.Has&HasThrottle != 0 {
 		if v, ok := st.slowdown(now, d.Throttle); ok {
@@ -235,7 +246,7 @@ func (st *gpuState) slowdown(now time.Time, throttle []string) (verdict, bool) {
 	// The reason stays the same while the slowdown lasts: a reason that
 	// named the seconds changed every tick, and each change was counted
 	// and logged as a new health.
-	return verdict{wire.HealthDegraded, fmt.Sprintf("%s: %s for over %d%% of the last %v",
+	return verdict{status: wire.HealthDegraded, reason: fmt.Sprintf("%s: %s for over %d%% of the last %v",
 		st.name, strings.Join(active, ","), int(slowdownShare*100), slowdownWindow)}, true
 }
 

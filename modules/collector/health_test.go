@@ -31,8 +31,9 @@ func TestHealthRules(t *testing.T) {
 	}{
 		{"healthy", func(*GPUSnapshot) {}, nil, nil, wire.HealthHealthy, "", wire.HealthHealthy},
 		{"application xid is counted only", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 13}} }, nil, nil, wire.HealthHealthy, "", wire.HealthHealthy},
-		{"reset xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 79}} }, nil, nil, wire.HealthUnhealthy, "GPU 0 (" + testUUID + "): XID 79", wire.HealthUnhealthy},
-		{"other xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 94}} }, nil, nil, wire.HealthDegraded, "XID 94", wire.HealthDegraded},
+		{"contained memory error is the application's", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 94}} }, nil, nil, wire.HealthHealthy, "", wire.HealthHealthy},
+		{"reset xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 79}} }, nil, nil, wire.HealthUnhealthy, "GPU 0 (" + testUUID + "): XID 79 (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS): reboot needed", wire.HealthUnhealthy},
+		{"degrading xid", func(s *GPUSnapshot) { s.XIDs = []GPUXID{{Index: 0, UUID: testUUID, Code: 74}} }, nil, nil, wire.HealthDegraded, "XID 74 (NVLINK_ERROR)", wire.HealthDegraded},
 		{"lost", func(s *GPUSnapshot) { s.Devices[0].Lost = true }, nil, nil, wire.HealthUnhealthy, "is lost", wire.HealthUnhealthy},
 		{"ecc", func(s *GPUSnapshot) { s.Devices[0].ECCUncorrected = 3 }, nil, nil, wire.HealthDegraded, "3 uncorrectable ECC errors: reboot needed", wire.HealthDegraded},
 		{"remap pending", func(s *GPUSnapshot) { s.Devices[0].RemapPending = true }, nil, nil, wire.HealthDegraded, "row remap pending", wire.HealthDegraded},
@@ -62,12 +63,12 @@ func TestHealthRules(t *testing.T) {
 	}
 }
 
-// A reset-class XID holds until the hive restarts; another XID for the
-// hold time only.
+// A reset-class XID holds until a reset or a reboot (sticky.go); a
+// degrading XID for the hold time only.
 func TestXIDHolds(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	h := newHealthTracker()
-	h.observe(t0, GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}, XIDs: []GPUXID{{Index: 0, UUID: testUUID, Code: 94}}}, nil, nil)
+	h.observe(t0, GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}, XIDs: []GPUXID{{Index: 0, UUID: testUUID, Code: 74}}}, nil, nil)
 	if got, _ := h.observe(t0.Add(xidHold-time.Second), GPUSnapshot{Devices: []GPUDevice{nvmlDevice()}}, nil, nil); got.Status != wire.HealthDegraded {
 		t.Fatalf("within the hold: %+v", got)
 	}
@@ -117,13 +118,15 @@ func TestSlowdownRule(t *testing.T) {
 	}
 }
 
-// The worst verdict wins; reasons of the same severity are all named.
+// The worst verdict wins; reasons of the same severity are all named,
+// and the most drastic of their actions is the one to take.
 func TestWorstVerdict(t *testing.T) {
-	got := worst([]verdict{{wire.HealthDegraded, "a"}, {wire.HealthHealthy, ""}, {wire.HealthDegraded, "b"}})
-	if got.status != wire.HealthDegraded || got.reason != "a; b" {
+	got := worst([]verdict{{wire.HealthDegraded, "a", wire.ActionNone}, {wire.HealthHealthy, "", ""},
+		{wire.HealthDegraded, "b", wire.ActionResetGPU}, {wire.HealthDegraded, "c", wire.ActionRestartApp}})
+	if got.status != wire.HealthDegraded || got.reason != "a; b; c" || got.action != wire.ActionResetGPU {
 		t.Fatalf("%+v", got)
 	}
-	if got := worst([]verdict{{wire.HealthDegraded, "a"}, {wire.HealthUnhealthy, "c"}}); got.status != wire.HealthUnhealthy || got.reason != "c" {
+	if got := worst([]verdict{{wire.HealthDegraded, "a", wire.ActionHardwareInspection}, {wire.HealthUnhealthy, "c", wire.ActionReboot}}); got.status != wire.HealthUnhealthy || got.reason != "c" || got.action != wire.ActionReboot {
 		t.Fatalf("%+v", got)
 	}
 }

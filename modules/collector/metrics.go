@@ -211,9 +211,3 @@ func (s *workerSeries) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
-
-func (m *metrics) countXIDs(xs []GPUXID) {
-	for _, x := range xs {
-		m.xids.WithLabelValues(strconv.Itoa(x.Index), strconv.FormatUint(x.Code, 10)).Inc()
-	}
-}

@@ -21,6 +21,9 @@ func (c *Config) RegisterSettings(s *settings.Set) {
 		settings.FileOnly)
 	w.Duration(&e.StallAfter, "stall-after", "stall-after", "a worker whose engine has requests running and makes no progress this long is stalled",
 		settings.FileOnly)
+	w.String(&c.Kmsg, "kmsg-path", "kmsg-path", `the kernel log read for the GPU driver's Xid lines (the process to blame, the GPU's bus id); "" = none`,
+		settings.FileOnly)
+	w.String(&c.BootIDFile, "boot-id-file", "boot-id-file", "names this boot: a GPU's reset- and reboot-class Xids hold until it changes", settings.FileOnly)
 	w.Var(&e.Push, "load-push-delta", "load-push-delta", `a change of a worker's queue or running requests by N requests or P % ("4,25%") is sent at once on hive.load and SSE ?events=load; "0" = never`,
 		settings.FileOnly)
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -96,4 +97,20 @@ func (s *MatchSource) Scan(ctx context.Context) ([]Worker, error) {
 		out = append(out, w)
 	}
 	return out, nil
+}
+
+// SetWorkerMatch replaces the worker pattern while the collector runs (a
+// reload): the next tick matches with it. A collector started without a
+// pattern has no /proc walk for one to use, and one started with a
+// pattern cannot drop it: both need a restart.
+func (c *Collector) SetWorkerMatch(pattern, on string) error {
+	switch {
+	case c.match == nil && pattern != "":
+		return errors.New("collector: a worker pattern cannot be added to a hive started without one: restart it")
+	case c.match != nil && pattern == "":
+		return errors.New("collector: the worker pattern cannot be removed from a running hive: restart it")
+	case c.match == nil:
+		return nil
+	}
+	return c.match.SetPattern(pattern, on)
 }

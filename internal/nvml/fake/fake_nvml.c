@@ -382,6 +382,22 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int n) {
 	snprintf(uuid, n, "%s", g->uuid);
 	return NVML_SUCCESS;
 }
+/* nvmlPciInfo_t as nvml.h lays it out; the fake's GPU i sits on bus 5+i. */
+struct pciInfo {
+	char busIdLegacy[16];
+	unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+	char busId[32];
+};
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t d, struct pciInfo *p) {
+	DEVICE_QUERY(d);
+	(void)g;
+	int i = d->index;
+	memset(p, 0, sizeof *p);
+	p->bus = 5 + i;
+	snprintf(p->busId, sizeof p->busId, "00000000:%02X:00.0", 5 + i);
+	snprintf(p->busIdLegacy, sizeof p->busIdLegacy, "0000:%02X:00.0", 5 + i);
+	return NVML_SUCCESS;
+}
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int n) {
 	nvmlReturn_t ret;
 	struct gpu *g = enter(d, &ret);

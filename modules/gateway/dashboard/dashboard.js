@@ -123,7 +123,7 @@ function record(ev) {
 function renderHost(ev, now) {
   const node = ev.node || {}, h = ev.hive_info.health_status;
   $("health").className = "health " + h.status;
-  $("health").textContent = "health: " + h.status + (h.reason ? " — " + h.reason : "");
+  $("health").textContent = "health: " + h.status + (h.reason ? " — " + h.reason : "") + (h.action && h.action !== "none" ? " (action: " + h.action + ")" : "");
   if (node.ram_total_mb) {
     $("host-cpu").textContent = node.cpu_pct.toFixed(0) + " %";
     $("host-ram").textContent = fmtMiB(node.ram_used_mb) + " of " + fmtMiB(node.ram_total_mb);
@@ -159,7 +159,7 @@ function renderHost(ev, now) {
     fact("temperature", g.temp_c === undefined ? "—" : g.temp_c + " °C");
     fact("power", g.power_w === undefined ? "—" : g.power_w.toFixed(0) + " of " + g.power_limit_w.toFixed(0) + " W");
     if ((g.throttle || []).length) fact("throttled", g.throttle.join(", "));
-    fact("health", g.health.status + (g.health.reason ? ": " + g.health.reason : ""));
+    fact("health", g.health.status + (g.health.reason ? ": " + g.health.reason : "") + (g.health.action && g.health.action !== "none" ? " (action: " + g.health.action + ")" : ""));
     card.appendChild(facts);
     const c = el("canvas");
     c.setAttribute("aria-label", "GPU " + g.index + " utilisation and memory, % , last 5 minutes");
