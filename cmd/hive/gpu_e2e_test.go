@@ -159,6 +159,8 @@ func TestGPUHealthRules(t *testing.T) {
 		{"degrading xid", []string{"xid 0 74"}, wire.HealthDegraded, "XID 74 (NVLINK_ERROR)", nil},
 		{"lost", []string{"lost 0"}, wire.HealthUnhealthy, "is lost", []string{"clear 0"}},
 		{"ecc", []string{"ecc 0 2"}, wire.HealthDegraded, "2 uncorrectable ECC errors: reboot needed", []string{"clear 0"}},
+		{"pcie replays", []string{"replay 0 500"}, wire.HealthDegraded, "100 or more PCIe replays in 1m0s", nil},
+		{"nvlink errors", []string{"nvlink 0 500"}, wire.HealthDegraded, "100 or more NVLink replay and recovery errors", nil},
 		{"power cap is no fault", []string{"throttle 0 sw_power_cap", "temp 0 84"}, wire.HealthHealthy, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -113,8 +113,17 @@ func TestKmsgXid79LastsTheBoot(t *testing.T) {
 	}
 	c, log := kmsgCard(t, 1, state, boot)
 	awaitGPU(c, wire.HealthHealthy, "")
-	log.write(t, "NVRM: Xid (PCI:0000:05:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.")
+	control := time.Duration(0)
+	for range 3 {
+		if at, err := time.Parse(time.RFC3339Nano, c.next(t).Timestamp); err == nil {
+			control = max(control, time.Since(at))
+		}
+	}
+	written := log.write(t, "NVRM: Xid (PCI:0000:05:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.")
 	h := awaitGPU(c, wire.HealthUnhealthy, wire.ActionReboot)
+	if took, bound := time.Since(written), max(200*time.Millisecond, 2*control); took > bound {
+		t.Errorf("Xid 79 reached the stream %v after its line, want within %v (tick to event: %v)", took, bound, control)
+	}
 	if !strings.Contains(h.Reason, "XID 79 (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS)") {
 		t.Errorf("reason %q", h.Reason)
 	}

@@ -51,6 +51,11 @@ type Device struct {
 	ECCUncorrected uint64   // volatile
 	RemapPending   bool
 	RemapFailed    bool
+	// PCIeReplays is the PCIe replay counter; NVLinkErrors the replay and
+	// recovery errors of the NVLinks that were up at Open, summed. Both
+	// only grow (until a reset).
+	PCIeReplays  uint64
+	NVLinkErrors uint64
 	Lost           bool // NVML_ERROR_GPU_IS_LOST on this device
 }
 
@@ -65,7 +70,7 @@ type GPM struct {
 }
 
 // Figures says which optional figures a Device carries.
-type Figures uint8
+type Figures uint16
 
 // The optional figures of Device.
 const (
@@ -77,6 +82,8 @@ const (
 	HasReserved
 	HasGPM
 	HasFree
+	HasPCIe   // PCIeReplays
+	HasNVLink // NVLinkErrors
 )
 
 // Proc is one compute process on one GPU.
@@ -133,6 +140,8 @@ type GPUInfo struct {
 	// BusID is the PCI bus id as NVML gives it ("00000000:05:00.0"),
 	// which the kernel's Xid lines name; "" where NVML has none.
 	BusID string
+	// NVLinks are the links that were up at Open.
+	NVLinks []int
 }
 
 // ThrottleNames are the JSON names of NVML's clock-event reason bits.

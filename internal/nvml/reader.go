@@ -98,6 +98,7 @@ func (r *Reader) load() error {
 		if pci, ret := dev.GetPciInfo(); ret == gonvml.SUCCESS {
 			h.BusID = busID(pci.BusId[:])
 		}
+		h.NVLinks = activeLinks(dev)
 		var d Device
 		if r.readMemory(h, &d) == gonvml.SUCCESS {
 			h.MemTotalMiB = d.MemTotalMiB
@@ -250,6 +251,7 @@ func (r *Reader) readDevice(h handle) (Device, bool, error) {
 	if _, _, pending, failed, ret := h.dev.GetRemappedRows(); ret == gonvml.SUCCESS {
 		d.RemapPending, d.RemapFailed, d.Has = pending, failed, d.Has|HasRemap
 	}
+	readLinks(h, &d)
 	if h.gpm != nil {
 		if g, ok := h.gpm.read(r.lib, h.dev); ok {
 			d.GPM, d.Has = g, d.Has|HasGPM
@@ -351,4 +353,40 @@ func busID(b []int8) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+// activeLinks are the device's NVLinks that are up (none on a PCIe card,
+// where the first query is not supported).
+func activeLinks(dev gonvml.Device) []int {
+	var out []int
+	for l := range gonvml.NVLINK_MAX_LINKS {
+		st, ret := dev.GetNvLinkState(l)
+		if ret != gonvml.SUCCESS {
+			break
+		}
+		if st == gonvml.FEATURE_ENABLED {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// readLinks reads the PCIe replay counter and the NVLinks' replay and
+// recovery errors.
+func readLinks(h handle, d *Device) {
+	if n, ret := h.dev.GetPcieReplayCounter(); ret == gonvml.SUCCESS {
+		d.PCIeReplays, d.Has = uint64(n), d.Has|HasPCIe
+	}
+	if len(h.NVLinks) == 0 {
+		return
+	}
+	var sum uint64
+	for _, l := range h.NVLinks {
+		for _, c := range []gonvml.NvLinkErrorCounter{gonvml.NVLINK_ERROR_DL_REPLAY, gonvml.NVLINK_ERROR_DL_RECOVERY} {
+			if n, ret := h.dev.GetNvLinkErrorCounter(l, c); ret == gonvml.SUCCESS {
+				sum += n
+			}
+		}
+	}
+	d.NVLinkErrors, d.Has = sum, d.Has|HasNVLink
 }

@@ -39,6 +39,14 @@ func (f *fakeGPU) device() *mock.Device {
 	d := &mock.Device{}
 	d.GetUUIDFunc = func() (string, gonvml.Return) { return h200UUID, gonvml.SUCCESS }
 	d.GetNameFunc = func() (string, gonvml.Return) { return "NVIDIA H200", gonvml.SUCCESS }
+	d.GetPcieReplayCounterFunc = func() (int, gonvml.Return) { return 3, gonvml.SUCCESS }
+	d.GetNvLinkStateFunc = func(l int) (gonvml.EnableState, gonvml.Return) {
+		if l >= 2 {
+			return 0, gonvml.ERROR_INVALID_ARGUMENT
+		}
+		return gonvml.FEATURE_ENABLED, gonvml.SUCCESS
+	}
+	d.GetNvLinkErrorCounterFunc = func(l int, c gonvml.NvLinkErrorCounter) (uint64, gonvml.Return) { return uint64(10*l + int(c) + 1), gonvml.SUCCESS }
 	d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
 		var p gonvml.PciInfo
 		for i, c := range "00000000:05:00.0" {
@@ -172,8 +180,8 @@ func TestInfoAndFigures(t *testing.T) {
 	d := s.Devices[0]
 	// Memory as nvidia-smi counts it: v2's used, the reserved apart.
 	if d.UUID != h200UUID || d.UtilPct != 98 || d.MemUsedMiB != 4909 || d.MemReservedMiB != 615 || d.MemFreeMiB != 143771-4909-615 ||
-		d.TempC != 41 || d.BusID != "00000000:05:00.0" || d.PowerW != 310.5 || d.PowerLimitW != 700 ||
-		!slices.Equal(d.Throttle, []string{"sw_power_cap"}) || d.Has != HasTemp|HasPower|HasThrottle|HasECC|HasRemap|HasReserved|HasFree {
+		d.TempC != 41 || d.BusID != "00000000:05:00.0" || d.PCIeReplays != 3 || d.NVLinkErrors != 1+2+11+12 || d.PowerW != 310.5 || d.PowerLimitW != 700 ||
+		!slices.Equal(d.Throttle, []string{"sw_power_cap"}) || d.Has != HasTemp|HasPower|HasThrottle|HasECC|HasRemap|HasReserved|HasFree|HasPCIe|HasNVLink {
 		t.Fatalf("device %+v", d)
 	}
 	if !s.PerProcess || len(s.Procs) != 2 || s.Procs[0].SMPct != 83 || s.Procs[1].SMPct != 14 || s.Procs[0].UsedMiB != 4900 ||

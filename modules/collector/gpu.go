@@ -40,4 +40,6 @@ const (
 	HasReserved = nvml.HasReserved
 	HasGPM      = nvml.HasGPM
 	HasFree     = nvml.HasFree
+	HasPCIe     = nvml.HasPCIe
+	HasNVLink   = nvml.HasNVLink
 )

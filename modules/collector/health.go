@@ -102,6 +102,7 @@ type gpuState struct {
 	xidAction string
 	xidUntil  time.Time
 	slow      []slowSample // samples of the last slowdownWindow
+	links     []linkSample // link counters of the last linkWindow
 	listed    bool         // listed by the last snapshot
 }
 
@@ -210,6 +211,7 @@ func (st *gpuState) judge(now time.Time, d GPUDevice) verdict {
 			vs = append(vs, v)
 		}
 	}
+	vs = append(vs, st.linkErrors(now, d)...)
 	return worst(vs)
 }
 

@@ -2,6 +2,8 @@ package collector
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +130,50 @@ func TestWorstVerdict(t *testing.T) {
 	}
 	if got := worst([]verdict{{wire.HealthDegraded, "a", wire.ActionHardwareInspection}, {wire.HealthUnhealthy, "c", wire.ActionReboot}}); got.status != wire.HealthUnhealthy || got.reason != "c" || got.action != wire.ActionReboot {
 		t.Fatalf("%+v", got)
+	}
+}
+
+// PCIe replays and NVLink errors degrade a GPU when they rise by their
+// threshold within the window, and no longer once a window passes
+// without a rise; docs/GPUS.md names both thresholds.
+func TestLinkErrorRules(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	h := newHealthTracker()
+	tick := func(s int, pcie, nvlink uint64) wire.HealthStatus {
+		d := nvmlDevice()
+		d.Has |= HasPCIe | HasNVLink
+		d.PCIeReplays, d.NVLinkErrors = pcie, nvlink
+		_, gpus := h.observe(t0.Add(time.Duration(s)*time.Second), GPUSnapshot{Devices: []GPUDevice{d}}, nil, nil)
+		return gpus[testUUID]
+	}
+	tick(0, 1000, 50)
+	if g := tick(30, 1000+pcieReplayRise-1, 50); g.Status != wire.HealthHealthy {
+		t.Fatalf("below the threshold: %+v", g)
+	}
+	g := tick(40, 1000+pcieReplayRise, 50)
+	if g.Status != wire.HealthDegraded || g.Action != wire.ActionHardwareInspection || !strings.Contains(g.Reason, "PCIe replays") {
+		t.Fatalf("PCIe replays over the threshold: %+v", g)
+	}
+	if g2 := tick(41, 1000+pcieReplayRise+5, 50); g2 != g {
+		t.Errorf("the reason changed with the count: %+v then %+v", g, g2)
+	}
+	if g := tick(120, 1000+pcieReplayRise+5, 50); g.Status != wire.HealthHealthy {
+		t.Fatalf("a window without a rise: %+v", g)
+	}
+	if g := tick(130, 1000+pcieReplayRise+5, 50+nvlinkErrorRise); g.Status != wire.HealthDegraded || g.Action != wire.ActionResetGPU {
+		t.Fatalf("NVLink errors over the threshold: %+v", g)
+	}
+	if g := tick(131, 0, 0); g.Status != wire.HealthHealthy {
+		t.Fatalf("counters reset by a GPU reset: %+v", g)
+	}
+	doc, err := os.ReadFile("../../docs/GPUS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{fmt.Sprintf("%d or more PCIe replays in %v", pcieReplayRise, linkWindow),
+		fmt.Sprintf("%d or more NVLink replay and recovery errors in %v", nvlinkErrorRise, linkWindow)} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("docs/GPUS.md does not say %q", want)
+		}
 	}
 }

@@ -126,6 +126,7 @@ struct gpu {
 	int lost, tempSet;
 	unsigned int tempInj;
 	unsigned long long ecc, throttle;
+	unsigned long long replays, nvlink; /* PCIe replays, NVLink replay errors */
 };
 
 struct proc {
@@ -291,6 +292,10 @@ static void poll(void) {
 		} else if (strcmp(cmd, "temp") == 0) {
 			gpus[g].tempSet = 1;
 			gpus[g].tempInj = (unsigned int)v;
+		} else if (strcmp(cmd, "replay") == 0) {
+			gpus[g].replays = v;
+		} else if (strcmp(cmd, "nvlink") == 0) {
+			gpus[g].nvlink = v;
 		} else if (strcmp(cmd, "throttle") == 0) {
 			gpus[g].throttle = reasonMask(arg);
 		} else if (strcmp(cmd, "clear") == 0) {
@@ -460,6 +465,26 @@ nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, int errorType, int coun
 	(void)counterType;
 	DEVICE_QUERY(d);
 	*n = g->ecc;
+	return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t d, unsigned int *n) {
+	DEVICE_QUERY(d);
+	*n = (unsigned int)g->replays;
+	return NVML_SUCCESS;
+}
+/* One NVLink, up, on every GPU: its replay errors are the "nvlink"
+ * injection, its recovery errors 0. */
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t d, unsigned int link, int *active) {
+	DEVICE_QUERY(d);
+	(void)g;
+	if (link > 0) return NVML_ERROR_INVALID_ARGUMENT;
+	*active = 1;
+	return NVML_SUCCESS;
+}
+nvmlReturn_t nvmlDeviceGetNvLinkErrorCounter(nvmlDevice_t d, unsigned int link, int counter, unsigned long long *n) {
+	DEVICE_QUERY(d);
+	if (link > 0) return NVML_ERROR_INVALID_ARGUMENT;
+	*n = counter == 0 ? g->nvlink : 0;
 	return NVML_SUCCESS;
 }
 nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsigned int *unc, unsigned int *pending,
