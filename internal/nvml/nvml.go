@@ -56,7 +56,7 @@ type Device struct {
 	// only grow (until a reset).
 	PCIeReplays  uint64
 	NVLinkErrors uint64
-	Lost           bool // NVML_ERROR_GPU_IS_LOST on this device
+	Lost         bool // NVML_ERROR_GPU_IS_LOST on this device
 }
 
 // GPM is what Hopper and newer GPUs count of their own work (GPU

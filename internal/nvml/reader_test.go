@@ -46,7 +46,9 @@ func (f *fakeGPU) device() *mock.Device {
 		}
 		return gonvml.FEATURE_ENABLED, gonvml.SUCCESS
 	}
-	d.GetNvLinkErrorCounterFunc = func(l int, c gonvml.NvLinkErrorCounter) (uint64, gonvml.Return) { return uint64(10*l + int(c) + 1), gonvml.SUCCESS }
+	d.GetNvLinkErrorCounterFunc = func(l int, c gonvml.NvLinkErrorCounter) (uint64, gonvml.Return) {
+		return uint64(10*l + int(c) + 1), gonvml.SUCCESS
+	}
 	d.GetPciInfoFunc = func() (gonvml.PciInfo, gonvml.Return) {
 		var p gonvml.PciInfo
 		for i, c := range "00000000:05:00.0" {
