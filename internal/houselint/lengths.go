@@ -29,8 +29,9 @@ func skipDir(name string) bool {
 	return name != "." && (strings.HasPrefix(name, ".") || name == "testdata" || name == "vendor" || name == "node_modules")
 }
 
-// goSources lists the non-test Go files under root.
-func goSources(root string) ([]string, error) {
+// files lists the files under root whose names keep says to, outside the
+// directories skipDir leaves out.
+func files(root string, keep func(name string) bool) ([]string, error) {
 	var out []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -42,12 +43,17 @@ func goSources(root string) ([]string, error) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+		if keep(d.Name()) {
 			out = append(out, p)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// goSources lists the non-test Go files under root.
+func goSources(root string) ([]string, error) {
+	return files(root, func(n string) bool { return strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") })
 }
 
 // Lengths reports every function (declared or literal) longer than

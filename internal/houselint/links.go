@@ -2,7 +2,6 @@ package houselint
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -80,23 +79,7 @@ func checkLink(file, target string, anchorsOf func(string) (map[string]bool, err
 }
 
 func markdownFiles(root string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != root && skipDir(d.Name()) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(p, ".md") {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out, err
+	return files(root, func(n string) bool { return strings.HasSuffix(n, ".md") })
 }
 
 // proseLines returns the file's lines with those inside fenced code
