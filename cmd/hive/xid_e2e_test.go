@@ -191,6 +191,7 @@ func TestKmsgStorm(t *testing.T) {
 		t.Errorf("RSS grew %d MiB in the storm", grown>>20)
 	}
 	_, metrics, _ := httpGet(t, c.httpBase+"/metrics")
+	t.Logf("%d events; after the storm:\n%s", len(stamps), grepLines(metrics, "hive_kmsg"))
 	for what, text := range map[string]string{"log": c.logText(), "/metrics": metrics} {
 		if strings.ContainsAny(text, "\x1b\x07") {
 			t.Errorf("a raw escape byte in the %s", what)

@@ -18,6 +18,9 @@ const (
 	// xidSame: the same Xid of the same GPU from the other source within
 	// this is the same event (NVML's and the kernel's), counted once.
 	xidSame = 5 * time.Second
+	// xidRepeat: the same kernel-log Xid (GPU, code, process) again within
+	// this is the driver repeating itself, not queued twice.
+	xidRepeat = time.Second
 	// extraGap: events out of the tick (a worker failed, a GPU's health
 	// changed) at most this often; a change within it goes with the next.
 	extraGap = 100 * time.Millisecond
@@ -32,8 +35,23 @@ type gpuRef struct {
 // followKmsg reads the kernel log's Xids into out until ctx ends. Without
 // the right to read it (CAP_SYSLOG, or dmesg_restrict) it says so once and
 // the hive goes on with NVML's events, which name no process.
+//
+// A line the driver repeats (the same Xid, GPU and process within
+// xidRepeat) is not queued again: a GPU spamming one Xid leaves room in
+// the queue for the others.
 func (c *Collector) followKmsg(ctx context.Context, out chan<- kmsg.Event) {
+	recent := map[kmsg.Event]time.Time{}
 	err := kmsg.Follow(ctx, c.cfg.Kmsg, 20*time.Millisecond, &c.kmsgStats, func(ev kmsg.Event) {
+		key := ev
+		key.Name = "" // the name makes no other event
+		now := time.Now()
+		if at, ok := recent[key]; ok && now.Sub(at) < xidRepeat {
+			return
+		}
+		if len(recent) >= 1024 {
+			clear(recent)
+		}
+		recent[key] = now
 		select {
 		case out <- ev:
 		default:
