@@ -36,6 +36,9 @@ func (t *table) printHealth(ids []string) {
 		if r := ev.HiveInfo.HealthStatus.Reason; r != "" {
 			health += ": " + safeText(r, 120)
 		}
+		if a := ev.HiveInfo.HealthStatus.Action; a != "" && a != wire.ActionNone {
+			health += " (action: " + safeText(a, 32) + ")"
+		}
 		if len(ev.Node.GPUs) == 0 {
 			fmt.Fprintf(w, "%s\t%s\t-\t(no GPU)\t\t\t\t\t\n", safeText(id, 64), health)
 		}
