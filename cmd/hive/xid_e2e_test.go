@@ -170,6 +170,7 @@ func TestKmsgStorm(t *testing.T) {
 	}
 	log.write(t, "NVRM: Xid (PCI:0000:05:00): 31, pid=1, name="+strings.Repeat("\x1b[2J", 25_000))
 	var stamps []time.Time
+	var last wire.TelemetryEvent
 	stop := time.Now().Add(5 * time.Second)
 	go func() {
 		for time.Now().Before(stop) {
@@ -179,9 +180,15 @@ func TestKmsgStorm(t *testing.T) {
 	}()
 	for time.Now().Before(stop.Add(time.Second)) {
 		ev := c.next(t)
+		last = ev
 		if at, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
 			stamps = append(stamps, at)
 		}
+	}
+	// Application Xids of no worker, and an ignorable one on a bus no GPU
+	// sits on, change no health.
+	if h := last.HiveInfo.HealthStatus; h.Status != wire.HealthHealthy {
+		t.Errorf("the storm made the hive %+v", h)
 	}
 	// The ticker keeps start + n s: at most a few events besides the ticks.
 	if len(stamps) < 4 || len(stamps) > 10 {

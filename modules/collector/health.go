@@ -103,6 +103,7 @@ type gpuState struct {
 	xidUntil  time.Time
 	slow      []slowSample // samples of the last slowdownWindow
 	links     []linkSample // link counters of the last linkWindow
+	seen      bool         // listed by a reading once: its absence means something
 	listed    bool         // listed by the last snapshot
 }
 
@@ -113,7 +114,14 @@ type slowSample struct {
 
 func newHealthTracker() *healthTracker { return &healthTracker{gpus: map[string]*gpuState{}} }
 
-func gpuName(index int, uuid string) string { return fmt.Sprintf("GPU %d (%s)", index, uuid) }
+// gpuName is "GPU 0 (GPU-4d8d...)", or "GPU (PCI:0000:05:00)" for a GPU
+// known only by its UUID or bus.
+func gpuName(index int, uuid string) string {
+	if index < 0 {
+		return fmt.Sprintf("GPU (%s)", uuid)
+	}
+	return fmt.Sprintf("GPU %d (%s)", index, uuid)
+}
 
 // observe applies one tick: the GPU snapshot or the source's error, and
 // the process walk's error. It returns the hive's health and each listed
@@ -130,7 +138,7 @@ func (t *healthTracker) observe(now time.Time, snap GPUSnapshot, gpuErr, procErr
 		}
 		for _, d := range snap.Devices {
 			st := t.state(d.Index, d.UUID)
-			st.listed = true
+			st.listed, st.seen = true, true
 			v := st.judge(now, d)
 			perGPU[d.UUID] = v.health()
 			all = append(all, v)
@@ -163,7 +171,7 @@ func (t *healthTracker) judgeSource(gpuErr error) []verdict {
 		switch {
 		case st.sticky != 0 && (gpuErr != nil || !st.listed):
 			out = append(out, verdict{status: wire.HealthUnhealthy, reason: st.stickyReason() + ", then gone", action: st.stickyAction})
-		case gpuErr == nil && !st.listed:
+		case gpuErr == nil && !st.listed && st.seen:
 			out = append(out, verdict{status: wire.HealthDegraded, reason: st.name + " is no longer listed by the driver"})
 		}
 	}

@@ -13,12 +13,13 @@ import (
 // whose action is a reset, a reboot or an inspection sticks; the others
 // degrade the GPU for xidHold. It reports whether the GPU's state changed.
 func (t *healthTracker) noteXID(now time.Time, index int, uuid string, code uint64) bool {
-	st := t.state(index, uuid)
 	e, _ := xid.Lookup(code)
 	p := e.Policy()
-	switch {
-	case p.Health == wire.HealthHealthy:
+	if p.Health == wire.HealthHealthy {
 		return false
+	}
+	st := t.state(index, uuid)
+	switch {
 	case e.Sticky():
 		if st.sticky != 0 && actionRank[st.stickyAction] >= actionRank[p.Action] {
 			return false
