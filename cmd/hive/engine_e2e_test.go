@@ -407,7 +407,7 @@ func TestEngineHostileEngines(t *testing.T) {
 	reset.Grow("gen", 200)
 
 	h := startHiveEnv(t, []string{"HIVE_ENGINE_INTERVAL=200ms"}, "--worker-match", "cmdline:"+tag, "--telemetry-interval", "250ms")
-	rss0 := rssOf(t, h.cmd.Process.Pid)
+	rss0 := rssBytes(t, h.cmd.Process.Pid)
 	sse := openSSE(t, h.httpBase+"/v1/heartbeats/stream")
 	start := time.Now()
 	var events int
@@ -443,7 +443,7 @@ func TestEngineHostileEngines(t *testing.T) {
 	if events < 28 {
 		t.Errorf("%d events in 8 s at a 250 ms tick: the engines held the tick up", events)
 	}
-	grown := rssOf(t, h.cmd.Process.Pid) - rss0
+	grown := rssBytes(t, h.cmd.Process.Pid) - rss0
 	t.Logf("%d events in 8 s; the hive's RSS grew %d KiB", events, grown>>10)
 	if grown > 40<<20 {
 		t.Errorf("the hive's RSS grew %d MiB reading hostile engines", grown>>20)
@@ -466,24 +466,6 @@ func TestEngineHostileEngines(t *testing.T) {
 			t.Errorf("%s carries a control byte", what)
 		}
 	}
-}
-
-// rssOf is pid's resident memory in bytes.
-func rssOf(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
-			var kb int64
-			fmt.Sscan(f[1], &kb)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
 }
 
 // The dashboard shows a worker's engine load (queue, running, KV,

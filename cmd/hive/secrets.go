@@ -8,42 +8,39 @@ import (
 	"strings"
 )
 
+// tokenFrom reads a token from the variable env or the file its setting
+// names, not both; "" where neither is set.
+func tokenFrom(lookupEnv func(string) (string, bool), env, file, setting string) (string, error) {
+	v, hasEnv := lookupEnv(env)
+	switch {
+	case hasEnv && file != "":
+		return "", fmt.Errorf("both %s and %s are set; use one", env, setting)
+	case hasEnv:
+		if v = strings.TrimSpace(v); v == "" {
+			return "", fmt.Errorf("%s is set but empty", env)
+		}
+		return v, nil
+	case file != "":
+		tok, err := readSecretFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", setting, err)
+		}
+		return tok, nil
+	}
+	return "", nil
+}
+
 // loadSecrets reads the API token, the read token and the NATS observer
 // password. A
 // secret file readable by group or others is refused: the token controls
 // processes on this machine.
 func (c *config) loadSecrets(lookupEnv func(string) (string, bool)) error {
-	env, hasEnv := lookupEnv("HIVE_API_TOKEN")
-	switch {
-	case hasEnv && c.APITokenFile != "":
-		return errors.New("both HIVE_API_TOKEN and --api-token-file are set; use one")
-	case hasEnv:
-		c.apiToken = strings.TrimSpace(env)
-		if c.apiToken == "" {
-			return errors.New("HIVE_API_TOKEN is set but empty")
-		}
-	case c.APITokenFile != "":
-		tok, err := readSecretFile(c.APITokenFile)
-		if err != nil {
-			return fmt.Errorf("--api-token-file: %w", err)
-		}
-		c.apiToken = tok
+	var err error
+	if c.apiToken, err = tokenFrom(lookupEnv, "HIVE_API_TOKEN", c.APITokenFile, "--api-token-file"); err != nil {
+		return err
 	}
-	readEnv, hasReadEnv := lookupEnv("HIVE_API_READ_TOKEN")
-	switch {
-	case hasReadEnv && c.APIReadTokenFile != "":
-		return errors.New("both HIVE_API_READ_TOKEN and --api-read-token-file are set; use one")
-	case hasReadEnv:
-		c.apiReadToken = strings.TrimSpace(readEnv)
-		if c.apiReadToken == "" {
-			return errors.New("HIVE_API_READ_TOKEN is set but empty")
-		}
-	case c.APIReadTokenFile != "":
-		tok, err := readSecretFile(c.APIReadTokenFile)
-		if err != nil {
-			return fmt.Errorf("--api-read-token-file: %w", err)
-		}
-		c.apiReadToken = tok
+	if c.apiReadToken, err = tokenFrom(lookupEnv, "HIVE_API_READ_TOKEN", c.APIReadTokenFile, "--api-read-token-file"); err != nil {
+		return err
 	}
 	if (c.NATS.ObserverUser == "") != (c.NATSPasswordFile == "") {
 		return errors.New("--nats-user and --nats-password-file go together")

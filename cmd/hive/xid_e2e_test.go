@@ -156,7 +156,7 @@ func TestKmsgXid79LastsTheBoot(t *testing.T) {
 func TestKmsgStorm(t *testing.T) {
 	c, log := kmsgCard(t, 1, t.TempDir(), writeFile(t, "boot-a"))
 	c.next(t)
-	rss0 := rssOf(t, c.cmd.Process.Pid)
+	rss0 := rssBytes(t, c.cmd.Process.Pid)
 	burst := make([]string, 0, 1000)
 	for i := range 1000 {
 		switch i % 4 {
@@ -194,7 +194,7 @@ func TestKmsgStorm(t *testing.T) {
 	if len(stamps) < 4 || len(stamps) > 10 {
 		t.Errorf("%d events in about 6 s of storm, want the ticks (6 or so)", len(stamps))
 	}
-	if grown := rssOf(t, c.cmd.Process.Pid) - rss0; grown > 30<<20 {
+	if grown := rssBytes(t, c.cmd.Process.Pid) - rss0; grown > 30<<20 {
 		t.Errorf("RSS grew %d MiB in the storm", grown>>20)
 	}
 	_, metrics, _ := httpGet(t, c.httpBase+"/metrics")

@@ -19,9 +19,6 @@ type Set struct {
 	byFlag   map[string]*Setting
 	formers  map[string]Former
 	commands []string
-	// scratch makes the flag package's own values for the typed
-	// declarations, so that parse errors read as the flag package's.
-	scratch *flag.FlagSet
 }
 
 // New returns an empty set for the binary name.
@@ -31,11 +28,12 @@ func New(name string) *Set {
 	return &Set{fs: fs, byFlag: map[string]*Setting{}, formers: map[string]Former{}}
 }
 
-// value returns the flag.Value that bind defines on a scratch flag set.
+// value returns the flag.Value that bind defines on a flag set of its
+// own: the flag package's own values, so that parse errors read as its.
 func (s *Set) value(bind func(*flag.FlagSet)) flag.Value {
-	s.scratch = flag.NewFlagSet("", flag.ContinueOnError)
-	bind(s.scratch)
-	return s.scratch.Lookup("v").Value
+	scratch := flag.NewFlagSet("", flag.ContinueOnError)
+	bind(scratch)
+	return scratch.Lookup("v").Value
 }
 
 // Declare declares a group with its --help title; groups keep the order

@@ -64,7 +64,7 @@ type Collector struct {
 	kmsgDropped atomic.Uint64
 	buses       map[string]gpuRef
 	seenXID     map[string]time.Time
-	pidOwner    map[int32]uint32
+	sampled     []Worker // the last tick's workers, for an Xid's pid
 	failed      map[uint32]uint64
 	sticky      *stickyStore
 }
@@ -103,7 +103,6 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*
 		table:      newProcTable(),
 		buses:      map[string]gpuRef{},
 		seenXID:    map[string]time.Time{},
-		pidOwner:   map[int32]uint32{},
 		failed:     map[uint32]uint64{},
 	}
 	if err := c.registerKmsg(reg); err != nil {
@@ -257,7 +256,7 @@ func (c *Collector) collect(ctx context.Context) ([]wire.ProcessStats, []workerC
 		}
 	}
 	c.sampler.endTick()
-	c.noteOwners(kept)
+	c.sampled = kept
 
 	gpu := <-gpuDone
 	gpu.procErr = procErr

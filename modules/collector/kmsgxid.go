@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -73,7 +74,7 @@ func (c *Collector) applyKmsg(now time.Time, ev kmsg.Event) bool {
 	}
 	changed := false
 	if e, _ := xid.Lookup(ev.Code); e.Application() && ev.PID > 0 {
-		if w, ok := c.pidOwner[int32(ev.PID)]; ok && c.failed[w] != ev.Code {
+		if w, ok := c.ownerOf(int32(ev.PID)); ok && c.failed[w] != ev.Code {
 			c.failed[w] = ev.Code
 			c.metrics.stateChanges.WithLabelValues(wire.WorkerFailed).Inc()
 			c.log.Warn("worker state", "pid", w, "to", wire.WorkerFailed, "xid", ev.Code, "process", ev.PID,
@@ -142,14 +143,15 @@ func (c *Collector) markFailed(ws []wire.ProcessStats) {
 	}
 }
 
-// noteOwners keeps which worker each sampled process belongs to.
-func (c *Collector) noteOwners(ws []Worker) {
-	clear(c.pidOwner)
-	for _, w := range ws {
-		for _, pid := range w.PIDs {
-			c.pidOwner[pid] = uint32(w.PIDs[0])
+// ownerOf is the main pid of the last tick's worker that pid belongs to.
+// It is asked only for an Xid, so the tick keeps no index of processes.
+func (c *Collector) ownerOf(pid int32) (uint32, bool) {
+	for _, w := range c.sampled {
+		if slices.Contains(w.PIDs, pid) {
+			return uint32(w.PIDs[0]), true
 		}
 	}
+	return 0, false
 }
 
 // noteXIDs counts NVML's Xids of a reading (once with the kernel log's)

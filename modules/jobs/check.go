@@ -75,8 +75,9 @@ func (m *Jobs) checkBus(ctx context.Context) (string, error) {
 	return fmt.Sprintf("bus round trip %v", time.Since(start).Round(time.Microsecond)), nil
 }
 
-// checkTick waits for the next telemetry event and reports its age.
-func (m *Jobs) checkTick(ctx context.Context) (string, error) {
+// nextTelemetry waits for the next telemetry event of this hive, until
+// ctx ends.
+func (m *Jobs) nextTelemetry(ctx context.Context) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	sub, err := bus.SubscribeTelemetry(m.nc, m.cfg.HiveID, func(data []byte) {
 		select {
@@ -85,23 +86,35 @@ func (m *Jobs) checkTick(ctx context.Context) (string, error) {
 		}
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	select {
 	case <-ctx.Done():
-		return "", fmt.Errorf("no collector tick: %w", ctx.Err())
+		return nil, ctx.Err()
 	case data := <-ch:
-		var ev wire.TelemetryEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return "", fmt.Errorf("undecodable telemetry: %w", err)
-		}
-		ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
-		if err != nil {
-			return "", fmt.Errorf("telemetry timestamp %q: %w", ev.Timestamp, err)
-		}
-		return fmt.Sprintf("collector tick %v old, %d worker(s)", time.Since(ts).Round(time.Millisecond), len(ev.Workers)), nil
+		return data, nil
 	}
+}
+
+// checkTick waits for the next telemetry event and reports its age.
+func (m *Jobs) checkTick(ctx context.Context) (string, error) {
+	data, err := m.nextTelemetry(ctx)
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("no collector tick: %w", err)
+	}
+	if err != nil {
+		return "", err
+	}
+	var ev wire.TelemetryEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return "", fmt.Errorf("undecodable telemetry: %w", err)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+	if err != nil {
+		return "", fmt.Errorf("telemetry timestamp %q: %w", ev.Timestamp, err)
+	}
+	return fmt.Sprintf("collector tick %v old, %d worker(s)", time.Since(ts).Round(time.Millisecond), len(ev.Workers)), nil
 }
 
 func (m *Jobs) checkCapabilities(ctx context.Context) (string, error) {

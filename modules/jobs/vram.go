@@ -46,31 +46,19 @@ func (m *Jobs) checkVRAM(ctx context.Context, op Operation) error {
 // nextGPUs waits for the next telemetry event (at most 3 s) and returns
 // its GPUs.
 func (m *Jobs) nextGPUs(ctx context.Context) ([]wire.NodeGPU, error) {
-	ch := make(chan []byte, 1)
-	sub, err := bus.SubscribeTelemetry(m.nc, m.cfg.HiveID, func(data []byte) {
-		select {
-		case ch <- data:
-		default:
-		}
-	})
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	data, err := m.nextTelemetry(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case data := <-ch:
-		var ev struct {
-			Node struct {
-				GPUs []wire.NodeGPU `json:"gpus"`
-			} `json:"node"`
-		}
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return nil, err
-		}
-		return ev.Node.GPUs, nil
+	var ev struct {
+		Node struct {
+			GPUs []wire.NodeGPU `json:"gpus"`
+		} `json:"node"`
 	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return nil, err
+	}
+	return ev.Node.GPUs, nil
 }
