@@ -401,7 +401,7 @@ func TestAttackPlantedLogSymlinks(t *testing.T) {
 	}
 }
 
-// Item 7: --tls-client-allowed-sans matched any name of a certificate
+// Item 7: tls.client-allowed-sans matched any name of a certificate
 // against any allowed entry: a certificate of the trusted CA whose common
 // name (beside another DNS SAN), e-mail or URI SAN was queen.internal, or
 // whose DNS SAN was "10.0.0.5", was granted control. Now each allowed

@@ -179,7 +179,7 @@ func TestHTTPS(t *testing.T) {
 	}
 }
 
-// Only the names in --tls-client-allowed-sans authorise; and a hive does
+// Only the names in tls.client-allowed-sans authorise; and a hive does
 // not start on an expired certificate.
 func TestHTTPSAllowedNamesAndExpiredStart(t *testing.T) {
 	f := newTLSFixture(t)

@@ -70,7 +70,7 @@ func (c *Collector) followKmsg(ctx context.Context, out chan<- kmsg.Event) {
 func (c *Collector) applyKmsg(now time.Time, ev kmsg.Event) bool {
 	g := c.gpuOfBus(ev.PCI)
 	if c.firstXID(now, g.uuid, ev.Code) {
-		c.metrics.xids.WithLabelValues(strconv.Itoa(g.index), strconv.FormatUint(ev.Code, 10)).Inc()
+		c.countXID(g.index, ev.Code)
 	}
 	changed := false
 	if e, _ := xid.Lookup(ev.Code); e.Application() && ev.PID > 0 {
@@ -163,7 +163,18 @@ func (c *Collector) noteXIDs(now time.Time, g gpuTick) {
 	c.noteBuses(g.snap.Devices)
 	for _, x := range g.snap.XIDs {
 		if c.firstXID(now, x.UUID, x.Code) {
-			c.metrics.xids.WithLabelValues(strconv.Itoa(x.Index), strconv.FormatUint(x.Code, 10)).Inc()
+			c.countXID(x.Index, x.Code)
 		}
 	}
+}
+
+// countXID counts an Xid by GPU and code; a code the catalogue does not
+// list is counted as "other", so a hostile log cannot make a series of
+// every number it writes.
+func (c *Collector) countXID(index int, code uint64) {
+	label := "other"
+	if _, ok := xid.Lookup(code); ok {
+		label = strconv.FormatUint(code, 10)
+	}
+	c.metrics.xids.WithLabelValues(strconv.Itoa(index), label).Inc()
 }

@@ -52,7 +52,12 @@ type stickyStore struct {
 // path or a boot id it keeps nothing and says so.
 func openSticky(path, bootFile string, log *slog.Logger) *stickyStore {
 	s := &stickyStore{path: path, log: log, f: stickyFile{GPUs: map[string]*stickyGPU{}}}
-	boot, err := os.ReadFile(bootFile)
+	var boot []byte
+	f, err := os.Open(bootFile)
+	if err == nil {
+		boot, err = io.ReadAll(io.LimitReader(f, 128)) // a UUID and a newline
+		_ = f.Close()
+	}
 	if err != nil {
 		log.Info("no boot id: a GPU's reset- and reboot-class Xids last as long as the hive", "err", err)
 		s.path = ""
