@@ -44,6 +44,13 @@ type Config struct {
 	// TelemetrySubjectFor(HubHiveID), so a hub stream can keep and serve
 	// one hive's history; the plain subject is sent as before.
 	HubHiveID string
+	// HubIngest lists the hub nodes' client URLs with the ingest user
+	// (tls://hive:pass@host:4222,...): the hub's history takes this
+	// hive's telemetry from there, each event acknowledged, kept in
+	// Store until it is. "" sends the history nothing.
+	HubIngest string
+	// Store bounds what is kept for the hub; its Dir "" keeps nothing.
+	Store StoreConfig
 	// Observers bounds what external clients may hold.
 	Observers ObserverLimits
 	// ObserverUser and ObserverPassword, when both are set, are the
@@ -140,7 +147,8 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 		return nil, err
 	}
 	b := &Bus{ns: ns, log: log, key: kp, pub: pub}
-	if cfg.Listen != "" || cfg.Hub != "" {
+	cfg.Store = cfg.Store.withDefaults()
+	if cfg.Listen != "" || cfg.Hub != "" || cfg.HubIngest != "" {
 		e, err := startEdge(cfg, b, log.With("component", "nats-edge"))
 		if err != nil {
 			ns.Shutdown()
@@ -278,6 +286,21 @@ func (b *Bus) Close() error {
 	b.ns.WaitForShutdown()
 	return nil
 }
+
+func (b *Bus) outbox() *outbox {
+	if b.edge == nil {
+		return nil
+	}
+	return b.edge.outbox
+}
+
+// HubStoreHealth is why the hub store cannot keep telemetry (a full
+// disk), or "" while it can or when there is none: for the hive's
+// health, which it degrades.
+func (b *Bus) HubStoreHealth() string { return b.outbox().health() }
+
+// HubBacklog is the events kept for the hub and not yet acknowledged.
+func (b *Bus) HubBacklog() uint64 { return b.outbox().backlog() }
 
 // HubConnected reports whether the leafnode to the hub is up.
 func (b *Bus) HubConnected() bool { return b.edge != nil && b.edge.ns.NumLeafNodes() > 0 }

@@ -63,7 +63,10 @@ type edge struct {
 	// rest counts only.
 	publishErrors, hubTrimmed, drops atomic.Uint64
 	// hasHub: a leafnode to a hub is configured (hive_hub_configured).
-	hasHub    bool
+	hasHub bool
+	// outbox keeps telemetry for the hub's history until the hub has it;
+	// nil without a store or ingest URLs.
+	outbox    *outbox
 	errLogged atomic.Bool
 }
 
@@ -79,7 +82,7 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	// so an import cannot rename a copy). It crosses the leafnode only
 	// while the hub wants it, e.g. for its history stream.
 	perHive, exports := "", cfg.HubExports
-	if cfg.Hub != "" && cfg.HubHiveID != "" {
+	if (cfg.Hub != "" || cfg.HubIngest != "") && cfg.HubHiveID != "" {
 		if perHive, err = wire.TelemetrySubjectFor(cfg.HubHiveID); err != nil {
 			return nil, err
 		}
@@ -89,8 +92,15 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ob *outboxSetup
+	if cfg.HubIngest != "" && cfg.Store.Dir != "" && perHive != "" {
+		if ob, err = prepareOutbox(opts, cfg.Store); err != nil {
+			return nil, err
+		}
+	}
 	ns, err := startServer(opts, cfg.ReadyTimeout, log)
 	if err != nil {
+		ob.unlock()
 		return nil, err
 	}
 	e := &edge{ns: ns, log: log, hasHub: cfg.Hub != "", exports: cfg.HubExports, perHive: perHive,
@@ -98,7 +108,16 @@ func startEdge(cfg Config, b *Bus, log *slog.Logger) (*edge, error) {
 	if e.out, err = b.connect(ns, bpub, bkp, "bridge"); err != nil {
 		close(e.ended)
 		e.close()
+		ob.unlock()
 		return nil, err
+	}
+	if ob != nil {
+		if e.outbox, err = openOutbox(e, b, ob, cfg); err != nil {
+			close(e.ended)
+			e.close()
+			ob.unlock()
+			return nil, err
+		}
 	}
 	go e.run()
 	if cfg.Listen != "" {
@@ -259,6 +278,9 @@ func (e *edge) forward(m *nats.Msg) {
 	if e.perHive != "" && m.Subject == wire.SubjectTelemetry {
 		if data, ok := e.hubCopy(m.Data); ok {
 			e.publish(&nats.Msg{Subject: e.perHive, Header: m.Header, Data: data})
+			if e.outbox != nil {
+				e.outbox.store(eventID(e.perHive, data), data)
+			}
 		}
 	}
 }
@@ -311,15 +333,21 @@ func subscribable(exports []string) []string {
 func (e *edge) dropped() uint64 { return e.drops.Load() }
 
 // close stops the bridge, after it has sent what was queued, then the
-// edge server. Offers after close are never sent.
+// outbox and the edge server. Offers after close are never sent.
 func (e *edge) close() {
 	close(e.quit)
 	<-e.ended
 	if e.out != nil {
 		drainAndWait(e.out, time.Second)
 	}
+	if e.outbox != nil {
+		e.outbox.close()
+	}
 	e.ns.Shutdown()
 	e.ns.WaitForShutdown()
+	if e.outbox != nil {
+		e.outbox.unlock()
+	}
 }
 
 // addHub binds a leafnode remote to an account that imports only the

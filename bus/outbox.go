@@ -1,0 +1,414 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+)
+
+// The outbox keeps this hive's telemetry for the hub's history in a
+// JetStream stream of the edge server, in an account of its own that no
+// external client reaches, until the hub has acknowledged each event
+// (forward.go). The live path (bridge, leafnode) never waits for it.
+const (
+	outboxAccount = "OUTBOX"
+	outboxStream  = "HUB_OUTBOX"
+	outboxSubject = "hive.outbox"
+	outboxAcks    = "_OUTBOX.acks"
+	// outboxDomain keeps the hive's JetStream apart from the hub's, were
+	// a JetStream API ever to cross the leafnode.
+	outboxDomain = "hive"
+	// maxPendingStores bounds the stores sent and not yet acknowledged
+	// by the local stream; past it an event is dropped (reason "store").
+	maxPendingStores = 256
+)
+
+// HubHistoryStream is the hub's stream (deployments/hub-stream.json)
+// that acknowledges what the outbox forwards.
+const HubHistoryStream = "HIVE_TELEMETRY"
+
+// StoreConfig bounds what the hive keeps for the hub while it cannot
+// forward it.
+type StoreConfig struct {
+	// Dir holds the store (JetStream file storage); "" keeps nothing.
+	Dir string
+	// MaxAge and MaxBytes bound the store; past either the oldest events
+	// go first, counted in hive_hub_dropped_total.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Rate is the most events a second forwarded to the hub, the live
+	// one included: what 10,000 hives coming back at once add to the hub.
+	Rate int
+}
+
+// DefaultStoreConfig keeps an hour, the hub's own history (max_age 1h),
+// in 256 MiB: an hour of events at the hub's largest (64 KiB, 225 MiB).
+// Ten events a second drain a 10-minute outage in about 67 s.
+var DefaultStoreConfig = StoreConfig{MaxAge: time.Hour, MaxBytes: 256 << 20, Rate: 10}
+
+// Reasons of hive_hub_dropped_total.
+const (
+	dropAge        = "age"         // older than MaxAge before the hub took it
+	dropBytes      = "bytes"       // pushed out by MaxBytes
+	dropStore      = "store"       // the store refused it (disk full, store down)
+	dropHubRefused = "hub_refused" // the hub's stream refused it for good
+)
+
+var dropReasons = []string{dropAge, dropBytes, dropStore, dropHubRefused}
+
+// outbox is the store and its forwarder.
+type outbox struct {
+	cfg     StoreConfig
+	ns      *server.Server
+	nc      *nats.Conn // in-process, OUTBOX account
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	hub     *nats.Conn // to the hub's ingest users (forward.go)
+	hubJS   jetstream.JetStream
+	subject string // the hub's subject of this hive, hive.telemetry.<id>
+	lock    *os.File
+	log     *slog.Logger
+	wake    chan struct{}
+	quit    chan struct{}
+	done    sync.WaitGroup
+
+	pending   atomic.Int64  // stores not acknowledged yet
+	stored    atomic.Uint64 // the last sequence the store acknowledged
+	next      atomic.Uint64 // the next sequence to forward
+	oldest    atomic.Int64  // when the event waiting at next was stored (unix ns); 0 none
+	forwarded atomic.Uint64
+	dropped   map[string]*atomic.Uint64
+	storeErr  atomic.Pointer[string] // why the last store failed; nil after a success
+	errLogged atomic.Bool
+}
+
+// outboxOptions turns on JetStream in opts, for the OUTBOX account only.
+func outboxOptions(opts *server.Options, cfg StoreConfig) *server.Account {
+	opts.JetStream = true
+	opts.StoreDir = filepath.Join(cfg.Dir, "jetstream")
+	opts.JetStreamDomain = outboxDomain
+	// The stream's bound plus its indexes; nothing is kept in memory.
+	opts.JetStreamMaxStore = cfg.MaxBytes + 16<<20
+	opts.JetStreamMaxMemory = 1 << 20
+	// JetStream runs on the system account's internal client; no user
+	// is in it, so no external client reaches it.
+	opts.NoSystemAccount = false
+	acc := server.NewAccount(outboxAccount)
+	opts.Accounts = append(opts.Accounts, acc)
+	return acc
+}
+
+// lockStoreDir makes dir (0700) and holds its lock file, so that two
+// hives never open one store: JetStream does not lock it.
+func lockStoreDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bus: hub store %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bus: hub store lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("bus: hub store %s is held by another hive: %w", dir, err)
+	}
+	return f, nil
+}
+
+// outboxSetup is what the edge server's options hold for the outbox
+// before it starts: the store's lock, its account and its user's key.
+type outboxSetup struct {
+	lock *os.File
+	acc  *server.Account
+	key  nkeys.KeyPair
+	pub  string
+}
+
+// prepareOutbox locks the store and adds its account and in-process
+// user to opts, the edge server's.
+func prepareOutbox(opts *server.Options, cfg StoreConfig) (*outboxSetup, error) {
+	lock, err := lockStoreDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	kp, pub, err := newUserKey()
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("bus: hub outbox key: %w", err)
+	}
+	acc := outboxOptions(opts, cfg)
+	opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: pub, Account: acc,
+		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}})
+	return &outboxSetup{lock: lock, acc: acc, key: kp, pub: pub}, nil
+}
+
+// openOutbox enables JetStream for the outbox's account, makes the
+// stream and starts the forwarder toward the hub's ingest URLs.
+func openOutbox(e *edge, b *Bus, set *outboxSetup, cfg Config) (*outbox, error) {
+	o := &outbox{cfg: cfg.Store, ns: e.ns, lock: set.lock, log: e.log.With("component", "hub-outbox"), subject: e.perHive,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), dropped: map[string]*atomic.Uint64{}}
+	for _, r := range dropReasons {
+		o.dropped[r] = new(atomic.Uint64)
+	}
+	acc, err := e.ns.LookupAccount(outboxAccount)
+	if err != nil {
+		return nil, fmt.Errorf("bus: hub outbox account: %w", err)
+	}
+	if err := enableAccountJS(acc); err != nil {
+		return nil, err
+	}
+	if o.nc, err = b.connect(e.ns, set.pub, set.key, "hub-outbox"); err != nil {
+		return nil, err
+	}
+	if err := o.openStream(context.Background()); err != nil {
+		o.nc.Close()
+		return nil, err
+	}
+	if _, err := o.nc.Subscribe(outboxAcks, o.onStoreAck); err != nil {
+		o.nc.Close()
+		return nil, fmt.Errorf("bus: hub outbox acks: %w", err)
+	}
+	if err := o.dialHub(cfg.HubIngest, cfg.HubTLS, cfg.Name); err != nil {
+		o.nc.Close()
+		return nil, err
+	}
+	o.done.Add(1)
+	go o.forwardLoop()
+	return o, nil
+}
+
+func enableAccountJS(acc *server.Account) error {
+	lim := map[string]server.JetStreamAccountLimits{"": {MaxMemory: -1, MaxStore: -1, MaxStreams: 1, MaxConsumers: 1}}
+	if err := acc.EnableJetStream(lim, nil); err != nil {
+		return fmt.Errorf("bus: hub outbox: enable JetStream: %w", err)
+	}
+	return nil
+}
+
+// openStream makes (or finds, after a restart) the stream and starts
+// forwarding at its first event: what is there was never acknowledged.
+func (o *outbox) openStream(ctx context.Context) error {
+	js, err := jetstream.New(o.nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: outboxStream, Subjects: []string{outboxSubject}, Storage: jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
+		MaxAge: o.cfg.MaxAge, MaxBytes: o.cfg.MaxBytes, MaxMsgs: -1,
+		// The store's writer is the bridge, once per event: a resend
+		// never reaches it, so keep the de-duplication window small.
+		Duplicates:  time.Second,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: hub outbox stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("bus: hub outbox stream: %w", err)
+	}
+	o.js, o.stream = js, st
+	o.next.Store(max(info.State.FirstSeq, 1))
+	o.stored.Store(info.State.LastSeq)
+	if info.State.Msgs > 0 {
+		o.log.Info("hub outbox: events kept from before the restart will be forwarded", "events", info.State.Msgs,
+			"first", info.State.FirstTime.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// store keeps one event (its hub copy) under its id. Called by the
+// bridge; it never waits for the store.
+func (o *outbox) store(id string, data []byte) {
+	if o.pending.Load() >= maxPendingStores {
+		o.dropStore(errors.New("the store is not keeping up"))
+		return
+	}
+	m := &nats.Msg{Subject: outboxSubject, Reply: outboxAcks, Header: nats.Header{}, Data: data}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	o.pending.Add(1)
+	if err := o.nc.PublishMsg(m); err != nil {
+		o.pending.Add(-1)
+		o.dropStore(err)
+	}
+}
+
+// onStoreAck takes the store's answer to one store.
+func (o *outbox) onStoreAck(m *nats.Msg) {
+	if o.pending.Add(-1) < 0 {
+		o.pending.Store(0)
+	}
+	if m.Header.Get("Status") == "503" {
+		o.dropStore(errors.New("the store is not running (JetStream disabled: disk full?)"))
+		return
+	}
+	var a struct {
+		Seq   uint64 `json:"seq"`
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		o.dropStore(fmt.Errorf("unreadable store answer: %w", err))
+		return
+	}
+	if a.Error != nil {
+		o.dropStore(errors.New(a.Error.Description))
+		return
+	}
+	if o.storeErr.Swap(nil) != nil {
+		o.log.Info("hub outbox: storing again")
+		o.errLogged.Store(false)
+	}
+	for {
+		cur := o.stored.Load()
+		if a.Seq <= cur || o.stored.CompareAndSwap(cur, a.Seq) {
+			break
+		}
+	}
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dropStore counts an event the store did not keep and remembers why,
+// for the hive's health.
+func (o *outbox) dropStore(err error) {
+	o.dropped[dropStore].Add(1)
+	msg := err.Error()
+	o.storeErr.Store(&msg)
+	if !o.errLogged.Swap(true) {
+		o.log.Warn("hub outbox: an event could not be stored for the hub; later failures are only counted (hive_hub_dropped_total{reason=\"store\"})",
+			"dir", o.cfg.Dir, "err", err)
+	}
+}
+
+func (o *outbox) forwardedN() uint64 {
+	if o == nil {
+		return 0
+	}
+	return o.forwarded.Load()
+}
+
+func (o *outbox) droppedN(reason string) uint64 {
+	if o == nil {
+		return 0
+	}
+	return o.dropped[reason].Load()
+}
+
+// health is why the store fails, or "" while it keeps what it is given.
+func (o *outbox) health() string {
+	if o == nil {
+		return ""
+	}
+	if p := o.storeErr.Load(); p != nil {
+		return "the hub store (" + o.cfg.Dir + ") cannot keep telemetry: " + *p + "; the hub's history of this hive has a hole until it can, live telemetry goes on"
+	}
+	return ""
+}
+
+// backlog is the events stored and not yet acknowledged by the hub.
+// A nil outbox (no store) has none, as its other figures.
+func (o *outbox) backlog() uint64 {
+	if o == nil {
+		return 0
+	}
+	s, n := o.stored.Load(), o.next.Load()
+	if s < n {
+		return 0
+	}
+	return s - n + 1
+}
+
+// oldestAge is how long the oldest event not yet acknowledged has waited.
+func (o *outbox) oldestAge(now time.Time) float64 {
+	if o == nil {
+		return 0
+	}
+	t := o.oldest.Load()
+	if t == 0 || o.backlog() == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, t)).Seconds(), 0)
+}
+
+// close stops the forwarder, then the connections. What is stored and
+// not acknowledged stays for the next start.
+func (o *outbox) close() {
+	close(o.quit)
+	o.done.Wait()
+	if o.hub != nil {
+		o.hub.Close()
+	}
+	if o.nc != nil {
+		drainAndWait(o.nc, time.Second)
+	}
+}
+
+// unlock lets the store go, after the server that wrote it has stopped.
+func (o *outbox) unlock() {
+	if o.lock != nil {
+		_ = o.lock.Close()
+	}
+}
+
+func (s *outboxSetup) unlock() {
+	if s != nil {
+		_ = s.lock.Close()
+	}
+}
+
+// eventID is an event's id for the hub's de-duplication: the hive's
+// subject's last token (its id) and the event's own timestamp, which
+// has nanoseconds and is unique within a hive. The timestamp is the
+// first "timestamp" key of the event (wire.TelemetryEvent's order:
+// hive_info before it holds none).
+func eventID(subject string, data []byte) string {
+	hive := subject[strings.LastIndexByte(subject, '.')+1:]
+	const key = `"timestamp":"`
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return hive + "/" + strconv.Itoa(len(data)) // not an event; never de-duplicated by accident
+	}
+	rest := data[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || j > 64 {
+		return hive + "/" + strconv.Itoa(len(data))
+	}
+	return hive + "/" + string(rest[:j])
+}
+
+func (c StoreConfig) withDefaults() StoreConfig {
+	d := DefaultStoreConfig
+	if c.MaxAge <= 0 {
+		c.MaxAge = d.MaxAge
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = d.MaxBytes
+	}
+	if c.Rate <= 0 {
+		c.Rate = d.Rate
+	}
+	return c
+}

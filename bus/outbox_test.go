@@ -1,0 +1,233 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive/bus"
+	"github.com/rbee/hive/bus/bustest"
+	"github.com/rbee/hive/bus/wire"
+)
+
+// ingestHubConf is deployments/hub.conf's ingest path in one server:
+// hives publish as "hive" in INGEST, which reaches the history stream of
+// TELEMETRY through a service import and nothing else.
+const ingestHubConf = `
+host: 127.0.0.1
+port: %d
+jetstream { store_dir: %q }
+accounts {
+  INGEST {
+    imports: [ { service: { account: TELEMETRY, subject: "hive.telemetry.*" } } ]
+    users: [ { user: hive, password: pw,
+      permissions: { publish: { allow: ["hive.telemetry.*"] }, subscribe: { allow: ["_INBOX.>"] } } } ]
+  }
+  TELEMETRY {
+    jetstream: enabled
+    exports: [ { service: "hive.telemetry.*", accounts: [INGEST] } ]
+    users: [ { user: admin, password: pw } ]
+  }
+}
+`
+
+// ingestHub is a hub that can be stopped and started again on its port
+// with its store.
+type ingestHub struct {
+	t    *testing.T
+	dir  string
+	port int
+	ns   *server.Server
+}
+
+func startIngestHub(t *testing.T) *ingestHub {
+	h := &ingestHub{t: t, dir: t.TempDir(), port: -1}
+	h.start()
+	t.Cleanup(h.stop)
+	nc := h.admin()
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	_, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: bus.HubHistoryStream,
+		Subjects: []string{"hive.telemetry.>"}, Storage: jetstream.FileStorage, Duplicates: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *ingestHub) start() {
+	h.t.Helper()
+	conf := filepath.Join(h.dir, "hub.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, ingestHubConf, h.port, filepath.Join(h.dir, "js")), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	if h.ns, err = server.NewServer(opts); err != nil {
+		h.t.Fatal(err)
+	}
+	h.ns.Start()
+	if !h.ns.ReadyForConnections(10 * time.Second) {
+		h.t.Fatal("hub not ready")
+	}
+	// Started again, it comes back on the port its hives know.
+	h.port = h.ns.Addr().(*net.TCPAddr).Port
+}
+
+func (h *ingestHub) stop() {
+	if h.ns != nil {
+		h.ns.Shutdown()
+		h.ns.WaitForShutdown()
+		h.ns = nil
+	}
+}
+
+func (h *ingestHub) admin() *nats.Conn {
+	h.t.Helper()
+	nc, err := nats.Connect(h.ns.ClientURL(), nats.UserInfo("admin", "pw"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return nc
+}
+
+func (h *ingestHub) ingestURL() string { return "nats://hive:pw@127.0.0.1:" + strconv.Itoa(h.port) }
+
+// history is the hub's stored events of hive id, in stream order.
+func (h *ingestHub) history(id string) ([]wire.TelemetryEvent, error) {
+	nc := h.admin()
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, bus.HubHistoryStream)
+	if err != nil {
+		return nil, err
+	}
+	var out []wire.TelemetryEvent
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject("hive.telemetry."+id))
+		if err != nil {
+			return out, nil //nolint:nilerr // not found: the end
+		}
+		var ev wire.TelemetryEvent
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+		seq = m.Sequence + 1
+	}
+}
+
+// publishEvents publishes n telemetry events of hive id as the collector
+// does, their timestamps from start a millisecond apart.
+func publishEvents(t *testing.T, c *bus.Conn, id string, start time.Time, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		ev := wire.TelemetryEvent{Type: "telemetry", HiveID: id, Workers: []wire.ProcessStats{},
+			Timestamp: wire.SSETimestamp(start.Add(time.Duration(i) * time.Millisecond))}
+		b, _ := json.Marshal(ev)
+		if err := c.Publish(wire.SubjectTelemetry, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkHistory fails unless the hub holds exactly events 0..n-1 of id,
+// in order, once each.
+func checkHistory(t *testing.T, h *ingestHub, id string, start time.Time, n int) {
+	t.Helper()
+	var got []wire.TelemetryEvent
+	bustest.WaitFor(t, 20*time.Second, func() error {
+		var err error
+		if got, err = h.history(id); err != nil || len(got) < n {
+			return fmt.Errorf("hub holds %d of %d events (%v)", len(got), n, err)
+		}
+		return nil
+	})
+	if len(got) != n {
+		t.Fatalf("hub holds %d events, want %d (duplicates?)", len(got), n)
+	}
+	for i, ev := range got {
+		if want := wire.SSETimestamp(start.Add(time.Duration(i) * time.Millisecond)); ev.Timestamp != want {
+			t.Fatalf("event %d is %s, want %s: out of order or missing", i, ev.Timestamp, want)
+		}
+	}
+}
+
+// A hub that goes away, and a hive restarted while it is away, lose
+// nothing: the events stored meanwhile reach the hub after it is back,
+// in order, once each.
+func TestOutboxForwardsAcrossHubOutageAndRestart(t *testing.T) {
+	hub := startIngestHub(t)
+	store := t.TempDir()
+	cfg := bus.Config{Name: "h1", HubHiveID: "h1", HubIngest: hub.ingestURL(), Store: bus.StoreConfig{Dir: store, Rate: 1000}}
+	start := time.Now().Truncate(time.Second)
+
+	b := bustest.StartConfig(t, cfg)
+	c, err := b.Connect("collector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishEvents(t, c, "h1", start, 0, 10)
+	checkHistory(t, hub, "h1", start, 10)
+
+	hub.stop()
+	publishEvents(t, c, "h1", start, 10, 10)
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if n := b.HubBacklog(); n != 10 {
+			return fmt.Errorf("backlog %d, want 10", n)
+		}
+		return nil
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2 := bustest.StartConfig(t, cfg)
+	if n := b2.HubBacklog(); n != 10 {
+		t.Errorf("after a restart the backlog is %d, want the 10 kept", n)
+	}
+	c2, err := b2.Connect("collector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishEvents(t, c2, "h1", start, 20, 5)
+	hub.start()
+	checkHistory(t, hub, "h1", start, 25)
+	bustest.WaitFor(t, 5*time.Second, func() error {
+		if n := b2.HubBacklog(); n != 0 {
+			return fmt.Errorf("backlog %d after the hub took everything", n)
+		}
+		return nil
+	})
+}
+
+// A second hive on the same store is refused, naming the reason.
+func TestOutboxStoreIsHeldByOneHive(t *testing.T) {
+	hub := startIngestHub(t)
+	cfg := bus.Config{Name: "h1", HubHiveID: "h1", HubIngest: hub.ingestURL(), Store: bus.StoreConfig{Dir: t.TempDir()}}
+	bustest.StartConfig(t, cfg)
+	b, err := bus.Start(cfg, bustest.Logger(t))
+	if err == nil {
+		_ = b.Close()
+		t.Fatal("a second bus opened a held store")
+	}
+	if !strings.Contains(err.Error(), "held by another hive") {
+		t.Errorf("error %q does not say the store is held", err)
+	}
+}
