@@ -173,8 +173,7 @@ func (o *outbox) send(ctx context.Context, m *jetstream.RawStreamMsg) bool {
 	for {
 		if o.hub.IsConnected() {
 			pctx, cancel := context.WithTimeout(ctx, hubAckWait)
-			_, err := o.hubJS.PublishMsg(pctx, &nats.Msg{Subject: o.subject, Header: m.Header, Data: m.Data},
-				jetstream.WithRetryAttempts(0))
+			_, err := o.hubJS.PublishMsg(pctx, hubMsg(o.subject, m), jetstream.WithRetryAttempts(0))
 			cancel()
 			if err == nil {
 				o.forwarded.Add(1)
@@ -191,6 +190,15 @@ func (o *outbox) send(ctx context.Context, m *jetstream.RawStreamMsg) bool {
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// hubMsg is the stored event as the hub takes it: its data and its id,
+// none of the store's own headers (a direct get adds Nats-Stream,
+// Nats-Sequence...), which a history reader would take for the hub's.
+func hubMsg(subject string, m *jetstream.RawStreamMsg) *nats.Msg {
+	out := &nats.Msg{Subject: subject, Header: nats.Header{}, Data: m.Data}
+	out.Header.Set(jetstream.MsgIDHeader, m.Header.Get(jetstream.MsgIDHeader))
+	return out
 }
 
 // refusedForGood tells a stream's refusal of the message itself (too

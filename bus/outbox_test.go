@@ -124,6 +124,10 @@ func (h *ingestHub) history(id string) ([]wire.TelemetryEvent, error) {
 		if err != nil {
 			return out, nil //nolint:nilerr // not found: the end
 		}
+		// The hub's copy carries its id and nothing of the hive's store.
+		if len(m.Header) != 1 || m.Header.Get(jetstream.MsgIDHeader) == "" {
+			return nil, fmt.Errorf("stored headers %v, want Nats-Msg-Id alone", m.Header)
+		}
 		var ev wire.TelemetryEvent
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			return nil, err

@@ -78,7 +78,10 @@ func (c *config) modules(info wire.HiveInfo) moduleConfigs {
 		j.StateDir = expandHome(j.StateDir)
 		// The GPUs' sticky Xids live beside the spawned workers' state,
 		// in the directory the jobs module makes private and locks.
-		m.collector.HealthState = filepath.Join(cmp.Or(j.StateDir, filepath.Join(j.WorkerDir, ".hive-state")), "gpu-health.json")
+		state := cmp.Or(j.StateDir, filepath.Join(j.WorkerDir, ".hive-state"))
+		m.collector.HealthState = filepath.Join(state, "gpu-health.json")
+		// What the hub has not acknowledged yet lives there too.
+		m.bus.Store.Dir = filepath.Join(state, "hub-outbox")
 	}
 	j.CgroupRoot = c.Workers.CgroupRoot
 	j.WorkerMatch, j.WorkerMatchOn = pattern, on

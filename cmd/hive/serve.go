@@ -102,6 +102,7 @@ func buildModules(cfg *config, mc moduleConfigs, b *bus.Bus, log *slog.Logger) (
 		return nil, nil, err
 	}
 
+	mc.collector.Checks = append(mc.collector.Checks, b.HubStoreHealth)
 	coll, err := collector.New(mc.collector, b, log, hiveReg)
 	if err != nil {
 		return nil, nil, err

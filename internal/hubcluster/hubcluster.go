@@ -249,10 +249,20 @@ func (c *Cluster) LeafURLs() string {
 	return strings.Join(u, ",")
 }
 
+// IngestURLs is the nats.hub-ingest value for a hive: every node's
+// client port, as the ingest user.
+func (c *Cluster) IngestURLs() string {
+	var u []string
+	for _, nd := range c.Nodes {
+		u = append(u, fmt.Sprintf("tls://hive:%s@127.0.0.1:%d", c.pw.Leaf, nd.Client))
+	}
+	return strings.Join(u, ",")
+}
+
 // HiveEnv is the environment of a hive that exports to the cluster: its
-// --nats-hub and the files its leafnode's TLS needs.
+// --nats-hub, its nats.hub-ingest and the files their TLS needs.
 func (c *Cluster) HiveEnv() []string {
-	return []string{"HIVE_NATS_HUB=" + c.LeafURLs(), "HIVE_NATS_HUB_CA_FILE=" + c.CAFile,
+	return []string{"HIVE_NATS_HUB=" + c.LeafURLs(), "HIVE_NATS_HUB_INGEST=" + c.IngestURLs(), "HIVE_NATS_HUB_CA_FILE=" + c.CAFile,
 		"HIVE_NATS_HUB_CERT_FILE=" + c.HiveCert, "HIVE_NATS_HUB_KEY_FILE=" + c.HiveKey}
 }
 

@@ -207,6 +207,7 @@ func (c *Collector) tick(ctx context.Context, nc *bus.Conn, status string, at ti
 		c.metrics.sampleErrors.Inc()
 	}
 	health, perGPU := c.health.observe(at, gpu.snap, gpu.err, gpu.procErr)
+	health = withChecks(health, c.cfg.Checks)
 	node.GPUs = c.gpusOf(at, gpu, perGPU)
 	c.noteHealth(health, node.GPUs)
 	s := tickSample{workers: workers, node: node, health: health}

@@ -36,6 +36,10 @@ type Config struct {
 	// until a reboot ("" keeps none).
 	BootIDFile  string
 	HealthState string
+	// Checks are conditions of the hive the collector does not see itself
+	// (the hub store's disk): each returns why the hive is degraded, or
+	// "". cmd/ hands them in; each must return at once.
+	Checks []func() string
 }
 
 // MinInterval is the shortest tick the collector accepts.

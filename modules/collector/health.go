@@ -154,6 +154,21 @@ func (t *healthTracker) observe(now time.Time, snap GPUSnapshot, gpuErr, procErr
 	return worst(all).health(), perGPU
 }
 
+// withChecks adds the hive's other conditions (Config.Checks), each a
+// degradation with its reason, to h.
+func withChecks(h wire.HealthStatus, checks []func() string) wire.HealthStatus {
+	vs := []verdict{{status: h.Status, reason: h.Reason, action: h.Action}}
+	for _, check := range checks {
+		if r := check(); r != "" {
+			vs = append(vs, verdict{status: wire.HealthDegraded, reason: r})
+		}
+	}
+	if len(vs) == 1 {
+		return h
+	}
+	return worst(vs).health()
+}
+
 // judgeSource is the rules about the GPU source itself: GPUs that could
 // be read and no longer can, or a wedged call.
 func (t *healthTracker) judgeSource(gpuErr error) []verdict {
