@@ -26,7 +26,7 @@ LDFLAGS   := -s -w -X main.buildCommit=$(COMMIT)
 COMPOSE   ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 COMPOSE_FILE := deployments/docker-compose.yml
 
-.PHONY: bench-engines cgo-build-check bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
+.PHONY: test-outage bench-engines cgo-build-check bench-idle nvml-fake bench-nvml bench-hives images-gpu gpu-check bench-fanout bench-collector compose-env test-stress dist fuzz all build run test test-race test-short bench lint fmt tools clean images compose-up compose-down compose-test
 
 all: lint build test
 
@@ -64,6 +64,12 @@ bench-nvml: nvml-fake ## one NVML Sample through go-nvml against the fake librar
 
 test: lint tools ## every test, with the race detector
 	CGO_ENABLED=1 PATH="$(GOBIN_ABS):$$PATH" $(GO) test -race -count=1 -timeout 9m ./...
+
+# The hub outage of issue 34 at its full length: every hub node down for
+# OUTAGE_SECONDS (make test runs it for 20 s).
+OUTAGE_SECONDS ?= 120
+test-outage: tools ## every hub node down for OUTAGE_SECONDS (120): the history has no hole
+	CGO_ENABLED=1 HIVE_OUTAGE_SECONDS=$(OUTAGE_SECONDS) PATH="$(GOBIN_ABS):$$PATH" $(GO) test -count=1 -timeout 30m -v -run '^TestHubOutageLosesNothing$$' ./cmd/hive
 
 # The suite while two busy loops hold both cores, as on a shared CI
 # machine. STRESS_RUNS=5 is the bar of issue 10; .ci/run runs it once.

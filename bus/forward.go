@@ -115,15 +115,21 @@ func (o *outbox) nextStored(ctx context.Context) (*jetstream.RawStreamMsg, error
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	m, err := o.stream.GetMsg(rctx, next, jetstream.WithGetMsgSubject(outboxSubject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Nothing waits; what the bounds dropped since is counted now,
+		// not when the next event comes.
+		if info, ierr := o.stream.Info(rctx); ierr == nil && info.State.FirstSeq > next {
+			o.countGap(rctx, info.State.FirstSeq-next)
+			o.next.Store(info.State.FirstSeq)
+		}
+	}
 	if err != nil {
-		o.oldest.Store(0)
 		return nil, err
 	}
 	if m.Sequence > next {
 		o.countGap(rctx, m.Sequence-next)
 		o.next.Store(m.Sequence)
 	}
-	o.oldest.Store(m.Time.UnixNano())
 	return m, nil
 }
 

@@ -89,10 +89,12 @@ type outbox struct {
 	done    sync.WaitGroup
 
 	pending   atomic.Int64  // stores not acknowledged yet
-	stored    atomic.Uint64 // the last sequence the store acknowledged
 	next      atomic.Uint64 // the next sequence to forward
-	oldest    atomic.Int64  // when the event waiting at next was stored (unix ns); 0 none
 	forwarded atomic.Uint64
+	// state is the store's last known content, for the metrics (a
+	// scrape asks the store at most every stateTTL).
+	stateMu  sync.Mutex
+	state    storeState
 	dropped   map[string]*atomic.Uint64
 	storeErr  atomic.Pointer[string] // why the last store failed; nil after a success
 	errLogged atomic.Bool
@@ -228,7 +230,6 @@ func (o *outbox) openStream(ctx context.Context) error {
 	}
 	o.js, o.stream = js, st
 	o.next.Store(max(info.State.FirstSeq, 1))
-	o.stored.Store(info.State.LastSeq)
 	if info.State.Msgs > 0 {
 		o.log.Info("hub outbox: events kept from before the restart will be forwarded", "events", info.State.Msgs,
 			"first", info.State.FirstTime.UTC().Format(time.RFC3339))
@@ -279,16 +280,7 @@ func (o *outbox) onStoreAck(m *nats.Msg) {
 		o.log.Info("hub outbox: storing again")
 		o.errLogged.Store(false)
 	}
-	for {
-		cur := o.stored.Load()
-		if a.Seq <= cur || o.stored.CompareAndSwap(cur, a.Seq) {
-			break
-		}
-	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.poke()
 }
 
 // dropStore counts an event the store did not keep and remembers why,
@@ -328,17 +320,39 @@ func (o *outbox) health() string {
 	return ""
 }
 
+// stateTTL is how long the store's content read for a scrape serves.
+const stateTTL = 250 * time.Millisecond
+
+// storeState is what the store holds: every event there waits for the
+// hub's acknowledgement (a forwarded one is deleted at once).
+type storeState struct {
+	at     time.Time
+	msgs   uint64
+	oldest time.Time
+}
+
+// current reads the store's content, or the last read within stateTTL.
+func (o *outbox) current(now time.Time) storeState {
+	o.stateMu.Lock()
+	defer o.stateMu.Unlock()
+	if now.Sub(o.state.at) < stateTTL {
+		return o.state
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if info, err := o.stream.Info(ctx); err == nil {
+		o.state = storeState{at: now, msgs: info.State.Msgs, oldest: info.State.FirstTime}
+	}
+	return o.state
+}
+
 // backlog is the events stored and not yet acknowledged by the hub.
 // A nil outbox (no store) has none, as its other figures.
 func (o *outbox) backlog() uint64 {
 	if o == nil {
 		return 0
 	}
-	s, n := o.stored.Load(), o.next.Load()
-	if s < n {
-		return 0
-	}
-	return s - n + 1
+	return o.current(time.Now()).msgs
 }
 
 // oldestAge is how long the oldest event not yet acknowledged has waited.
@@ -346,11 +360,11 @@ func (o *outbox) oldestAge(now time.Time) float64 {
 	if o == nil {
 		return 0
 	}
-	t := o.oldest.Load()
-	if t == 0 || o.backlog() == 0 {
+	st := o.current(now)
+	if st.msgs == 0 {
 		return 0
 	}
-	return max(now.Sub(time.Unix(0, t)).Seconds(), 0)
+	return max(now.Sub(st.oldest).Seconds(), 0)
 }
 
 // close stops the forwarder, then the connections. What is stored and

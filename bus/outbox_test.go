@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rbee/hive/bus"
 	"github.com/rbee/hive/bus/bustest"
@@ -143,6 +144,7 @@ func publishEvents(t *testing.T, c *bus.Conn, id string, start time.Time, from, 
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		ev := wire.TelemetryEvent{Type: "telemetry", HiveID: id, Workers: []wire.ProcessStats{},
+			HiveInfo:  wire.HiveInfo{Hostname: strings.Repeat("h", 4096)},
 			Timestamp: wire.SSETimestamp(start.Add(time.Duration(i) * time.Millisecond))}
 		b, _ := json.Marshal(ev)
 		if err := c.Publish(wire.SubjectTelemetry, b); err != nil {
@@ -234,4 +236,112 @@ func TestOutboxStoreIsHeldByOneHive(t *testing.T) {
 	if !strings.Contains(err.Error(), "held by another hive") {
 		t.Errorf("error %q does not say the store is held", err)
 	}
+}
+
+// hubDropped is hive_hub_dropped_total{reason} of b.
+func hubDropped(t *testing.T, b *bus.Bus, reason string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := b.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "hive_hub_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no hive_hub_dropped_total{reason=%q}", reason)
+	return 0
+}
+
+// While the hub is away the store keeps within its bounds, the oldest
+// events going first, each counted by its reason; what is left reaches
+// the hub in order once it is back.
+func TestOutboxBoundsDropTheOldest(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		store  bus.StoreConfig
+		events int
+		pause  time.Duration // between the first events and the last 5
+		reason string
+	}{
+		// The events are padded to 4 KiB, so that 30 pass the bound;
+		// the bridge's queue (64) takes them all at once.
+		{name: "bytes", store: bus.StoreConfig{MaxBytes: 32 << 10}, events: 30, reason: "bytes"},
+		{name: "age", store: bus.StoreConfig{MaxAge: 5 * time.Second}, events: 20, pause: 6 * time.Second, reason: "age"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hub := startIngestHub(t)
+			tc.store.Dir, tc.store.Rate = t.TempDir(), 1000
+			b := bustest.StartConfig(t, bus.Config{Name: "h1", HubHiveID: "h1", HubIngest: hub.ingestURL(), Store: tc.store})
+			c, err := b.Connect("collector")
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now().Truncate(time.Second)
+			publishEvents(t, c, "h1", start, 0, 1)
+			checkHistory(t, hub, "h1", start, 1)
+			hub.stop()
+			publishEvents(t, c, "h1", start, 1, tc.events)
+			time.Sleep(tc.pause)
+			publishEvents(t, c, "h1", start, 1+tc.events, 5)
+			if tc.store.MaxBytes > 0 {
+				bustest.WaitFor(t, 10*time.Second, func() error {
+					if n := b.HubBacklog(); n >= uint64(tc.events+5) || n == 0 {
+						return fmt.Errorf("backlog %d, want fewer than %d kept", n, tc.events+5)
+					}
+					return nil
+				})
+				if n := treeSize(t, tc.store.Dir); n > tc.store.MaxBytes+64<<10 {
+					t.Errorf("the store holds %d bytes, bound %d", n, tc.store.MaxBytes)
+				}
+			}
+			hub.start()
+			var got []wire.TelemetryEvent
+			bustest.WaitFor(t, 20*time.Second, func() error {
+				if b.HubBacklog() != 0 {
+					return fmt.Errorf("backlog %d", b.HubBacklog())
+				}
+				got, err = hub.history("h1")
+				return err
+			})
+			dropped := hubDropped(t, b, tc.reason)
+			if dropped == 0 || int(dropped)+len(got) != 1+tc.events+5 {
+				t.Errorf("%v dropped (%s) and %d in the history, want %d in all, some dropped", dropped, tc.reason, len(got), 1+tc.events+5)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i].Timestamp <= got[i-1].Timestamp {
+					t.Fatalf("history out of order at %d: %s after %s", i, got[i].Timestamp, got[i-1].Timestamp)
+				}
+			}
+			if want := wire.SSETimestamp(start.Add(time.Duration(tc.events+5) * time.Millisecond)); len(got) == 0 || got[len(got)-1].Timestamp != want {
+				t.Errorf("the newest event did not reach the hub")
+			}
+		})
+	}
+}
+
+// treeSize is the bytes of the files under dir.
+func treeSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

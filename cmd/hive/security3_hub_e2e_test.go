@@ -38,6 +38,9 @@ var hubAPIRequests = []struct{ user, subject, body string }{
 	{"reader", "$JS.API.DIRECT.GET.HIVE_TELEMETRY", `{"next_by_subj":"hive.telemetry.forge-a","batch":256,"seq":1}`},
 	{"reader", "$JS.API.CONSUMER.INFO.HIVE_TELEMETRY.reader-1", ``},
 	{"reader", "$JS.API.CONSUMER.MSG.NEXT.HIVE_TELEMETRY.reader-2", `{"batch":64,"expires":500000000}`},
+	// A hive's forwarder (issue 34): the stream's acknowledgement goes to
+	// the reply subject, in INGEST, where nothing reads or stores it.
+	{"ingest", "hive.telemetry.forge-a", `{}`},
 }
 
 // hubClient connects to the hub as user ("" anonymous; "history" with no
@@ -54,6 +57,8 @@ func hubClient(t *testing.T, cl *hubcluster.Cluster, user string, violations *at
 		opts = append(opts, nats.UserInfo(client.HistoryUser, ""), nats.CustomInboxPrefix(client.ObserverInboxPrefix))
 	case "reader":
 		opts = append(opts, nats.UserInfo("reader", hubReaderPassword), nats.CustomInboxPrefix("_READER"))
+	case "ingest":
+		opts = append(opts, nats.UserInfo("hive", "s3cret-leaf"))
 	}
 	nc, err := nats.Connect(cl.ClientURL(0), opts...)
 	if err != nil {
@@ -145,7 +150,7 @@ func TestAttackHubRepliesForgeNothing(t *testing.T) {
 
 	var violations atomic.Int64
 	conns := map[string]*nats.Conn{}
-	for _, u := range []string{"", "history", "reader"} {
+	for _, u := range []string{"", "history", "reader", "ingest"} {
 		conns[u] = hubClient(t, cl, u, &violations)
 	}
 	// Every request the hub lets these users send, its answer addressed
@@ -158,6 +163,7 @@ func TestAttackHubRepliesForgeNothing(t *testing.T) {
 	flood := `{"next_by_subj":"hive.telemetry.forge-a","batch":256,"seq":1}`
 	for range 300 {
 		_ = conns["history"].PublishRequest(wire.SubjectHistoryGet, "hive.telemetry.forge-b", []byte(flood))
+		_ = conns["ingest"].PublishRequest("hive.telemetry.forge-a", "hive.telemetry.forge-b", []byte(`{}`))
 	}
 	for _, nc := range conns {
 		if err := nc.Flush(); err != nil {
@@ -181,9 +187,13 @@ func TestAttackHubRepliesForgeNothing(t *testing.T) {
 	}
 	gotA := after["hive.telemetry.forge-a"] - before["hive.telemetry.forge-a"]
 	gotB := after["hive.telemetry.forge-b"] - before["hive.telemetry.forge-b"]
-	// Both hives tick at the same rate: forge-b's history grew by its own
-	// events only (a forged answer would add hundreds).
-	if gotB > gotA+8 {
+	// Both hives tick at the same rate, and the ingest user's 301 stores
+	// went to forge-a: forge-b's history grew by its own events only (a
+	// forged answer would add hundreds).
+	if gotA < 301 {
+		t.Errorf("forge-a's history grew by %d: the ingest user's publishes were not stored, so the attack proves nothing", gotA)
+	}
+	if gotB > gotA-301+8 {
 		t.Errorf("forge-b's history grew by %d messages while forge-a's (the control) grew by %d", gotB, gotA)
 	}
 	live.mu.Lock()
