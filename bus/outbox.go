@@ -93,8 +93,8 @@ type outbox struct {
 	forwarded atomic.Uint64
 	// state is the store's last known content, for the metrics (a
 	// scrape asks the store at most every stateTTL).
-	stateMu  sync.Mutex
-	state    storeState
+	stateMu   sync.Mutex
+	state     storeState
 	dropped   map[string]*atomic.Uint64
 	storeErr  atomic.Pointer[string] // why the last store failed; nil after a success
 	errLogged atomic.Bool
