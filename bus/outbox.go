@@ -3,8 +3,6 @@ package bus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -89,6 +87,10 @@ type outbox struct {
 	done    sync.WaitGroup
 
 	pending   atomic.Int64  // stores not acknowledged yet
+	lastAck   atomic.Int64  // when the store last answered (unix ns)
+	waitFrom  atomic.Int64  // when pending last rose from 0 (unix ns)
+	stalled   atomic.Bool   // the store answers nothing (store.go)
+	lastProbe time.Time     // the bridge's last store while stalled
 	next      atomic.Uint64 // the next sequence to forward
 	forwarded atomic.Uint64
 	// state is the store's last known content, for the metrics (a
@@ -237,64 +239,6 @@ func (o *outbox) openStream(ctx context.Context) error {
 	return nil
 }
 
-// store keeps one event (its hub copy) under its id. Called by the
-// bridge; it never waits for the store.
-func (o *outbox) store(id string, data []byte) {
-	if o.pending.Load() >= maxPendingStores {
-		o.dropStore(errors.New("the store is not keeping up"))
-		return
-	}
-	m := &nats.Msg{Subject: outboxSubject, Reply: outboxAcks, Header: nats.Header{}, Data: data}
-	m.Header.Set(jetstream.MsgIDHeader, id)
-	o.pending.Add(1)
-	if err := o.nc.PublishMsg(m); err != nil {
-		o.pending.Add(-1)
-		o.dropStore(err)
-	}
-}
-
-// onStoreAck takes the store's answer to one store.
-func (o *outbox) onStoreAck(m *nats.Msg) {
-	if o.pending.Add(-1) < 0 {
-		o.pending.Store(0)
-	}
-	if m.Header.Get("Status") == "503" {
-		o.dropStore(errors.New("the store is not running (JetStream disabled: disk full?)"))
-		return
-	}
-	var a struct {
-		Seq   uint64 `json:"seq"`
-		Error *struct {
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &a); err != nil {
-		o.dropStore(fmt.Errorf("unreadable store answer: %w", err))
-		return
-	}
-	if a.Error != nil {
-		o.dropStore(errors.New(a.Error.Description))
-		return
-	}
-	if o.storeErr.Swap(nil) != nil {
-		o.log.Info("hub outbox: storing again")
-		o.errLogged.Store(false)
-	}
-	o.poke()
-}
-
-// dropStore counts an event the store did not keep and remembers why,
-// for the hive's health.
-func (o *outbox) dropStore(err error) {
-	o.dropped[dropStore].Add(1)
-	msg := err.Error()
-	o.storeErr.Store(&msg)
-	if !o.errLogged.Swap(true) {
-		o.log.Warn("hub outbox: an event could not be stored for the hub; later failures are only counted (hive_hub_dropped_total{reason=\"store\"})",
-			"dir", o.cfg.Dir, "err", err)
-	}
-}
-
 func (o *outbox) forwardedN() uint64 {
 	if o == nil {
 		return 0
@@ -307,17 +251,6 @@ func (o *outbox) droppedN(reason string) uint64 {
 		return 0
 	}
 	return o.dropped[reason].Load()
-}
-
-// health is why the store fails, or "" while it keeps what it is given.
-func (o *outbox) health() string {
-	if o == nil {
-		return ""
-	}
-	if p := o.storeErr.Load(); p != nil {
-		return "the hub store (" + o.cfg.Dir + ") cannot keep telemetry: " + *p + "; the hub's history of this hive has a hole until it can, live telemetry goes on"
-	}
-	return ""
 }
 
 // stateTTL is how long the store's content read for a scrape serves.
