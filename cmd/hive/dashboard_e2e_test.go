@@ -200,3 +200,29 @@ func TestDashboardAsksForTheToken(t *testing.T) {
 		t.Errorf("the page's URL holds the token: %q %v", url, err)
 	}
 }
+
+// The hub chip says what the history is missing: while the hub is away,
+// the events kept; once it is back and the hive forwards more slowly
+// than it ticks (nats.hub-rate 1, a tick every 250 ms), catching up.
+func TestDashboardHubCatchingUp(t *testing.T) {
+	browser(t)
+	cl := startHubCluster(t, 1)
+	ctx := context.Background()
+	if _, admin, err := cl.CreateStream(ctx, "../../deployments/hub-stream.json"); err != nil {
+		t.Fatal(err)
+	} else {
+		defer admin.Close()
+	}
+	h := startHiveEnv(t, append(cl.HiveEnv(), "HIVE_NATS_HUB_RATE=1"), "--hive-id", "dash-hub", "--telemetry-interval", "250ms")
+	page := newBrowser(t, 1200, 500, 3*time.Minute)
+	if err := chromedp.Do(page, chromedp.Navigate(h.httpBase+"/"), chromedp.WaitReady(chromedp.CSS("#hub"))); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+	pageText(t, page, "the hub connected", 30*time.Second, contains("hub: "))
+	cl.StopNode(0)
+	pageText(t, page, "the events kept while the hub is away", 30*time.Second, contains("hub: disconnected (", "events kept"))
+	if err := cl.StartNode(0); err != nil {
+		t.Fatal(err)
+	}
+	pageText(t, page, "catching up", 60*time.Second, contains("hub: catching up (", "behind)"))
+}

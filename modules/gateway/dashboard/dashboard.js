@@ -299,8 +299,19 @@ async function links() {
   const q = val("hive_queen_state"), hubOn = val("hive_hub_configured"), hubUp = val("hive_hub_connected");
   $("queen").textContent = "Queen: " + (q === undefined ? "unknown" : QUEEN[q] || "unknown");
   $("queen").className = "chip " + (q === 2 ? "up" : q === 1 ? "down" : "");
-  $("hub").textContent = "hub: " + (hubOn === undefined ? "unknown" : !hubOn ? "not configured" : hubUp ? "connected" : "disconnected");
-  $("hub").className = "chip " + (hubOn ? (hubUp ? "up" : "down") : "");
+  const kept = val("hive_hub_backlog_messages") || 0, oldest = val("hive_hub_backlog_oldest_seconds") || 0;
+  $("hub").textContent = "hub: " + hubState(hubOn, hubUp, kept, oldest);
+  $("hub").className = "chip " + (hubOn ? (hubUp && !kept ? "up" : "down") : "");
+}
+
+// hubState is the hub link in words: while events wait for the hub's
+// history, how far behind it is (kept while away, catching up once back).
+function hubState(on, up, kept, oldest) {
+  if (on === undefined) return "unknown";
+  if (!on) return "not configured";
+  const behind = oldest < 60 ? "under 1 min" : Math.round(oldest / 60) + " min";
+  if (!up) return kept ? "disconnected (" + kept + " events kept, " + behind + ")" : "disconnected";
+  return kept > 1 ? "catching up (" + behind + " behind)" : "connected";
 }
 
 // onEvent takes one SSE event.
