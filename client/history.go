@@ -47,9 +47,13 @@ type History struct {
 	Batch int
 }
 
-// Since delivers hiveID's events from since up to the stream's end when
-// called, oldest first, to fn. Each Event's ID is its sequence in the
-// stream. It fails when no node answers in time: call it again.
+// Since delivers hiveID's events stamped at or after since, up to the
+// stream's end when called, oldest first, to fn. Each Event's ID is its
+// sequence in the stream. A hive that could not reach the hub forwards
+// what it kept when it can (in order, each once), so the stream may
+// store an event well after its own timestamp: events are chosen by
+// their timestamp, not by when the hub stored them. It fails when no
+// node answers in time: call it again.
 func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn func(Event)) error {
 	subj, err := wire.TelemetrySubjectFor(hiveID)
 	if err != nil {
@@ -77,7 +81,7 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 				return false
 			}
 			var ev wire.TelemetryEvent
-			if json.Unmarshal(data, &ev) == nil {
+			if json.Unmarshal(data, &ev) == nil && !stampedBefore(ev, since) {
 				fn(Event{ID: seq, Telemetry: ev})
 			}
 			return true
@@ -92,4 +96,11 @@ func (h *History) Since(ctx context.Context, hiveID string, since time.Time, fn 
 		}
 		req = directGet{NextFor: subj, Batch: req.Batch, Seq: seq + 1}
 	}
+}
+
+// stampedBefore reports an event whose own timestamp is before t (one
+// without a readable timestamp is kept).
+func stampedBefore(ev wire.TelemetryEvent, t time.Time) bool {
+	at, err := time.Parse(time.RFC3339Nano, ev.Timestamp)
+	return err == nil && at.Before(t)
 }

@@ -227,6 +227,16 @@ func TestHubOutageLosesNothing(t *testing.T) {
 			}
 		}
 		got := readHistory(t, cl, id, from.Add(-time.Second))
+		// Since the outage's middle: chosen by the events' own time,
+		// though the hub stored them all after its return.
+		mid := from.Add(outage / 2)
+		half := readHistory(t, cl, id, mid)
+		for ts := range got {
+			at, _ := time.Parse(time.RFC3339Nano, ts)
+			if at.Before(mid) == half[ts] {
+				t.Fatalf("%s: the history since %s has %s: %v, want %v", id, mid.Format(time.RFC3339Nano), ts, half[ts], !at.Before(mid))
+			}
+		}
 		n := 0
 		for ts := range expected {
 			if got[ts] {
