@@ -133,9 +133,10 @@ gpu-check: ## check GPU telemetry on this host's GPU (NVML, then nvidia-smi), or
 # with its history stream: hub CPU and RSS per hive, message rates and
 # latency (docs/SCALE.md). HIVES=100,200 WINDOW=30s
 HIVES ?= 100
-bench-hives: build ## N hives against a local 3-node hub cluster; HIVES=100 WINDOW=30s
+OUTAGE ?= 0
+bench-hives: build ## N hives against a local 3-node hub cluster; HIVES=100 WINDOW=30s OUTAGE=0 (e.g. 120s: every node down, then the backlogs drain)
 	$(GO) build -trimpath -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
-	$(GO) run ./bench/manyhives -hive $(BIN)/hive -nats-server $(BIN)/nats-server -hives $(HIVES) -window $(WINDOW)
+	$(GO) run ./bench/manyhives -hive $(BIN)/hive -nats-server $(BIN)/nats-server -hives $(HIVES) -window $(WINDOW) -outage $(OUTAGE)
 
 FUZZTIME ?= 15s
 fuzz: ## the fuzz targets of every untrusted-input parser, FUZZTIME each

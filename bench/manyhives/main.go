@@ -4,7 +4,9 @@
 // processes exporting to it (--worker-match "" --gpu-source none, each on
 // its own port), over a window. It prints the hub's CPU and RSS per node
 // and per hive, the message rate at a subscriber and in the stream, and
-// the latency from a hive's tick to a subscriber on the hub.
+// the latency from a hive's tick to a subscriber on the hub. With
+// -outage, it then stops every node for that long and measures the hives
+// forwarding what they kept (drain.go).
 // `make bench-hives HIVES=100` runs it; docs/SCALE.md records the output.
 package main
 
@@ -39,6 +41,7 @@ func main() {
 	window := flag.Duration("window", 30*time.Second, "measuring window")
 	pace := flag.Int("pace", 4, "hives started per second (a start costs a core for a moment)")
 	settle := flag.Duration("settle", 20*time.Second, "wait after the last hive attached, before measuring")
+	outage := flag.Duration("outage", 0, "after the window, stop every hub node this long, start them and measure the hives' backlog draining (0: no outage)")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "manyhives-")
@@ -63,12 +66,15 @@ func main() {
 	for _, s := range strings.Split(*counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
-		hives := startHives(*hiveBin, cl.HiveEnv(), n, *pace)
+		hives := startHives(*hiveBin, cl.HiveEnv(), dir, n, *pace)
 		cleanups = append(cleanups, func() { stopHives(hives) })
 		waitAllExporting(ctx, cl, n)
 		time.Sleep(*settle)
 		m := measure(ctx, cl, stream, hives, *window)
 		m.print(fmt.Sprintf("%d hives", n), n, base)
+		if *outage > 0 {
+			drain(ctx, cl, stream, n, *outage).print(n, base)
+		}
 		stopHives(hives)
 		cleanups = cleanups[:len(cleanups)-1]
 	}
@@ -79,12 +85,15 @@ type hiveProc struct {
 	cmd *exec.Cmd
 }
 
-func startHives(bin string, hubEnv []string, n, pace int) []*hiveProc {
+func startHives(bin string, hubEnv []string, dir string, n, pace int) []*hiveProc {
 	var out []*hiveProc
 	for i := range n {
 		id := fmt.Sprintf("bench-%04d", i)
+		// Each hive has a state dir of its own: it keeps its telemetry for
+		// the hub's history there (the hub store).
 		cmd := exec.Command(bin, "--hive-id", id, "--listen", "127.0.0.1:"+strconv.Itoa(21000+i), "--nats-listen", "",
-			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--log-level", "warn", "--state-dir", "-")
+			"--queen-url", "", "--worker-match", "", "--gpu-source", "none", "--cgroup-root", "", "--log-level", "warn",
+			"--state-dir", filepath.Join(dir, "state-"+id))
 		cmd.Env = append(os.Environ(), hubEnv...) // the leaf password is on no command line
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		check(cmd.Start())
