@@ -110,18 +110,10 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = 5 * time.Second
+	cfg, err := cfg.withDefaults(log)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.HubExports == nil {
-		cfg.HubExports = DefaultHubExports
-	}
-	for _, s := range cfg.HubExports {
-		if strings.ContainsAny(s, "*> \t") || s == "" {
-			return nil, fmt.Errorf("bus: export %q: want a literal subject", s)
-		}
-	}
-	cfg.Observers = cfg.Observers.withDefaults()
 	kp, pub, err := newUserKey()
 	if err != nil {
 		return nil, fmt.Errorf("bus: internal key: %w", err)
@@ -147,7 +139,6 @@ func Start(cfg Config, log *slog.Logger) (*Bus, error) {
 		return nil, err
 	}
 	b := &Bus{ns: ns, log: log, key: kp, pub: pub}
-	cfg.Store = cfg.Store.withDefaults()
 	if cfg.Listen != "" || cfg.Hub != "" || cfg.HubIngest != "" {
 		e, err := startEdge(cfg, b, log.With("component", "nats-edge"))
 		if err != nil {
@@ -340,6 +331,32 @@ func splitHostPort(addr string) (string, int, error) {
 		host = "0.0.0.0"
 	}
 	return host, port, nil
+}
+
+// withDefaults fills cfg's zero fields and checks what goes together.
+func (cfg Config) withDefaults(log *slog.Logger) (Config, error) {
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 5 * time.Second
+	}
+	if cfg.HubExports == nil {
+		cfg.HubExports = DefaultHubExports
+	}
+	for _, s := range cfg.HubExports {
+		if strings.ContainsAny(s, "*> \t") || s == "" {
+			return cfg, fmt.Errorf("bus: export %q: want a literal subject", s)
+		}
+	}
+	cfg.Observers = cfg.Observers.withDefaults()
+	cfg.Store = cfg.Store.withDefaults()
+	switch {
+	case cfg.HubIngest != "" && cfg.Store.Dir == "":
+		return cfg, errors.New("bus: nats.hub-ingest needs a store for what the hub has not acknowledged: give the hive a state dir")
+	case cfg.HubIngest != "" && cfg.HubHiveID == "":
+		return cfg, errors.New("bus: nats.hub-ingest needs the hive's id")
+	case cfg.Hub != "" && cfg.HubIngest == "":
+		log.Warn("a hub without nats.hub-ingest: live telemetry reaches it, its history keeps nothing of this hive")
+	}
+	return cfg, nil
 }
 
 func (l ObserverLimits) withDefaults() ObserverLimits {

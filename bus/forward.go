@@ -68,15 +68,6 @@ func (o *outbox) dialHub(urls string, tlsCfg *tls.Config, name string) error {
 	return nil
 }
 
-// redactList hides the passwords of a comma-separated URL list.
-func redactList(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		parts[i] = redactURL(strings.TrimSpace(p))
-	}
-	return strings.Join(parts, ",")
-}
-
 func (o *outbox) poke() {
 	select {
 	case o.wake <- struct{}{}:

@@ -345,3 +345,24 @@ func treeSize(t *testing.T, dir string) int64 {
 	}
 	return n
 }
+
+// nats.hub-ingest without a store or a hive id is refused at start, with
+// the reason.
+func TestOutboxNeedsAStoreAndAnID(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  bus.Config
+		want string
+	}{
+		{bus.Config{Name: "h1", HubHiveID: "h1", HubIngest: "nats://127.0.0.1:1"}, "state dir"},
+		{bus.Config{Name: "h1", HubIngest: "nats://127.0.0.1:1", Store: bus.StoreConfig{Dir: t.TempDir()}}, "hive's id"},
+	} {
+		b, err := bus.Start(tc.cfg, bustest.Logger(t))
+		if err == nil {
+			_ = b.Close()
+			t.Fatalf("%+v started", tc.cfg)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %q does not name the %s", err, tc.want)
+		}
+	}
+}

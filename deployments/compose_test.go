@@ -207,6 +207,7 @@ func TestCompose(t *testing.T) {
 
 	hubFailover(t)
 	hubHistory(t)
+	hubOutage(t)
 	if !t.Failed() {
 		t.Log("compose: PASS")
 	}
