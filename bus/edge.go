@@ -301,7 +301,7 @@ func (e *edge) publish(m *nats.Msg) {
 // more than its share of the history whatever its processes are called.
 // ok is false for a body that is not an event (never published so).
 func (e *edge) hubCopy(data []byte) ([]byte, bool) {
-	if len(data) <= wire.MaxHubEventBytes {
+	if len(data) <= hubBodyBytes {
 		return data, true
 	}
 	var ev wire.TelemetryEvent
@@ -309,7 +309,7 @@ func (e *edge) hubCopy(data []byte) ([]byte, bool) {
 		e.publishErrors.Add(1)
 		return nil, false
 	}
-	b, _, err := wire.FitEvent(ev, wire.MaxHubEventBytes)
+	b, _, err := wire.FitEvent(ev, hubBodyBytes)
 	if err != nil {
 		e.publishErrors.Add(1)
 		return nil, false
@@ -317,6 +317,11 @@ func (e *edge) hubCopy(data []byte) ([]byte, bool) {
 	e.hubTrimmed.Add(1)
 	return b, true
 }
+
+// hubBodyBytes is the hub copy's bound: the stream's max_msg_size
+// (wire.MaxHubEventBytes) counts the headers too (Hive-Id, Nats-Msg-Id),
+// and a copy that filled it would be refused.
+const hubBodyBytes = wire.MaxHubEventBytes - 512
 
 // subscribable is what an observer may subscribe to: the exported
 // subjects and anything below them.

@@ -60,7 +60,8 @@ func startIngestHub(t *testing.T) *ingestHub {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	_, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: bus.HubHistoryStream,
-		Subjects: []string{"hive.telemetry.>"}, Storage: jetstream.FileStorage, Duplicates: time.Minute})
+		Subjects: []string{"hive.telemetry.>"}, Storage: jetstream.FileStorage, Duplicates: time.Minute,
+		MaxMsgSize: wire.MaxHubEventBytes}) // as deployments/hub-stream.json
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,5 +365,45 @@ func TestOutboxNeedsAStoreAndAnID(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %q does not name the %s", err, tc.want)
 		}
+	}
+}
+
+// An event past the hub's bound is cut to fit with its headers: the
+// hub's stream (max_msg_size 64 KiB, headers counted) takes it.
+func TestOutboxBigEventFitsTheHub(t *testing.T) {
+	hub := startIngestHub(t)
+	b := bustest.StartConfig(t, bus.Config{Name: "h1", HubHiveID: "h1", HubIngest: hub.ingestURL(), Store: bus.StoreConfig{Dir: t.TempDir()}})
+	c, err := b.Connect("collector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := wire.TelemetryEvent{Type: "telemetry", HiveID: "h1", Timestamp: wire.SSETimestamp(time.Now())}
+	for i := range 400 {
+		ev.Workers = append(ev.Workers, wire.ProcessStats{PID: uint32(1000 + i), Group: strings.Repeat("g", 200), Instance: "9000"})
+	}
+	// The hard case: a body that, cut to the stream's bound alone, would
+	// fill it to within a header's size.
+	for n := range 600 {
+		ev.HiveInfo.Hostname = strings.Repeat("h", n)
+		if b, _, err := wire.FitEvent(ev, wire.MaxHubEventBytes); err == nil && len(b) > wire.MaxHubEventBytes-40 {
+			break
+		}
+	}
+	data, _ := json.Marshal(ev)
+	if len(data) <= wire.MaxHubEventBytes {
+		t.Fatalf("the event is %d bytes: not past the bound", len(data))
+	}
+	if err := c.Publish(wire.SubjectTelemetry, data); err != nil {
+		t.Fatal(err)
+	}
+	var got []wire.TelemetryEvent
+	bustest.WaitFor(t, 10*time.Second, func() error {
+		if got, err = hub.history("h1"); err != nil || len(got) != 1 {
+			return fmt.Errorf("history %d events, %v; dropped (hub_refused) %v", len(got), err, hubDropped(t, b, "hub_refused"))
+		}
+		return nil
+	})
+	if got[0].WorkersOmitted == 0 || len(got[0].Workers) == 0 {
+		t.Errorf("stored event: %d workers, %d omitted", len(got[0].Workers), got[0].WorkersOmitted)
 	}
 }
