@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive/internal/wait"
 )
 
 // The forwarder sends the outbox's events to the hub's history one at a
@@ -154,10 +156,7 @@ func (o *outbox) idle(ctx context.Context, empty bool) {
 // pace keeps forwarding within Rate events a second.
 func (o *outbox) pace(ctx context.Context, last *time.Time) {
 	if o.cfg.Rate > 0 {
-		wait := time.Until(last.Add(time.Second / time.Duration(o.cfg.Rate)))
-		if wait > 0 {
-			sleepCtx(ctx, wait)
-		}
+		wait.Sleep(ctx, time.Until(last.Add(time.Second/time.Duration(o.cfg.Rate))))
 	}
 	*last = time.Now()
 }
@@ -166,7 +165,7 @@ func (o *outbox) pace(ctx context.Context, last *time.Time) {
 // duplicate is an acknowledgement too) or refuses it for good. It
 // returns false only when the forwarder stops.
 func (o *outbox) send(ctx context.Context, m *jetstream.RawStreamMsg) bool {
-	wait := retryMin
+	pause := retryMin
 	for {
 		if o.hub.IsConnected() {
 			pctx, cancel := context.WithTimeout(ctx, hubAckWait)
@@ -182,10 +181,10 @@ func (o *outbox) send(ctx context.Context, m *jetstream.RawStreamMsg) bool {
 				return true
 			}
 		}
-		if !sleepCtx(ctx, wait) {
+		if !wait.Sleep(ctx, pause) {
 			return false
 		}
-		wait = min(2*wait, retryMax)
+		pause = min(2*pause, retryMax)
 	}
 }
 
@@ -217,18 +216,5 @@ func (o *outbox) release(ctx context.Context, seq uint64) {
 	// would rewrite the store's block each time.
 	if err := o.stream.DeleteMsg(pctx, seq); err != nil && ctx.Err() == nil {
 		o.log.Debug("hub outbox: release failed; the event may be sent again after a restart", "seq", seq, "err", err)
-	}
-}
-
-// sleepCtx waits d, or less if ctx ends first; it reports whether the
-// whole wait passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -302,7 +302,7 @@ func TestOutboxBoundsDropTheOldest(t *testing.T) {
 					}
 					return nil
 				})
-				if n := treeSize(t, tc.store.Dir); n > tc.store.MaxBytes+64<<10 {
+				if n := bustest.TreeBytes(t, tc.store.Dir); n > tc.store.MaxBytes+64<<10 {
 					t.Errorf("the store holds %d bytes, bound %d", n, tc.store.MaxBytes)
 				}
 			}
@@ -329,22 +329,6 @@ func TestOutboxBoundsDropTheOldest(t *testing.T) {
 			}
 		})
 	}
-}
-
-// treeSize is the bytes of the files under dir.
-func treeSize(t *testing.T, dir string) int64 {
-	t.Helper()
-	var n int64
-	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // nats.hub-ingest without a store or a hive id is refused at start, with

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -93,4 +94,20 @@ func RunModule(t testing.TB, name string, run func(context.Context) error, ready
 		t.Fatalf("%s not ready after 10 s", name)
 	}
 	return cancel
+}
+
+// TreeBytes is the size of the regular files under dir, at any depth.
+func TreeBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -124,22 +124,6 @@ func hubBacklog(t *testing.T, p *hiveProc) float64 {
 	return v
 }
 
-// treeBytes is the size of the files under dir, at any depth.
-func treeBytes(t *testing.T, dir string) int64 {
-	t.Helper()
-	var n int64
-	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
-			n += fi.Size()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // Every hub node is stopped for the outage (120 s with make test-outage),
 // then started. Each hive kept what it published meanwhile and forwards
 // it: the hub's history of every hive holds at least 99.9 % of the
@@ -190,7 +174,7 @@ func TestHubOutageLosesNothing(t *testing.T) {
 		rssMax = max(rssMax, rssBytes(t, procs["out-a"].cmd.Process.Pid))
 	}
 	to := time.Now()
-	store := treeBytes(t, filepath.Join(state["out-a"], "hub-outbox"))
+	store := bustest.TreeBytes(t, filepath.Join(state["out-a"], "hub-outbox"))
 	t.Logf("outage %v: out-a RSS %d MiB before, at most %d MiB; its store %d KiB, backlog %v events",
 		outage, rssBefore>>20, rssMax>>20, store>>10, hubBacklog(t, procs["out-a"]))
 	if rssMax > rssBefore+32<<20 {
