@@ -148,8 +148,16 @@ func TestHubOutageLosesNothing(t *testing.T) {
 	ids := []string{"out-a", "out-b", "out-c"}
 	state := map[string]string{}
 	procs := map[string]*hiveProc{}
+	// Four ticks a second make a short outage count; a long one ticks at
+	// the real 1 Hz, as the hub keeps 3600 events per hive (an hour at
+	// 1 Hz): at 4 Hz a 10-minute outage and its drain passed that, and the
+	// stream dropped the oldest.
+	interval := "250ms"
+	if outage >= 5*time.Minute {
+		interval = "1s"
+	}
 	start := func(id string) {
-		procs[id] = startHiveEnv(t, cl.HiveEnv(), "--hive-id", id, "--telemetry-interval", "250ms", "--state-dir", state[id])
+		procs[id] = startHiveEnv(t, cl.HiveEnv(), "--hive-id", id, "--telemetry-interval", interval, "--state-dir", state[id])
 		st.watchHive(t, procs[id])
 	}
 	for _, id := range ids {
