@@ -181,10 +181,25 @@ func (o *outbox) send(ctx context.Context, m *jetstream.RawStreamMsg) bool {
 				return true
 			}
 		}
-		if !wait.Sleep(ctx, pause) {
+		if !o.retryAfter(ctx, pause) {
 			return false
 		}
 		pause = min(2*pause, retryMax)
+	}
+}
+
+// retryAfter waits d before another try, or less when the hub is
+// reached again (ReconnectHandler pokes); false when the forwarder stops.
+func (o *outbox) retryAfter(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-o.wake:
+		return true
+	case <-t.C:
+		return true
 	}
 }
 
