@@ -102,9 +102,14 @@ func (o *outbox) forwardLoop() {
 }
 
 // nextStored reads the first stored event at or after next, counting
-// the ones the store's bounds dropped on the way.
+// the ones the store's bounds dropped on the way. It asks the store only
+// when the store has acknowledged an event at or after next: an idle
+// forwarder costs nothing between events.
 func (o *outbox) nextStored(ctx context.Context) (*jetstream.RawStreamMsg, error) {
 	next := o.next.Load()
+	if next > o.stored.Load() {
+		return nil, jetstream.ErrMsgNotFound
+	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	m, err := o.stream.GetMsg(rctx, next, jetstream.WithGetMsgSubject(outboxSubject))

@@ -92,6 +92,7 @@ type outbox struct {
 	stalled   atomic.Bool   // the store answers nothing (store.go)
 	lastProbe time.Time     // the bridge's last store while stalled
 	next      atomic.Uint64 // the next sequence to forward
+	stored    atomic.Uint64 // the last sequence the store acknowledged
 	forwarded atomic.Uint64
 	// state is the store's last known content, for the metrics (a
 	// scrape asks the store at most every stateTTL).
@@ -232,6 +233,7 @@ func (o *outbox) openStream(ctx context.Context) error {
 	}
 	o.js, o.stream = js, st
 	o.next.Store(max(info.State.FirstSeq, 1))
+	o.stored.Store(info.State.LastSeq)
 	if info.State.Msgs > 0 {
 		o.log.Info("hub outbox: events kept from before the restart will be forwarded", "events", info.State.Msgs,
 			"first", info.State.FirstTime.UTC().Format(time.RFC3339))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -89,6 +90,7 @@ func (o *outbox) onStoreAck(m *nats.Msg) {
 		return
 	}
 	var a struct {
+		Seq   uint64 `json:"seq"`
 		Error *struct {
 			Description string `json:"description"`
 		} `json:"error"`
@@ -102,6 +104,7 @@ func (o *outbox) onStoreAck(m *nats.Msg) {
 		return
 	}
 	o.stalled.Store(false)
+	raise(&o.stored, a.Seq)
 	if o.storeErr.Swap(nil) != nil {
 		o.log.Info("hub outbox: storing again")
 		o.errLogged.Store(false)
@@ -135,4 +138,14 @@ func (o *outbox) health() string {
 		return "the hub store (" + o.cfg.Dir + ") cannot keep telemetry: " + *p + "; the hub's history of this hive has a hole until it can, live telemetry goes on"
 	}
 	return ""
+}
+
+// raise sets v to n when n is larger: answers may come out of order.
+func raise(v *atomic.Uint64, n uint64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
