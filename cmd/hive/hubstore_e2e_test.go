@@ -52,7 +52,7 @@ func TestHubStoreDiskFullDegrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No hub listens at the ingest URL: everything stays in the store.
-	env := []string{"HIVE_TMPFS_DIR=" + store, "HIVE_TMPFS_SIZE=256k", "HIVE_REAL_BIN=" + hiveBin,
+	env := []string{"HIVE_TMPFS_DIR=" + store, "HIVE_TMPFS_SIZE=128k", "HIVE_REAL_BIN=" + hiveBin,
 		"HIVE_NATS_HUB_INGEST=nats://hive:pw@127.0.0.1:1"}
 	p := startHiveBin(t, script, env, "--hive-id", "full-disk", "--telemetry-interval", "50ms", "--state-dir", state)
 	nc, err := nats.Connect(p.natsURL)
@@ -80,7 +80,7 @@ func TestHubStoreDiskFullDegrades(t *testing.T) {
 	var ev wire.TelemetryEvent
 	for ev = next(); ev.HiveInfo.HealthStatus.Status != wire.HealthDegraded; ev = next() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no degraded health after 2 minutes of a 256 KiB store; last %+v", ev.HiveInfo.HealthStatus)
+			t.Fatalf("no degraded health after 2 minutes of a 128 KiB store; last %+v", ev.HiveInfo.HealthStatus)
 		}
 	}
 	t.Logf("health: %+v", ev.HiveInfo.HealthStatus)
