@@ -5,6 +5,8 @@ package bustest
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -96,12 +98,16 @@ func RunModule(t testing.TB, name string, run func(context.Context) error, ready
 	return cancel
 }
 
-// TreeBytes is the size of the regular files under dir, at any depth.
+// TreeBytes is the size of the regular files under dir, at any depth. A
+// file removed while it walks (a store dropping a block) counts nothing.
 func TreeBytes(t testing.TB, dir string) int64 {
 	t.Helper()
 	var n int64
 	err := filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err == nil && fi.Mode().IsRegular():
 			n += fi.Size()
 		}
 		return err
