@@ -66,7 +66,7 @@ test: lint tools ## every test, with the race detector
 	CGO_ENABLED=1 PATH="$(GOBIN_ABS):$$PATH" $(GO) test -race -count=1 -timeout 9m ./...
 
 # The hub outage of issue 34 at its full length: every hub node down for
-# OUTAGE_SECONDS (make test runs it for 20 s).
+# OUTAGE_SECONDS (make test runs it for 15 s).
 OUTAGE_SECONDS ?= 120
 test-outage: tools ## every hub node down for OUTAGE_SECONDS (120): the history has no hole
 	CGO_ENABLED=1 HIVE_OUTAGE_SECONDS=$(OUTAGE_SECONDS) PATH="$(GOBIN_ABS):$$PATH" $(GO) test -count=1 -timeout 30m -v -run '^TestHubOutageLosesNothing$$' ./cmd/hive

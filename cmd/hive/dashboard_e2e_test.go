@@ -205,6 +205,7 @@ func TestDashboardAsksForTheToken(t *testing.T) {
 // the events kept; once it is back and the hive forwards more slowly
 // than it ticks (nats.hub-rate 1, a tick every 250 ms), catching up.
 func TestDashboardHubCatchingUp(t *testing.T) {
+	t.Parallel()
 	browser(t)
 	cl := startHubCluster(t, 1)
 	ctx := context.Background()
