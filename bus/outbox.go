@@ -73,9 +73,7 @@ var dropReasons = []string{dropAge, dropBytes, dropStore, dropHubRefused}
 // outbox is the store and its forwarder.
 type outbox struct {
 	cfg     StoreConfig
-	ns      *server.Server
 	nc      *nats.Conn // in-process, OUTBOX account
-	js      jetstream.JetStream
 	stream  jetstream.Stream
 	hub     *nats.Conn // to the hub's ingest users (forward.go)
 	hubJS   jetstream.JetStream
@@ -137,10 +135,9 @@ func lockStoreDir(dir string) (*os.File, error) {
 }
 
 // outboxSetup is what the edge server's options hold for the outbox
-// before it starts: the store's lock, its account and its user's key.
+// before it starts: the store's lock and its user's key.
 type outboxSetup struct {
 	lock *os.File
-	acc  *server.Account
 	key  nkeys.KeyPair
 	pub  string
 }
@@ -160,13 +157,13 @@ func prepareOutbox(opts *server.Options, cfg StoreConfig) (*outboxSetup, error) 
 	acc := outboxOptions(opts, cfg)
 	opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: pub, Account: acc,
 		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}})
-	return &outboxSetup{lock: lock, acc: acc, key: kp, pub: pub}, nil
+	return &outboxSetup{lock: lock, key: kp, pub: pub}, nil
 }
 
 // openOutbox enables JetStream for the outbox's account, makes the
 // stream and starts the forwarder toward the hub's ingest URLs.
 func openOutbox(e *edge, b *Bus, set *outboxSetup, cfg Config) (*outbox, error) {
-	o := &outbox{cfg: cfg.Store, ns: e.ns, lock: set.lock, log: e.log.With("component", "hub-outbox"), subject: e.perHive,
+	o := &outbox{cfg: cfg.Store, lock: set.lock, log: e.log.With("component", "hub-outbox"), subject: e.perHive,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), dropped: map[string]*atomic.Uint64{}}
 	for _, r := range dropReasons {
 		o.dropped[r] = new(atomic.Uint64)
@@ -231,7 +228,7 @@ func (o *outbox) openStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: hub outbox stream: %w", err)
 	}
-	o.js, o.stream = js, st
+	o.stream = st
 	o.next.Store(max(info.State.FirstSeq, 1))
 	o.stored.Store(info.State.LastSeq)
 	if info.State.Msgs > 0 {
