@@ -74,7 +74,9 @@ func (o *outbox) stuck(now time.Time) bool {
 func (o *outbox) stuckErr() error {
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(o.cfg.Dir, &fs); err == nil && fs.Bavail*uint64(fs.Bsize) < lowDisk {
-		return errors.New("no space left on its disk")
+		// JetStream's file store keeps a write error: tested, it stayed
+		// failed after space came back, until a restart.
+		return errors.New("no space left on its disk; free space, then restart the hive")
 	}
 	return fmt.Errorf("the store has answered nothing for over %v (its log says why)", storeStall)
 }

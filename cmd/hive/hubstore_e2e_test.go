@@ -90,7 +90,7 @@ func TestHubStoreDiskFullDegrades(t *testing.T) {
 			t.Log(l)
 		}
 	}
-	if !strings.Contains(ev.HiveInfo.HealthStatus.Reason, "hub store") || !strings.Contains(ev.HiveInfo.HealthStatus.Reason, store) {
+	if r := ev.HiveInfo.HealthStatus.Reason; !strings.Contains(r, "hub store") || !strings.Contains(r, store) || !strings.Contains(r, "restart the hive") {
 		t.Errorf("the reason does not name the hub store %s: %q", store, ev.HiveInfo.HealthStatus.Reason)
 	}
 	for range 20 {
