@@ -349,6 +349,6 @@ func (e *edge) close() {
 	e.ns.Shutdown()
 	e.ns.WaitForShutdown()
 	if e.outbox != nil {
-		e.outbox.unlock()
+		e.outbox.setup.unlock()
 	}
 }

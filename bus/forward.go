@@ -117,7 +117,7 @@ func (o *outbox) nextStored(ctx context.Context) (*jetstream.RawStreamMsg, error
 		// Nothing waits; what the bounds dropped since is counted now,
 		// not when the next event comes.
 		if info, ierr := o.stream.Info(rctx); ierr == nil && info.State.FirstSeq > next {
-			o.countGap(rctx, info.State.FirstSeq-next)
+			o.countGap(info.State.FirstSeq-next, info.State.Bytes)
 			o.next.Store(info.State.FirstSeq)
 		}
 	}
@@ -125,17 +125,22 @@ func (o *outbox) nextStored(ctx context.Context) (*jetstream.RawStreamMsg, error
 		return nil, err
 	}
 	if m.Sequence > next {
-		o.countGap(rctx, m.Sequence-next)
+		var held uint64
+		if info, ierr := o.stream.Info(rctx); ierr == nil {
+			held = info.State.Bytes
+		}
+		o.countGap(m.Sequence-next, held)
 		o.next.Store(m.Sequence)
 	}
 	return m, nil
 }
 
-// countGap counts events the store dropped before they were forwarded:
-// pushed out by the byte bound when the store is near it, else aged out.
-func (o *outbox) countGap(ctx context.Context, n uint64) {
+// countGap counts n events the store dropped before they were
+// forwarded: pushed out by the byte bound when the store holds near it
+// (held bytes), else aged out.
+func (o *outbox) countGap(n, held uint64) {
 	reason := dropAge
-	if info, err := o.stream.Info(ctx); err == nil && info.State.Bytes >= uint64(o.cfg.MaxBytes)*9/10 {
+	if held >= uint64(o.cfg.MaxBytes)*9/10 {
 		reason = dropBytes
 	}
 	o.dropped[reason].Add(n)

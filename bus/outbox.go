@@ -73,12 +73,12 @@ var dropReasons = []string{dropAge, dropBytes, dropStore, dropHubRefused}
 // outbox is the store and its forwarder.
 type outbox struct {
 	cfg     StoreConfig
-	nc      *nats.Conn // in-process, OUTBOX account
+	setup   *outboxSetup // its lock, let go after the edge server stopped
+	nc      *nats.Conn   // in-process, OUTBOX account
 	stream  jetstream.Stream
 	hub     *nats.Conn // to the hub's ingest users (forward.go)
 	hubJS   jetstream.JetStream
 	subject string // the hub's subject of this hive, hive.telemetry.<id>
-	lock    *os.File
 	log     *slog.Logger
 	wake    chan struct{}
 	quit    chan struct{}
@@ -163,7 +163,7 @@ func prepareOutbox(opts *server.Options, cfg StoreConfig) (*outboxSetup, error) 
 // openOutbox enables JetStream for the outbox's account, makes the
 // stream and starts the forwarder toward the hub's ingest URLs.
 func openOutbox(e *edge, b *Bus, set *outboxSetup, cfg Config) (*outbox, error) {
-	o := &outbox{cfg: cfg.Store, lock: set.lock, log: e.log.With("component", "hub-outbox"), subject: e.perHive,
+	o := &outbox{cfg: cfg.Store, setup: set, log: e.log.With("component", "hub-outbox"), subject: e.perHive,
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), dropped: map[string]*atomic.Uint64{}}
 	for _, r := range dropReasons {
 		o.dropped[r] = new(atomic.Uint64)
@@ -313,12 +313,6 @@ func (o *outbox) close() {
 }
 
 // unlock lets the store go, after the server that wrote it has stopped.
-func (o *outbox) unlock() {
-	if o.lock != nil {
-		_ = o.lock.Close()
-	}
-}
-
 func (s *outboxSetup) unlock() {
 	if s != nil {
 		_ = s.lock.Close()
@@ -333,16 +327,13 @@ func (s *outboxSetup) unlock() {
 func eventID(subject string, data []byte) string {
 	hive := subject[strings.LastIndexByte(subject, '.')+1:]
 	const key = `"timestamp":"`
-	i := bytes.Index(data, []byte(key))
-	if i < 0 {
-		return hive + "/" + strconv.Itoa(len(data)) // not an event; never de-duplicated by accident
+	if i := bytes.Index(data, []byte(key)); i >= 0 {
+		rest := data[i+len(key):]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 && j <= 64 {
+			return hive + "/" + string(rest[:j])
+		}
 	}
-	rest := data[i+len(key):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 || j > 64 {
-		return hive + "/" + strconv.Itoa(len(data))
-	}
-	return hive + "/" + string(rest[:j])
+	return hive + "/" + strconv.Itoa(len(data)) // not an event; never de-duplicated by accident
 }
 
 func (c StoreConfig) withDefaults() StoreConfig {

@@ -39,7 +39,7 @@ func (o *outbox) store(id string, data []byte) {
 	}
 	if o.stalled.Load() {
 		if now.Sub(o.lastProbe) < time.Second {
-			o.dropStore(o.stuckErr())
+			o.dropped[dropStore].Add(1) // why was noted when the stall began
 			return
 		}
 		o.lastProbe = now // this one goes, a probe: its answer ends the stall

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/rbee/hive/bus/wire"
 )
 
@@ -56,23 +54,11 @@ func TestHubStoreDiskFullDegrades(t *testing.T) {
 	env := []string{"HIVE_TMPFS_DIR=" + store, "HIVE_TMPFS_SIZE=128k", "HIVE_REAL_BIN=" + hiveBin,
 		"HIVE_NATS_HUB_INGEST=nats://hive:pw@127.0.0.1:1"}
 	p := startHiveBin(t, script, env, "--hive-id", "full-disk", "--telemetry-interval", "50ms", "--state-dir", state)
-	nc, err := nats.Connect(p.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	sub, err := nc.SubscribeSync(wire.SubjectTelemetry)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sse := openSSE(t, p.httpBase+"/v1/heartbeats/stream")
 	next := func() wire.TelemetryEvent {
 		t.Helper()
-		m, err := sub.NextMsg(10 * time.Second)
-		if err != nil {
-			t.Fatalf("no telemetry: %v", err)
-		}
 		var ev wire.TelemetryEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
+		if err := json.Unmarshal([]byte(sse.next(t, 10*time.Second).Data), &ev); err != nil {
 			t.Fatal(err)
 		}
 		return ev
