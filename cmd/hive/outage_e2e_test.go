@@ -146,8 +146,9 @@ func TestHubOutageLosesNothing(t *testing.T) {
 	t.Parallel() // mostly waiting: it runs beside the other long tests
 	outage := outageLength(t)
 	cl := startHubCluster(t, 3)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	_, admin, err := cl.CreateStream(ctx, "../../deployments/hub-stream.json")
+	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,24 +270,43 @@ func checkReaderPullOnly(ctx context.Context, t *testing.T, cl *hubcluster.Clust
 }
 
 // fillHistory publishes n events of size bytes each for hive id into the
-// history, as the admin (who may write the stream's account).
+// history, as the admin (who may write the stream's account). An
+// acknowledgement lost to an election (which a busy machine can start at
+// any time) is asked for again; each event's Nats-Msg-Id makes a resend
+// count once.
 func fillHistory(ctx context.Context, t *testing.T, admin *nats.Conn, id string, n, size int) {
 	t.Helper()
-	js, err := jetstream.New(admin)
+	js, err := jetstream.New(admin, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pad := strings.Repeat("x", size)
+	futures := make([]jetstream.PubAckFuture, n)
 	for i := range n {
 		b, _ := json.Marshal(map[string]any{"hive_id": id, "timestamp": time.Now().UTC().Format(time.RFC3339Nano), "pad": pad, "i": i})
-		if _, err := js.PublishAsync("hive.telemetry."+id, b); err != nil {
+		if futures[i], err = js.PublishAsync("hive.telemetry."+id, b, jetstream.WithMsgID(fmt.Sprintf("%s/%d", id, i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("history not filled")
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+			continue
+		case <-f.Err():
+		case <-ctx.Done():
+			t.Fatal("history not filled")
+		}
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := js.PublishMsg(pctx, f.Msg())
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("history not filled: %v", err)
+			}
+		}
 	}
 }
 

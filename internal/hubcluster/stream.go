@@ -3,6 +3,7 @@ package hubcluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,7 +35,11 @@ func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstrea
 		nc.Close()
 		return nil, nil, err
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	var s jetstream.Stream
+	err = Retry(ctx, func(ctx context.Context) (err error) {
+		s, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
@@ -44,6 +49,32 @@ func (c *Cluster) CreateStream(ctx context.Context, streamJSON string) (jetstrea
 		return nil, nil, err
 	}
 	return s, nc, nil
+}
+
+// attemptTimeout bounds one JetStream API request. A request sent while
+// the cluster has no meta leader (an election, which a busy machine can
+// start at any time by starving a node's heartbeats) is answered by
+// nobody, so waiting on it for the caller's whole deadline loses the
+// deadline; asking again reaches the next leader.
+const attemptTimeout = 10 * time.Second
+
+// Retry calls f, each call bounded by attemptTimeout, until it succeeds,
+// fails for a reason other than an unanswered or unavailable cluster, or
+// ctx ends; it returns f's last error.
+func Retry(ctx context.Context, f func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !unanswered(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // ReaderConsumers are the named reader's pull consumers, made by the admin
@@ -64,7 +95,11 @@ func createReaders(ctx context.Context, s jetstream.Stream, readerJSON string) e
 			return fmt.Errorf("%s: %w", readerJSON, err)
 		}
 		cfg.Durable = name
-		if _, err := s.CreateOrUpdateConsumer(ctx, cfg); err != nil {
+		err := Retry(ctx, func(ctx context.Context) error {
+			_, err := s.CreateOrUpdateConsumer(ctx, cfg)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("create consumer %s: %w", name, err)
 		}
 	}
@@ -83,4 +118,15 @@ func dropBlock(conf, start string) (string, error) {
 		return "", fmt.Errorf("unterminated %q block", strings.TrimSpace(start))
 	}
 	return conf[:i] + conf[i+1+j+2:], nil
+}
+
+// unanswered reports whether err says the cluster did not answer or could
+// not yet (no responders, a timeout, JetStream unavailable: 503).
+func unanswered(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
