@@ -154,13 +154,7 @@ func (o *outbox) idle(ctx context.Context, empty bool) {
 	if !empty {
 		d = retryMax
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-o.wake:
-	case <-t.C:
-	}
+	o.await(ctx, d)
 }
 
 // pace keeps forwarding within Rate events a second.
@@ -191,16 +185,16 @@ func (o *outbox) send(ctx context.Context, m *jetstream.RawStreamMsg) bool {
 				return true
 			}
 		}
-		if !o.retryAfter(ctx, pause) {
+		if !o.await(ctx, pause) {
 			return false
 		}
 		pause = min(2*pause, retryMax)
 	}
 }
 
-// retryAfter waits d before another try, or less when the hub is
-// reached again (ReconnectHandler pokes); false when the forwarder stops.
-func (o *outbox) retryAfter(ctx context.Context, d time.Duration) bool {
+// await waits d, or less when poked (the store acknowledged an event,
+// or the hub was reached again); false when the forwarder stops.
+func (o *outbox) await(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

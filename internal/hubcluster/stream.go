@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rbee/hive/internal/wait"
 )
 
 // CreateStream makes the history stream from streamJSON
@@ -69,10 +71,8 @@ func Retry(ctx context.Context, f func(context.Context) error) error {
 		if err == nil || ctx.Err() != nil || !unanswered(err) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !wait.Sleep(ctx, 250*time.Millisecond) {
 			return err
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
